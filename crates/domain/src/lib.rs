@@ -1,1 +1,23 @@
+//! The connector's domain: shops, marketplaces, stock, shipping instructions, their statuses, and
+//! the seed's rules as pure functions. No IO lives here.
 
+pub mod delivery_rules;
+pub mod eligibility;
+pub mod inventory;
+pub mod marketplace;
+pub mod messages;
+pub mod money;
+pub mod shop;
+pub mod status;
+pub mod window;
+
+pub use marketplace::Marketplace;
+pub use money::{Currency, Money};
+pub use status::{AmazonOrderStatus, ApiStatus, InstructionStatus, PaymentMethod, PaymentStatus};
+
+/// Buyer and ship-to value registered while Amazon still withholds them (Pending orders).
+pub const PLACEHOLDER_REGISTRATION: &str = "Amazon 仮登録";
+/// Payment method registered while Amazon still withholds it (Pending orders).
+pub const PLACEHOLDER_PAYMENT_METHOD: &str = "Amazon 仮支払方法";
+/// Delivery method registered by default: Amazon orders carry none; delivery rules set the real one.
+pub const PLACEHOLDER_DELIVERY_METHOD: &str = "Amazon 仮配送方法";
