@@ -1,0 +1,218 @@
+//! The run ledger (action_runs) and the per-(shop, action) lease that keeps one run at a time.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::StoreError;
+
+/// Outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    /// Stored its cursor and scheduled a continuation (e.g. Amazon's quota).
+    Waiting,
+    Succeeded,
+    Failed,
+    /// Another run for the same shop and action was active.
+    Skipped,
+    /// The trigger was invalid; nothing changed.
+    Rejected,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// A ledger row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: Uuid,
+    pub shop_id: Uuid,
+    pub action: String,
+    pub mode: Option<String>,
+    pub status: String,
+    pub command_id: Option<Uuid>,
+    pub requested_by: Option<String>,
+    pub window_from: Option<DateTime<Utc>>,
+    pub window_to: Option<DateTime<Utc>>,
+    pub watermark: Option<DateTime<Utc>>,
+    pub cursor: Option<serde_json::Value>,
+    pub counts: serde_json::Value,
+    pub amazon_calls: i32,
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Fields of a new run.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub shop_id: Uuid,
+    pub action: &'a str,
+    pub mode: Option<&'a str>,
+    pub status: RunStatus,
+    pub command_id: Option<Uuid>,
+    pub requested_by: Option<&'a str>,
+}
+
+/// Inserts a ledger row and returns its id.
+pub async fn insert(conn: &mut PgConnection, r: &NewRun<'_>) -> Result<Uuid, StoreError> {
+    let id = Uuid::now_v7();
+    let finished = !matches!(r.status, RunStatus::Running | RunStatus::Waiting);
+    sqlx::query!(
+        r#"INSERT INTO action_runs (id, shop_id, action, mode, status, command_id, requested_by, finished_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $8 THEN now() END)"#,
+        id,
+        r.shop_id,
+        r.action,
+        r.mode,
+        r.status.as_str(),
+        r.command_id,
+        r.requested_by,
+        finished
+    )
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// A run by id.
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Run, StoreError> {
+    sqlx::query_as!(
+        Run,
+        r#"SELECT id, shop_id, action, mode, status, command_id, requested_by, window_from, window_to, watermark,
+                  cursor, counts, amazon_calls, error, started_at, finished_at
+           FROM action_runs WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound { what: "run", key: id.to_string() })
+}
+
+/// Recent runs, newest first.
+pub async fn recent(conn: &mut PgConnection, shop_id: Option<Uuid>, action: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
+    Ok(sqlx::query_as!(
+        Run,
+        r#"SELECT id, shop_id, action, mode, status, command_id, requested_by, window_from, window_to, watermark,
+                  cursor, counts, amazon_calls, error, started_at, finished_at
+           FROM action_runs
+           WHERE ($1::uuid IS NULL OR shop_id = $1) AND ($2::text IS NULL OR action = $2)
+           ORDER BY started_at DESC, id DESC LIMIT $3"#,
+        shop_id,
+        action,
+        limit
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Progress of a running run: window, cursor, counts and calls so far.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub window_from: Option<DateTime<Utc>>,
+    pub window_to: Option<DateTime<Utc>>,
+    pub cursor: Option<serde_json::Value>,
+    pub counts: serde_json::Value,
+    pub amazon_calls: i32,
+}
+
+/// Saves progress and sets the status (running or waiting).
+pub async fn save_progress(conn: &mut PgConnection, id: Uuid, status: RunStatus, p: &Progress) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"UPDATE action_runs SET status = $2, window_from = COALESCE($3, window_from), window_to = COALESCE($4, window_to),
+                  cursor = $5, counts = $6, amazon_calls = $7
+           WHERE id = $1"#,
+        id,
+        status.as_str(),
+        p.window_from,
+        p.window_to,
+        p.cursor,
+        p.counts,
+        p.amazon_calls
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finishes a run. A watermark is only ever moved forward by the caller's next plan.
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: RunStatus,
+    watermark: Option<DateTime<Utc>>,
+    counts: &serde_json::Value,
+    amazon_calls: i32,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"UPDATE action_runs SET status = $2, watermark = $3, counts = $4, amazon_calls = $5, error = $6,
+                  cursor = NULL, finished_at = now()
+           WHERE id = $1"#,
+        id,
+        status.as_str(),
+        watermark,
+        counts,
+        amazon_calls,
+        error
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The watermark of the latest successful run of `action` for the shop (and optional mode).
+pub async fn last_watermark(conn: &mut PgConnection, shop_id: Uuid, action: &str, mode: Option<&str>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT max(watermark) FROM action_runs
+           WHERE shop_id = $1 AND action = $2 AND status = 'succeeded' AND ($3::text IS NULL OR mode = $3)"#,
+        shop_id,
+        action,
+        mode
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Takes the (shop, action) lease for `run_id` if it is free or expired. Returns false when
+/// another live run holds it.
+pub async fn try_lease(conn: &mut PgConnection, shop_id: Uuid, action: &str, run_id: Uuid, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+    let expires = Utc::now() + ttl;
+    let got = sqlx::query_scalar!(
+        r#"INSERT INTO action_leases (shop_id, action, run_id, holder, expires_at)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (shop_id, action) DO UPDATE
+              SET run_id = EXCLUDED.run_id, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+              WHERE action_leases.expires_at < now() OR action_leases.run_id = EXCLUDED.run_id
+           RETURNING run_id"#,
+        shop_id,
+        action,
+        run_id,
+        holder,
+        expires
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(got.is_some())
+}
+
+/// Releases the lease if `run_id` still holds it.
+pub async fn release_lease(conn: &mut PgConnection, shop_id: Uuid, action: &str, run_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query!("DELETE FROM action_leases WHERE shop_id = $1 AND action = $2 AND run_id = $3", shop_id, action, run_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
