@@ -1,0 +1,103 @@
+//! Command-line grammar and dispatch.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::{config::Config, shop, trigger};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctl",
+    version,
+    about = "Operate the Amazon connector: database, shops, triggers"
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database if needed and apply every migration.
+    Migrate,
+    /// Shops (one Amazon seller account each) and their credentials.
+    #[command(subcommand)]
+    Shop(shop::ShopCommand),
+    /// Publish a command that triggers an action for a shop.
+    Trigger(trigger::TriggerArgs),
+    /// Encryption keys for credentials at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new random key in CONNECTOR_ENCRYPTION_KEYS format.
+    Generate {
+        /// Key version (1-255); append the output to CONNECTOR_ENCRYPTION_KEYS after the old keys.
+        #[arg(long, default_value_t = 1)]
+        version: u8,
+    },
+    /// Re-encrypt every stored secret with the current (last) key.
+    Rotate,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keys(KeysCommand::Generate { version }) => {
+            anyhow::ensure!(version > 0, "--version must be from 1 to 255");
+            println!("{}", crypto::Keyring::generate_key(version));
+            Ok(())
+        }
+        command => {
+            let config = Config::from_env()?;
+            match command {
+                Command::Migrate => migrate(&config).await,
+                Command::Shop(c) => shop::run(&config, c, cli.json).await,
+                Command::Trigger(t) => trigger::run(&config, t, cli.json).await,
+                Command::Keys(KeysCommand::Rotate) => {
+                    let keys = crypto::Keyring::from_env()?;
+                    let pool = config.pool().await?;
+                    let mut tx = pool.begin().await?;
+                    let n = store::shops::rotate_keys(&mut tx, &keys).await?;
+                    tx.commit().await?;
+                    println!(
+                        "re-encrypted the credentials of {n} shop(s) with key version {}",
+                        keys.current_version()
+                    );
+                    Ok(())
+                }
+                Command::Keys(KeysCommand::Generate { .. }) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    store::ensure_database(&config.database_url)
+        .await
+        .context("cannot create the database")?;
+    let pool = config.pool().await?;
+    store::MIGRATOR
+        .run(&pool)
+        .await
+        .context("migration failed")?;
+    println!(
+        "database migrated ({} migrations)",
+        store::MIGRATOR.iter().count()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

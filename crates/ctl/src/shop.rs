@@ -1,0 +1,186 @@
+//! `ctl shop add|list|show`.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use domain::{
+    Marketplace,
+    shop::{FE_SP_API_ENDPOINT, LWA_ENDPOINT, ShipmentStrategy, ShopCode},
+};
+use secrecy::SecretString;
+use serde_json::json;
+use store::shops::{self, NewShop, ShopRecord};
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum ShopCommand {
+    /// Register a shop. Secrets are read from the environment (LWA_CLIENT_SECRET,
+    /// LWA_REFRESH_TOKEN), never from arguments, and stored encrypted.
+    Add(AddArgs),
+    /// List shops (never prints secrets).
+    List,
+    /// Show one shop (never prints secrets).
+    Show {
+        /// Shop code.
+        code: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Short code, e.g. acme-jp (a-z, 0-9, '-', '_').
+    #[arg(long)]
+    pub code: ShopCode,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Amazon seller (merchant) id.
+    #[arg(long)]
+    pub seller_id: String,
+    /// Marketplaces, comma-separated: JP, AU, SG.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub marketplace: Vec<Marketplace>,
+    /// IANA time zone for "today" (default: the first marketplace's).
+    #[arg(long)]
+    pub time_zone: Option<chrono_tz::Tz>,
+    /// SP-API endpoint (default: Far East production).
+    #[arg(long, default_value = FE_SP_API_ENDPOINT)]
+    pub sp_api_endpoint: String,
+    /// LWA token endpoint.
+    #[arg(long, default_value = LWA_ENDPOINT)]
+    pub lwa_endpoint: String,
+    /// How shipments are reported: feed or confirm-shipment.
+    #[arg(long, default_value = "feed")]
+    pub shipment_strategy: ShipmentStrategy,
+    /// LWA client id (amzn1.application-oa2-client...).
+    #[arg(long, env = "LWA_CLIENT_ID")]
+    pub client_id: String,
+    /// LWA client secret.
+    #[arg(
+        long = "client-secret-from-env",
+        env = "LWA_CLIENT_SECRET",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub client_secret: String,
+    /// Seller's LWA refresh token.
+    #[arg(
+        long = "refresh-token-from-env",
+        env = "LWA_REFRESH_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub refresh_token: String,
+}
+
+pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::Result<()> {
+    let pool = config.pool().await?;
+    let mut conn = pool.acquire().await?;
+    match cmd {
+        ShopCommand::Add(a) => {
+            let keys = crypto::Keyring::from_env()?;
+            for (name, url) in [
+                ("--sp-api-endpoint", &a.sp_api_endpoint),
+                ("--lwa-endpoint", &a.lwa_endpoint),
+            ] {
+                anyhow::ensure!(
+                    url.starts_with("https://")
+                        || url.starts_with("http://127.")
+                        || url.starts_with("http://localhost"),
+                    "{name} {url:?} must be an https:// URL (plain http only for a local simulator)"
+                );
+            }
+            let new = NewShop {
+                time_zone: a.time_zone.unwrap_or_else(|| a.marketplace[0].time_zone()),
+                code: a.code,
+                name: a.name,
+                seller_id: a.seller_id,
+                marketplaces: a.marketplace,
+                sp_api_endpoint: a.sp_api_endpoint.trim_end_matches('/').to_owned(),
+                lwa_endpoint: a.lwa_endpoint,
+                shipment_strategy: a.shipment_strategy,
+                client_id: a.client_id,
+                client_secret: SecretString::from(a.client_secret),
+                refresh_token: SecretString::from(a.refresh_token),
+            };
+            let rec = shops::insert(&mut conn, &keys, &new)
+                .await
+                .context("cannot add the shop")?;
+            print_shop(&rec, json_out);
+        }
+        ShopCommand::List => {
+            let all = shops::list(&mut conn).await?;
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&all.iter().map(shop_json).collect::<Vec<_>>())?
+                );
+            } else if all.is_empty() {
+                println!("no shops yet: add one with `ctl shop add`");
+            } else {
+                println!(
+                    "{:<16} {:<24} {:<10} {:<18} {:<10} AUTH",
+                    "CODE", "NAME", "MARKETS", "TIME ZONE", "SHIPMENT"
+                );
+                for r in &all {
+                    let s = &r.shop;
+                    let m: Vec<_> = s.marketplaces.iter().map(|m| m.code()).collect();
+                    println!(
+                        "{:<16} {:<24} {:<10} {:<18} {:<10} {}",
+                        s.code,
+                        s.name,
+                        m.join(","),
+                        s.time_zone.name(),
+                        s.shipment_strategy.as_str(),
+                        r.auth_status
+                    );
+                }
+            }
+        }
+        ShopCommand::Show { code } => {
+            let rec = shops::get_by_code(&mut conn, &code)
+                .await
+                .with_context(|| format!("unknown shop {code:?}: see `ctl shop list`"))?;
+            print_shop(&rec, json_out);
+        }
+    }
+    Ok(())
+}
+
+fn shop_json(r: &ShopRecord) -> serde_json::Value {
+    let s = &r.shop;
+    json!({
+        "id": s.id,
+        "code": s.code,
+        "name": s.name,
+        "seller_id": s.seller_id,
+        "marketplaces": s.marketplaces,
+        "time_zone": s.time_zone.name(),
+        "sp_api_endpoint": s.sp_api_endpoint,
+        "lwa_endpoint": s.lwa_endpoint,
+        "shipment_strategy": s.shipment_strategy,
+        "lwa_client_id": r.lwa_client_id,
+        "auth_status": r.auth_status,
+        "auth_error": r.auth_error,
+        "active": r.active,
+        "created_at": r.created_at,
+    })
+}
+
+fn print_shop(r: &ShopRecord, json_out: bool) {
+    let v = shop_json(r);
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    if let serde_json::Value::Object(map) = v {
+        for (k, v) in map {
+            let shown = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            println!("{k:<18} {shown}");
+        }
+        println!("{:<18} (stored encrypted, never shown)", "credentials");
+    }
+}
