@@ -1,0 +1,302 @@
+//! The shared shape of a service binary: configuration from the environment (validated at
+//! start-up), the Postgres pool, the RabbitMQ connection and topology, the outbox relay, the
+//! consumer, an admin HTTP server (`/livez`, `/readyz`, `/metrics`) and graceful shutdown on
+//! SIGTERM. A service supplies only its queue name, the event keys it listens to and a handler.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// Default AMQP URL for the local RabbitMQ.
+pub const DEFAULT_AMQP_URL: &str = bus::DEFAULT_AMQP_URL;
+
+/// Configuration every service reads from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL` (default: local PostgreSQL, database `connector`).
+    pub database_url: String,
+    /// `AMQP_URL` (default: local RabbitMQ, guest/guest).
+    pub amqp_url: String,
+    /// `BUS_PREFIX`: prefix of exchange and queue names (empty in production).
+    pub bus_prefix: String,
+    /// `ADMIN_ADDR`: where `/livez`, `/readyz` and `/metrics` listen (default 127.0.0.1:0, a free port).
+    pub admin_addr: SocketAddr,
+    /// `PREFETCH`: messages handled at once (1-10, default 2).
+    pub prefetch: u16,
+    /// `DB_POOL_SIZE` (default 8).
+    pub pool_size: u32,
+    /// `SPAPI_RATE_SCALE`: multiplies Amazon's documented rates (only for a simulator run with
+    /// `--rate-scale`; default 1).
+    pub spapi_rate_scale: f64,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &str, default: T, valid: &str) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not valid: expected {valid}")),
+    }
+}
+
+impl Config {
+    /// Reads and validates the environment; every error names the variable and what is valid.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let database_url =
+            var("DATABASE_URL").unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_owned());
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            bail!("DATABASE_URL must be a postgres:// URL");
+        }
+        let amqp_url = var("AMQP_URL").unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+        if !amqp_url.starts_with("amqp://") && !amqp_url.starts_with("amqps://") {
+            bail!("AMQP_URL must be an amqp:// or amqps:// URL");
+        }
+        let prefetch: u16 = parsed("PREFETCH", 2, "a number from 1 to 10")?;
+        if !(1..=10).contains(&prefetch) {
+            bail!("PREFETCH={prefetch} is not valid: expected a number from 1 to 10");
+        }
+        let spapi_rate_scale: f64 = parsed("SPAPI_RATE_SCALE", 1.0, "a positive number")?;
+        if !(spapi_rate_scale.is_finite() && spapi_rate_scale > 0.0) {
+            bail!("SPAPI_RATE_SCALE={spapi_rate_scale} is not valid: expected a positive number");
+        }
+        Ok(Self {
+            database_url,
+            amqp_url,
+            bus_prefix: var("BUS_PREFIX").unwrap_or_default(),
+            admin_addr: parsed(
+                "ADMIN_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                "host:port, e.g. 0.0.0.0:9000",
+            )?,
+            prefetch,
+            pool_size: parsed("DB_POOL_SIZE", 8, "a number of connections")?,
+            spapi_rate_scale,
+        })
+    }
+
+    /// The bus topology for this configuration.
+    pub fn topology(&self) -> bus::Topology {
+        bus::Topology::new(self.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT)
+    }
+}
+
+/// What a handler gets from the runtime.
+#[derive(Clone)]
+pub struct Ctx {
+    pub pool: PgPool,
+    pub keys: crypto::Keyring,
+    pub config: Config,
+    pub topology: bus::Topology,
+}
+
+/// Health state shared with the admin server.
+#[derive(Debug, Default)]
+pub struct Health {
+    heartbeat_unix: AtomicI64,
+    consuming: AtomicBool,
+}
+
+impl Health {
+    fn beat(&self) {
+        self.heartbeat_unix.store(unix_now(), Ordering::Relaxed);
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+struct AdminState {
+    health: Arc<Health>,
+    pool: PgPool,
+    amqp: Arc<bus::lapin::Connection>,
+    service: &'static str,
+}
+
+async fn livez(State(s): State<Arc<AdminState>>) -> (StatusCode, &'static str) {
+    // Alive while the main loop beats; deliberately independent of the broker and database.
+    if unix_now() - s.health.heartbeat_unix.load(Ordering::Relaxed) < 30 {
+        (StatusCode::OK, "alive")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "main loop stalled")
+    }
+}
+
+async fn readyz(State(s): State<Arc<AdminState>>) -> (StatusCode, String) {
+    let db = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&s.pool)
+        .await
+        .is_ok();
+    let broker = s.amqp.status().connected();
+    let consumer = s.health.consuming.load(Ordering::Relaxed);
+    let ok = db && broker && consumer;
+    let body = format!("database={db} broker={broker} consumer={consumer}");
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        body,
+    )
+}
+
+async fn metrics(State(s): State<Arc<AdminState>>) -> (StatusCode, String) {
+    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap_or(-1);
+    let body = format!(
+        "# HELP connector_outbox_backlog Outbox rows not yet published.\n# TYPE connector_outbox_backlog gauge\nconnector_outbox_backlog{{service=\"{}\"}} {backlog}\n# TYPE connector_consuming gauge\nconnector_consuming{{service=\"{}\"}} {}\n",
+        s.service,
+        s.service,
+        u8::from(s.health.consuming.load(Ordering::Relaxed))
+    );
+    (StatusCode::OK, body)
+}
+
+/// Runs a service until SIGTERM/SIGINT: `service` is its name and queue, `event_keys` the events
+/// it also consumes, `make_handler` builds its handler from the context.
+pub async fn run<H, F>(
+    service: &'static str,
+    event_keys: &[&str],
+    make_handler: F,
+) -> anyhow::Result<()>
+where
+    H: bus::Handler,
+    F: FnOnce(Ctx) -> H,
+{
+    let _guard = telemetry::init(service)?;
+    let config = Config::from_env()?;
+    let keys = crypto::Keyring::from_env()?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            bus::shutdown_signal().await;
+            tracing::info!("shutdown requested: finishing in-flight work");
+            cancel.cancel();
+        });
+    }
+    serve(service, event_keys, config, keys, cancel, make_handler).await
+}
+
+/// [`run`] without telemetry set-up and signal handling, with explicit configuration (tests,
+/// the demo): stops when `cancel` fires.
+pub async fn serve<H, F>(
+    service: &'static str,
+    event_keys: &[&str],
+    config: Config,
+    keys: crypto::Keyring,
+    cancel: CancellationToken,
+    make_handler: F,
+) -> anyhow::Result<()>
+where
+    H: bus::Handler,
+    F: FnOnce(Ctx) -> H,
+{
+    let pool = store::connect(&config.database_url, config.pool_size)
+        .await
+        .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
+    let amqp = bus::connect(
+        &config.amqp_url,
+        &format!("{service}@{}", std::process::id()),
+    )
+    .await
+    .context("cannot connect to RabbitMQ (AMQP_URL)")?;
+    let topology = config.topology();
+    let channel = amqp.create_channel().await?;
+    let queue = topology
+        .declare_service(&channel, service, event_keys)
+        .await?;
+    let publisher = bus::Publisher::new(amqp.clone()).await?;
+
+    let health = Arc::new(Health::default());
+    health.beat();
+    let admin = AdminState {
+        health: health.clone(),
+        pool: pool.clone(),
+        amqp: amqp.clone(),
+        service,
+    };
+    let app = Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Arc::new(admin));
+    let listener = tokio::net::TcpListener::bind(config.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on ADMIN_ADDR {}", config.admin_addr))?;
+    tracing::info!(service, admin = %listener.local_addr()?, queue, "service starting");
+    let admin_task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await;
+        })
+    };
+    let heartbeat = {
+        let (health, cancel) = (health.clone(), cancel.clone());
+        tokio::spawn(async move {
+            while !cancel.is_cancelled() {
+                health.beat();
+                tokio::select! { () = cancel.cancelled() => {}, () = tokio::time::sleep(Duration::from_secs(5)) => {} }
+            }
+        })
+    };
+    let relay = {
+        let relay = bus::Relay::new(pool.clone(), publisher);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = relay.run(cancel).await {
+                tracing::error!(error = %e, "outbox relay stopped");
+            }
+        })
+    };
+
+    let ctx = Ctx {
+        pool: pool.clone(),
+        keys,
+        config: config.clone(),
+        topology,
+    };
+    let handler = make_handler(ctx);
+    health.consuming.store(true, Ordering::Relaxed);
+    let result = bus::consume(
+        &amqp,
+        &queue,
+        service,
+        handler,
+        config.prefetch,
+        cancel.clone(),
+    )
+    .await;
+    health.consuming.store(false, Ordering::Relaxed);
+    cancel.cancel();
+    let _ = tokio::join!(relay, heartbeat, admin_task);
+    let _ = bus::close(&amqp).await;
+    pool.close().await;
+    tracing::info!(service, "stopped");
+    result.map_err(Into::into)
+}
