@@ -25,9 +25,13 @@ const NONCE_LEN: usize = 12;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CryptoError {
-    #[error("{KEYS_ENV} is not set: give one or more keys as \"1:<base64 of 32 random bytes>\" (generate one with `ctl keys generate`)")]
+    #[error(
+        "{KEYS_ENV} is not set: give one or more keys as \"1:<base64 of 32 random bytes>\" (generate one with `ctl keys generate`)"
+    )]
     Missing,
-    #[error("{KEYS_ENV} entry {index} is invalid: {reason}; expected \"<version 1-255>:<base64 of 32 bytes>\" separated by commas")]
+    #[error(
+        "{KEYS_ENV} entry {index} is invalid: {reason}; expected \"<version 1-255>:<base64 of 32 bytes>\" separated by commas"
+    )]
     InvalidKey { index: usize, reason: &'static str },
     #[error("ciphertext was written with key version {0}, which is not in {KEYS_ENV}")]
     UnknownVersion(u8),
@@ -66,21 +70,36 @@ impl Keyring {
     pub fn parse(spec: &str) -> Result<Self, CryptoError> {
         let mut keys = BTreeMap::new();
         let mut current = None;
-        for (index, entry) in spec.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
-            let (ver, b64) = entry
-                .split_once(':')
-                .ok_or(CryptoError::InvalidKey { index, reason: "missing \"version:\" prefix" })?;
-            let ver: u8 = ver
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or(CryptoError::InvalidKey { index, reason: "version is not a number from 1 to 255" })?;
+        for (index, entry) in spec
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            let (ver, b64) = entry.split_once(':').ok_or(CryptoError::InvalidKey {
+                index,
+                reason: "missing \"version:\" prefix",
+            })?;
+            let ver: u8 =
+                ver.trim()
+                    .parse()
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or(CryptoError::InvalidKey {
+                        index,
+                        reason: "version is not a number from 1 to 255",
+                    })?;
             let bytes = STANDARD
                 .decode(b64.trim())
-                .map_err(|_| CryptoError::InvalidKey { index, reason: "key is not valid base64" })?;
-            let cipher = Aes256Gcm::new_from_slice(&bytes)
-                .map_err(|_| CryptoError::InvalidKey { index, reason: "key is not 32 bytes" })?;
+                .map_err(|_| CryptoError::InvalidKey {
+                    index,
+                    reason: "key is not valid base64",
+                })?;
+            let cipher =
+                Aes256Gcm::new_from_slice(&bytes).map_err(|_| CryptoError::InvalidKey {
+                    index,
+                    reason: "key is not 32 bytes",
+                })?;
             keys.insert(ver, cipher);
             current = Some(ver);
         }
@@ -106,7 +125,13 @@ impl Keyring {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ct = cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: aad.as_bytes() })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(self.current);
@@ -125,17 +150,30 @@ impl Keyring {
         if data.len() < 1 + NONCE_LEN + 16 {
             return Err(CryptoError::Malformed);
         }
-        let cipher = self.keys.get(&data[0]).ok_or(CryptoError::UnknownVersion(data[0]))?;
-        let nonce: [u8; NONCE_LEN] = data[1..1 + NONCE_LEN].try_into().map_err(|_| CryptoError::Malformed)?;
+        let cipher = self
+            .keys
+            .get(&data[0])
+            .ok_or(CryptoError::UnknownVersion(data[0]))?;
+        let nonce: [u8; NONCE_LEN] = data[1..1 + NONCE_LEN]
+            .try_into()
+            .map_err(|_| CryptoError::Malformed)?;
         cipher
-            .decrypt(&Nonce::from(nonce), Payload { msg: &data[1 + NONCE_LEN..], aad: aad.as_bytes() })
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &data[1 + NONCE_LEN..],
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)
     }
 
     /// Decrypts into a [`SecretString`].
     pub fn decrypt_secret(&self, data: &[u8], aad: &str) -> Result<SecretString, CryptoError> {
         let bytes = self.decrypt(data, aad)?;
-        String::from_utf8(bytes).map(SecretString::from).map_err(|_| CryptoError::NotUtf8)
+        String::from_utf8(bytes)
+            .map(SecretString::from)
+            .map_err(|_| CryptoError::NotUtf8)
     }
 
     /// The key version a ciphertext was written with (for rotation).
@@ -162,16 +200,31 @@ mod tests {
     fn round_trip_and_binding() {
         let k = Keyring::for_testing();
         let ct = k.encrypt(b"Atzr|refresh", "shops/1/lwa_refresh_token");
-        assert_eq!(k.decrypt(&ct, "shops/1/lwa_refresh_token").unwrap(), b"Atzr|refresh");
-        assert!(!ct.windows(5).any(|w| w == b"Atzr|"), "plaintext visible in ciphertext");
+        assert_eq!(
+            k.decrypt(&ct, "shops/1/lwa_refresh_token").unwrap(),
+            b"Atzr|refresh"
+        );
+        assert!(
+            !ct.windows(5).any(|w| w == b"Atzr|"),
+            "plaintext visible in ciphertext"
+        );
         // Another row or field: refused.
-        assert!(matches!(k.decrypt(&ct, "shops/2/lwa_refresh_token"), Err(CryptoError::Decrypt)));
-        assert!(matches!(k.decrypt(&ct, "shops/1/lwa_client_secret"), Err(CryptoError::Decrypt)));
+        assert!(matches!(
+            k.decrypt(&ct, "shops/2/lwa_refresh_token"),
+            Err(CryptoError::Decrypt)
+        ));
+        assert!(matches!(
+            k.decrypt(&ct, "shops/1/lwa_client_secret"),
+            Err(CryptoError::Decrypt)
+        ));
         // Tampering: refused.
         let mut bad = ct.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert!(k.decrypt(&bad, "shops/1/lwa_refresh_token").is_err());
-        assert!(matches!(k.decrypt(&ct[..10], "x"), Err(CryptoError::Malformed)));
+        assert!(matches!(
+            k.decrypt(&ct[..10], "x"),
+            Err(CryptoError::Malformed)
+        ));
     }
 
     #[test]
@@ -193,7 +246,10 @@ mod tests {
         let re = both.encrypt(&both.decrypt(&ct, "f").unwrap(), "f");
         assert!(!both.needs_rotation(&re));
         let only_new = Keyring::parse(spec.split(',').nth(1).unwrap()).unwrap();
-        assert!(matches!(only_new.decrypt(&ct, "f"), Err(CryptoError::UnknownVersion(1))));
+        assert!(matches!(
+            only_new.decrypt(&ct, "f"),
+            Err(CryptoError::UnknownVersion(1))
+        ));
     }
 
     #[test]
@@ -201,7 +257,9 @@ mod tests {
         assert!(matches!(Keyring::parse(""), Err(CryptoError::Missing)));
         let e = Keyring::parse("1:notbase64!").unwrap_err().to_string();
         assert!(e.contains("base64"), "{e}");
-        let e = Keyring::parse(&format!("1:{}", STANDARD.encode([1u8; 16]))).unwrap_err().to_string();
+        let e = Keyring::parse(&format!("1:{}", STANDARD.encode([1u8; 16])))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("32 bytes"), "{e}");
         let e = Keyring::parse("x:AAAA").unwrap_err().to_string();
         assert!(e.contains("version"), "{e}");

@@ -23,7 +23,9 @@ impl LogFormat {
         match std::env::var("LOG_FORMAT").as_deref() {
             Err(_) | Ok("") | Ok("human") | Ok("pretty") => Ok(Self::Human),
             Ok("json") => Ok(Self::Json),
-            Ok(other) => anyhow::bail!("LOG_FORMAT={other:?} is not valid: use \"json\" or \"human\""),
+            Ok(other) => {
+                anyhow::bail!("LOG_FORMAT={other:?} is not valid: use \"json\" or \"human\"")
+            }
         }
     }
 }
@@ -43,7 +45,9 @@ impl Drop for Guard {
 pub fn init(service: &'static str) -> anyhow::Result<Guard> {
     let format = LogFormat::from_env()?;
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new("info,sqlx=warn,lapin=warn,h2=warn,hyper=warn,reqwest=warn"))
+        .or_else(|_| {
+            EnvFilter::try_new("info,sqlx=warn,lapin=warn,h2=warn,hyper=warn,reqwest=warn")
+        })
         .context("RUST_LOG is not a valid filter")?;
     let provider = tracer_provider(service)?;
     global::set_text_map_propagator(TraceContextPropagator::new());
@@ -51,7 +55,10 @@ pub fn init(service: &'static str) -> anyhow::Result<Guard> {
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
     let fmt = match format {
         LogFormat::Human => tracing_subscriber::fmt::layer().with_target(false).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_current_span(true).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .boxed(),
     };
     tracing_subscriber::registry()
         .with(filter)
@@ -71,10 +78,18 @@ pub fn init_for_test() {
         let provider = SdkTracerProvider::builder().build();
         global::set_tracer_provider(provider.clone());
         let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
-        let filter = if std::env::var_os("TEST_LOG").is_some() { "debug" } else { "off" };
+        let filter = if std::env::var_os("TEST_LOG").is_some() {
+            "debug"
+        } else {
+            "off"
+        };
         let _ = tracing_subscriber::registry()
             .with(otel)
-            .with(tracing_subscriber::fmt::layer().with_test_writer().with_filter(EnvFilter::new(filter)))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(EnvFilter::new(filter)),
+            )
             .try_init();
     });
 }
@@ -89,7 +104,9 @@ fn tracer_provider(service: &'static str) -> anyhow::Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()
-        .with_context(|| format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint:?}: cannot build the OTLP exporter"))?;
+        .with_context(|| {
+            format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint:?}: cannot build the OTLP exporter")
+        })?;
     Ok(builder.with_batch_exporter(exporter).build())
 }
 
@@ -106,6 +123,9 @@ mod tests {
         let sc = ctx.span().span_context().clone();
         assert!(sc.is_valid(), "span has no OpenTelemetry context");
         let child = span.in_scope(|| tracing::info_span!("child"));
-        assert_eq!(child.context().span().span_context().trace_id(), sc.trace_id());
+        assert_eq!(
+            child.context().span().span_context().trace_id(),
+            sc.trace_id()
+        );
     }
 }
