@@ -1,0 +1,164 @@
+//! `spapi-sim`: a stand-in for the parts of Amazon's Selling Partner API that the
+//! warehouse connector uses — LWA, Orders v2026-01-01 and v0, Feeds 2021-06-30 (with real
+//! processing of `POST_ORDER_FULFILLMENT_DATA` and `JSON_LISTINGS_FEED`), Listings Items
+//! 2021-08-01 — with Amazon's rate limits, error bodies and headers, plus a `/_sim/`
+//! control API for tests.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = spapi_sim::spawn(spapi_sim::SimConfig { orders: 10, ..Default::default() }).await?;
+//! let base = sim.base_url(); // SP-API, LWA (/auth/o2/token) and /_sim/ on one server
+//! # let _ = base;
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub(crate) mod api;
+pub mod feeds;
+mod generate;
+pub mod model;
+mod ops;
+mod state;
+
+pub use api::is_order_id;
+pub use feeds::{FeedInfo, FeedStatus};
+pub use model::{
+    Address, Buyer, Cancellation, FulfilledBy, ItemSpec, Listing, ListingSpec, MARKETPLACE_AU,
+    MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderItem, OrderSpec, OrderStatus,
+    Package, PackageItem, PaymentMethod, StatusChange,
+};
+pub use ops::{ALL_OPS, Op};
+pub use state::{CallCount, Fault, FaultTrigger, GzipPolicy, Sim, SimError, SimOptions};
+
+/// The default seller: any LWA client id/secret/refresh token maps to it unless
+/// registered otherwise.
+pub const DEFAULT_SELLER_ID: &str = "A1SIMSELLER0001";
+
+/// Start-up configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Seed of every random choice (ids, generated orders, fault probabilities).
+    pub seed: u64,
+    /// Orders generated for the default seller at start-up.
+    pub orders: usize,
+    /// Multiplies rate-limit refill speed and divides access-token lifetime.
+    pub rate_scale: f64,
+    /// No rate limiting at all.
+    pub unlimited: bool,
+    /// Time a feed takes from IN_QUEUE to DONE.
+    pub feed_processing: Duration,
+    /// LWA access-token lifetime (before `rate_scale`).
+    pub token_lifetime: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            orders: 0,
+            rate_scale: 1.0,
+            unlimited: false,
+            feed_processing: Duration::from_secs(3),
+            token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A simulator serving HTTP in the background.
+#[derive(Debug)]
+pub struct RunningSim {
+    sim: Sim,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningSim {
+    /// e.g. `http://127.0.0.1:41234`: SP-API routes, LWA (`/auth/o2/token`) and `/_sim/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// In-process handle to the state.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// Stops serving and waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Starts a simulator on `127.0.0.1` with a free port.
+pub async fn spawn(config: SimConfig) -> std::io::Result<RunningSim> {
+    spawn_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Starts a simulator on `addr`.
+pub async fn spawn_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<RunningSim> {
+    let sim = Sim::new(config);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    sim.set_base_url(format!("http://{addr}"));
+    let app = api::router(sim.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "spapi-sim server failed");
+        }
+    });
+    // Feeds progress even when nobody polls.
+    let tick_sim = sim.clone();
+    let ticker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            every.tick().await;
+            tick_sim.tick();
+        }
+    });
+    tracing::info!(%addr, "spapi-sim listening");
+    Ok(RunningSim {
+        sim,
+        addr,
+        shutdown: Some(tx),
+        server: Some(server),
+        ticker: Some(ticker),
+    })
+}
