@@ -72,6 +72,14 @@ impl Topology {
         format!("{}dlx", self.prefix)
     }
 
+    /// Name of the bounded queue that receives every event (`#`), so an event is always
+    /// routable (publishes are `mandatory`) even before any service listens to its key, and
+    /// operators can see recent events. Classic queue, newest 10,000 kept.
+    #[must_use]
+    pub fn events_log_queue(&self) -> String {
+        format!("{}events.log", self.prefix)
+    }
+
     /// Name of a service's work queue.
     #[must_use]
     pub fn queue(&self, service: &str) -> String {
@@ -104,6 +112,29 @@ impl Topology {
                 )
                 .await?;
         }
+        let log = self.events_log_queue();
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(EVENTS_LOG_MAX_LENGTH),
+        );
+        args.insert("x-overflow".into(), long_string("drop-head"));
+        channel
+            .queue_declare(
+                name_of("queue", &log)?,
+                QueueDeclareOptions::durable(),
+                args,
+            )
+            .await?;
+        channel
+            .queue_bind(
+                name_of("queue", &log)?,
+                name_of("exchange", &self.events_exchange())?,
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -203,8 +234,15 @@ impl Topology {
         Ok(())
     }
 
-    /// Deletes the three exchanges. For tests and tooling; never with the production prefix.
+    /// Deletes the three exchanges and the events log queue. For tests and tooling; never with
+    /// the production prefix.
     pub async fn delete_exchanges(&self, channel: &Channel) -> Result<(), BusError> {
+        channel
+            .queue_delete(
+                name_of("queue", &self.events_log_queue())?,
+                QueueDeleteOptions::default(),
+            )
+            .await?;
         for name in [
             self.commands_exchange(),
             self.events_exchange(),
@@ -220,6 +258,9 @@ impl Topology {
         Ok(())
     }
 }
+
+/// Messages kept in the events log queue (oldest dropped first).
+const EVENTS_LOG_MAX_LENGTH: i64 = 10_000;
 
 /// The DLQ name of a work queue.
 pub(crate) fn dlq_of(queue: &str) -> String {

@@ -112,3 +112,27 @@ async fn publisher_reports_unroutable_and_recovers_from_a_closed_channel() {
     })
     .await;
 }
+
+/// An event nobody subscribes to yet is still routable (the events log queue takes every key),
+/// so event rows never get stuck in the outbox.
+#[sqlx::test(migrations = "../../migrations")]
+async fn event_without_subscribers_lands_in_the_events_log(pool: PgPool) {
+    with_bus(3, async |bus| {
+        let mut tx = pool.begin().await.unwrap();
+        let msg = OutboxMessage::new(
+            bus.topology.events_exchange(),
+            "order.imported",
+            json!({"x": 1}),
+        );
+        outbox::enqueue(&mut tx, msg).await.unwrap();
+        tx.commit().await.unwrap();
+        let relay = Relay::new(
+            pool.clone(),
+            Publisher::new(bus.conn.clone()).await.unwrap(),
+        );
+        let stats = relay.relay_once().await.unwrap();
+        assert_eq!((stats.claimed, stats.sent), (1, 1));
+        assert_eq!(bus.ready(&bus.topology.events_log_queue()).await, 1);
+    })
+    .await;
+}
