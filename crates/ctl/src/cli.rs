@@ -31,6 +31,25 @@ pub enum Command {
     /// Encryption keys for credentials at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Stock of products (a count or an adjustment); pushed by the next inventory-sync run.
+    #[command(subcommand)]
+    Stock(crate::inventory::StockCommand),
+    /// The external-product mapping table (Amazon SKU → product, handling time).
+    #[command(subcommand)]
+    ExternalProduct(crate::inventory::ExternalProductCommand),
+    #[command(flatten)]
+    Shipping(crate::shipping::ShippingCommand),
+    /// Products (the WMS side of the external-product mapping).
+    #[command(subcommand)]
+    Product(crate::catalog::ProductCommand),
+    /// Delivery rules (変換ロボット): the first matching rule sets an imported order's delivery method.
+    #[command(subcommand)]
+    Rules(crate::catalog::RulesCommand),
+    /// Import one Amazon order by id (getOrder), for an order known to be missing.
+    ImportOrder(crate::ingest::ImportOrderArgs),
+    /// Buyer and ship-to data (PII) retention.
+    #[command(subcommand)]
+    Pii(crate::pii::PiiCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +77,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Migrate => migrate(&config).await,
                 Command::Shop(c) => shop::run(&config, c, cli.json).await,
                 Command::Trigger(t) => trigger::run(&config, t, cli.json).await,
+                Command::Stock(c) => crate::inventory::run_stock(&config, c, cli.json).await,
+                Command::ExternalProduct(c) => {
+                    crate::inventory::run_external_product(&config, c, cli.json).await
+                }
+                Command::Shipping(c) => crate::shipping::run(&config, c, cli.json).await,
+                Command::Product(c) => crate::catalog::run_product(&config, c, cli.json).await,
+                Command::Rules(c) => crate::catalog::run_rules(&config, c, cli.json).await,
+                Command::ImportOrder(a) => crate::ingest::run(&config, a, cli.json).await,
+                Command::Pii(c) => crate::pii::run(&config, c, cli.json).await,
                 Command::Keys(KeysCommand::Rotate) => {
                     let keys = crypto::Keyring::from_env()?;
                     let pool = config.pool().await?;

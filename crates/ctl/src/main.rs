@@ -4,9 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod catalog;
 mod cli;
 mod config;
+mod ingest;
+mod inventory;
+mod pii;
 mod shop;
+mod shipping;
 mod trigger;
 
 #[tokio::main]

@@ -37,7 +37,9 @@ impl std::str::FromStr for Level {
             "warning" => Ok(Self::Warning),
             "error" => Ok(Self::Error),
             "attention" => Ok(Self::Attention),
-            _ => Err(format!("unknown level {s:?}: expected info, warning, error or attention")),
+            _ => Err(format!(
+                "unknown level {s:?}: expected info, warning, error or attention"
+            )),
         }
     }
 }
@@ -59,7 +61,17 @@ pub struct Entry<'a> {
 impl<'a> Entry<'a> {
     /// A plain entry; set the optional fields with struct update syntax.
     pub fn new(shop_id: Option<Uuid>, action: &'a str, level: Level, message: &'a str) -> Self {
-        Self { shop_id, run_id: None, action, level, amazon_order_id: None, sku: None, code: None, message, details: None }
+        Self {
+            shop_id,
+            run_id: None,
+            action,
+            level,
+            amazon_order_id: None,
+            sku: None,
+            code: None,
+            message,
+            details: None,
+        }
     }
 }
 
@@ -113,7 +125,11 @@ pub struct Filter {
 
 /// Newest first, unless `after_id` is set (then oldest first, for tailing).
 pub async fn query(conn: &mut PgConnection, f: &Filter) -> Result<Vec<Record>, StoreError> {
-    let limit = if f.limit <= 0 { 100 } else { f.limit.min(10_000) };
+    let limit = if f.limit <= 0 {
+        100
+    } else {
+        f.limit.min(10_000)
+    };
     Ok(sqlx::query_as!(
         Record,
         r#"SELECT id, shop_id, run_id, action, level, amazon_order_id, sku, code, message, details, created_at

@@ -2,8 +2,15 @@
 //! caller owns the transaction; every query is compile-checked by sqlx.
 
 pub mod api_log;
+pub mod carriers;
+pub mod catalog;
+pub mod feeds;
+pub mod instructions;
+pub mod inventory;
+pub mod pii;
 pub mod runs;
 pub mod shops;
+pub mod wms;
 
 use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
@@ -22,6 +29,8 @@ pub enum StoreError {
     NotFound { what: &'static str, key: String },
     #[error("{what} {key:?} already exists")]
     Duplicate { what: &'static str, key: String },
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
 }
@@ -31,8 +40,14 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Db(e) => match e {
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03")),
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => matches!(
+                    db.code().as_deref(),
+                    Some("40001" | "40P01" | "57P01" | "57P03")
+                ),
                 _ => false,
             },
             _ => false,
@@ -44,7 +59,10 @@ impl StoreError {
 pub(crate) fn map_unique(e: sqlx::Error, what: &'static str, key: &str) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            StoreError::Duplicate { what, key: key.to_owned() }
+            StoreError::Duplicate {
+                what,
+                key: key.to_owned(),
+            }
         }
         _ => StoreError::Db(e),
     }
@@ -66,15 +84,20 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
 pub async fn ensure_database(database_url: &str) -> Result<(), StoreError> {
     use sqlx::{Connection, PgConnection, postgres::PgConnectOptions};
     let opts: PgConnectOptions = database_url.parse()?;
-    let Some(name) = opts.get_database().map(str::to_owned) else { return Ok(()) };
+    let Some(name) = opts.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
     let mut admin = PgConnection::connect_with(&opts.clone().database("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+            .execute(&mut admin)
+            .await?;
     }
     Ok(())
 }

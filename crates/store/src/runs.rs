@@ -103,7 +103,12 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Run, StoreError> {
 }
 
 /// Recent runs, newest first.
-pub async fn recent(conn: &mut PgConnection, shop_id: Option<Uuid>, action: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
+pub async fn recent(
+    conn: &mut PgConnection,
+    shop_id: Option<Uuid>,
+    action: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Run>, StoreError> {
     Ok(sqlx::query_as!(
         Run,
         r#"SELECT id, shop_id, action, mode, status, command_id, requested_by, window_from, window_to, watermark,
@@ -130,7 +135,12 @@ pub struct Progress {
 }
 
 /// Saves progress and sets the status (running or waiting).
-pub async fn save_progress(conn: &mut PgConnection, id: Uuid, status: RunStatus, p: &Progress) -> Result<(), StoreError> {
+pub async fn save_progress(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: RunStatus,
+    p: &Progress,
+) -> Result<(), StoreError> {
     sqlx::query!(
         r#"UPDATE action_runs SET status = $2, window_from = COALESCE($3, window_from), window_to = COALESCE($4, window_to),
                   cursor = $5, counts = $6, amazon_calls = $7
@@ -175,7 +185,12 @@ pub async fn finish(
 }
 
 /// The watermark of the latest successful run of `action` for the shop (and optional mode).
-pub async fn last_watermark(conn: &mut PgConnection, shop_id: Uuid, action: &str, mode: Option<&str>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub async fn last_watermark(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    action: &str,
+    mode: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(sqlx::query_scalar!(
         r#"SELECT max(watermark) FROM action_runs
            WHERE shop_id = $1 AND action = $2 AND status = 'succeeded' AND ($3::text IS NULL OR mode = $3)"#,
@@ -189,7 +204,14 @@ pub async fn last_watermark(conn: &mut PgConnection, shop_id: Uuid, action: &str
 
 /// Takes the (shop, action) lease for `run_id` if it is free or expired. Returns false when
 /// another live run holds it.
-pub async fn try_lease(conn: &mut PgConnection, shop_id: Uuid, action: &str, run_id: Uuid, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+pub async fn try_lease(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    action: &str,
+    run_id: Uuid,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, StoreError> {
     let expires = Utc::now() + ttl;
     let got = sqlx::query_scalar!(
         r#"INSERT INTO action_leases (shop_id, action, run_id, holder, expires_at)
@@ -210,9 +232,19 @@ pub async fn try_lease(conn: &mut PgConnection, shop_id: Uuid, action: &str, run
 }
 
 /// Releases the lease if `run_id` still holds it.
-pub async fn release_lease(conn: &mut PgConnection, shop_id: Uuid, action: &str, run_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query!("DELETE FROM action_leases WHERE shop_id = $1 AND action = $2 AND run_id = $3", shop_id, action, run_id)
-        .execute(conn)
-        .await?;
+pub async fn release_lease(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    action: &str,
+    run_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "DELETE FROM action_leases WHERE shop_id = $1 AND action = $2 AND run_id = $3",
+        shop_id,
+        action,
+        run_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

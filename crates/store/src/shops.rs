@@ -54,11 +54,19 @@ fn aad(shop_id: Uuid, field: &str) -> String {
 }
 
 /// Creates a shop; the client secret and refresh token are stored encrypted, bound to the row.
-pub async fn insert(conn: &mut PgConnection, keys: &Keyring, new: &NewShop) -> Result<ShopRecord, StoreError> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    keys: &Keyring,
+    new: &NewShop,
+) -> Result<ShopRecord, StoreError> {
     let id = Uuid::now_v7();
     let secret = keys.encrypt_secret(&new.client_secret, &aad(id, "lwa_client_secret"));
     let token = keys.encrypt_secret(&new.refresh_token, &aad(id, "lwa_refresh_token"));
-    let marketplaces: Vec<String> = new.marketplaces.iter().map(|m| m.code().to_owned()).collect();
+    let marketplaces: Vec<String> = new
+        .marketplaces
+        .iter()
+        .map(|m| m.code().to_owned())
+        .collect();
     sqlx::query!(
         r#"INSERT INTO shops (id, code, name, seller_id, marketplaces, time_zone, sp_api_endpoint, lwa_endpoint,
                               shipment_strategy, lwa_client_id, lwa_client_secret_enc, lwa_refresh_token_enc)
@@ -109,11 +117,17 @@ impl TryFrom<Row> for ShopRecord {
             .map(|m| m.parse::<Marketplace>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| corrupt(e.to_string()))?;
-        let time_zone = r.time_zone.parse().map_err(|_| corrupt(format!("unknown time zone {:?}", r.time_zone)))?;
+        let time_zone = r
+            .time_zone
+            .parse()
+            .map_err(|_| corrupt(format!("unknown time zone {:?}", r.time_zone)))?;
         Ok(ShopRecord {
             shop: Shop {
                 id: r.id,
-                code: r.code.parse().map_err(|e: domain::shop::InvalidShopCode| corrupt(e.to_string()))?,
+                code: r
+                    .code
+                    .parse()
+                    .map_err(|e: domain::shop::InvalidShopCode| corrupt(e.to_string()))?,
                 name: r.name,
                 seller_id: r.seller_id,
                 marketplaces,
@@ -175,7 +189,11 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<ShopRecord>, StoreError
 }
 
 /// The shop's decrypted LWA credentials.
-pub async fn credentials(conn: &mut PgConnection, keys: &Keyring, shop_id: Uuid) -> Result<Credentials, StoreError> {
+pub async fn credentials(
+    conn: &mut PgConnection,
+    keys: &Keyring,
+    shop_id: Uuid,
+) -> Result<Credentials, StoreError> {
     let r = sqlx::query!(
         r#"SELECT lwa_client_id, lwa_client_secret_enc, lwa_client_secret_next_enc, lwa_refresh_token_enc
            FROM shops WHERE id = $1"#,
@@ -186,18 +204,28 @@ pub async fn credentials(conn: &mut PgConnection, keys: &Keyring, shop_id: Uuid)
     .ok_or_else(|| StoreError::NotFound { what: "shop", key: shop_id.to_string() })?;
     Ok(Credentials {
         client_id: r.lwa_client_id,
-        client_secret: keys.decrypt_secret(&r.lwa_client_secret_enc, &aad(shop_id, "lwa_client_secret"))?,
+        client_secret: keys
+            .decrypt_secret(&r.lwa_client_secret_enc, &aad(shop_id, "lwa_client_secret"))?,
         client_secret_next: r
             .lwa_client_secret_next_enc
             .map(|c| keys.decrypt_secret(&c, &aad(shop_id, "lwa_client_secret_next")))
             .transpose()?,
-        refresh_token: keys.decrypt_secret(&r.lwa_refresh_token_enc, &aad(shop_id, "lwa_refresh_token"))?,
+        refresh_token: keys
+            .decrypt_secret(&r.lwa_refresh_token_enc, &aad(shop_id, "lwa_refresh_token"))?,
     })
 }
 
 /// Records that the seller must re-authorize (invalid_grant / invalid_client), or clears it.
-pub async fn set_auth_status(conn: &mut PgConnection, shop_id: Uuid, error: Option<&str>) -> Result<(), StoreError> {
-    let status = if error.is_some() { "needs_reauthorization" } else { "ok" };
+pub async fn set_auth_status(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let status = if error.is_some() {
+        "needs_reauthorization"
+    } else {
+        "ok"
+    };
     sqlx::query!(
         "UPDATE shops SET auth_status = $2, auth_error = $3, updated_at = now() WHERE id = $1",
         shop_id,
@@ -210,7 +238,12 @@ pub async fn set_auth_status(conn: &mut PgConnection, shop_id: Uuid, error: Opti
 }
 
 /// Replaces the refresh token (re-authorization) and clears the re-authorization flag.
-pub async fn set_refresh_token(conn: &mut PgConnection, keys: &Keyring, shop_id: Uuid, token: &SecretString) -> Result<(), StoreError> {
+pub async fn set_refresh_token(
+    conn: &mut PgConnection,
+    keys: &Keyring,
+    shop_id: Uuid,
+    token: &SecretString,
+) -> Result<(), StoreError> {
     let enc = keys.encrypt_secret(token, &aad(shop_id, "lwa_refresh_token"));
     let n = sqlx::query!(
         "UPDATE shops SET lwa_refresh_token_enc = $2, auth_status = 'ok', auth_error = NULL, updated_at = now() WHERE id = $1",
@@ -221,27 +254,46 @@ pub async fn set_refresh_token(conn: &mut PgConnection, keys: &Keyring, shop_id:
     .await?
     .rows_affected();
     if n == 0 {
-        return Err(StoreError::NotFound { what: "shop", key: shop_id.to_string() });
+        return Err(StoreError::NotFound {
+            what: "shop",
+            key: shop_id.to_string(),
+        });
     }
     Ok(())
 }
 
 /// Client-secret rotation. `stage` keeps the current secret valid and adds the new one as
 /// "next" (Amazon's overlap); `promote` makes "next" the only secret.
-pub async fn stage_client_secret(conn: &mut PgConnection, keys: &Keyring, shop_id: Uuid, secret: &SecretString) -> Result<(), StoreError> {
+pub async fn stage_client_secret(
+    conn: &mut PgConnection,
+    keys: &Keyring,
+    shop_id: Uuid,
+    secret: &SecretString,
+) -> Result<(), StoreError> {
     let enc = keys.encrypt_secret(secret, &aad(shop_id, "lwa_client_secret_next"));
-    sqlx::query!("UPDATE shops SET lwa_client_secret_next_enc = $2, updated_at = now() WHERE id = $1", shop_id, enc)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE shops SET lwa_client_secret_next_enc = $2, updated_at = now() WHERE id = $1",
+        shop_id,
+        enc
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Promotes the staged client secret (see [`stage_client_secret`]).
-pub async fn promote_client_secret(conn: &mut PgConnection, keys: &Keyring, shop_id: Uuid) -> Result<(), StoreError> {
+pub async fn promote_client_secret(
+    conn: &mut PgConnection,
+    keys: &Keyring,
+    shop_id: Uuid,
+) -> Result<(), StoreError> {
     let creds = credentials(conn, keys, shop_id).await?;
     let next = creds
         .client_secret_next
-        .ok_or_else(|| StoreError::NotFound { what: "staged client secret for shop", key: shop_id.to_string() })?;
+        .ok_or_else(|| StoreError::NotFound {
+            what: "staged client secret for shop",
+            key: shop_id.to_string(),
+        })?;
     let enc = keys.encrypt_secret(&next, &aad(shop_id, "lwa_client_secret"));
     sqlx::query!(
         "UPDATE shops SET lwa_client_secret_enc = $2, lwa_client_secret_next_enc = NULL, updated_at = now() WHERE id = $1",
@@ -262,7 +314,9 @@ pub async fn rotate_keys(conn: &mut PgConnection, keys: &Keyring) -> Result<u64,
     for r in rows {
         let stale = keys.needs_rotation(&r.lwa_client_secret_enc)
             || keys.needs_rotation(&r.lwa_refresh_token_enc)
-            || r.lwa_client_secret_next_enc.as_deref().is_some_and(|c| keys.needs_rotation(c));
+            || r.lwa_client_secret_next_enc
+                .as_deref()
+                .is_some_and(|c| keys.needs_rotation(c));
         if !stale {
             continue;
         }
@@ -272,7 +326,11 @@ pub async fn rotate_keys(conn: &mut PgConnection, keys: &Keyring) -> Result<u64,
         };
         let secret = re(&r.lwa_client_secret_enc, "lwa_client_secret")?;
         let token = re(&r.lwa_refresh_token_enc, "lwa_refresh_token")?;
-        let next = r.lwa_client_secret_next_enc.as_deref().map(|c| re(c, "lwa_client_secret_next")).transpose()?;
+        let next = r
+            .lwa_client_secret_next_enc
+            .as_deref()
+            .map(|c| re(c, "lwa_client_secret_next"))
+            .transpose()?;
         sqlx::query!(
             "UPDATE shops SET lwa_client_secret_enc = $2, lwa_refresh_token_enc = $3, lwa_client_secret_next_enc = $4 WHERE id = $1",
             r.id,

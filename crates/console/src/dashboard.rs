@@ -1,0 +1,419 @@
+//! ダッシュボード: orders per day, Amazon calls per action and operation, quota waits, feed
+//! success rate, drawn as SVG on the server; tiles for what needs a look.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use axum::{extract::Query, response::Html};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use domain::messages::Action;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    AppError, Ctx,
+    charts::{self, PALETTE, Series},
+    html::{e, url_enc},
+    nz,
+};
+
+#[derive(Deserialize)]
+pub struct Q {
+    shop: Option<String>,
+    days: Option<i64>,
+}
+
+/// Day buckets: the last `days` days in the console's time zone, and the instant the first starts.
+fn day_range(ctx: &Ctx, days: i64) -> (Vec<NaiveDate>, DateTime<Utc>) {
+    let today = Utc::now().with_timezone(&ctx.state.tz).date_naive();
+    let first = today - Duration::days(days - 1);
+    let start = ctx
+        .state
+        .tz
+        .from_local_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc::now() - Duration::days(days));
+    (
+        (0..days).map(|i| first + Duration::days(i)).collect(),
+        start,
+    )
+}
+
+fn num(v: Option<&Value>) -> f64 {
+    v.and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// Per-operation counters from a run's `counts.calls`: either `{op: n}` or
+/// `{op: {calls, throttled, limiter_wait_ms}}`.
+#[derive(Default, Clone, Copy)]
+struct OpTotals {
+    calls: f64,
+    throttled: f64,
+    wait_ms: f64,
+}
+
+fn op_stats(counts: &Value) -> Vec<(&str, OpTotals)> {
+    let Some(calls) = counts.get("calls").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    calls
+        .iter()
+        .map(|(op, v)| {
+            let t = match v {
+                Value::Object(o) => OpTotals {
+                    calls: num(o.get("calls")),
+                    throttled: num(o.get("throttled")),
+                    wait_ms: num(o.get("limiter_wait_ms")),
+                },
+                v => OpTotals {
+                    calls: num(Some(v)),
+                    ..Default::default()
+                },
+            };
+            (op.as_str(), t)
+        })
+        .collect()
+}
+
+pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError> {
+    let shops = ctx.scope(nz(&q.shop))?;
+    let days = q.days.unwrap_or(14).clamp(7, 90);
+    let (dates, start) = day_range(&ctx, days);
+    let tz = ctx.state.tz.name();
+    let idx = |d: NaiveDate| dates.iter().position(|x| *x == d);
+    let labels: Vec<String> = dates
+        .iter()
+        .map(|d| d.format("%m/%d").to_string())
+        .collect();
+    let mut conn = ctx.state.pool.acquire().await?;
+
+    // Orders imported and shipped per day (instructions), paid and canceled (status-sync ledger).
+    let mut imported = vec![0.0; dates.len()];
+    let mut shipped = vec![0.0; dates.len()];
+    for r in sqlx::query!(
+        r#"SELECT (created_at AT TIME ZONE $2)::date AS "day!", count(*) AS "n!"
+           FROM shipping_instructions
+           WHERE shop_id = ANY($1) AND source = 'amazon_api' AND created_at >= $3 GROUP BY 1"#,
+        &shops,
+        tz,
+        start
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        if let Some(i) = idx(r.day) {
+            imported[i] = r.n as f64;
+        }
+    }
+    for r in sqlx::query!(
+        r#"SELECT (shipped_at AT TIME ZONE $2)::date AS "day!", count(*) AS "n!"
+           FROM shipping_instructions
+           WHERE shop_id = ANY($1) AND shipped_at >= $3 GROUP BY 1"#,
+        &shops,
+        tz,
+        start
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        if let Some(i) = idx(r.day) {
+            shipped[i] = r.n as f64;
+        }
+    }
+
+    let runs = sqlx::query!(
+        r#"SELECT (started_at AT TIME ZONE $2)::date AS "day!", action, status, counts, amazon_calls
+           FROM action_runs WHERE shop_id = ANY($1) AND started_at >= $3
+           ORDER BY started_at LIMIT 20000"#,
+        &shops,
+        tz,
+        start
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut paid = vec![0.0; dates.len()];
+    let mut canceled = vec![0.0; dates.len()];
+    let mut waits = vec![0.0; dates.len()];
+    let mut failed_runs = vec![0.0; dates.len()];
+    let mut calls: Vec<(Action, Vec<f64>)> = Action::ALL
+        .iter()
+        .map(|a| (*a, vec![0.0; dates.len()]))
+        .collect();
+    let mut ops: BTreeMap<String, OpTotals> = BTreeMap::new();
+    let mut op_days: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut throttled = vec![0.0; dates.len()];
+    for r in &runs {
+        let Some(i) = idx(r.day) else { continue };
+        if r.action == Action::StatusSync.as_str() {
+            paid[i] += num(r.counts.get("paid"));
+            canceled[i] += num(r.counts.get("canceled"));
+        }
+        waits[i] += num(r.counts.get("continuations"));
+        if r.status == "failed" {
+            failed_runs[i] += 1.0;
+        }
+        if let Ok(a) = r.action.parse::<Action>()
+            && let Some((_, v)) = calls.iter_mut().find(|(x, _)| *x == a)
+        {
+            v[i] += f64::from(r.amazon_calls);
+        }
+        for (op, v) in op_stats(&r.counts) {
+            let t = ops.entry(op.to_owned()).or_default();
+            t.calls += v.calls;
+            t.throttled += v.throttled;
+            t.wait_ms += v.wait_ms;
+            op_days
+                .entry(op.to_owned())
+                .or_insert_with(|| vec![0.0; dates.len()])[i] += v.calls;
+            throttled[i] += v.throttled;
+        }
+    }
+
+    // Feed success rate per day (per-message results of feeds finished that day).
+    let mut rate = vec![0.0; dates.len()];
+    let mut feed_rows = String::new();
+    for r in sqlx::query!(
+        r#"SELECT (fs.finished_at AT TIME ZONE $2)::date AS "day!",
+                  count(*) FILTER (WHERE fm.result = 'success') AS "ok!",
+                  count(*) FILTER (WHERE fm.result = 'warning') AS "warn!",
+                  count(*) FILTER (WHERE fm.result = 'error') AS "err!"
+           FROM feed_submissions fs JOIN feed_messages fm ON fm.feed_submission_id = fs.id
+           WHERE fs.shop_id = ANY($1) AND fs.finished_at >= $3 GROUP BY 1 ORDER BY 1"#,
+        &shops,
+        tz,
+        start
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let total = r.ok + r.warn + r.err;
+        if let Some(i) = idx(r.day)
+            && total > 0
+        {
+            rate[i] = 100.0 * (r.ok + r.warn) as f64 / total as f64;
+        }
+        let _ = write!(
+            feed_rows,
+            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
+            r.day, r.ok, r.warn, r.err
+        );
+    }
+
+    // Tiles.
+    let open = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM shipping_instructions
+           WHERE shop_id = ANY($1) AND status IN ('hold', 'awaiting_shipment', 'allocated')"#,
+        &shops
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let attention = crate::views::attention_count(&mut conn, &shops).await?;
+    let reauth = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM shops WHERE id = ANY($1) AND auth_status = 'needs_reauthorization'"#,
+        &shops
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+
+    let t = |ja, en| ctx.t(ja, en);
+    let no_data = t("この期間のデータはありません", "No data in this period");
+    let mut body = String::new();
+    let shop_q = nz(&q.shop).map(url_enc).unwrap_or_default();
+    let _ = write!(
+        body,
+        r#"<form class="filters" method="get">{}<label>{}<select name="days">{}</select></label><button type="submit">{}</button></form>"#,
+        ctx.shop_select(nz(&q.shop)),
+        e(t("期間", "Period")),
+        [7, 14, 30, 90]
+            .iter()
+            .map(|d| format!(
+                r#"<option value="{d}"{}>{d} {}</option>"#,
+                if *d == days { " selected" } else { "" },
+                e(t("日", "days"))
+            ))
+            .collect::<String>(),
+        e(t("表示", "Show"))
+    );
+    let _ = write!(
+        body,
+        r#"<div class="tiles">
+<div class="tile"><div>{}</div><div class="n">{open}</div><a href="/instructions?shop={shop_q}">{}</a></div>
+<div class="tile"><div>{}</div><div class="n">{attention}</div><a href="/attention">{}</a></div>
+<div class="tile"><div>{}</div><div class="n">{reauth}</div><a href="/shops">{}</a></div>
+<div class="tile"><div>{}</div><div class="n">{}</div><a href="/runs?shop={shop_q}">{}</a></div>
+</div>"#,
+        e(t("未出荷の出荷指示", "Open shipping instructions")),
+        e(t("タスク一覧へ", "Shipping instructions")),
+        e(t("要対応", "Needs attention")),
+        e(t("要対応一覧へ", "Attention list")),
+        e(t(
+            "再認可が必要なショップ",
+            "Shops needing re-authorization"
+        )),
+        e(t("ショップ一覧へ", "Shops")),
+        e(t("期間内の実行", "Runs in period")),
+        runs.len(),
+        e(t("実行履歴へ", "Runs")),
+    );
+
+    let orders = charts::bars(
+        "chart-orders",
+        t(
+            "日別の注文（取込・入金・キャンセル・出荷）",
+            "Orders per day (imported, paid, canceled, shipped)",
+        ),
+        &labels,
+        &[
+            Series {
+                name: t("取込", "Imported").into(),
+                color: PALETTE[0],
+                values: imported,
+            },
+            Series {
+                name: t("入金済み", "Paid").into(),
+                color: PALETTE[1],
+                values: paid,
+            },
+            Series {
+                name: t("キャンセル", "Canceled").into(),
+                color: PALETTE[2],
+                values: canceled,
+            },
+            Series {
+                name: t("出荷済み", "Shipped").into(),
+                color: PALETTE[3],
+                values: shipped,
+            },
+        ],
+        false,
+        no_data,
+    );
+    let call_series: Vec<Series> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(k, (a, values))| Series {
+            name: ctx.lang.action(a).into(),
+            color: PALETTE[k % PALETTE.len()],
+            values,
+        })
+        .collect();
+    let calls_chart = charts::lines(
+        "chart-calls",
+        t(
+            "アクション別のAmazon API呼び出し数（日別）",
+            "Amazon calls per action per day",
+        ),
+        &labels,
+        &call_series,
+        no_data,
+    );
+    // The busiest operations, one line each.
+    let mut busiest: Vec<(String, Vec<f64>)> = op_days.into_iter().collect();
+    busiest.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()));
+    busiest.truncate(PALETTE.len());
+    let op_series: Vec<Series> = busiest
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, values))| Series {
+            name,
+            color: PALETTE[k],
+            values,
+        })
+        .collect();
+    let ops_chart = charts::lines(
+        "chart-operations",
+        t(
+            "オペレーション別のAmazon API呼び出し数（日別）",
+            "Amazon calls per operation per day",
+        ),
+        &labels,
+        &op_series,
+        no_data,
+    );
+    let waits_chart = charts::bars(
+        "chart-waits",
+        t(
+            "429応答・クォータ待ち（継続実行）・失敗した実行",
+            "429 responses, quota waits (continuations) and failed runs",
+        ),
+        &labels,
+        &[
+            Series {
+                name: t("429応答", "429 responses").into(),
+                color: PALETTE[3],
+                values: throttled,
+            },
+            Series {
+                name: t("クォータ待ち", "Quota waits").into(),
+                color: PALETTE[4],
+                values: waits,
+            },
+            Series {
+                name: t("失敗した実行", "Failed runs").into(),
+                color: PALETTE[2],
+                values: failed_runs,
+            },
+        ],
+        false,
+        no_data,
+    );
+    let feed_chart = charts::bars(
+        "chart-feeds",
+        t(
+            "フィード成功率（メッセージ単位・日別）",
+            "Feed success rate (per message, per day)",
+        ),
+        &labels,
+        &[Series {
+            name: t("成功率", "Success rate").into(),
+            color: PALETTE[1],
+            values: rate,
+        }],
+        true,
+        no_data,
+    );
+    let _ = write!(
+        body,
+        r#"<div class="charts"><div class="chart">{orders}</div><div class="chart">{calls_chart}</div><div class="chart">{ops_chart}</div><div class="chart">{waits_chart}</div><div class="chart">{feed_chart}</div></div>"#
+    );
+
+    let _ = write!(
+        body,
+        r#"<h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
+        e(t(
+            "オペレーション別のAmazon API呼び出し（期間合計）",
+            "Amazon calls per operation (period total)"
+        )),
+        e(t("オペレーション", "Operation")),
+        e(t("呼び出し", "Calls")),
+        e(t("429（スロットリング）", "429 (throttled)")),
+        e(t("リミッター待ち（秒）", "Limiter wait (s)")),
+    );
+    if ops.is_empty() {
+        let _ = write!(body, r#"<tr><td colspan="4">{}</td></tr>"#, e(no_data));
+    }
+    for (op, v) in &ops {
+        let _ = write!(
+            body,
+            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.1}</td></tr>"#,
+            e(op),
+            v.calls,
+            v.throttled,
+            v.wait_ms / 1000.0
+        );
+    }
+    body.push_str("</tbody></table>");
+    if !feed_rows.is_empty() {
+        let _ = write!(
+            body,
+            r#"<h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>{feed_rows}</tbody></table>"#,
+            e(t("フィード結果（日別）", "Feed results per day")),
+            e(t("日付", "Day")),
+            e(t("成功", "Success")),
+            e(t("警告", "Warning")),
+            e(t("エラー", "Error")),
+        );
+    }
+    Ok(ctx.page(t("ダッシュボード", "Dashboard"), &body))
+}

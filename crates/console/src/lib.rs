@@ -1,0 +1,488 @@
+//! Operator web console: server-rendered HTML (axum), Japanese and English, light on JavaScript.
+//!
+//! Operators sign in (argon2id hashes, server-side sessions) and see only their shops. Triggers
+//! go through the transactional outbox like every other command, with `requested_by` = the
+//! operator. Every dynamic value is HTML-escaped ([`html::e`]); PII (buyer, ship-to) is masked
+//! until an operator reveals it, and each reveal is written to the API log (without the PII).
+
+pub mod actions;
+pub mod auth;
+pub mod charts;
+pub mod dashboard;
+pub mod html;
+pub mod i18n;
+pub mod instructions;
+pub mod views;
+
+use std::{future::Future, net::SocketAddr};
+
+use axum::{
+    Form, Router,
+    extract::{FromRequestParts, Query, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    auth::{Operator, SESSION_COOKIE},
+    html::{Frame, e},
+    i18n::Lang,
+};
+
+/// Cookie holding the chosen language.
+pub const LANG_COOKIE: &str = "console_lang";
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Prefix of exchange names (`BUS_PREFIX`), as for every other publisher.
+    pub bus_prefix: String,
+    /// Time zone the console shows times and day buckets in (`CONSOLE_TZ`, default Asia/Tokyo).
+    pub tz: Tz,
+    /// Mark cookies `Secure` (`CONSOLE_SECURE_COOKIES=1` behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, bus_prefix: impl Into<String>) -> Self {
+        Self {
+            pool,
+            bus_prefix: bus_prefix.into(),
+            tz: chrono_tz::Asia::Tokyo,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// `console serve` configuration from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub addr: SocketAddr,
+    pub bus_prefix: String,
+    pub tz: Tz,
+    pub secure_cookies: bool,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |n: &str| {
+            std::env::var(n)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let database_url =
+            var("DATABASE_URL").unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_owned());
+        let addr_s = var("CONSOLE_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let addr = addr_s.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "CONSOLE_ADDR={addr_s:?} is not valid: expected host:port, e.g. 127.0.0.1:8080"
+            )
+        })?;
+        let tz_s = var("CONSOLE_TZ").unwrap_or_else(|| "Asia/Tokyo".to_owned());
+        let tz = tz_s.parse().map_err(|_| {
+            anyhow::anyhow!("CONSOLE_TZ={tz_s:?} is not a time zone: expected e.g. Asia/Tokyo")
+        })?;
+        Ok(Self {
+            database_url,
+            addr,
+            bus_prefix: var("BUS_PREFIX").unwrap_or_default(),
+            tz,
+            secure_cookies: matches!(var("CONSOLE_SECURE_COOKIES").as_deref(), Some("1" | "true")),
+        })
+    }
+}
+
+/// Every route of the console.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/shops", get(views::shops))
+        .route("/shops/{code}", get(views::shop))
+        .route("/actions", get(actions::page).post(actions::trigger))
+        .route("/runs", get(views::runs))
+        .route("/instructions", get(instructions::list))
+        .route("/instructions/{id}", get(instructions::detail))
+        .route("/instructions/{id}/reveal", post(instructions::reveal))
+        .route("/api-log", get(views::api_log))
+        .route("/feeds", get(views::feeds))
+        .route("/feeds/{id}", get(views::feed))
+        .route("/attention", get(views::attention))
+        .route("/livez", get(|| async { "ok" }))
+        .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn(lang_cookie))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn query_lang(query: Option<&str>) -> Option<Lang> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "lang")
+        .and_then(|(_, v)| Lang::parse(v))
+}
+
+/// The request's language: `?lang=`, then the cookie, then Japanese.
+pub fn lang_of(parts: &Parts) -> Lang {
+    query_lang(parts.uri.query())
+        .or_else(|| cookie(&parts.headers, LANG_COOKIE).and_then(Lang::parse))
+        .unwrap_or_default()
+}
+
+/// Remembers `?lang=` in a cookie.
+async fn lang_cookie(req: Request, next: Next) -> Response {
+    let chosen = query_lang(req.uri().query());
+    let mut resp = next.run(req).await;
+    if let Some(l) = chosen
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+            l.code()
+        ))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// The request's language (no sign-in needed).
+pub struct L(pub Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for L {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(L(lang_of(parts)))
+    }
+}
+
+/// A signed-in request: language, where we are, the operator and the state. Redirects to the
+/// sign-in page when there is no valid session.
+pub struct Ctx {
+    pub lang: Lang,
+    pub here: String,
+    pub op: Operator,
+    pub state: AppState,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let lang = lang_of(parts);
+        let here = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        let op = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(token) => {
+                let mut conn = state
+                    .pool
+                    .acquire()
+                    .await
+                    .map_err(|e| AppError::from(e).into_response())?;
+                auth::operator(&mut conn, token)
+                    .await
+                    .map_err(|e| AppError::Internal(e).into_response())?
+            }
+            None => None,
+        };
+        match op {
+            Some(op) => Ok(Ctx {
+                lang,
+                here,
+                op,
+                state: state.clone(),
+            }),
+            None => {
+                Err(Redirect::to(&format!("/login?next={}", html::url_enc(&here))).into_response())
+            }
+        }
+    }
+}
+
+impl Ctx {
+    pub fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
+        self.lang.t(ja, en)
+    }
+
+    /// A whole page in the layout.
+    pub fn page(&self, title: &str, body: &str) -> Html<String> {
+        Html(html::page(
+            &Frame {
+                lang: self.lang,
+                here: &self.here,
+                user: Some((&self.op.display_name, &self.op.csrf)),
+            },
+            title,
+            body,
+        ))
+    }
+
+    /// The shops a list shows: the one named by a `shop` filter (404 unless the operator sees
+    /// it), or all of the operator's shops.
+    pub fn scope(&self, shop: Option<&str>) -> Result<Vec<Uuid>, AppError> {
+        match shop.filter(|s| !s.is_empty()) {
+            Some(code) => self
+                .op
+                .shop_by_code(code)
+                .map(|s| vec![s.id])
+                .ok_or(AppError::NotFound),
+            None => Ok(self.op.shop_ids()),
+        }
+    }
+
+    /// Refuses a POST whose CSRF token is not this session's.
+    pub fn check_csrf(&self, token: &str) -> Result<(), AppError> {
+        if token == self.op.csrf {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// `<select name="shop">` of the operator's shops.
+    pub fn shop_select(&self, selected: Option<&str>) -> String {
+        let items: Vec<(String, String)> = self
+            .op
+            .shops
+            .iter()
+            .map(|s| (s.code.clone(), format!("{} ({})", s.name, s.code)))
+            .collect();
+        format!(
+            r#"<label>{}<select name="shop">{}</select></label>"#,
+            e(self.t("ショップ", "Shop")),
+            html::options(&items, selected, self.t("すべて", "All"))
+        )
+    }
+}
+
+/// An empty form field is no filter.
+pub fn nz(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Errors of a handler.
+#[derive(Debug)]
+pub enum AppError {
+    NotFound,
+    Forbidden,
+    Internal(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for AppError {
+    fn from(e: E) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, ja, en) = match &self {
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "ページが見つからないか、このショップを閲覧する権限がありません。",
+                "Not found, or you have no access to this shop.",
+            ),
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "この操作は許可されていません。ページを再読み込みしてからやり直してください。",
+                "This request is not allowed. Reload the page and try again.",
+            ),
+            Self::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "console request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "内部エラーが発生しました。時間をおいて再度お試しください。",
+                    "Internal error. Please try again later.",
+                )
+            }
+        };
+        let body = format!(
+            r#"<p class="flash err">{}<br>{}</p><p><a href="/">{}</a></p>"#,
+            e(ja),
+            e(en),
+            e("ダッシュボード / Dashboard")
+        );
+        let page = html::page(
+            &Frame {
+                lang: Lang::Ja,
+                here: "/",
+                user: None,
+            },
+            &status.to_string(),
+            &body,
+        );
+        (status, Html(page)).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn login_form(lang: Lang, next: &str, error: Option<&str>) -> Html<String> {
+    let err = error
+        .map(|m| format!(r#"<p class="flash err" id="login-error">{}</p>"#, e(m)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"{err}<form class="login" method="post" action="/login">
+<input type="hidden" name="next" value="{next}">
+<label for="username">{user}</label><input id="username" name="username" autocomplete="username" required autofocus>
+<label for="password">{pw}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" id="sign-in">{btn}</button></form>"#,
+        next = e(next),
+        user = e(lang.t("ユーザー名", "Username")),
+        pw = e(lang.t("パスワード", "Password")),
+        btn = e(lang.t("サインイン", "Sign in")),
+    );
+    let here = format!("/login?next={}", html::url_enc(next));
+    Html(html::page(
+        &Frame {
+            lang,
+            here: &here,
+            user: None,
+        },
+        lang.t("サインイン", "Sign in"),
+        &body,
+    ))
+}
+
+async fn login_page(L(lang): L, Query(q): Query<LoginQuery>) -> Html<String> {
+    login_form(lang, &safe_next(q.next.as_deref()), None)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    L(lang): L,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let next = safe_next(f.next.as_deref());
+    match auth::sign_in(&state.pool, f.username.trim(), &f.password).await? {
+        Some(token) => {
+            tracing::info!(username = %f.username.trim(), "operator signed in");
+            let secure = if state.secure_cookies { "; Secure" } else { "" };
+            let cookie = format!(
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                auth::SESSION_TTL.num_seconds()
+            );
+            let mut resp = Redirect::to(&next).into_response();
+            resp.headers_mut()
+                .append(header::SET_COOKIE, HeaderValue::from_str(&cookie)?);
+            Ok(resp)
+        }
+        None => {
+            tracing::info!("sign-in refused");
+            let mut resp = login_form(
+                lang,
+                &next,
+                Some(lang.t(
+                    "ユーザー名またはパスワードが正しくありません。",
+                    "Wrong username or password.",
+                )),
+            )
+            .into_response();
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            Ok(resp)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    ctx.check_csrf(&f.csrf)?;
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        auth::sign_out(&ctx.state.pool, token).await?;
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        HeaderValue::from_static("console_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_must_stay_on_site() {
+        assert_eq!(safe_next(Some("/runs?shop=a")), "/runs?shop=a");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            html::escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(format!("{}", e("<b>")), "&lt;b&gt;");
+    }
+
+    #[test]
+    fn language_switch_keeps_the_query() {
+        assert_eq!(
+            html::with_lang("/runs?shop=a&lang=ja", Lang::En),
+            "/runs?shop=a&lang=en"
+        );
+        assert_eq!(html::with_lang("/", Lang::Ja), "/?lang=ja");
+    }
+}

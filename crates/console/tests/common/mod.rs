@@ -1,0 +1,241 @@
+//! Test helpers: seed rows, run the console on a free port, an HTTP client that keeps the
+//! session cookie.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A shop row (credentials are dummy ciphertexts: the console never decrypts them).
+pub async fn shop(pool: &PgPool, code: &str, marketplace: &str, tz: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO shops (id, code, name, seller_id, marketplaces, time_zone, sp_api_endpoint, lwa_endpoint,
+                            lwa_client_id, lwa_client_secret_enc, lwa_refresh_token_enc)
+         VALUES ($1, $2, $3, 'A1SELLERTEST', ARRAY[$4], $5, 'http://127.0.0.1:9', 'http://127.0.0.1:9/auth',
+                 'amzn1.application-oa2-client.test', '\\x00'::bytea, '\\x00'::bytea)",
+    )
+    .bind(id)
+    .bind(code)
+    .bind(format!("Shop {code}"))
+    .bind(marketplace)
+    .bind(tz)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+pub async fn user(pool: &PgPool, username: &str, shops: &[&str]) {
+    let shops: Vec<String> = shops.iter().map(|s| s.to_string()).collect();
+    console::auth::upsert_user(
+        pool,
+        username,
+        Some(&format!("{username} (test)")),
+        PASSWORD,
+        &shops,
+    )
+    .await
+    .unwrap();
+}
+
+/// An imported instruction with one line; returns its id.
+pub async fn instruction(
+    pool: &PgPool,
+    shop_id: Uuid,
+    order_id: &str,
+    buyer: &str,
+    ordered_at: DateTime<Utc>,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status, payment_status,
+             amazon_status, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code, ship_to_state,
+             ship_to_city, ship_to_address, ship_to_phone, payment_method, currency, order_total)
+         VALUES ($1, $2, $3, 'A1VC38T7YXB528', 'awaiting_shipment', 'paid', 'UNSHIPPED', $4, $5,
+                 'buyer-x@marketplace.amazon.co.jp', $5, '150-0001', '東京都', '渋谷区', '神宮前1-2-3', '03-1234-5678',
+                 'cod', 'JPY', 3300)",
+    )
+    .bind(id)
+    .bind(shop_id)
+    .bind(order_id)
+    .bind(ordered_at)
+    .bind(buyer)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO instruction_lines (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, title,
+             quantity, unit_price, line_total)
+         VALUES ($1, $2, $3, 1, $4, 'SKU-UNMAPPED-1', 'テスト商品 <b>太字</b>', 2, 1650, 3300)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(id)
+    .bind(shop_id)
+    .bind(format!("{order_id}-1"))
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+pub async fn log(
+    pool: &PgPool,
+    shop_id: Uuid,
+    action: &str,
+    level: &str,
+    order: Option<&str>,
+    message: &str,
+) {
+    sqlx::query(
+        "INSERT INTO api_log (shop_id, action, level, amazon_order_id, code, message) VALUES ($1, $2, $3, $4, 'test', $5)",
+    )
+    .bind(shop_id)
+    .bind(action)
+    .bind(level)
+    .bind(order)
+    .bind(message)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+pub async fn outbox_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The console on a free port; stops when dropped.
+pub struct Server {
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn start(pool: PgPool, bus_prefix: &str) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = console::AppState::new(pool, bus_prefix);
+    tokio::spawn(console::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    Server {
+        base,
+        stop: Some(tx),
+    }
+}
+
+/// An HTTP client that keeps the session and language cookies and does not follow redirects.
+pub struct Client {
+    http: reqwest::Client,
+    pub base: String,
+    cookies: Vec<(String, String)>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, r: reqwest::Response) -> Resp {
+        for v in r.headers().get_all(reqwest::header::SET_COOKIE) {
+            let s = v.to_str().unwrap();
+            let kv = s.split(';').next().unwrap();
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        Resp {
+            status,
+            body: r.text().await.unwrap(),
+            location,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Resp {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
+    pub async fn sign_in(&mut self, username: &str) {
+        let r = self
+            .post(
+                "/login",
+                &[
+                    ("username", username),
+                    ("password", PASSWORD),
+                    ("next", "/"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "sign-in failed: {}", r.body);
+    }
+
+    /// The session's CSRF token, read from a page's forms.
+    pub async fn csrf(&mut self) -> String {
+        let page = self.get("/actions").await.body;
+        let i = page
+            .find(r#"name="csrf" value=""#)
+            .expect("a form with a csrf token");
+        let rest = &page[i + r#"name="csrf" value=""#.len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}

@@ -1,0 +1,460 @@
+//! The console over plain HTTP: sign-in, triggers refused or queued through the outbox, shop
+//! isolation, PII masking, and every page rendering (escaped) on a seeded database.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use sqlx::PgPool;
+
+fn local(t: chrono::DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Tokyo)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn sign_in_is_required_and_checked(pool: PgPool) {
+    shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+
+    let r = c.get("/runs?shop=acme-jp").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("/login?next=%2Fruns%3Fshop%3Dacme-jp")
+    );
+
+    let r = c
+        .post(
+            "/login",
+            &[("username", "alice"), ("password", "wrong password")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body
+            .contains("ユーザー名またはパスワードが正しくありません")
+    );
+    let r = c
+        .post("/login", &[("username", "nobody"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, 401);
+
+    let r = c
+        .post(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("next", "/runs?shop=acme-jp"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location.as_deref(), Some("/runs?shop=acme-jp"));
+    let r = c.get("/runs?shop=acme-jp").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("alice (test)"));
+
+    // The session is stored hashed, never as the cookie value.
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_sha256 FROM console_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 32);
+
+    // Sign-out needs the CSRF token, then ends the session.
+    assert_eq!(c.post("/logout", &[("csrf", "forged")]).await.status, 403);
+    let csrf = c.csrf().await;
+    assert_eq!(c.post("/logout", &[("csrf", &csrf)]).await.status, 303);
+    assert_eq!(c.get("/").await.status, 303);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_week_range_is_refused_and_nothing_is_published(pool: PgPool) {
+    shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let now = Utc::now();
+    let (from, to) = (
+        local(now - Duration::days(21)),
+        local(now - Duration::days(7)),
+    );
+    let range = [
+        ("csrf", csrf.as_str()),
+        ("shop", "acme-jp"),
+        ("action", "order-ingest"),
+        ("mode", "range"),
+        ("from", from.as_str()),
+        ("to", to.as_str()),
+    ];
+
+    let r = c.post("/actions", &range).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains(r#"id="refused""#), "{}", r.body);
+    assert!(r.body.contains("範囲が長すぎます"), "{}", r.body);
+    assert!(r.body.contains("最大7日間"));
+    assert!(r.body.contains("何も送信していません"));
+    assert_eq!(outbox_count(&pool).await, 0);
+
+    // The same in English.
+    let r = c.get("/actions?lang=en").await;
+    assert_eq!(r.status, 200);
+    let r = c.post("/actions", &range).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("at most 7 days"), "{}", r.body);
+    assert!(r.body.contains("Nothing was sent."));
+
+    // Hours outside 1-168, an inverted range, a missing end, a forged CSRF token: refused too.
+    for form in [
+        vec![("mode", "hours"), ("hours", "200")],
+        vec![("mode", "hours"), ("hours", "0")],
+        vec![("mode", "hours"), ("hours", "six")],
+        vec![
+            ("mode", "range"),
+            ("from", to.as_str()),
+            ("to", from.as_str()),
+        ],
+        vec![("mode", "range"), ("from", from.as_str())],
+    ] {
+        let mut f = vec![
+            ("csrf", csrf.as_str()),
+            ("shop", "acme-jp"),
+            ("action", "order-ingest"),
+        ];
+        f.extend(form);
+        let r = c.post("/actions", &f).await;
+        assert_eq!(r.status, 422, "{f:?}: {}", r.body);
+    }
+    let mut forged = range.to_vec();
+    forged[0] = ("csrf", "forged");
+    assert_eq!(c.post("/actions", &forged).await.status, 403);
+    assert_eq!(outbox_count(&pool).await, 0, "nothing may be published");
+
+    // A one-week range and an hours import are queued, recorded with the operator.
+    let week = local(now - Duration::days(14));
+    let r = c
+        .post(
+            "/actions",
+            &[
+                ("csrf", csrf.as_str()),
+                ("shop", "acme-jp"),
+                ("action", "order-ingest"),
+                ("mode", "range"),
+                ("from", week.as_str()),
+                ("to", from.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status, 422,
+        "14 → 21 days back is a week the other way round"
+    );
+    let week_end = local(now - Duration::days(7));
+    let r = c
+        .post(
+            "/actions",
+            &[
+                ("csrf", csrf.as_str()),
+                ("shop", "acme-jp"),
+                ("action", "order-ingest"),
+                ("mode", "range"),
+                ("from", week.as_str()),
+                ("to", week_end.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = c
+        .post(
+            "/actions",
+            &[
+                ("csrf", csrf.as_str()),
+                ("shop", "acme-jp"),
+                ("action", "order-ingest"),
+                ("mode", "hours"),
+                ("hours", "6"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let rows: Vec<(String, String, serde_json::Value)> =
+        sqlx::query_as("SELECT exchange, routing_key, payload FROM outbox ORDER BY created_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (exchange, key, payload) in &rows {
+        assert_eq!(exchange, "commands");
+        assert_eq!(key, "order-ingest");
+        assert_eq!(payload["requested_by"], "alice");
+    }
+    assert_eq!(rows[1].2["params"]["mode"], "hours");
+    assert_eq!(rows[1].2["params"]["hours"], 6);
+    let page = c.get(r.location.as_deref().unwrap()).await;
+    assert!(page.body.contains(r#"id="queued""#), "{}", page.body);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn operators_see_only_their_shops(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    let other = shop(&pool, "other-au", "AU", "Australia/Sydney").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let mine = instruction(
+        &pool,
+        acme,
+        "503-0000000-0000001",
+        "Alice Buyer",
+        Utc::now(),
+    )
+    .await;
+    let theirs = instruction(
+        &pool,
+        other,
+        "249-0000000-0000002",
+        "Other Buyer",
+        Utc::now(),
+    )
+    .await;
+    log(&pool, acme, "order-ingest", "info", None, "acme message").await;
+    log(
+        &pool,
+        other,
+        "order-ingest",
+        "error",
+        None,
+        "other shop's message",
+    )
+    .await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+
+    for path in [
+        "/shops/other-au".to_owned(),
+        "/runs?shop=other-au".to_owned(),
+        "/api-log?shop=other-au".to_owned(),
+        "/instructions?shop=other-au".to_owned(),
+        "/feeds?shop=other-au".to_owned(),
+        "/actions?shop=other-au".to_owned(),
+        "/?shop=other-au".to_owned(),
+        format!("/instructions/{theirs}"),
+    ] {
+        let r = c.get(&path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(!r.body.contains("249-0000000-0000002"));
+    }
+    let r = c
+        .post(
+            &format!("/instructions/{theirs}/reveal"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = c
+        .post(
+            "/actions",
+            &[
+                ("csrf", &csrf),
+                ("shop", "other-au"),
+                ("action", "status-sync"),
+                ("mode", "changes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(outbox_count(&pool).await, 0);
+
+    let list = c.get("/instructions").await.body;
+    assert!(list.contains("503-0000000-0000001") && !list.contains("249-0000000-0000002"));
+    let logs = c.get("/api-log").await.body;
+    assert!(logs.contains("acme message") && !logs.contains("other shop&#39;s message"));
+    let shops = c.get("/shops").await.body;
+    assert!(shops.contains("acme-jp") && !shops.contains("other-au"));
+    assert_eq!(c.get(&format!("/instructions/{mine}")).await.status, 200);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn personal_data_is_masked_until_revealed_and_the_reveal_is_logged(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let id = instruction(&pool, acme, "503-1111111-1111111", "山田 太郎", Utc::now()).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+
+    let page = c.get(&format!("/instructions/{id}")).await;
+    assert_eq!(page.status, 200);
+    for pii in ["山田", "buyer-x@", "神宮前", "03-1234-5678", "150-0001"] {
+        assert!(!page.body.contains(pii), "{pii} shown before reveal");
+    }
+    assert!(page.body.contains("●●●●●●"));
+    assert!(page.body.contains(r#"id="reveal""#));
+    // Lines are there, escaped.
+    assert!(page.body.contains("SKU-UNMAPPED-1"));
+    assert!(page.body.contains("テスト商品 &lt;b&gt;太字&lt;/b&gt;"));
+    let list = c.get("/instructions").await.body;
+    assert!(!list.contains("山田"));
+
+    assert_eq!(
+        c.post(&format!("/instructions/{id}/reveal"), &[("csrf", "forged")])
+            .await
+            .status,
+        403
+    );
+    let shown = c
+        .post(&format!("/instructions/{id}/reveal"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(shown.status, 200);
+    assert!(shown.body.contains("山田 太郎") && shown.body.contains("神宮前1-2-3"));
+
+    let (message, details, order): (String, serde_json::Value, String) = sqlx::query_as(
+        "SELECT message, details, amazon_order_id FROM api_log WHERE code = 'pii_revealed'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(order, "503-1111111-1111111");
+    assert!(message.contains("alice"));
+    let all = format!("{message} {details}");
+    for pii in ["山田", "神宮前", "buyer-x", "03-1234"] {
+        assert!(!all.contains(pii), "PII {pii} in the API log");
+    }
+    // Masked again on the next plain view.
+    assert!(
+        !c.get(&format!("/instructions/{id}"))
+            .await
+            .body
+            .contains("山田")
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_page_renders_with_seeded_data_escaped(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let inst = instruction(&pool, acme, "503-2222222-2222222", "Hanako", Utc::now()).await;
+    sqlx::query("UPDATE shipping_instructions SET api_status = 'failed', api_error = 'The tracking number <x> is invalid' WHERE id = $1")
+        .bind(inst)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE shops SET auth_status = 'needs_reauthorization', auth_error = 'invalid_grant' WHERE id = $1")
+        .bind(acme)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        r#"INSERT INTO action_runs (id, shop_id, action, mode, status, requested_by, counts, amazon_calls, started_at, finished_at)
+           VALUES (gen_random_uuid(), $1, 'order-ingest', 'hours', 'succeeded', 'alice',
+                   '{"new": 1, "calls": {"searchOrders": 2}, "continuations": 1, "duration_ms": 1500}', 2, now() - interval '1 day', now() - interval '1 day'),
+                  (gen_random_uuid(), $1, 'status-sync', 'changes', 'failed', 'cron:sync',
+                   '{"paid": 3, "canceled": 1, "calls": {"searchOrders": {"calls": 4, "throttled": 1, "limiter_wait_ms": 2500}}}', 4, now(), now())"#,
+    )
+    .bind(acme)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let feed = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO feed_submissions (id, shop_id, feed_type, marketplace_ids, state, amazon_feed_id, processing_status, created_at, finished_at)
+         VALUES ($1, $2, 'POST_ORDER_FULFILLMENT_DATA', ARRAY['A1VC38T7YXB528'], 'done', '5001', 'DONE', now(), now()),
+                (gen_random_uuid(), $2, 'JSON_LISTINGS_FEED', ARRAY['A1VC38T7YXB528'], 'submitted', '5002', 'IN_QUEUE', now() - interval '5 hours', NULL)",
+    )
+    .bind(feed)
+    .bind(acme)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO feed_messages (feed_submission_id, message_id, instruction_id, amazon_order_id, result, result_code, result_message)
+         VALUES ($1, 1, $2, '503-2222222-2222222', 'error', '18028', 'The data you provided for the tracking number is invalid. <Carrier>'),
+                ($1, 2, NULL, '503-3', 'success', NULL, NULL)",
+    )
+    .bind(feed)
+    .bind(inst)
+    .execute(&pool)
+    .await
+    .unwrap();
+    log(
+        &pool,
+        acme,
+        "feed-poller",
+        "error",
+        Some("503-2222222-2222222"),
+        "<script>alert(1)</script> 配送業者コードが無効です\n2行目",
+    )
+    .await;
+    sqlx::query(
+        "INSERT INTO api_log (shop_id, action, level, amazon_order_id, code, message)
+         VALUES ($1, 'status-sync', 'attention', '503-2222222-2222222', 'amazon_cancelled_after_allocation', 'order 503-2222222-2222222: cancelled after allocation')",
+    )
+    .bind(acme)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    for (path, needle) in [
+        ("/", r#"<svg id="chart-orders""#),
+        ("/?days=30", r#"<svg id="chart-feeds""#),
+        ("/shops", "再認可が必要"),
+        ("/shops/acme-jp", "invalid_grant"),
+        ("/actions", "時間指定で取得"),
+        ("/runs", "cron:sync"),
+        (
+            "/runs?action=order-ingest&status=succeeded",
+            "時間指定で取得",
+        ),
+        ("/instructions", "503-2222222-2222222"),
+        (
+            "/instructions?status=awaiting_shipment&payment=paid&api=failed&marketplace=JP",
+            "503-2222222-2222222",
+        ),
+        (
+            "/api-log",
+            "&lt;script&gt;alert(1)&lt;/script&gt; 配送業者コードが無効です\n2行目",
+        ),
+        (
+            "/api-log?level=error&order=503-2222222-2222222",
+            "配送業者コードが無効です",
+        ),
+        ("/feeds", "POST_ORDER_FULFILLMENT_DATA"),
+        ("/attention", "SKU-UNMAPPED-1"),
+        ("/?lang=en", "Orders per day"),
+    ] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.body.contains(needle), "{path} lacks {needle:?}");
+        assert!(!r.body.contains("<script>alert"), "{path} is not escaped");
+    }
+    let f = c.get(&format!("/feeds/{feed}")).await;
+    assert!(
+        f.body
+            .contains("The data you provided for the tracking number is invalid. &lt;Carrier&gt;")
+    );
+    let a = c.get("/attention?lang=ja").await.body;
+    for id in [
+        "reauth",
+        "unmapped",
+        "cancel-allocated",
+        "failed-shipments",
+        "stuck-feeds",
+    ] {
+        assert!(a.contains(&format!(r#"id="{id}""#)), "{id}");
+    }
+    assert!(a.contains("The tracking number &lt;x&gt; is invalid"));
+    let d = c.get("/").await.body;
+    assert!(d.contains("searchOrders"), "calls per operation");
+    assert_eq!(c.get("/no-such-page").await.status, 404);
+}

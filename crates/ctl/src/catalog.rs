@@ -1,0 +1,303 @@
+//! `ctl product` and `ctl rules`: the products orders reserve, and the delivery rules
+//! (変換ロボット) that set an imported order's delivery method (first match wins).
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use domain::{
+    Marketplace,
+    delivery_rules::{DeliveryRule, RuleConditions, RuleInput},
+};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum ProductCommand {
+    /// Create a product (with zero stock; set it with `ctl stock set`).
+    Add {
+        #[arg(long)]
+        shop: String,
+        /// Product code (unique per shop).
+        code: String,
+        /// Product name.
+        name: String,
+    },
+    /// List products with their stock (on hand, reserved 確保数, allocated, free).
+    List {
+        #[arg(long)]
+        shop: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Add a delivery rule: when every given condition holds, the order gets the delivery
+    /// method. Rules are tried by position, lowest first; the first match wins.
+    Add(RuleAddArgs),
+    /// List the shop's rules in the order they are tried.
+    List {
+        #[arg(long)]
+        shop: String,
+    },
+    /// Remove the rule at a position.
+    Remove {
+        #[arg(long)]
+        shop: String,
+        #[arg(long)]
+        position: i32,
+    },
+    /// Show which rule an imported order matches (by Amazon order id), rule by rule.
+    Test {
+        #[arg(long)]
+        shop: String,
+        /// Amazon order id of an imported instruction.
+        amazon_order_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RuleAddArgs {
+    #[arg(long)]
+    pub shop: String,
+    /// Position (unique per shop; lower is tried first).
+    #[arg(long)]
+    pub position: i32,
+    /// Rule name, for operators.
+    #[arg(long)]
+    pub name: String,
+    /// Delivery method code (created if it does not exist).
+    #[arg(long)]
+    pub method: String,
+    /// Delivery method name, when the method is created (default: the code).
+    #[arg(long)]
+    pub method_name: Option<String>,
+    /// Marketplace (JP, AU, SG); repeatable, any of them.
+    #[arg(long = "marketplace")]
+    pub marketplaces: Vec<Marketplace>,
+    /// Amazon shipping service level (e.g. Expedited); repeatable, any of them.
+    #[arg(long = "service-level")]
+    pub service_levels: Vec<String>,
+    /// Destination prefecture/state (e.g. 北海道); repeatable, any of them.
+    #[arg(long = "state")]
+    pub states: Vec<String>,
+    /// Seller SKU; repeatable: the order contains any of them.
+    #[arg(long = "sku")]
+    pub skus: Vec<String>,
+    /// Order total at least this amount.
+    #[arg(long)]
+    pub min_total: Option<Decimal>,
+    /// Order total at most this amount.
+    #[arg(long)]
+    pub max_total: Option<Decimal>,
+    /// Prime orders only (true) or non-Prime only (false).
+    #[arg(long)]
+    pub prime: Option<bool>,
+}
+
+async fn shop_id(conn: &mut sqlx::PgConnection, code: &str) -> anyhow::Result<uuid::Uuid> {
+    Ok(store::shops::get_by_code(conn, code)
+        .await
+        .with_context(|| format!("unknown shop {code:?}: see `ctl shop list`"))?
+        .shop
+        .id)
+}
+
+pub async fn run_product(
+    config: &Config,
+    cmd: ProductCommand,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let pool = config.pool().await?;
+    let mut tx = pool.begin().await?;
+    match cmd {
+        ProductCommand::Add { shop, code, name } => {
+            anyhow::ensure!(!code.trim().is_empty(), "product code must not be empty");
+            let id = shop_id(&mut tx, &shop).await?;
+            let p = store::catalog::insert_product(&mut tx, id, code.trim(), &name).await?;
+            tx.commit().await?;
+            if as_json {
+                println!("{}", serde_json::to_string(&p)?);
+            } else {
+                println!("product {} created ({})", p.code, p.id);
+            }
+        }
+        ProductCommand::List { shop } => {
+            let id = shop_id(&mut tx, &shop).await?;
+            let list = store::catalog::list_products(&mut tx, id).await?;
+            if as_json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                println!(
+                    "{:<16} {:>8} {:>8} {:>9} {:>8}  name",
+                    "code", "on_hand", "reserved", "allocated", "free"
+                );
+                for p in list {
+                    println!(
+                        "{:<16} {:>8} {:>8} {:>9} {:>8}  {}",
+                        p.code, p.on_hand, p.reserved, p.allocated, p.free, p.name
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> anyhow::Result<()> {
+    let pool = config.pool().await?;
+    let mut tx = pool.begin().await?;
+    match cmd {
+        RulesCommand::Add(a) => {
+            if let (Some(lo), Some(hi)) = (a.min_total, a.max_total)
+                && lo > hi
+            {
+                bail!("--min-total {lo} is greater than --max-total {hi}: no order could match");
+            }
+            let conditions = RuleConditions {
+                marketplaces: a.marketplaces,
+                ship_service_levels: a.service_levels,
+                states: a.states,
+                skus: a.skus,
+                min_total: a.min_total,
+                max_total: a.max_total,
+                prime: a.prime,
+            };
+            let id = shop_id(&mut tx, &a.shop).await?;
+            let method = match store::catalog::delivery_method_by_code(&mut tx, id, &a.method).await
+            {
+                Ok(m) => m,
+                Err(store::StoreError::NotFound { .. }) => {
+                    let name = a.method_name.clone().unwrap_or_else(|| a.method.clone());
+                    store::catalog::upsert_delivery_method(&mut tx, id, &a.method, &name, None)
+                        .await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            store::catalog::add_rule(&mut tx, id, a.position, &a.name, &conditions, method.id)
+                .await
+                .with_context(|| {
+                    format!("rule at position {} (see `ctl rules list`)", a.position)
+                })?;
+            tx.commit().await?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"position": a.position, "method": method.code, "conditions": conditions})
+                );
+            } else {
+                println!(
+                    "rule {} at position {} → {} when {}",
+                    a.name,
+                    a.position,
+                    method.name,
+                    serde_json::to_string(&conditions)?
+                );
+            }
+        }
+        RulesCommand::List { shop } => {
+            let id = shop_id(&mut tx, &shop).await?;
+            let rules = store::catalog::list_rules(&mut tx, id).await?;
+            if as_json {
+                println!("{}", serde_json::to_string(&rules)?);
+            } else if rules.is_empty() {
+                println!(
+                    "no delivery rules: imported orders keep {}",
+                    domain::PLACEHOLDER_DELIVERY_METHOD
+                );
+            } else {
+                for r in rules {
+                    println!(
+                        "{:>5}  {:<20} → {:<20} {}{}",
+                        r.position,
+                        r.name,
+                        r.delivery_method.name,
+                        r.conditions,
+                        if r.enabled { "" } else { "  (disabled)" }
+                    );
+                }
+            }
+        }
+        RulesCommand::Remove { shop, position } => {
+            let id = shop_id(&mut tx, &shop).await?;
+            if !store::catalog::remove_rule(&mut tx, id, position).await? {
+                bail!("shop {shop} has no rule at position {position} (see `ctl rules list`)");
+            }
+            tx.commit().await?;
+            println!("rule at position {position} removed");
+        }
+        RulesCommand::Test {
+            shop,
+            amazon_order_id,
+        } => {
+            let id = shop_id(&mut tx, &shop).await?;
+            let inst = store::instructions::by_order(&mut tx, id, &amazon_order_id)
+                .await?
+                .with_context(|| {
+                    format!("order {amazon_order_id} is not imported for shop {shop}")
+                })?;
+            let lines = store::instructions::lines(&mut tx, inst.id).await?;
+            let skus: Vec<String> = lines.into_iter().map(|l| l.sku).collect();
+            let marketplace = inst
+                .marketplace_id
+                .as_deref()
+                .map(Marketplace::from_id)
+                .transpose()?
+                .context("the instruction has no marketplace")?;
+            let input = RuleInput {
+                marketplace,
+                ship_service_level: inst.ship_service_level.as_deref(),
+                state: inst.ship_to_state.as_deref(),
+                skus: &skus,
+                order_total: inst.order_total,
+                prime: inst.is_prime,
+            };
+            let rules = store::catalog::active_rules(&mut tx, id).await?;
+            let winner =
+                domain::delivery_rules::first_match(&rules, &input).map(|m| m.code.clone());
+            let verdicts: Vec<_> = rules
+                .iter()
+                .map(|r: &DeliveryRule<store::catalog::DeliveryMethod>| {
+                    json!({"position": r.position, "method": r.target.code, "matches": r.conditions.matches(&input)})
+                })
+                .collect();
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"order": amazon_order_id, "rules": verdicts, "winner": winner})
+                );
+            } else {
+                println!(
+                    "order {amazon_order_id}: marketplace {}, service level {}, state {}, total {}, prime {}, SKUs {}",
+                    marketplace.code(),
+                    input.ship_service_level.unwrap_or("-"),
+                    // The prefecture is not personal on its own; the rest of the address is never shown.
+                    input.state.unwrap_or("-"),
+                    input
+                        .order_total
+                        .map(|t| t.normalize().to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    input.prime,
+                    skus.join(",")
+                );
+                for v in &verdicts {
+                    println!(
+                        "  {:>5} {:<20} {}",
+                        v["position"],
+                        v["method"].as_str().unwrap_or(""),
+                        if v["matches"].as_bool() == Some(true) {
+                            "matches"
+                        } else {
+                            "-"
+                        }
+                    );
+                }
+                match winner {
+                    Some(code) => println!("→ delivery method {code} (first match)"),
+                    None => println!("→ no rule matches: {}", domain::PLACEHOLDER_DELIVERY_METHOD),
+                }
+            }
+        }
+    }
+    Ok(())
+}

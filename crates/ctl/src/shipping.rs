@@ -1,0 +1,467 @@
+//! Shipment feedback operations: carrier mappings, feeds, resending a shipment, and the WMS
+//! steps the demo and tests need (allocate, ship).
+
+use anyhow::{Context, bail};
+use chrono::{NaiveDate, Utc};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum ShippingCommand {
+    /// Carrier mappings: external delivery method (外部連携先配送方法) → Amazon carrier.
+    #[command(subcommand)]
+    Carrier(CarrierCommand),
+    /// Feeds sent to Amazon and their per-message results.
+    #[command(subcommand)]
+    Feeds(FeedsCommand),
+    /// Send a shipment again after fixing its data (a failed or refused instruction).
+    ResendShipment(ResendArgs),
+    /// WMS: allocate (引当) an instruction awaiting shipment.
+    Allocate(OrderArgs),
+    /// WMS: ship (出荷) an instruction with its tracking numbers.
+    Ship(ShipArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CarrierCommand {
+    /// The mappings a shop sees (its own, then the built-in defaults), or the defaults.
+    List {
+        #[arg(long)]
+        shop: Option<String>,
+    },
+    /// Add or replace a mapping (for one shop, or a built-in default without --shop).
+    Add {
+        /// External delivery method, e.g. yamato, sagawa, japan_post.
+        external_delivery_method: String,
+        /// Amazon CarrierCode as listed in Seller Central (YamatoTransport, SagawaExpress...) or Other.
+        #[arg(long)]
+        code: String,
+        /// CarrierName (required with --code Other).
+        #[arg(long)]
+        name: Option<String>,
+        /// Regular expression the whole tracking number must match, e.g. '^[0-9]{12}$'.
+        #[arg(long)]
+        pattern: Option<String>,
+        #[arg(long)]
+        shop: Option<String>,
+    },
+    /// Remove a mapping.
+    Remove {
+        external_delivery_method: String,
+        #[arg(long)]
+        shop: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedsCommand {
+    /// Newest feed submissions of a shop.
+    List {
+        #[arg(long)]
+        shop: String,
+        /// pending, in_flight, submitted, done, fatal, cancelled or failed.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One submission (our id or Amazon's feed id) with its messages.
+    Show {
+        id: String,
+        #[arg(long)]
+        shop: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ResendArgs {
+    #[arg(long)]
+    pub shop: String,
+    /// Amazon order id.
+    pub amazon_order_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    #[arg(long)]
+    pub shop: String,
+    /// Amazon order id.
+    pub amazon_order_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShipArgs {
+    #[arg(long)]
+    pub shop: String,
+    /// Amazon order id.
+    pub amazon_order_id: String,
+    /// Tracking numbers, comma-separated (only the first goes to Amazon).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tracking: Vec<String>,
+    /// Ship date (default: today in the shop's time zone).
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+}
+
+pub async fn run(config: &Config, command: ShippingCommand, json_out: bool) -> anyhow::Result<()> {
+    let pool = config.pool().await?;
+    match command {
+        ShippingCommand::Carrier(c) => carrier(&pool, c, json_out).await,
+        ShippingCommand::Feeds(c) => feeds(&pool, c, json_out).await,
+        ShippingCommand::ResendShipment(a) => resend(&pool, a).await,
+        ShippingCommand::Allocate(a) => allocate(&pool, a).await,
+        ShippingCommand::Ship(a) => ship(&pool, a).await,
+    }
+}
+
+async fn shop_of(pool: &PgPool, code: &str) -> anyhow::Result<domain::shop::Shop> {
+    let mut conn = pool.acquire().await?;
+    Ok(store::shops::get_by_code(&mut conn, code)
+        .await
+        .with_context(|| format!("unknown shop {code:?} (see `ctl shop list`)"))?
+        .shop)
+}
+
+async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    match c {
+        CarrierCommand::List { shop } => {
+            let rows = match shop {
+                Some(code) => {
+                    store::carriers::effective(&mut conn, shop_of(pool, &code).await?.id).await?
+                }
+                None => store::carriers::list(&mut conn, None).await?,
+            };
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<18} {:<20} {:<24} {:<8} PATTERN",
+                    "EXTERNAL", "CARRIER CODE", "CARRIER NAME", "SCOPE"
+                );
+                for r in rows {
+                    println!(
+                        "{:<18} {:<20} {:<24} {:<8} {}",
+                        r.external_delivery_method,
+                        r.carrier_code,
+                        r.carrier_name.as_deref().unwrap_or("-"),
+                        if r.shop_id.is_some() {
+                            "shop"
+                        } else {
+                            "default"
+                        },
+                        r.tracking_pattern.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        CarrierCommand::Add {
+            external_delivery_method,
+            code,
+            name,
+            pattern,
+            shop,
+        } => {
+            if code.trim().is_empty() {
+                bail!("--code must not be empty");
+            }
+            if code == "Other" && name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+                bail!("--code Other needs --name (Amazon requires CarrierName with Other)");
+            }
+            if name.as_deref().is_some_and(|n| n.chars().count() > 50) {
+                bail!("--name must be at most 50 characters (Amazon's limit)");
+            }
+            if let Some(p) = &pattern {
+                sqlx::query("SELECT '' ~ $1")
+                    .bind(p)
+                    .execute(&mut *conn)
+                    .await
+                    .with_context(|| {
+                        format!("--pattern {p:?} is not a valid regular expression")
+                    })?;
+            }
+            let shop_id = match shop {
+                Some(code) => Some(shop_of(pool, &code).await?.id),
+                None => None,
+            };
+            let m = store::carriers::upsert(
+                &mut conn,
+                &store::carriers::NewMapping {
+                    shop_id,
+                    external_delivery_method: &external_delivery_method,
+                    carrier_code: &code,
+                    carrier_name: name.as_deref(),
+                    tracking_pattern: pattern.as_deref(),
+                },
+            )
+            .await?;
+            println!(
+                "carrier mapping {} → {}{} saved",
+                m.external_delivery_method,
+                m.carrier_code,
+                m.carrier_name
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+        }
+        CarrierCommand::Remove {
+            external_delivery_method,
+            shop,
+        } => {
+            let shop_id = match shop {
+                Some(code) => Some(shop_of(pool, &code).await?.id),
+                None => None,
+            };
+            if !store::carriers::remove(&mut conn, shop_id, &external_delivery_method).await? {
+                bail!("no carrier mapping {external_delivery_method:?} in that scope");
+            }
+            println!("carrier mapping {external_delivery_method} removed");
+        }
+    }
+    Ok(())
+}
+
+async fn feeds(pool: &PgPool, c: FeedsCommand, json_out: bool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    match c {
+        FeedsCommand::List { shop, state, limit } => {
+            let shop = shop_of(pool, &shop).await?;
+            let subs = store::feeds::list(&mut conn, shop.id, state.as_deref(), limit).await?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&subs)?);
+                return Ok(());
+            }
+            println!(
+                "{:<36} {:<28} {:<10} {:<14} {:<12} CREATED",
+                "ID", "FEED TYPE", "STATE", "AMAZON FEED", "STATUS"
+            );
+            for s in subs {
+                println!(
+                    "{:<36} {:<28} {:<10} {:<14} {:<12} {}",
+                    s.id,
+                    s.feed_type,
+                    s.state,
+                    s.amazon_feed_id.as_deref().unwrap_or("-"),
+                    s.processing_status.as_deref().unwrap_or("-"),
+                    s.created_at.format("%Y-%m-%d %H:%M:%S")
+                );
+            }
+        }
+        FeedsCommand::Show { id, shop } => {
+            let shop = shop_of(pool, &shop).await?;
+            let sub = match id.parse::<Uuid>() {
+                Ok(uuid) => store::feeds::get(&mut conn, uuid).await?,
+                Err(_) => store::feeds::get_by_amazon_id(&mut conn, shop.id, &id).await?,
+            };
+            if sub.shop_id != shop.id {
+                bail!("feed {id} does not belong to shop {}", shop.code);
+            }
+            let messages = store::feeds::messages(&mut conn, sub.id).await?;
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"submission": sub, "messages": messages})
+                    )?
+                );
+                return Ok(());
+            }
+            println!("{}", serde_json::to_string_pretty(&sub)?);
+            println!(
+                "{:<6} {:<22} {:<20} {:<8} {:<8} MESSAGE",
+                "MSG", "ORDER", "SKU", "RESULT", "CODE"
+            );
+            for m in messages {
+                println!(
+                    "{:<6} {:<22} {:<20} {:<8} {:<8} {}",
+                    m.message_id,
+                    m.amazon_order_id.as_deref().unwrap_or("-"),
+                    m.sku.as_deref().unwrap_or("-"),
+                    m.result,
+                    m.result_code.as_deref().unwrap_or("-"),
+                    m.result_message.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
+    let shop = shop_of(pool, &a.shop).await?;
+    let row: Option<(Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, status, api_status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2",
+    )
+    .bind(shop.id)
+    .bind(&a.amazon_order_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((id, status, api_status)) = row else {
+        bail!(
+            "no instruction for order {} in shop {}",
+            a.amazon_order_id,
+            shop.code
+        );
+    };
+    if status != "shipped" {
+        bail!(
+            "order {} is {status}, not shipped: ship it first (`ctl ship`)",
+            a.amazon_order_id
+        );
+    }
+    match api_status.as_str() {
+        "failed" | "awaiting_print" => {}
+        "printed" => bail!(
+            "order {} was sent and Amazon's result is still pending (印刷済み); wait for feed-poller",
+            a.amazon_order_id
+        ),
+        _ => bail!(
+            "order {} is already confirmed by Amazon (出荷済み)",
+            a.amazon_order_id
+        ),
+    }
+    sqlx::query(
+        "UPDATE shipping_instructions SET api_status = 'awaiting_print', api_error = NULL, resend_requested_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    let mut conn = pool.acquire().await?;
+    store::api_log::write(
+        &mut conn,
+        &store::api_log::Entry {
+            amazon_order_id: Some(&a.amazon_order_id),
+            code: Some("resend_requested"),
+            ..store::api_log::Entry::new(
+                Some(shop.id),
+                "shipment-feedback",
+                store::api_log::Level::Info,
+                "an operator asked to send this shipment again (印刷待ち)",
+            )
+        },
+    )
+    .await?;
+    println!(
+        "order {} is awaiting print again; the next shipment-feedback run sends it (`ctl trigger shipment-feedback --shop {}`)",
+        a.amazon_order_id, shop.code
+    );
+    Ok(())
+}
+
+async fn allocate(pool: &PgPool, a: OrderArgs) -> anyhow::Result<()> {
+    let shop = shop_of(pool, &a.shop).await?;
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
+    )
+    .bind(shop.id)
+    .bind(&a.amazon_order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, status)) = row else {
+        bail!(
+            "no instruction for order {} in shop {}",
+            a.amazon_order_id,
+            shop.code
+        );
+    };
+    if status != "awaiting_shipment" {
+        bail!(
+            "order {} is {status}: only instructions awaiting shipment (出荷待ち) can be allocated",
+            a.amazon_order_id
+        );
+    }
+    // Reserved (確保数) becomes allocated (引当済み) for the mapped lines.
+    sqlx::query(
+        r#"UPDATE stock s SET reserved = s.reserved - l.reserved_quantity, allocated = s.allocated + l.quantity,
+                  change_seq = nextval('stock_change_seq'), changed_at = now()
+           FROM (SELECT product_id, sum(reserved_quantity)::int AS reserved_quantity, sum(quantity)::int AS quantity
+                 FROM instruction_lines WHERE instruction_id = $1 AND product_id IS NOT NULL GROUP BY product_id) l
+           WHERE s.product_id = l.product_id"#,
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE instruction_lines SET reserved_quantity = 0 WHERE instruction_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE shipping_instructions SET status = 'allocated', updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    println!("order {} allocated (引当済み)", a.amazon_order_id);
+    Ok(())
+}
+
+async fn ship(pool: &PgPool, a: ShipArgs) -> anyhow::Result<()> {
+    let shop = shop_of(pool, &a.shop).await?;
+    let tracking: Vec<String> = a
+        .tracking
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tracking.is_empty() {
+        bail!("--tracking needs at least one tracking number");
+    }
+    let date = a
+        .date
+        .unwrap_or_else(|| domain::eligibility::today_in(shop.time_zone, Utc::now()));
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
+    )
+    .bind(shop.id)
+    .bind(&a.amazon_order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, status)) = row else {
+        bail!(
+            "no instruction for order {} in shop {}",
+            a.amazon_order_id,
+            shop.code
+        );
+    };
+    if status != "allocated" {
+        bail!(
+            "order {} is {status}: allocate it first (`ctl allocate`)",
+            a.amazon_order_id
+        );
+    }
+    // The parcel leaves: allocated stock leaves the warehouse.
+    sqlx::query(
+        r#"UPDATE stock s SET allocated = GREATEST(s.allocated - l.quantity, 0), on_hand = GREATEST(s.on_hand - l.quantity, 0),
+                  change_seq = nextval('stock_change_seq'), changed_at = now()
+           FROM (SELECT product_id, sum(quantity)::int AS quantity FROM instruction_lines
+                 WHERE instruction_id = $1 AND product_id IS NOT NULL GROUP BY product_id) l
+           WHERE s.product_id = l.product_id"#,
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        r#"UPDATE shipping_instructions SET status = 'shipped', tracking_numbers = $2, shipped_on = $3, shipped_at = now(),
+                  updated_at = now()
+           WHERE id = $1"#,
+    )
+    .bind(id)
+    .bind(&tracking)
+    .bind(date)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    println!(
+        "order {} shipped (出荷済み) on {date} with tracking {}",
+        a.amazon_order_id,
+        tracking.join(", ")
+    );
+    Ok(())
+}

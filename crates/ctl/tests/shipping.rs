@@ -1,0 +1,216 @@
+//! `ctl carrier`, `ctl allocate`, `ctl ship`, `ctl resend-shipment`, `ctl feeds` against a fresh
+//! database (the real binary).
+
+use std::process::{Command, Output};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const TEST_KEYS: &str = "1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+struct Env {
+    database_url: String,
+}
+
+impl Env {
+    async fn new(pool: &PgPool) -> Self {
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        Self {
+            database_url: format!("postgres://postgres@127.0.0.1:5432/{db}"),
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ctl"))
+            .args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env(
+                "BUS_PREFIX",
+                format!("test-ctl-ship-{}-", Uuid::new_v4().simple()),
+            )
+            .env("CONNECTOR_ENCRYPTION_KEYS", TEST_KEYS)
+            .env("LWA_CLIENT_ID", "amzn1.application-oa2-client.test")
+            .env("LWA_CLIENT_SECRET", "secret")
+            .env("LWA_REFRESH_TOKEN", "Atzr|token")
+            .output()
+            .expect("run ctl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        let t = text(&out);
+        assert!(out.status.success(), "ctl {args:?} failed: {t}");
+        t
+    }
+
+    fn fails(&self, args: &[&str], expected: &str) {
+        let out = self.ctl(args);
+        let t = text(&out);
+        assert!(!out.status.success(), "ctl {args:?} should fail: {t}");
+        assert!(t.contains(expected), "ctl {args:?}: {t}");
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn carriers_ship_and_resend(pool: PgPool) {
+    let env = Env::new(&pool).await;
+    env.ok(&[
+        "shop",
+        "add",
+        "--code",
+        "acme",
+        "--name",
+        "Acme",
+        "--seller-id",
+        "A1SELLER",
+        "--marketplace",
+        "JP",
+        "--sp-api-endpoint",
+        "http://127.0.0.1:8700",
+        "--lwa-endpoint",
+        "http://127.0.0.1:8700/auth/o2/token",
+    ]);
+
+    // Built-in defaults are seeded; a shop overrides one.
+    let defaults = env.ok(&["carrier", "list"]);
+    for c in [
+        "YamatoTransport",
+        "SagawaExpress",
+        "Japan Post",
+        "Seino",
+        "Fukuyama",
+        "Australia Post",
+        "StarTrack",
+        "Singapore Post",
+        "Ninja Van",
+    ] {
+        assert!(defaults.contains(c), "{c} missing: {defaults}");
+    }
+    env.ok(&[
+        "carrier",
+        "add",
+        "yamato",
+        "--code",
+        "Other",
+        "--name",
+        "クロネコヤマト",
+        "--pattern",
+        "^[0-9]{12}$",
+        "--shop",
+        "acme",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "carrier", "list", "--shop", "acme"])).unwrap();
+    let yamato = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["external_delivery_method"] == "yamato")
+        .unwrap();
+    assert_eq!(yamato["carrier_name"], "クロネコヤマト");
+    env.fails(&["carrier", "add", "x", "--code", "Other"], "needs --name");
+    env.fails(
+        &["carrier", "add", "x", "--code", "DHL", "--pattern", "(["],
+        "not a valid regular expression",
+    );
+    env.ok(&["carrier", "remove", "yamato", "--shop", "acme"]);
+    env.fails(
+        &["carrier", "remove", "yamato", "--shop", "acme"],
+        "no carrier mapping",
+    );
+
+    // WMS: allocate, ship with two tracking numbers.
+    let shop_id: Uuid = sqlx::query_scalar("SELECT id FROM shops WHERE code = 'acme'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status) VALUES ($1, $2, '503-1111111-2222222', 'A1VC38T7YXB528', 'awaiting_shipment')",
+    )
+    .bind(id)
+    .bind(shop_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    env.fails(
+        &[
+            "ship",
+            "--shop",
+            "acme",
+            "503-1111111-2222222",
+            "--tracking",
+            "123456789012",
+        ],
+        "allocate it first",
+    );
+    env.ok(&["allocate", "--shop", "acme", "503-1111111-2222222"]);
+    env.ok(&[
+        "ship",
+        "--shop",
+        "acme",
+        "503-1111111-2222222",
+        "--tracking",
+        "123456789012,999999999999",
+        "--date",
+        "2026-11-27",
+    ]);
+    let (status, tracking, shipped_on): (String, Vec<String>, chrono::NaiveDate) = sqlx::query_as(
+        "SELECT status, tracking_numbers, shipped_on FROM shipping_instructions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "shipped");
+    assert_eq!(tracking, vec!["123456789012", "999999999999"]);
+    assert_eq!(shipped_on.to_string(), "2026-11-27");
+
+    // Resend: only failed (or refused) shipments; marks it a target again.
+    sqlx::query("UPDATE shipping_instructions SET api_status = 'printed' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    env.fails(
+        &["resend-shipment", "--shop", "acme", "503-1111111-2222222"],
+        "still pending",
+    );
+    sqlx::query(
+        "UPDATE shipping_instructions SET api_status = 'failed', api_error = 'x' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    env.ok(&["resend-shipment", "--shop", "acme", "503-1111111-2222222"]);
+    let (api_status, error, resend): (String, Option<String>, bool) = sqlx::query_as(
+        "SELECT api_status, api_error, resend_requested_at IS NOT NULL FROM shipping_instructions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (api_status.as_str(), error, resend),
+        ("awaiting_print", None, true)
+    );
+
+    // Feeds: empty list, unknown feed.
+    assert!(
+        env.ok(&["feeds", "list", "--shop", "acme"])
+            .contains("FEED TYPE")
+    );
+    env.fails(&["feeds", "show", "12345", "--shop", "acme"], "not found");
+}

@@ -1,0 +1,597 @@
+//! inventory-sync against the simulator, real PostgreSQL and (first test) RabbitMQ.
+
+mod common;
+
+use std::time::Duration;
+
+use bus::lapin::options::QueueDeclareOptions;
+use bus::lapin::types::FieldTable;
+use chrono::Utc;
+use common::{AMAZON_LEAD_TIME, fixture, sku};
+use domain::Marketplace;
+use domain::inventory::HandlingDays;
+use domain::messages::{Action, Command, CommandParams};
+use inventory_sync::Settings;
+use spapi_sim::{Fault, FaultTrigger};
+use sqlx::PgPool;
+use store::inventory;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn settings() -> Settings {
+    Settings {
+        first_poll_delay: chrono::Duration::seconds(1),
+        retry_delay: chrono::Duration::seconds(5),
+        ..Default::default()
+    }
+}
+
+async fn ready(conn: &bus::lapin::Connection, queue: &str) -> u32 {
+    let channel = conn.create_channel().await.unwrap();
+    let q = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::durable().passive(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = channel.close(200, "OK".into()).await;
+    q.message_count()
+}
+
+/// Publishes an inventory-sync command through the outbox (as `ctl trigger` does) and waits
+/// for its run to finish. Returns the run id.
+async fn trigger(pool: &PgPool, topology: &bus::Topology, shop_id: Uuid, full: bool) -> Uuid {
+    let cmd = Command::new(
+        shop_id,
+        Action::InventorySync,
+        CommandParams::InventorySync { full },
+        "test",
+        Utc::now(),
+    );
+    let mut tx = pool.begin().await.unwrap();
+    bus::outbox::enqueue(
+        &mut tx,
+        bus::OutboxMessage {
+            id: cmd.message_id,
+            ..bus::OutboxMessage::new(
+                topology.commands_exchange(),
+                "inventory-sync",
+                serde_json::to_value(&cmd).unwrap(),
+            )
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row: Option<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, status FROM action_runs WHERE command_id = $1 AND finished_at IS NOT NULL",
+        )
+        .bind(cmd.message_id)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some((id, status)) = row {
+            assert_eq!(status, "succeeded");
+            return id;
+        }
+        assert!(std::time::Instant::now() < deadline, "run did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Seed section 4 end to end through RabbitMQ: 1,000 mapped SKUs; 37 of them change (order
+/// import reservations, a cancellation releasing stock, operator adjustments) → one feed of
+/// exactly 37 messages; after the results Amazon shows the 37 new quantities, its own handling
+/// time where none is set and ours where one is; a run with no change makes no Amazon call.
+#[sqlx::test(migrations = "../../migrations")]
+async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_call(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    fx.seed(1000, 100, &[]).await;
+    let mut conn = pool.acquire().await.unwrap();
+    // Before the first run: open reservations a cancellation will release later, and one that
+    // will be allocated (free stock unchanged: not a change to push).
+    for i in 21..=25 {
+        let p = fx.product(i).await;
+        store::catalog::reserve(&mut conn, fx.shop.id, p, 2, "order 1")
+            .await
+            .unwrap();
+    }
+    let p50 = fx.product(50).await;
+    store::catalog::reserve(&mut conn, fx.shop.id, p50, 1, "order 2")
+        .await
+        .unwrap();
+
+    // The service behind RabbitMQ, and a queue standing in for feed-poller's.
+    let prefix = format!("inv{}.", Uuid::now_v7().simple());
+    let topology = bus::Topology::new(prefix.clone(), 5);
+    let amqp = bus::connect(&common::amqp_url(), "inventory-sync-test")
+        .await
+        .unwrap();
+    let setup = amqp.create_channel().await.unwrap();
+    let watch = topology
+        .declare_service(&setup, "feed-poller", &["feed.submitted"])
+        .await
+        .unwrap();
+    let config = runtime::Config {
+        database_url: common::database_url(&pool),
+        amqp_url: common::amqp_url(),
+        bus_prefix: prefix.clone(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        prefetch: 1,
+        pool_size: 4,
+        spapi_rate_scale: 1000.0,
+    };
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(runtime::serve(
+        inventory_sync::SERVICE,
+        &[],
+        config,
+        fx.keys.clone(),
+        cancel.clone(),
+        |ctx| inventory_sync::Service::from_ctx(ctx).unwrap(),
+    ));
+    let service = fx.service(settings());
+
+    let result = async {
+        // Run 1: nothing was ever pushed: all 1,000.
+        let run1 = trigger(&pool, &topology, fx.shop.id, false).await;
+        let subs = fx.submissions(run1).await;
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].2, 1000);
+        let applied = fx.apply_results(&service, run1).await;
+        assert_eq!(applied.confirmed, 1000);
+
+        // 37 changes: 20 order-import reservations, 5 releases (cancellation), 12 operator
+        // adjustments and counts (no explicit change_seq: the trigger bumps it).
+        for i in 1..=20 {
+            let p = fx.product(i).await;
+            store::catalog::reserve(&mut conn, fx.shop.id, p, 1, "order 3").await.unwrap();
+        }
+        for i in 21..=25 {
+            let p = fx.product(i).await;
+            store::catalog::release(&mut conn, fx.shop.id, p, 2, "order 1 canceled").await.unwrap();
+        }
+        for i in 26..=31 {
+            let p = fx.product(i).await;
+            inventory::adjust_on_hand(&mut conn, fx.shop.id, p, 4, Some("found in the back")).await.unwrap();
+        }
+        for i in 32..=37 {
+            let p = fx.product(i).await;
+            inventory::set_on_hand(&mut conn, fx.shop.id, p, 3, Some("count")).await.unwrap();
+        }
+        // Allocation moves reserved to allocated: free stock unchanged, nothing to push.
+        sqlx::query("UPDATE stock SET reserved = reserved - 1, allocated = allocated + 1 WHERE product_id = $1")
+            .bind(p50)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        // Handling time set on three of the changed SKUs.
+        for i in [1, 2, 3] {
+            inventory::set_handling_days(&mut conn, fx.shop.id, &sku(i), Some(HandlingDays::new(7).unwrap()))
+                .await
+                .unwrap();
+        }
+
+        // Run 2: exactly the 37.
+        let calls_before = fx.create_feed_calls();
+        let run2 = trigger(&pool, &topology, fx.shop.id, false).await;
+        assert_eq!(fx.create_feed_calls(), calls_before + 1, "one createFeed");
+        let subs = fx.submissions(run2).await;
+        assert_eq!(subs.len(), 1, "one feed");
+        assert_eq!(subs[0].2, 37, "exactly 37 messages");
+        assert_eq!(subs[0].1, vec![Marketplace::Japan.id().to_owned()]);
+        let feed_id: String = sqlx::query_scalar("SELECT amazon_feed_id FROM feed_submissions WHERE id = $1")
+            .bind(subs[0].0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let input = fx.sim.sim().feed(&feed_id).unwrap().input.unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&input).unwrap();
+        let messages = doc["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 37);
+        let skus: Vec<&str> = messages.iter().map(|m| m["sku"].as_str().unwrap()).collect();
+        assert_eq!(skus, (1..=37).map(sku).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
+        for m in messages {
+            assert_eq!(m["operationType"], "PATCH");
+            assert_eq!(m["patches"][0]["op"], "merge");
+            assert_eq!(m["patches"][0]["path"], "/attributes/fulfillment_availability");
+            assert_eq!(m["patches"][0]["value"][0]["fulfillment_channel_code"], "DEFAULT");
+        }
+        let applied = fx.apply_results(&service, run2).await;
+        assert_eq!((applied.confirmed, applied.failed), (37, 0));
+
+        // Amazon now shows our free stock for every SKU; handling time ours where set.
+        let free = fx.free_by_sku().await;
+        for i in 1..=1000 {
+            let listing = fx.sim.sim().listing(&sku(i)).unwrap();
+            assert_eq!(listing.quantity, Some(u32::try_from(free[&sku(i)]).unwrap()), "{}", sku(i));
+            let expected_lead = match i {
+                1..=3 => 7,
+                i if i % 100 == 0 => 2,
+                _ => AMAZON_LEAD_TIME,
+            };
+            assert_eq!(listing.lead_time_to_ship_max_days, Some(expected_lead), "{}", sku(i));
+        }
+
+        // Run 3: nothing changed: no feed, no Amazon call at all.
+        let amazon_before = fx.amazon_calls();
+        let run3 = trigger(&pool, &topology, fx.shop.id, false).await;
+        assert!(fx.submissions(run3).await.is_empty());
+        assert_eq!(fx.amazon_calls(), amazon_before, "no SP-API call");
+        let counts: serde_json::Value = sqlx::query_scalar("SELECT counts FROM action_runs WHERE id = $1")
+            .bind(run3)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(counts["targets"], 0);
+
+        // Ledger and API log carry the summaries; feed.submitted reached feed-poller's queue.
+        let summaries: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_log WHERE shop_id = $1 AND action = 'inventory-sync' AND code IN ('inventory_sync_summary', 'nothing_to_push')",
+        )
+        .bind(fx.shop.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(summaries, 3);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ready(&amqp, &watch).await < 2 {
+            assert!(std::time::Instant::now() < deadline, "feed.submitted events not published");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready(&amqp, &watch).await, 2);
+    }
+    .await;
+
+    cancel.cancel();
+    let _ = server.await;
+    let _ = topology.delete_service(&setup, "feed-poller").await;
+    let _ = topology
+        .delete_service(&setup, inventory_sync::SERVICE)
+        .await;
+    let _ = topology.delete_exchanges(&setup).await;
+    let _ = bus::close(&amqp).await;
+    result
+}
+
+/// A SKU Amazon does not know fails alone (API log, push state) and is sent again next run.
+#[sqlx::test(migrations = "../../migrations")]
+async fn unknown_sku_fails_alone_and_is_retried_next_run(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    fx.seed(10, 100, &[4]).await;
+    let service = fx.service(settings());
+
+    let r1 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!(r1.sent, 10);
+    let applied = fx.apply_results(&service, r1.run_id.unwrap()).await;
+    assert_eq!((applied.confirmed, applied.failed), (9, 1));
+    let (state, error) = fx.push_state(&sku(4)).await;
+    assert_eq!(state, "failed");
+    assert!(
+        error.unwrap().contains("SKU-00004"),
+        "Amazon's issue text is kept"
+    );
+    for i in [1, 2, 3, 5, 10] {
+        assert_eq!(fx.push_state(&sku(i)).await.0, "confirmed");
+    }
+    let errors: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT sku, code FROM api_log WHERE shop_id = $1 AND level = 'error'")
+            .bind(fx.shop.id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(errors, vec![(Some(sku(4)), Some("4000003".to_owned()))]);
+
+    // The listing now exists at Amazon: the next run sends that SKU only, and it sticks.
+    fx.sim.sim().put_listing(&sku(4), 0, None);
+    let r2 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!(r2.targets, 1);
+    assert_eq!(r2.by_reason.get("failed"), Some(&1));
+    let subs = fx.submissions(r2.run_id.unwrap()).await;
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].2, 1);
+    let applied = fx.apply_results(&service, r2.run_id.unwrap()).await;
+    assert_eq!((applied.confirmed, applied.failed), (1, 0));
+    assert_eq!(fx.push_state(&sku(4)).await.0, "confirmed");
+    let free = fx.free_by_sku().await;
+    assert_eq!(
+        fx.sim.sim().listing(&sku(4)).unwrap().quantity,
+        Some(u32::try_from(free[&sku(4)]).unwrap())
+    );
+}
+
+/// A stock change that lands while a run is building and submitting its feed is not lost: the
+/// run pushes what it read, the next run pushes the new figure.
+#[sqlx::test(migrations = "../../migrations")]
+async fn stock_change_during_a_run_is_pushed_by_the_next_run(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    fx.seed(5, 100, &[]).await;
+    let service = fx.service(settings());
+    let before = fx.free_by_sku().await[&sku(3)];
+
+    // Amazon is slow to accept the feed: the change lands after the targets were read.
+    fx.sim
+        .sim()
+        .inject_fault(
+            "createFeed",
+            Fault::Latency { ms: 1500 },
+            FaultTrigger::Count(1),
+        )
+        .unwrap();
+    let running = {
+        let service = service.clone();
+        let shop = fx.shop.id;
+        tokio::spawn(async move { service.run(shop, false, None, "test").await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM feed_submissions WHERE shop_id = $1")
+            .bind(fx.shop.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let p3 = fx.product(3).await;
+    store::catalog::reserve(
+        &mut pool.acquire().await.unwrap(),
+        fx.shop.id,
+        p3,
+        4,
+        "order during the run",
+    )
+    .await
+    .unwrap();
+    let r1 = running.await.unwrap().unwrap();
+    assert_eq!(r1.sent, 5);
+    let sent_qty: i32 = sqlx::query_scalar(
+        "SELECT quantity FROM feed_messages m JOIN feed_submissions s ON s.id = m.feed_submission_id WHERE s.run_id = $1 AND m.sku = $2",
+    )
+    .bind(r1.run_id.unwrap())
+    .bind(sku(3))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sent_qty, before, "the run pushed what it read");
+    fx.apply_results(&service, r1.run_id.unwrap()).await;
+
+    let r2 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!(r2.targets, 1);
+    assert_eq!(r2.by_reason.get("stock"), Some(&1));
+    fx.apply_results(&service, r2.run_id.unwrap()).await;
+    assert_eq!(
+        fx.sim.sim().listing(&sku(3)).unwrap().quantity,
+        Some(u32::try_from(before - 4).unwrap())
+    );
+    let r3 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!(r3.targets, 0);
+}
+
+/// `full` pushes every mapped SKU; one feed per marketplace per run, split at the message limit.
+#[sqlx::test(migrations = "../../migrations")]
+async fn full_mode_one_feed_per_marketplace_split_at_the_limit(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan, Marketplace::Australia]).await;
+    fx.seed(30, 10, &[]).await;
+    let service = fx.service(Settings {
+        max_messages_per_feed: 20,
+        ..settings()
+    });
+
+    let r1 = service.run(fx.shop.id, true, None, "test").await.unwrap();
+    assert_eq!(r1.targets, 30);
+    let subs = fx.submissions(r1.run_id.unwrap()).await;
+    let shape: Vec<(Vec<String>, i64)> = subs.iter().map(|(_, m, n)| (m.clone(), *n)).collect();
+    let (jp, au) = (
+        Marketplace::Japan.id().to_owned(),
+        Marketplace::Australia.id().to_owned(),
+    );
+    assert_eq!(
+        shape,
+        vec![
+            (vec![jp.clone()], 20),
+            (vec![jp], 10),
+            (vec![au.clone()], 20),
+            (vec![au], 10)
+        ]
+    );
+    for f in fx.sim.sim().feeds() {
+        assert_eq!(
+            f.marketplace_ids.len(),
+            1,
+            "a JSON_LISTINGS_FEED is for one marketplace"
+        );
+        assert_eq!(f.feed_type, "JSON_LISTINGS_FEED");
+    }
+    let applied = fx.apply_results(&service, r1.run_id.unwrap()).await;
+    assert_eq!(
+        applied.confirmed, 30,
+        "each SKU confirmed once per submission it is in"
+    );
+    assert_eq!(applied.failed, 0);
+
+    // Nothing changed: a differential run sends nothing; a full one sends everything again.
+    let r2 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!((r2.targets, r2.feed_submission_ids.len()), (0, 0));
+    let r3 = service.run(fx.shop.id, true, None, "test").await.unwrap();
+    assert_eq!(
+        (r3.targets, r3.sent, r3.feed_submission_ids.len()),
+        (30, 60, 4)
+    );
+    assert_eq!(r3.by_reason.get("full"), Some(&30));
+}
+
+/// Amazon refusing `createFeed` (quota) leaves the SKUs failed, schedules a continuation,
+/// and the next run sends them; a second run while one holds the lease is skipped.
+#[sqlx::test(migrations = "../../migrations")]
+async fn throttled_feed_is_sent_by_the_continuation_and_runs_do_not_overlap(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    fx.seed(8, 100, &[]).await;
+    let service = fx.service(settings());
+    let r0 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    fx.apply_results(&service, r0.run_id.unwrap()).await;
+    let mut conn = pool.acquire().await.unwrap();
+    for i in 1..=8 {
+        let p = fx.product(i).await;
+        inventory::adjust_on_hand(&mut conn, fx.shop.id, p, 1, None)
+            .await
+            .unwrap();
+    }
+
+    fx.sim
+        .sim()
+        .inject_fault(
+            "createFeed",
+            Fault::Status { status: 429 },
+            FaultTrigger::Count(10),
+        )
+        .unwrap();
+    let r1 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    fx.sim.sim().clear_faults();
+    assert_eq!((r1.sent, r1.not_sent), (0, 8));
+    assert!(r1.continuation);
+    assert_eq!(fx.push_state(&sku(1)).await.0, "failed");
+    let (routing_key, not_before): (String, chrono::DateTime<Utc>) = sqlx::query_as(
+        "SELECT routing_key, not_before FROM outbox WHERE routing_key = 'inventory-sync'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(routing_key, "inventory-sync");
+    assert!(not_before > Utc::now());
+
+    // Another run holds the lease: skipped, nothing sent.
+    let other = Uuid::now_v7();
+    assert!(
+        store::runs::try_lease(
+            &mut conn,
+            fx.shop.id,
+            "inventory-sync",
+            other,
+            "other",
+            chrono::Duration::minutes(5)
+        )
+        .await
+        .unwrap()
+    );
+    let skipped = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert!(skipped.skipped);
+    store::runs::release_lease(&mut conn, fx.shop.id, "inventory-sync", other)
+        .await
+        .unwrap();
+
+    // The continuation (a differential run) sends the 8.
+    let r2 = service
+        .run(fx.shop.id, false, None, "system")
+        .await
+        .unwrap();
+    assert_eq!((r2.targets, r2.sent), (8, 8));
+    assert_eq!(r2.by_reason.get("failed"), Some(&8));
+    let applied = fx.apply_results(&service, r2.run_id.unwrap()).await;
+    assert_eq!(applied.confirmed, 8);
+    let free = fx.free_by_sku().await;
+    for i in 1..=8 {
+        assert_eq!(
+            fx.sim.sim().listing(&sku(i)).unwrap().quantity,
+            Some(u32::try_from(free[&sku(i)]).unwrap())
+        );
+    }
+}
+
+/// What the operator commands do to the data: stock changes recorded with their time and
+/// refused below zero; remapping a SKU pushes it again; handling days change the targets.
+#[sqlx::test(migrations = "../../migrations")]
+async fn operator_changes_are_recorded_and_validated(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    fx.seed(3, 100, &[]).await;
+    let service = fx.service(settings());
+    let r = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    fx.apply_results(&service, r.run_id.unwrap()).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let p1 = fx.product(1).await;
+
+    let before = inventory::set_on_hand(&mut conn, fx.shop.id, p1, 5, Some("count"))
+        .await
+        .unwrap();
+    let err = inventory::adjust_on_hand(&mut conn, fx.shop.id, p1, -6, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, inventory::StockError::Negative { result: -1, .. }),
+        "{err}"
+    );
+    assert!(
+        inventory::set_on_hand(&mut conn, fx.shop.id, p1, -1, None)
+            .await
+            .is_err()
+    );
+    let after = inventory::adjust_on_hand(&mut conn, fx.shop.id, p1, -2, Some("damaged"))
+        .await
+        .unwrap();
+    assert_eq!(after.levels.on_hand, 3);
+    assert!(after.change_seq > before.change_seq);
+    let kinds: Vec<(String, i32, Option<String>)> = sqlx::query_as(
+        "SELECT kind, delta_on_hand, reason FROM stock_changes WHERE product_id = $1 AND occurred_at IS NOT NULL ORDER BY id",
+    )
+    .bind(p1)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds.len(), 2);
+    assert_eq!(
+        kinds[1],
+        ("adjust".to_owned(), -2, Some("damaged".to_owned()))
+    );
+
+    // Remap SKU 2 to product 3: pushed again even though product 3 did not change.
+    let p3 = fx.product(3).await;
+    let m = inventory::map_sku(&mut conn, fx.shop.id, &sku(2), p3, None)
+        .await
+        .unwrap();
+    assert_eq!(m.push_state, "never");
+    // Handling days on SKU 3.
+    inventory::set_handling_days(
+        &mut conn,
+        fx.shop.id,
+        &sku(3),
+        Some(HandlingDays::new(0).unwrap()),
+    )
+    .await
+    .unwrap();
+    let targets = inventory::targets(&mut conn, fx.shop.id, false)
+        .await
+        .unwrap();
+    let got: Vec<(String, inventory::Reason)> =
+        targets.iter().map(|t| (t.sku.clone(), t.reason)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (sku(1), inventory::Reason::Stock),
+            (sku(2), inventory::Reason::Never),
+            (sku(3), inventory::Reason::HandlingDays)
+        ]
+    );
+    assert!(
+        inventory::unmap_sku(&mut conn, fx.shop.id, &sku(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !inventory::unmap_sku(&mut conn, fx.shop.id, &sku(2))
+            .await
+            .unwrap()
+    );
+    // The database refuses out-of-range handling days even past the entry checks.
+    let bad = sqlx::query("UPDATE external_products SET handling_days = 31 WHERE sku = $1")
+        .bind(sku(3))
+        .execute(&pool)
+        .await;
+    assert!(bad.is_err());
+}

@@ -1,0 +1,214 @@
+//! Amazon's `Order` (v2026-01-01) → the WMS's [`AmazonOrder`]. PII is copied into the
+//! instruction only; nothing here logs it.
+
+use domain::{AmazonOrderStatus, PaymentMethod};
+use rust_decimal::Decimal;
+use spapi::orders::Order;
+use store::instructions::{AmazonLine, AmazonOrder, BuyerData, ShipTo};
+
+/// Why an order cannot be imported (it is skipped and listed in the API log; the others go on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("order has no fulfillment data (includedData=FULFILLMENT missing)")]
+    NoFulfillment,
+    #[error("unknown fulfillment status {0:?}")]
+    UnknownStatus(String),
+    #[error("order item {0} has no seller SKU")]
+    NoSku(String),
+    #[error("order item {0} has quantity 0")]
+    ZeroQuantity(String),
+    #[error("order has no items")]
+    NoItems,
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_ref()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// Converts an order. Buyer, ship-to, payment method and prices are taken only once Amazon
+/// considers the order paid (UNSHIPPED or later); before that the placeholders apply.
+pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
+    let fs = o.fulfillment_status().ok_or(ConvertError::NoFulfillment)?;
+    let status: AmazonOrderStatus = fs
+        .as_str()
+        .parse()
+        .map_err(|_| ConvertError::UnknownStatus(fs.as_str().to_owned()))?;
+    let paid = status.is_paid();
+    if o.order_items.is_empty() {
+        return Err(ConvertError::NoItems);
+    }
+    let mut lines = Vec::with_capacity(o.order_items.len());
+    let mut currency = None;
+    for it in &o.order_items {
+        let sku = non_empty(&it.product.seller_sku)
+            .ok_or_else(|| ConvertError::NoSku(it.order_item_id.clone()))?;
+        if it.quantity_ordered == 0 {
+            return Err(ConvertError::ZeroQuantity(it.order_item_id.clone()));
+        }
+        let quantity = i32::try_from(it.quantity_ordered).unwrap_or(i32::MAX);
+        let unit = it
+            .product
+            .price
+            .as_ref()
+            .and_then(|p| p.unit_price.as_ref());
+        if currency.is_none() {
+            currency = unit.map(|m| m.currency_code.clone());
+        }
+        let unit_price = if paid { unit.map(|m| m.amount) } else { None };
+        let line_total = if paid {
+            it.proceeds
+                .as_ref()
+                .and_then(|p| p.proceeds_total.as_ref())
+                .map(|m| m.amount)
+                .or_else(|| unit_price.map(|u| u * Decimal::from(quantity)))
+        } else {
+            None
+        };
+        lines.push(AmazonLine {
+            order_item_id: it.order_item_id.clone(),
+            sku,
+            title: non_empty(&it.product.title),
+            quantity,
+            unit_price,
+            line_total,
+        });
+    }
+    let grand_total = o.proceeds.as_ref().and_then(|p| p.grand_total.as_ref());
+    let buyer = match (&o.buyer, paid) {
+        (Some(b), true) => Some(BuyerData {
+            name: non_empty(&b.buyer_name),
+            email: non_empty(&b.buyer_email),
+        }),
+        _ => None,
+    };
+    let ship_to = match (
+        o.recipient
+            .as_ref()
+            .and_then(|r| r.delivery_address.as_ref()),
+        paid,
+    ) {
+        (Some(a), true) => {
+            let address: Vec<String> = [&a.address_line1, &a.address_line2, &a.address_line3]
+                .into_iter()
+                .filter_map(non_empty)
+                .collect();
+            Some(ShipTo {
+                name: non_empty(&a.name),
+                postal_code: non_empty(&a.postal_code),
+                country: non_empty(&a.country_code),
+                state: non_empty(&a.state_or_region),
+                city: non_empty(&a.city),
+                address: (!address.is_empty()).then(|| address.join(" ")),
+                phone: non_empty(&a.phone),
+            })
+        }
+        _ => None,
+    };
+    let payment_method = if paid {
+        let methods: Vec<&str> = o
+            .payment
+            .as_ref()
+            .map(|p| {
+                p.payment_executions
+                    .iter()
+                    .filter_map(|e| e.payment_method.as_deref())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match PaymentMethod::from_amazon(methods) {
+            // Paid, but Amazon named no method: "other" (the placeholder is for Pending only).
+            PaymentMethod::Placeholder => PaymentMethod::Other,
+            m => m,
+        }
+    } else {
+        PaymentMethod::Placeholder
+    };
+    Ok(AmazonOrder {
+        amazon_order_id: o.order_id.clone(),
+        marketplace_id: o.marketplace_id().map(str::to_owned),
+        status,
+        last_updated_at: o.last_updated_time,
+        ordered_at: o.created_time,
+        ship_service_level: o
+            .fulfillment
+            .as_ref()
+            .and_then(|f| non_empty(&f.fulfillment_service_level)),
+        is_prime: o.programs.iter().any(|p| p == "PRIME"),
+        currency: grand_total.map(|m| m.currency_code.clone()).or(currency),
+        order_total: if paid {
+            grand_total.map(|m| m.amount)
+        } else {
+            None
+        },
+        payment_method,
+        buyer,
+        ship_to,
+        lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(json: serde_json::Value) -> Order {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn base(status: &str) -> serde_json::Value {
+        serde_json::json!({
+            "orderId": "503-1234567-1234567",
+            "createdTime": "2026-11-27T01:00:00Z",
+            "lastUpdatedTime": "2026-11-27T02:00:00Z",
+            "programs": ["PRIME"],
+            "salesChannel": {"channelName": "AMAZON", "marketplaceId": "A1VC38T7YXB528"},
+            "buyer": {"buyerName": "山田 太郎", "buyerEmail": "x@marketplace.amazon.co.jp"},
+            "recipient": {"deliveryAddress": {"name": "山田 太郎", "addressLine1": "千代田1-1", "addressLine2": "101号",
+                "city": "千代田区", "stateOrRegion": "東京都", "postalCode": "100-0001", "countryCode": "JP", "phone": "03-0000-0000"}},
+            "proceeds": {"grandTotal": {"amount": "3630", "currencyCode": "JPY"}},
+            "payment": {"paymentExecutions": [{"paymentMethod": "CashOnDelivery"}]},
+            "fulfillment": {"fulfillmentStatus": status, "fulfilledBy": "MERCHANT", "fulfillmentServiceLevel": "EXPEDITED"},
+            "orderItems": [{"orderItemId": "11111111111111", "quantityOrdered": 2,
+                "product": {"sellerSku": "SKU-0001", "title": "ボトル", "price": {"unitPrice": {"amount": "1650", "currencyCode": "JPY"}}}}]
+        })
+    }
+
+    #[test]
+    fn unshipped_orders_carry_buyer_address_payment_and_prices() {
+        let a = to_amazon_order(&order(base("UNSHIPPED"))).unwrap();
+        assert_eq!(a.status, AmazonOrderStatus::Unshipped);
+        assert_eq!(a.payment_method, PaymentMethod::CashOnDelivery);
+        let s = a.ship_to.unwrap();
+        assert_eq!(s.state.as_deref(), Some("東京都"));
+        assert_eq!(s.address.as_deref(), Some("千代田1-1 101号"));
+        assert_eq!(a.lines[0].unit_price, Some(Decimal::from(1650)));
+        assert_eq!(a.lines[0].line_total, Some(Decimal::from(3300)));
+        assert_eq!(a.order_total, Some(Decimal::from(3630)));
+        assert!(a.is_prime);
+    }
+
+    #[test]
+    fn pending_orders_get_placeholders() {
+        let a = to_amazon_order(&order(base("PENDING"))).unwrap();
+        assert_eq!(a.payment_method, PaymentMethod::Placeholder);
+        assert!(a.buyer.is_none() && a.ship_to.is_none());
+        assert_eq!(a.lines[0].unit_price, None);
+        assert_eq!(a.order_total, None);
+    }
+
+    #[test]
+    fn broken_orders_are_refused() {
+        let mut j = base("UNSHIPPED");
+        j["orderItems"][0]["product"]["sellerSku"] = serde_json::json!("");
+        assert!(matches!(
+            to_amazon_order(&order(j)),
+            Err(ConvertError::NoSku(_))
+        ));
+        let mut j = base("UNSHIPPED");
+        j.as_object_mut().unwrap().remove("fulfillment");
+        assert_eq!(to_amazon_order(&order(j)), Err(ConvertError::NoFulfillment));
+    }
+}

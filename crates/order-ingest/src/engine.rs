@@ -1,0 +1,950 @@
+//! The run engine: command → run ledger row and lease → pages → continuation or finish.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bus::{HandlerError, Incoming, Topology};
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    messages::{Action, Command, CommandParams, MESSAGE_VERSION},
+    window::{self, ImportMode, Window},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{Connection, PgConnection, PgPool};
+use store::{
+    StoreError, api_log, catalog, instructions,
+    runs::{self, NewRun, Progress, RunStatus},
+    shops::{self, ShopRecord},
+};
+use uuid::Uuid;
+
+use spapi::{
+    ErrorClass, SpApi,
+    orders::{FulfilledBy, FulfillmentStatus, Order, SearchOrdersParams},
+};
+
+use crate::convert::to_amazon_order;
+use crate::upsert::{INCLUDED_DATA, Outcome, UpsertCtx, UpsertError, upsert_order};
+
+/// Action, queue and ledger name.
+pub const ACTION: &str = "order-ingest";
+
+/// Tuning of the service.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// `maxResultsPerPage` (1-100).
+    pub page_size: u32,
+    /// The (shop, action) lease lasts this long past the last sign of life of a run.
+    pub lease_ttl: Duration,
+    /// First delay before continuing after a transient Amazon failure (doubles each time).
+    pub transient_retry: Duration,
+    /// Transient failures in a row after which the run fails.
+    pub max_transient_failures: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            lease_ttl: Duration::minutes(10),
+            transient_retry: Duration::seconds(30),
+            max_transient_failures: 5,
+        }
+    }
+}
+
+/// Where a run is in Amazon's pagination (stored in `action_runs.cursor`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cursor {
+    /// Token of the next page (valid 24 h); `None` before the first page.
+    #[serde(default)]
+    next_token: Option<String>,
+    /// Transient failures in a row.
+    #[serde(default)]
+    transient_failures: u32,
+}
+
+/// Ledger counts of a run (`action_runs.counts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pages: u32,
+    pub orders: u32,
+    pub new: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+    /// Orders that could not be imported (listed in the API log).
+    pub failed: u32,
+    pub unmapped_lines: u32,
+    /// Amazon calls by operation.
+    pub calls: BTreeMap<String, u32>,
+    /// Times the run stored its cursor and scheduled its own continuation.
+    pub continuations: u32,
+    /// Wall-clock time from start to finish (waiting included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// Time spent working (calls and upserts, waiting excluded).
+    pub active_ms: i64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Outcome) {
+        self.orders += 1;
+        match o {
+            Outcome::New { unmapped_skus, .. } => {
+                self.new += 1;
+                self.unmapped_lines += unmapped_skus.len() as u32;
+            }
+            Outcome::Updated { unmapped_skus, .. } => {
+                self.updated += 1;
+                self.unmapped_lines += unmapped_skus.len() as u32;
+            }
+            Outcome::Unchanged => self.unchanged += 1,
+        }
+    }
+
+    fn total_calls(&self) -> i32 {
+        self.calls.values().map(|c| *c as i32).sum()
+    }
+}
+
+/// Errors of the engine. Every variant is transient for the message (retry): the run's own
+/// failures are recorded in the ledger and acknowledged instead of being returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Upsert(#[from] UpsertError),
+    #[error(transparent)]
+    Api(#[from] spapi::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<ImportError> for HandlerError {
+    fn from(e: ImportError) -> Self {
+        HandlerError::retry(e)
+    }
+}
+
+/// The order-ingest handler. Cheap to clone.
+#[derive(Clone)]
+pub struct OrderIngest {
+    pool: PgPool,
+    keys: crypto::Keyring,
+    api: SpApi,
+    topology: Topology,
+    config: IngestConfig,
+    holder: String,
+}
+
+impl std::fmt::Debug for OrderIngest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderIngest")
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the SP-API handle of a shop (credentials decrypted from the store).
+pub async fn shop_handle(
+    conn: &mut PgConnection,
+    keys: &crypto::Keyring,
+    api: &SpApi,
+    shop: &ShopRecord,
+) -> Result<spapi::Shop, ImportError> {
+    let c = shops::credentials(conn, keys, shop.shop.id).await?;
+    let endpoints = spapi::Endpoints::new(&shop.shop.sp_api_endpoint, &shop.shop.lwa_endpoint)?;
+    let creds = spapi::Credentials {
+        client_id: c.client_id,
+        client_secret: c.client_secret,
+        refresh_token: c.refresh_token,
+    };
+    Ok(api
+        .shop(spapi::ShopConfig::new(shop.shop.seller_id.clone(), creds).with_endpoints(endpoints)))
+}
+
+impl OrderIngest {
+    pub fn new(
+        pool: PgPool,
+        keys: crypto::Keyring,
+        api: SpApi,
+        topology: Topology,
+        config: IngestConfig,
+    ) -> Self {
+        Self {
+            pool,
+            keys,
+            api,
+            topology,
+            config,
+            holder: format!("{ACTION}@{}", std::process::id()),
+        }
+    }
+
+    /// The SP-API client (call statistics).
+    pub fn api(&self) -> &SpApi {
+        &self.api
+    }
+
+    async fn handle_message(&self, msg: &Incoming) -> Result<(), HandlerError> {
+        let cmd: Command = msg.payload_as()?;
+        if cmd.version != MESSAGE_VERSION {
+            return Err(HandlerError::reject(format!(
+                "command version {} is not supported: this service reads version {MESSAGE_VERSION}",
+                cmd.version
+            )));
+        }
+        match cmd.params {
+            CommandParams::Continue { run_id } => self.resume(run_id).await?,
+            _ => self.start(&cmd).await?,
+        }
+        Ok(())
+    }
+
+    /// A new trigger: validate, plan, open the run, take the lease, go.
+    async fn start(&self, cmd: &Command) -> Result<(), ImportError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let shop = match shops::get(&mut tx, cmd.shop_id).await {
+            Ok(s) => s,
+            Err(StoreError::NotFound { .. }) => {
+                let message = format!(
+                    "trigger {} refused: shop {} does not exist; nothing was imported",
+                    cmd.message_id, cmd.shop_id
+                );
+                api_log::write(
+                    &mut tx,
+                    &api_log::Entry {
+                        code: Some("unknown_shop"),
+                        details: Some(serde_json::json!({"shop_id": cmd.shop_id, "command_id": cmd.message_id})),
+                        ..api_log::Entry::new(None, ACTION, api_log::Level::Error, &message)
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(shop_id = %cmd.shop_id, "trigger for an unknown shop refused");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // A redelivered trigger: resume a run that died while running, else nothing to do.
+        if let Some((run_id, status)) = run_for_command(&mut tx, cmd.message_id).await? {
+            tx.commit().await?;
+            if status == "running" {
+                tracing::info!(%run_id, "trigger redelivered while its run was running: resuming");
+                return self.execute(run_id).await;
+            }
+            tracing::info!(%run_id, status, "duplicate trigger, already handled");
+            return Ok(());
+        }
+        let mode = match (cmd.action, &cmd.params) {
+            (Action::OrderIngest, CommandParams::OrderIngest { mode }) => Some(*mode),
+            _ => None,
+        };
+        let planned: Result<Window, String> = match mode {
+            None => Err(format!(
+                "trigger refused: {} parameters were sent to the order-ingest queue",
+                cmd.action
+            )),
+            Some(mode) => {
+                let watermark = if mode == ImportMode::Differential {
+                    runs::last_watermark(&mut tx, shop.shop.id, ACTION, Some("differential"))
+                        .await?
+                } else {
+                    None
+                };
+                window::plan(mode, watermark, now).map_err(|e| format!("trigger refused: {e}"))
+            }
+        };
+        let mode_name = mode.map(|m| m.name());
+        let window = match planned {
+            Ok(w) => w,
+            Err(message) => {
+                let run_id = runs::insert(
+                    &mut tx,
+                    &NewRun {
+                        shop_id: shop.shop.id,
+                        action: ACTION,
+                        mode: mode_name,
+                        status: RunStatus::Rejected,
+                        command_id: Some(cmd.message_id),
+                        requested_by: Some(&cmd.requested_by),
+                    },
+                )
+                .await?;
+                runs::finish(
+                    &mut tx,
+                    run_id,
+                    RunStatus::Rejected,
+                    None,
+                    &serde_json::json!({}),
+                    0,
+                    Some(&message),
+                )
+                .await?;
+                api_log::write(
+                    &mut tx,
+                    &api_log::Entry {
+                        run_id: Some(run_id),
+                        code: Some("invalid_trigger"),
+                        details: Some(serde_json::to_value(&cmd.params).unwrap_or_default()),
+                        ..api_log::Entry::new(
+                            Some(shop.shop.id),
+                            ACTION,
+                            api_log::Level::Error,
+                            &message,
+                        )
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(%run_id, %message, "trigger rejected");
+                return Ok(());
+            }
+        };
+        let run_id = runs::insert(
+            &mut tx,
+            &NewRun {
+                shop_id: shop.shop.id,
+                action: ACTION,
+                mode: mode_name,
+                status: RunStatus::Running,
+                command_id: Some(cmd.message_id),
+                requested_by: Some(&cmd.requested_by),
+            },
+        )
+        .await?;
+        if !runs::try_lease(
+            &mut tx,
+            shop.shop.id,
+            ACTION,
+            run_id,
+            &self.holder,
+            self.config.lease_ttl,
+        )
+        .await?
+        {
+            let message = "skipped: another order-ingest run of this shop is active (running or waiting for Amazon's quota)";
+            runs::finish(
+                &mut tx,
+                run_id,
+                RunStatus::Skipped,
+                None,
+                &serde_json::json!({}),
+                0,
+                Some(message),
+            )
+            .await?;
+            api_log::write(
+                &mut tx,
+                &api_log::Entry {
+                    run_id: Some(run_id),
+                    code: Some("skipped"),
+                    ..api_log::Entry::new(Some(shop.shop.id), ACTION, api_log::Level::Info, message)
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        runs::save_progress(
+            &mut tx,
+            run_id,
+            RunStatus::Running,
+            &Progress {
+                window_from: Some(window.from),
+                window_to: Some(window.to),
+                cursor: Some(serde_json::to_value(Cursor::default()).unwrap_or_default()),
+                counts: serde_json::to_value(Counts::default()).unwrap_or_default(),
+                amazon_calls: 0,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%run_id, mode = mode_name, from = %window.from, to = %window.to, "order-ingest run started");
+        self.execute(run_id).await
+    }
+
+    /// A continuation: the run waited for Amazon's quota and is due now.
+    async fn resume(&self, run_id: Uuid) -> Result<(), ImportError> {
+        let mut tx = self.pool.begin().await?;
+        let run = match runs::get(&mut tx, run_id).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => {
+                tracing::warn!(%run_id, "continuation of an unknown run ignored");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if run.status != RunStatus::Waiting.as_str() {
+            tracing::info!(%run_id, status = run.status, "continuation not needed (duplicate)");
+            return Ok(());
+        }
+        // Claim the continuation: a duplicate delivery finds the run no longer waiting (the
+        // row lock serializes concurrent deliveries).
+        let claimed = sqlx::query!(
+            "UPDATE action_runs SET status = 'running' WHERE id = $1 AND status = 'waiting'",
+            run_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(());
+        }
+        if !runs::try_lease(
+            &mut tx,
+            run.shop_id,
+            ACTION,
+            run_id,
+            &self.holder,
+            self.config.lease_ttl,
+        )
+        .await?
+        {
+            let message = "failed: the run's lease was taken by another run while it waited";
+            runs::finish(
+                &mut tx,
+                run_id,
+                RunStatus::Failed,
+                None,
+                &run.counts,
+                run.amazon_calls,
+                Some(message),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.commit().await?;
+        self.execute(run_id).await
+    }
+
+    /// Fetches and applies pages until the last one, or until Amazon's quota says "later".
+    async fn execute(&self, run_id: Uuid) -> Result<(), ImportError> {
+        let mut conn = self.pool.acquire().await?;
+        let run = runs::get(&mut conn, run_id).await?;
+        let shop = shops::get(&mut conn, run.shop_id).await?;
+        let (Some(from), Some(to)) = (run.window_from, run.window_to) else {
+            return Err(ImportError::Invalid(format!("run {run_id} has no window")));
+        };
+        let mut cursor: Cursor = run
+            .cursor
+            .clone()
+            .and_then(|c| serde_json::from_value(c).ok())
+            .unwrap_or_default();
+        let mut counts: Counts = serde_json::from_value(run.counts.clone()).unwrap_or_default();
+        let handle = match shop_handle(&mut conn, &self.keys, &self.api, &shop).await {
+            Ok(h) => h,
+            Err(e) => {
+                drop(conn);
+                return self
+                    .fail(&shop, run_id, run.started_at, &counts, &e.to_string())
+                    .await;
+            }
+        };
+        drop(conn);
+        let base = SearchOrdersParams {
+            created_after: Some(from),
+            created_before: Some(to),
+            fulfillment_statuses: vec![FulfillmentStatus::Pending, FulfillmentStatus::Unshipped],
+            marketplace_ids: shop
+                .shop
+                .marketplaces
+                .iter()
+                .map(|m| m.id().to_owned())
+                .collect(),
+            fulfilled_by: vec![FulfilledBy::Merchant],
+            max_results_per_page: Some(self.config.page_size),
+            pagination_token: None,
+            included_data: INCLUDED_DATA.to_vec(),
+            ..SearchOrdersParams::default()
+        };
+        loop {
+            let started = Instant::now();
+            let params = SearchOrdersParams {
+                pagination_token: cursor.next_token.clone(),
+                ..base.clone()
+            };
+            match handle.search_orders(&params).await {
+                Ok(resp) => {
+                    *counts.calls.entry("searchOrders".into()).or_default() += 1;
+                    let mut tx = self.pool.begin().await?;
+                    apply_orders(
+                        &mut tx,
+                        &self.topology.events_exchange(),
+                        shop.shop.id,
+                        Some(run_id),
+                        &resp.orders,
+                        &mut counts,
+                    )
+                    .await?;
+                    counts.pages += 1;
+                    cursor.transient_failures = 0;
+                    cursor.next_token = resp.pagination.and_then(|p| p.next_token);
+                    counts.active_ms += started.elapsed().as_millis() as i64;
+                    if cursor.next_token.is_some() {
+                        runs::save_progress(
+                            &mut tx,
+                            run_id,
+                            RunStatus::Running,
+                            &progress(&cursor, &counts),
+                        )
+                        .await?;
+                        runs::try_lease(
+                            &mut tx,
+                            shop.shop.id,
+                            ACTION,
+                            run_id,
+                            &self.holder,
+                            self.config.lease_ttl,
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        continue;
+                    }
+                    let watermark = resp.created_before.unwrap_or(to);
+                    self.finish_ok(&mut tx, &shop, &run, watermark, &mut counts)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    counts.active_ms += started.elapsed().as_millis() as i64;
+                    let now = Utc::now();
+                    match e.class() {
+                        ErrorClass::Throttled => {
+                            // The shared limiter refused locally (no call was made) or Amazon
+                            // kept answering 429: continue when a token is due.
+                            let at = e.retry_at().unwrap_or(now + Duration::minutes(3)).max(now);
+                            return self.schedule(&shop, run_id, &cursor, &mut counts, at).await;
+                        }
+                        ErrorClass::Transient => {
+                            *counts.calls.entry("searchOrders".into()).or_default() += 1;
+                            cursor.transient_failures += 1;
+                            if cursor.transient_failures > self.config.max_transient_failures {
+                                let msg = format!(
+                                    "failed after {} transient Amazon errors in a row: {e}",
+                                    cursor.transient_failures
+                                );
+                                return self
+                                    .fail(&shop, run_id, run.started_at, &counts, &msg)
+                                    .await;
+                            }
+                            let delay = self.config.transient_retry
+                                * 2i32.pow(cursor.transient_failures.saturating_sub(1).min(6));
+                            tracing::warn!(%run_id, error = %e, "transient Amazon error: continuing later");
+                            return self
+                                .schedule(&shop, run_id, &cursor, &mut counts, now + delay)
+                                .await;
+                        }
+                        ErrorClass::Reauthorize => {
+                            let mut c = self.pool.acquire().await?;
+                            shops::set_auth_status(&mut c, shop.shop.id, Some(&e.to_string()))
+                                .await?;
+                            let msg = format!(
+                                "failed: the shop must be re-authorized by the seller: {e}"
+                            );
+                            drop(c);
+                            return self
+                                .fail(&shop, run_id, run.started_at, &counts, &msg)
+                                .await;
+                        }
+                        _ => {
+                            *counts.calls.entry("searchOrders".into()).or_default() += 1;
+                            let msg = format!("failed: Amazon refused the request: {e}");
+                            return self
+                                .fail(&shop, run_id, run.started_at, &counts, &msg)
+                                .await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores the cursor, schedules a `Continue` at `at` and keeps the lease until then.
+    async fn schedule(
+        &self,
+        shop: &ShopRecord,
+        run_id: Uuid,
+        cursor: &Cursor,
+        counts: &mut Counts,
+        at: DateTime<Utc>,
+    ) -> Result<(), ImportError> {
+        counts.continuations += 1;
+        let mut tx = self.pool.begin().await?;
+        runs::save_progress(
+            &mut tx,
+            run_id,
+            RunStatus::Waiting,
+            &progress(cursor, counts),
+        )
+        .await?;
+        let ttl = (at - Utc::now()).max(Duration::zero()) + self.config.lease_ttl;
+        runs::try_lease(&mut tx, shop.shop.id, ACTION, run_id, &self.holder, ttl).await?;
+        let cmd = Command::new(
+            shop.shop.id,
+            Action::OrderIngest,
+            CommandParams::Continue { run_id },
+            "system",
+            Utc::now(),
+        );
+        let mut msg = bus::OutboxMessage::new(
+            self.topology.commands_exchange(),
+            ACTION,
+            serde_json::to_value(&cmd).map_err(|e| ImportError::Invalid(e.to_string()))?,
+        )
+        .not_before(at);
+        msg.id = cmd.message_id;
+        bus::outbox::enqueue(&mut tx, msg).await?;
+        tx.commit().await?;
+        tracing::info!(%run_id, continue_at = %at, "waiting for Amazon's quota: continuation scheduled, message released");
+        Ok(())
+    }
+
+    async fn finish_ok(
+        &self,
+        tx: &mut PgConnection,
+        shop: &ShopRecord,
+        run: &runs::Run,
+        watermark: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> Result<(), ImportError> {
+        counts.duration_ms = Some((Utc::now() - run.started_at).num_milliseconds());
+        let counts_json = serde_json::to_value(&*counts).unwrap_or_default();
+        runs::finish(
+            &mut *tx,
+            run.id,
+            RunStatus::Succeeded,
+            Some(watermark),
+            &counts_json,
+            counts.total_calls(),
+            None,
+        )
+        .await?;
+        runs::release_lease(&mut *tx, shop.shop.id, ACTION, run.id).await?;
+        let calls: Vec<String> = counts
+            .calls
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let message = format!(
+            "order-ingest {} {} .. {}: {} page(s), {} order(s): {} new, {} updated, {} unchanged, {} not imported; \
+             {} unmapped line(s); {} Amazon call(s) ({}); {} continuation(s); {:.1} s",
+            run.mode.as_deref().unwrap_or("-"),
+            run.window_from.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            run.window_to.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            counts.pages,
+            counts.orders,
+            counts.new,
+            counts.updated,
+            counts.unchanged,
+            counts.failed,
+            counts.unmapped_lines,
+            counts.total_calls(),
+            calls.join(", "),
+            counts.continuations,
+            counts.duration_ms.unwrap_or_default() as f64 / 1000.0,
+        );
+        let level = if counts.failed > 0 || counts.unmapped_lines > 0 {
+            api_log::Level::Warning
+        } else {
+            api_log::Level::Info
+        };
+        api_log::write(
+            &mut *tx,
+            &api_log::Entry {
+                run_id: Some(run.id),
+                code: Some("run_summary"),
+                details: Some(counts_json),
+                ..api_log::Entry::new(Some(shop.shop.id), ACTION, level, &message)
+            },
+        )
+        .await?;
+        tracing::info!(run_id = %run.id, %message, "order-ingest run finished");
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        shop: &ShopRecord,
+        run_id: Uuid,
+        started_at: DateTime<Utc>,
+        counts: &Counts,
+        message: &str,
+    ) -> Result<(), ImportError> {
+        let mut counts = counts.clone();
+        counts.duration_ms = Some((Utc::now() - started_at).num_milliseconds());
+        let counts_json = serde_json::to_value(&counts).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        runs::finish(
+            &mut tx,
+            run_id,
+            RunStatus::Failed,
+            None,
+            &counts_json,
+            counts.total_calls(),
+            Some(message),
+        )
+        .await?;
+        runs::release_lease(&mut tx, shop.shop.id, ACTION, run_id).await?;
+        api_log::write(
+            &mut tx,
+            &api_log::Entry {
+                run_id: Some(run_id),
+                code: Some("run_failed"),
+                details: Some(counts_json),
+                ..api_log::Entry::new(Some(shop.shop.id), ACTION, api_log::Level::Error, message)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::error!(%run_id, %message, "order-ingest run failed");
+        Ok(())
+    }
+}
+
+/// Applies one page in `tx`: each order in its own savepoint, so one bad order never stops
+/// the others.
+pub(crate) async fn apply_orders(
+    tx: &mut PgConnection,
+    events: &str,
+    shop_id: Uuid,
+    run_id: Option<Uuid>,
+    orders: &[Order],
+    counts: &mut Counts,
+) -> Result<(), ImportError> {
+    let rules = catalog::active_rules(&mut *tx, shop_id).await?;
+    let skus: Vec<String> = orders
+        .iter()
+        .flat_map(|o| {
+            o.order_items
+                .iter()
+                .filter_map(|i| i.product.seller_sku.clone())
+        })
+        .collect();
+    let products = catalog::products_for_skus(&mut *tx, shop_id, &skus).await?;
+    let cx = UpsertCtx {
+        shop_id,
+        run_id,
+        action: ACTION,
+        rules: &rules,
+        products: &products,
+        events_exchange: events,
+    };
+    for order in orders {
+        if order
+            .fulfillment
+            .as_ref()
+            .and_then(|f| f.fulfilled_by.as_ref())
+            .is_some_and(|f| *f == FulfilledBy::Amazon)
+        {
+            continue; // FBA: Amazon ships it, nothing for the warehouse.
+        }
+        let result = match to_amazon_order(order) {
+            Err(e) => Err(e.to_string()),
+            Ok(data) => {
+                let mut sp = tx.begin().await?;
+                match upsert_order(&mut sp, &cx, &data).await {
+                    Ok(outcome) => {
+                        sp.commit().await?;
+                        Ok(outcome)
+                    }
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(e) => {
+                        sp.rollback().await?;
+                        Err(e.to_string())
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(outcome) => counts.add(&outcome),
+            Err(reason) => {
+                counts.orders += 1;
+                counts.failed += 1;
+                let message = format!(
+                    "order {} was not imported: {reason}; the other orders are unaffected",
+                    order.order_id
+                );
+                tracing::warn!(amazon_order_id = %order.order_id, %reason, "order not imported");
+                api_log::write(
+                    &mut *tx,
+                    &api_log::Entry {
+                        run_id,
+                        amazon_order_id: Some(&order.order_id),
+                        code: Some("order_not_imported"),
+                        ..api_log::Entry::new(
+                            Some(shop_id),
+                            ACTION,
+                            api_log::Level::Error,
+                            &message,
+                        )
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn progress(cursor: &Cursor, counts: &Counts) -> Progress {
+    Progress {
+        window_from: None,
+        window_to: None,
+        cursor: Some(serde_json::to_value(cursor).unwrap_or_default()),
+        counts: serde_json::to_value(counts).unwrap_or_default(),
+        amazon_calls: counts.total_calls(),
+    }
+}
+
+async fn run_for_command(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+) -> Result<Option<(Uuid, String)>, sqlx::Error> {
+    Ok(sqlx::query!(
+        "SELECT id, status FROM action_runs WHERE command_id = $1 AND action = $2 ORDER BY started_at LIMIT 1",
+        command_id,
+        ACTION
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| (r.id, r.status)))
+}
+
+impl bus::Handler for OrderIngest {
+    async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
+        self.handle_message(&msg).await
+    }
+}
+
+/// What `ctl import-order` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SingleImport {
+    pub run_id: Uuid,
+    pub amazon_order_id: String,
+    /// `new`, `updated`, `unchanged` or `refused`.
+    pub result: String,
+    pub instruction_id: Option<Uuid>,
+    pub unmapped_skus: Vec<String>,
+    pub message: String,
+}
+
+/// Imports one order by id (getOrder): for the order an operator knows is missing. Only
+/// merchant-fulfilled PENDING and UNSHIPPED orders are imported; the run is in the ledger.
+pub async fn import_order(
+    pool: &PgPool,
+    keys: &crypto::Keyring,
+    api: &SpApi,
+    topology: &Topology,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+    requested_by: &str,
+) -> Result<SingleImport, ImportError> {
+    let mut conn = pool.acquire().await?;
+    let shop = shops::get(&mut conn, shop_id).await?;
+    let handle = shop_handle(&mut conn, keys, api, &shop).await?;
+    drop(conn);
+    let started = Utc::now();
+    let order = handle.get_order(amazon_order_id, &INCLUDED_DATA).await?;
+    let mut tx = pool.begin().await?;
+    let run_id = runs::insert(
+        &mut tx,
+        &NewRun {
+            shop_id,
+            action: ACTION,
+            mode: Some("single"),
+            status: RunStatus::Running,
+            command_id: None,
+            requested_by: Some(requested_by),
+        },
+    )
+    .await?;
+    let mut counts = Counts::default();
+    counts.calls.insert("getOrder".into(), 1);
+    let status = order.fulfillment_status().map(|s| s.as_str().to_owned());
+    let importable = matches!(status.as_deref(), Some("PENDING" | "UNSHIPPED"))
+        && order
+            .fulfillment
+            .as_ref()
+            .and_then(|f| f.fulfilled_by.as_ref())
+            .is_none_or(|f| *f == FulfilledBy::Merchant);
+    let mut single = SingleImport {
+        run_id,
+        amazon_order_id: amazon_order_id.to_owned(),
+        result: "refused".into(),
+        instruction_id: None,
+        unmapped_skus: vec![],
+        message: String::new(),
+    };
+    if !importable {
+        single.message = format!(
+            "order {amazon_order_id} is {} ({}): only merchant-fulfilled PENDING and UNSHIPPED orders are imported",
+            status.as_deref().unwrap_or("of unknown status"),
+            order
+                .fulfillment
+                .as_ref()
+                .and_then(|f| f.fulfilled_by.as_ref())
+                .map(|f| f.as_str().to_owned())
+                .unwrap_or_else(|| "fulfiller unknown".into()),
+        );
+    } else {
+        let before = counts.clone();
+        apply_orders(
+            &mut tx,
+            &topology.events_exchange(),
+            shop_id,
+            Some(run_id),
+            std::slice::from_ref(&order),
+            &mut counts,
+        )
+        .await?;
+        let existing = instructions::by_order(&mut tx, shop_id, amazon_order_id).await?;
+        single.instruction_id = existing.map(|i| i.id);
+        single.result = if counts.new > before.new {
+            "new"
+        } else if counts.updated > before.updated {
+            "updated"
+        } else if counts.failed > before.failed {
+            "refused"
+        } else {
+            "unchanged"
+        }
+        .into();
+        single.message = format!("order {amazon_order_id}: {}", single.result);
+        single.unmapped_skus =
+            instructions::lines(&mut tx, single.instruction_id.unwrap_or_default())
+                .await?
+                .into_iter()
+                .filter(|l| l.product_id.is_none())
+                .map(|l| l.sku)
+                .collect();
+    }
+    counts.duration_ms = Some((Utc::now() - started).num_milliseconds());
+    runs::finish(
+        &mut tx,
+        run_id,
+        RunStatus::Succeeded,
+        None,
+        &serde_json::to_value(&counts).unwrap_or_default(),
+        1,
+        None,
+    )
+    .await?;
+    api_log::write(
+        &mut tx,
+        &api_log::Entry {
+            run_id: Some(run_id),
+            amazon_order_id: Some(amazon_order_id),
+            code: Some("import_order"),
+            ..api_log::Entry::new(Some(shop_id), ACTION, api_log::Level::Info, &single.message)
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(single)
+}

@@ -1,0 +1,266 @@
+//! Upsert of one Amazon order into the WMS, by `(shop, amazon_order_id)`.
+//!
+//! * New order: instruction with placeholders (Pending) or Amazon's data (Unshipped), delivery
+//!   method from the first matching delivery rule (else `Amazon 仮配送方法`), lines mapped
+//!   through the external-product table, mapped lines reserving stock, unmapped SKUs kept and
+//!   flagged (API-log `attention`).
+//! * Known order: never touched when entered by hand or no longer open (allocated, shipped,
+//!   canceled stay as they are). An open unpaid instruction whose order Amazon now reports
+//!   paid gets its data filled in. A paid instruction is never reset by a Pending re-import.
+//!   Missing lines are added (never duplicated).
+
+use std::collections::HashMap;
+
+use domain::{
+    Marketplace, PaymentStatus,
+    delivery_rules::{DeliveryRule, RuleInput, first_match},
+    messages::{Event, EventKind},
+    status::InstructionStatus,
+};
+use sqlx::PgConnection;
+use store::{
+    StoreError, api_log,
+    catalog::DeliveryMethod,
+    instructions::{self, AmazonOrder, Delivery},
+};
+use uuid::Uuid;
+
+use spapi::orders::IncludedData;
+
+/// `includedData` for imports and status sync: buyer, ship-to, totals, payment method,
+/// fulfillment status and service level (items are always inline).
+pub const INCLUDED_DATA: [IncludedData; 5] = [
+    IncludedData::Buyer,
+    IncludedData::Recipient,
+    IncludedData::Proceeds,
+    IncludedData::Payment,
+    IncludedData::Fulfillment,
+];
+
+/// What the upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    New {
+        instruction_id: Uuid,
+        unmapped_skus: Vec<String>,
+    },
+    Updated {
+        instruction_id: Uuid,
+        paid: bool,
+        unmapped_skus: Vec<String>,
+    },
+    Unchanged,
+}
+
+/// The first delivery rule matching the order, if any.
+pub fn pick_delivery<'r>(
+    rules: &'r [DeliveryRule<DeliveryMethod>],
+    order: &AmazonOrder,
+) -> Option<&'r DeliveryMethod> {
+    let marketplace = Marketplace::from_id(order.marketplace_id.as_deref()?).ok()?;
+    let skus: Vec<String> = order.lines.iter().map(|l| l.sku.clone()).collect();
+    let input = RuleInput {
+        marketplace,
+        ship_service_level: order.ship_service_level.as_deref(),
+        state: order.ship_to.as_ref().and_then(|s| s.state.as_deref()),
+        skus: &skus,
+        order_total: order.order_total,
+        prime: order.is_prime,
+    };
+    first_match(rules, &input)
+}
+
+fn delivery(m: Option<&DeliveryMethod>) -> Delivery<'_> {
+    m.map_or(Delivery::Placeholder, Delivery::Method)
+}
+
+/// Context of one upsert.
+pub struct UpsertCtx<'a> {
+    pub shop_id: Uuid,
+    pub run_id: Option<Uuid>,
+    pub action: &'a str,
+    pub rules: &'a [DeliveryRule<DeliveryMethod>],
+    pub products: &'a HashMap<String, Uuid>,
+    pub events_exchange: &'a str,
+}
+
+/// Upserts one order on `conn` (run it in a savepoint: an error leaves nothing behind).
+pub async fn upsert_order(
+    conn: &mut PgConnection,
+    cx: &UpsertCtx<'_>,
+    order: &AmazonOrder,
+) -> Result<Outcome, UpsertError> {
+    let existing =
+        instructions::lock_by_order(&mut *conn, cx.shop_id, &order.amazon_order_id).await?;
+    let outcome = match existing {
+        None => {
+            let paid = order.status.is_paid();
+            let (status, payment) = if paid {
+                (InstructionStatus::AwaitingShipment, PaymentStatus::Paid)
+            } else {
+                (InstructionStatus::Hold, PaymentStatus::Unpaid)
+            };
+            let method = pick_delivery(cx.rules, order);
+            let (id, lines) = instructions::insert_imported(
+                &mut *conn,
+                cx.shop_id,
+                order,
+                status,
+                payment,
+                delivery(method),
+                cx.products,
+            )
+            .await?;
+            event(
+                conn,
+                cx,
+                EventKind::OrderImported {
+                    instruction_id: id,
+                    amazon_order_id: order.amazon_order_id.clone(),
+                    run_id: cx.run_id.unwrap_or_default(),
+                },
+            )
+            .await?;
+            Outcome::New {
+                instruction_id: id,
+                unmapped_skus: lines.unmapped_skus,
+            }
+        }
+        Some(inst) => {
+            let status = inst.status()?;
+            if !inst.imported_via_api() || !status.is_open_for_sync() {
+                return Ok(Outcome::Unchanged);
+            }
+            let mut changed = false;
+            let mut paid = false;
+            if order.status.is_paid() && inst.payment_status()? != PaymentStatus::Paid {
+                let method = if inst.delivery_method_id.is_none() {
+                    pick_delivery(cx.rules, order)
+                } else {
+                    None
+                };
+                instructions::apply_paid(&mut *conn, inst.id, order, delivery(method)).await?;
+                changed = true;
+                paid = true;
+            }
+            let lines = instructions::add_missing_lines(
+                &mut *conn,
+                cx.shop_id,
+                inst.id,
+                &order.amazon_order_id,
+                &order.lines,
+                cx.products,
+                true,
+            )
+            .await?;
+            changed |= lines.inserted > 0 || lines.newly_mapped > 0;
+            if !paid {
+                changed |= instructions::note_amazon_state(
+                    &mut *conn,
+                    inst.id,
+                    order.status,
+                    order.last_updated_at,
+                )
+                .await?;
+            }
+            if paid {
+                event(
+                    conn,
+                    cx,
+                    EventKind::OrderPaid {
+                        instruction_id: inst.id,
+                        amazon_order_id: order.amazon_order_id.clone(),
+                    },
+                )
+                .await?;
+            }
+            if changed {
+                Outcome::Updated {
+                    instruction_id: inst.id,
+                    paid,
+                    unmapped_skus: lines.unmapped_skus,
+                }
+            } else {
+                Outcome::Unchanged
+            }
+        }
+    };
+    let unmapped = match &outcome {
+        Outcome::New { unmapped_skus, .. } | Outcome::Updated { unmapped_skus, .. } => {
+            unmapped_skus.as_slice()
+        }
+        Outcome::Unchanged => &[],
+    };
+    for sku in unmapped {
+        let message = format!(
+            "SKU {sku} of order {} has no product in the external-product table: the line was imported without a \
+             product and reserves no stock; map it (ctl external-product map --shop <shop> {sku} <product-code>) and \
+             import the order again",
+            order.amazon_order_id
+        );
+        api_log::write(
+            &mut *conn,
+            &api_log::Entry {
+                run_id: cx.run_id,
+                amazon_order_id: Some(&order.amazon_order_id),
+                sku: Some(sku),
+                code: Some("unmapped_sku"),
+                ..api_log::Entry::new(
+                    Some(cx.shop_id),
+                    cx.action,
+                    api_log::Level::Attention,
+                    &message,
+                )
+            },
+        )
+        .await?;
+    }
+    Ok(outcome)
+}
+
+async fn event(
+    conn: &mut PgConnection,
+    cx: &UpsertCtx<'_>,
+    kind: EventKind,
+) -> Result<(), UpsertError> {
+    let e = Event::new(cx.shop_id, kind, chrono::Utc::now());
+    let mut msg = bus::OutboxMessage::new(
+        cx.events_exchange,
+        e.kind.routing_key(),
+        serde_json::to_value(&e).map_err(|e| UpsertError::Encode(e.to_string()))?,
+    );
+    msg.id = e.event_id;
+    bus::outbox::enqueue(conn, msg).await?;
+    Ok(())
+}
+
+/// Why one order could not be upserted.
+#[derive(Debug, thiserror::Error)]
+pub enum UpsertError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot encode event: {0}")]
+    Encode(String),
+}
+
+impl UpsertError {
+    /// Whether the whole page should be retried rather than the order skipped.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_transient(),
+            Self::Db(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || matches!(e, sqlx::Error::Database(db)
+                    if matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03")))
+            }
+            Self::Encode(_) => false,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The service's own queries over shipping instructions (targets and API-status transitions).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A shipping instruction that may be reported to Amazon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: Uuid,
+    pub amazon_order_id: Option<String>,
+    pub marketplace_id: Option<String>,
+    pub tracking_numbers: Vec<String>,
+    pub shipped_on: Option<NaiveDate>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub delivery_method_name: String,
+    pub external_delivery_method: Option<String>,
+    pub payment_method: String,
+    pub resend_requested: bool,
+}
+
+impl Target {
+    /// Problems found by the feed builder, as one operator-readable sentence.
+    pub fn describe_problems(&self, problems: &[String]) -> String {
+        format!("invalid shipment data: {}", problems.join("; "))
+    }
+}
+
+/// The seed's targets (section 3): imported through the API, has a tracking number, API status
+/// awaiting print, shipped, ship date = `today` (or a resend requested by an operator), and not
+/// part of a submission whose outcome is still unknown.
+pub async fn targets(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    today: NaiveDate,
+) -> Result<Vec<Target>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT si.id, si.amazon_order_id, si.marketplace_id, si.tracking_numbers, si.shipped_on, si.shipped_at,
+                  si.delivery_method_name, dm.external_delivery_method AS "external_delivery_method?",
+                  si.payment_method, si.source, si.status, si.api_status,
+                  si.resend_requested_at IS NOT NULL AS "resend_requested!"
+           FROM shipping_instructions si
+           LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
+           WHERE si.shop_id = $1 AND si.source = 'amazon_api' AND si.status = 'shipped'
+             AND si.api_status = 'awaiting_print' AND cardinality(si.tracking_numbers) > 0
+             AND (si.shipped_on = $2 OR si.resend_requested_at IS NOT NULL)
+             AND NOT EXISTS (SELECT 1 FROM feed_messages fm JOIN feed_submissions fs ON fs.id = fm.feed_submission_id
+                             WHERE fm.instruction_id = si.id AND fs.state IN ('pending', 'in_flight'))
+           ORDER BY si.shipped_at NULLS LAST, si.amazon_order_id"#,
+        shop_id,
+        today
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            // The domain's rule decides; the query only narrows.
+            let state = domain::eligibility::FeedbackState {
+                imported_via_api: r.source == "amazon_api",
+                tracking_numbers: &r.tracking_numbers,
+                api_status: r.api_status.parse().unwrap_or(domain::ApiStatus::Printed),
+                status: r.status.parse().unwrap_or(domain::InstructionStatus::Hold),
+                shipped_on: if r.resend_requested {
+                    Some(today)
+                } else {
+                    r.shipped_on
+                },
+            };
+            domain::eligibility::feedback_eligible(&state, today)
+        })
+        .map(|r| Target {
+            id: r.id,
+            amazon_order_id: r.amazon_order_id,
+            marketplace_id: r.marketplace_id,
+            tracking_numbers: r.tracking_numbers,
+            shipped_on: r.shipped_on,
+            shipped_at: r.shipped_at,
+            delivery_method_name: r.delivery_method_name,
+            external_delivery_method: r.external_delivery_method,
+            payment_method: r.payment_method,
+            resend_requested: r.resend_requested,
+        })
+        .collect())
+}
+
+/// Sets (or clears) the operator-visible error of an instruction; the API status is unchanged.
+pub async fn set_api_error(
+    conn: &mut PgConnection,
+    id: Uuid,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE shipping_instructions SET api_error = $2, updated_at = now() WHERE id = $1",
+        id,
+        error
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The feed was accepted: its instructions → printed (印刷済み). Returns how many.
+pub async fn mark_printed(conn: &mut PgConnection, submission: Uuid) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query!(
+        r#"UPDATE shipping_instructions SET api_status = 'printed', api_error = NULL, resend_requested_at = NULL,
+                  updated_at = now()
+           WHERE api_status = 'awaiting_print'
+             AND id IN (SELECT instruction_id FROM feed_messages WHERE feed_submission_id = $1)"#,
+        submission
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// confirmShipment succeeded: shipped (出荷済み) at once.
+pub async fn mark_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE shipping_instructions SET api_status = 'shipped', api_error = NULL, resend_requested_at = NULL,
+                  updated_at = now()
+           WHERE id = $1"#,
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Amazon refused the shipment: failed, with Amazon's message.
+pub async fn mark_failed(
+    conn: &mut PgConnection,
+    id: Uuid,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        r#"UPDATE shipping_instructions SET api_status = 'failed', api_error = $2, resend_requested_at = NULL,
+                  updated_at = now()
+           WHERE id = $1"#,
+        id,
+        error
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Amazon order item ids and quantities of an instruction (confirmShipment).
+pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT amazon_order_item_id AS "item!", quantity FROM instruction_lines
+           WHERE instruction_id = $1 AND amazon_order_item_id IS NOT NULL ORDER BY line_no"#,
+        id
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.item, r.quantity)).collect())
+}

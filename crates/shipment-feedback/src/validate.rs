@@ -1,0 +1,204 @@
+//! Checks made before anything is sent: carrier mapping and tracking number.
+
+use spapi::fulfillment_feed::{Carrier, MAX_STRING_LEN};
+use store::carriers::{CarrierMapping, normalize_key};
+
+use crate::db::Target;
+
+/// Why an instruction is not sent (it stays awaiting print).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Machine code for the API log (`no_carrier_mapping`, `invalid_tracking_number`...).
+    pub code: String,
+    /// What the operator must fix.
+    pub message: String,
+}
+
+fn refusal(code: &str, message: String) -> Refusal {
+    Refusal {
+        code: code.to_owned(),
+        message,
+    }
+}
+
+/// What is sent for a valid instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub carrier: Carrier,
+    /// Only the first tracking number (seed 3).
+    pub tracking_number: String,
+}
+
+/// Checks a tracking number against the general rules (at most 50 characters, letters, digits
+/// and hyphens) and the carrier's pattern when it has one.
+pub fn validate_tracking(tracking: &str, pattern: Option<&str>) -> Result<(), String> {
+    let len = tracking.chars().count();
+    if len == 0 {
+        return Err("the tracking number is empty".into());
+    }
+    if len > MAX_STRING_LEN {
+        return Err(format!(
+            "the tracking number has {len} characters; Amazon accepts at most {MAX_STRING_LEN}"
+        ));
+    }
+    if !tracking
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(
+            "the tracking number contains characters other than letters, digits and hyphens".into(),
+        );
+    }
+    if let Some(p) = pattern.filter(|p| !p.trim().is_empty()) {
+        let re = regex::Regex::new(p)
+            .map_err(|e| format!("the carrier's tracking pattern {p:?} is invalid: {e}"))?;
+        if !re.is_match(tracking) {
+            return Err(format!(
+                "the tracking number does not match the carrier's format ({p})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one target against the shop's effective carrier mappings.
+pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal> {
+    let order = t.amazon_order_id.as_deref().unwrap_or("");
+    if !spapi::fulfillment_feed::is_amazon_order_id(order) {
+        return Err(refusal(
+            "invalid_order_id",
+            "the instruction has no valid Amazon order id".into(),
+        ));
+    }
+    let Some(external) = t
+        .external_delivery_method
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    else {
+        return Err(refusal(
+            "no_carrier_mapping",
+            format!(
+                "delivery method {:?} has no external delivery method (外部連携先配送方法), so Amazon's carrier is unknown; set it and map it with `ctl carrier add`",
+                t.delivery_method_name
+            ),
+        ));
+    };
+    let key = normalize_key(external);
+    let Some(m) = mappings.iter().find(|m| m.external_delivery_method == key) else {
+        return Err(refusal(
+            "no_carrier_mapping",
+            format!(
+                "no carrier mapping for external delivery method {external:?}; add one with `ctl carrier add`"
+            ),
+        ));
+    };
+    let carrier = if m.carrier_code == "Other" {
+        Carrier::Other {
+            name: m.carrier_name.clone().unwrap_or_default(),
+        }
+    } else {
+        Carrier::Code(m.carrier_code.clone())
+    };
+    let Some(tracking) = domain::eligibility::first_tracking_number(&t.tracking_numbers) else {
+        return Err(refusal(
+            "invalid_tracking_number",
+            "the instruction has no tracking number".into(),
+        ));
+    };
+    validate_tracking(tracking, m.tracking_pattern.as_deref()).map_err(|e| {
+        refusal(
+            "invalid_tracking_number",
+            format!("{e} (carrier {external})"),
+        )
+    })?;
+    Ok(Checked {
+        carrier,
+        tracking_number: tracking.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracking_rules() {
+        assert!(validate_tracking("123456789012", Some("^[0-9]{12}$")).is_ok());
+        assert!(validate_tracking("12345678901", Some("^[0-9]{12}$")).is_err());
+        assert!(validate_tracking("1234 5678 9012", None).is_err());
+        assert!(validate_tracking("追跡123", None).is_err());
+        assert!(
+            validate_tracking(&"1".repeat(51), None)
+                .unwrap_err()
+                .contains("at most 50")
+        );
+        assert!(validate_tracking("AB-123", None).is_ok());
+    }
+
+    fn target(external: Option<&str>, tracking: &[&str]) -> Target {
+        Target {
+            id: uuid::Uuid::nil(),
+            amazon_order_id: Some("503-1234567-1234567".into()),
+            marketplace_id: Some("A1VC38T7YXB528".into()),
+            tracking_numbers: tracking.iter().map(|s| s.to_string()).collect(),
+            shipped_on: None,
+            shipped_at: None,
+            delivery_method_name: "宅急便".into(),
+            external_delivery_method: external.map(Into::into),
+            payment_method: "other".into(),
+            resend_requested: false,
+        }
+    }
+
+    #[test]
+    fn mapping_and_first_tracking_number() {
+        let maps = vec![
+            CarrierMapping {
+                id: uuid::Uuid::nil(),
+                shop_id: None,
+                external_delivery_method: "yamato".into(),
+                carrier_code: "YamatoTransport".into(),
+                carrier_name: None,
+                tracking_pattern: Some("^[0-9]{12}$".into()),
+            },
+            CarrierMapping {
+                id: uuid::Uuid::nil(),
+                shop_id: None,
+                external_delivery_method: "japan_post".into(),
+                carrier_code: "Other".into(),
+                carrier_name: Some("Japan Post".into()),
+                tracking_pattern: None,
+            },
+        ];
+        let ok = check(
+            &target(Some(" Yamato "), &["111122223333", "999988887777"]),
+            &maps,
+        )
+        .unwrap();
+        assert_eq!(ok.tracking_number, "111122223333");
+        assert_eq!(ok.carrier, Carrier::Code("YamatoTransport".into()));
+        let other = check(&target(Some("japan_post"), &["12345678901"]), &maps).unwrap();
+        assert_eq!(
+            other.carrier,
+            Carrier::Other {
+                name: "Japan Post".into()
+            }
+        );
+        assert_eq!(
+            check(&target(Some("pigeon"), &["1"]), &maps)
+                .unwrap_err()
+                .code,
+            "no_carrier_mapping"
+        );
+        assert_eq!(
+            check(&target(None, &["1"]), &maps).unwrap_err().code,
+            "no_carrier_mapping"
+        );
+        assert_eq!(
+            check(&target(Some("yamato"), &["12-34"]), &maps)
+                .unwrap_err()
+                .code,
+            "invalid_tracking_number"
+        );
+    }
+}

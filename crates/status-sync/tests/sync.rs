@@ -1,0 +1,321 @@
+//! status-sync against the simulator, real PostgreSQL and RabbitMQ.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::Harness;
+use domain::{
+    InstructionStatus, PLACEHOLDER_DELIVERY_METHOD, delivery_rules::RuleConditions,
+    messages::StatusSyncMode, window::ImportMode,
+};
+use rust_decimal::Decimal;
+use spapi_sim::{MarketplaceMix, OrderStatus, PaymentMethod, StatusChange};
+use sqlx::PgPool;
+use status_sync::Counts;
+use uuid::Uuid;
+
+const ALL_PENDING: MarketplaceMix = MarketplaceMix {
+    jp: 1,
+    au: 0,
+    sg: 0,
+    pending_ratio: 1.0,
+};
+
+fn counts(run: &store::runs::Run) -> Counts {
+    serde_json::from_value(run.counts.clone()).expect("counts")
+}
+
+fn expected_method(m: PaymentMethod) -> &'static str {
+    match m {
+        PaymentMethod::CashOnDelivery => "cod",
+        PaymentMethod::ConvenienceStore => "convenience_store",
+        _ => "other",
+    }
+}
+
+/// Everything a sync could change: instructions, lines, stock, API log, events.
+async fn snapshot(
+    pool: &PgPool,
+) -> (
+    Vec<(Uuid, String, String, String)>,
+    Vec<(Uuid, i32, i32, i64)>,
+    i64,
+    i64,
+    i64,
+) {
+    let inst: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT id, status, payment_status, updated_at::text FROM shipping_instructions ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let stock: Vec<(Uuid, i32, i32, i64)> = sqlx::query_as(
+        "SELECT product_id, reserved, allocated, change_seq FROM stock ORDER BY product_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let lines: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(reserved_quantity), 0)::bigint FROM instruction_lines",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let attention: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_log WHERE level = 'attention'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE routing_key LIKE 'order.%'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    (inst, stock, lines, attention, events)
+}
+
+/// Must show: 100 imported PENDING orders; on Amazon 60 are then paid and 20 cancelled, 5 of
+/// the cancelled ones already allocated locally. One status-sync run makes exactly 60 paid
+/// with full buyer/address/payment/prices, 15 canceled with their reservations released, 5
+/// flagged for attention and untouched, with one Amazon call. A second run with no change
+/// on Amazon changes nothing and makes one call.
+#[sqlx::test(migrations = "../../migrations")]
+async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        h.add_rule(10, "tokyo", RuleConditions { states: vec!["東京都".into()], ..Default::default() }).await;
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(100, 21, ALL_PENDING);
+        assert!(orders.iter().all(|o| o.status == OrderStatus::Pending));
+        let import = h.import(ImportMode::Differential).await;
+        assert_eq!(import.status, "succeeded", "{:?}", import.error);
+        let imported = h.count("SELECT count(*) FROM shipping_instructions WHERE shop_id = $1 AND status = 'hold'").await;
+        assert_eq!(imported, 100);
+
+        let mut conn = h.pool.acquire().await.unwrap();
+        let mut ids: HashMap<String, Uuid> = HashMap::new();
+        for o in &orders {
+            let i = store::instructions::by_order(&mut conn, h.shop_id, &o.order_id).await.unwrap().unwrap();
+            ids.insert(o.order_id.clone(), i.id);
+        }
+        let (paid, rest) = orders.split_at(60);
+        let (cancelled, untouched) = rest.split_at(20);
+        let (cancel_open, cancel_allocated) = cancelled.split_at(15);
+        // An operator allocates 5 of the orders Amazon is about to cancel.
+        for o in cancel_allocated {
+            store::instructions::set_status(&mut conn, ids[&o.order_id], InstructionStatus::Allocated)
+                .await
+                .unwrap();
+        }
+        let mut reserved_by_cancel: HashMap<Uuid, i32> = HashMap::new();
+        for o in cancel_open {
+            for l in store::instructions::lines(&mut conn, ids[&o.order_id]).await.unwrap() {
+                *reserved_by_cancel.entry(l.product_id.unwrap()).or_default() += l.reserved_quantity;
+            }
+        }
+        let stock_before: HashMap<Uuid, (i32, i32)> = store::catalog::list_products(&mut conn, h.shop_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, (p.reserved, p.allocated)))
+            .collect();
+        drop(conn);
+        for o in paid {
+            sim.set_order_status(&o.order_id, StatusChange::Unshipped).unwrap();
+        }
+        for o in cancelled {
+            sim.set_order_status(&o.order_id, StatusChange::Cancelled { cancelled_by: Some("BUYER".into()), reason: None })
+                .unwrap();
+        }
+        let calls_before = h.sim_calls("searchOrders").calls + h.sim_calls("getOrder").calls;
+
+        let run = h.wait_run(h.trigger(StatusSyncMode::Changes).await, Duration::from_secs(30)).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        let c = counts(&run);
+        eprintln!("first status-sync run: {c:?}");
+        assert_eq!((c.paid, c.canceled, c.attention, c.failed), (60, 15, 5, 0), "{c:?}");
+        assert_eq!(c.unchanged, 20);
+        let calls = h.sim_calls("searchOrders").calls + h.sim_calls("getOrder").calls - calls_before;
+        assert_eq!(calls, 1, "one searchOrders call covers the 100 changed orders");
+        assert_eq!(run.amazon_calls, 1);
+
+        let mut conn = h.pool.acquire().await.unwrap();
+        let amazon: HashMap<String, spapi_sim::Order> =
+            sim.orders().into_iter().map(|o| (o.order_id.clone(), o)).collect();
+        for o in paid {
+            let i = store::instructions::get(&mut conn, ids[&o.order_id]).await.unwrap();
+            let a = &amazon[&o.order_id];
+            assert_eq!(i.payment_status, "paid");
+            assert_eq!(i.status, "awaiting_shipment");
+            assert_eq!(i.buyer_name.as_deref(), Some(a.buyer.name.as_str()));
+            assert_eq!(i.buyer_email.as_deref(), Some(a.buyer.email.as_str()));
+            assert_eq!(i.ship_to_name.as_deref(), Some(a.address.name.as_str()));
+            assert_eq!(i.ship_to_postal_code.as_deref(), Some(a.address.postal_code.as_str()));
+            assert_eq!(i.ship_to_state.as_deref(), Some(a.address.state_or_region.as_str()));
+            assert_eq!(i.ship_to_city.as_deref(), Some(a.address.city.as_str()));
+            assert_eq!(i.ship_to_phone, a.address.phone);
+            assert_eq!(i.payment_method, expected_method(a.payment_method));
+            assert_eq!(i.order_total, Some(a.grand_total()));
+            let lines = store::instructions::lines(&mut conn, i.id).await.unwrap();
+            for (l, it) in lines.iter().zip(&a.items) {
+                assert_eq!(l.unit_price, Some(it.unit_price));
+                assert_eq!(l.line_total, Some(it.unit_price * Decimal::from(it.quantity_ordered)));
+                assert_eq!(l.reserved_quantity, l.quantity, "payment keeps the reservation");
+            }
+            // Delivery rules re-applied now that the prefecture is known.
+            if a.address.state_or_region == "東京都" {
+                assert_eq!(i.delivery_method_name, "tokyo");
+            } else {
+                assert_eq!(i.delivery_method_name, PLACEHOLDER_DELIVERY_METHOD);
+            }
+        }
+        for o in cancel_open {
+            let i = store::instructions::get(&mut conn, ids[&o.order_id]).await.unwrap();
+            assert_eq!(i.status, "canceled");
+            let lines = store::instructions::lines(&mut conn, i.id).await.unwrap();
+            assert!(lines.iter().all(|l| l.reserved_quantity == 0));
+        }
+        let stock_after: HashMap<Uuid, (i32, i32)> = store::catalog::list_products(&mut conn, h.shop_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, (p.reserved, p.allocated)))
+            .collect();
+        for (p, (reserved, allocated)) in &stock_before {
+            let released = reserved_by_cancel.get(p).copied().unwrap_or(0);
+            assert_eq!(stock_after[p], (reserved - released, *allocated), "product {p}: reservations released");
+        }
+        let released: i32 = reserved_by_cancel.values().sum();
+        assert_eq!(c.released, i64::from(released));
+        let attention = store::api_log::query(
+            &mut conn,
+            &store::api_log::Filter { shop_id: Some(h.shop_id), level: Some("attention".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+        assert_eq!(attention.len(), 5);
+        for o in cancel_allocated {
+            let i = store::instructions::get(&mut conn, ids[&o.order_id]).await.unwrap();
+            assert_eq!(i.status, "allocated", "an allocated instruction is never canceled by the sync");
+            assert_eq!(i.payment_status, "unpaid");
+            assert!(attention.iter().any(|e| e.amazon_order_id.as_deref() == Some(o.order_id.as_str())));
+        }
+        for o in untouched {
+            let i = store::instructions::get(&mut conn, ids[&o.order_id]).await.unwrap();
+            assert_eq!((i.status.as_str(), i.payment_status.as_str()), ("hold", "unpaid"));
+        }
+        drop(conn);
+        h.wait_outbox_drained(Duration::from_secs(20)).await;
+        assert_eq!(h.count("SELECT count(*) FROM outbox WHERE routing_key = 'order.paid' AND payload->>'shop_id' = $1::text").await, 60);
+        assert_eq!(h.count("SELECT count(*) FROM outbox WHERE routing_key = 'order.canceled' AND payload->>'shop_id' = $1::text").await, 15);
+
+        // Second run, nothing changed on Amazon: nothing changes here, one call.
+        let before = snapshot(&h.pool).await;
+        let calls_before = h.sim_calls("searchOrders").calls + h.sim_calls("getOrder").calls;
+        let run2 = h.wait_run(h.trigger(StatusSyncMode::Changes).await, Duration::from_secs(30)).await;
+        assert_eq!(run2.status, "succeeded", "{:?}", run2.error);
+        let c2 = counts(&run2);
+        eprintln!("second status-sync run: {c2:?}");
+        assert_eq!((c2.paid, c2.canceled, c2.attention, c2.failed), (0, 0, 0, 0), "{c2:?}");
+        assert_eq!(h.sim_calls("searchOrders").calls + h.sim_calls("getOrder").calls - calls_before, 1);
+        assert_eq!(run2.amazon_calls, 1);
+        assert!(run2.window_from.unwrap() >= run.watermark.unwrap() - domain::window::OVERLAP);
+        assert!(run2.watermark.unwrap() >= run.watermark.unwrap(), "the watermark only moves forward");
+        h.wait_outbox_drained(Duration::from_secs(20)).await;
+        assert_eq!(snapshot(&h.pool).await, before, "the second run changed nothing");
+    })
+    .await;
+}
+
+/// Reconcile mode (after an outage): every open imported instruction is checked with
+/// getOrder; payments and cancellations are applied the same way.
+#[sqlx::test(migrations = "../../migrations")]
+async fn reconcile_checks_every_open_instruction_by_get_order(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(12, 8, ALL_PENDING);
+        let import = h.import(ImportMode::Differential).await;
+        assert_eq!(import.status, "succeeded", "{:?}", import.error);
+        sim.set_order_status(&orders[0].order_id, StatusChange::Unshipped)
+            .unwrap();
+        sim.set_order_status(
+            &orders[1].order_id,
+            StatusChange::Cancelled {
+                cancelled_by: None,
+                reason: None,
+            },
+        )
+        .unwrap();
+        sim.set_order_status(
+            &orders[2].order_id,
+            StatusChange::BuyerCancelRequested { reason: None },
+        )
+        .unwrap();
+        let run = h
+            .wait_run(
+                h.trigger(StatusSyncMode::Reconcile).await,
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        let c = counts(&run);
+        assert_eq!(
+            (c.seen, c.paid, c.canceled, c.attention),
+            (12, 1, 1, 1),
+            "{c:?}"
+        );
+        assert_eq!(c.calls.get("getOrder"), Some(&12));
+        assert_eq!(h.sim_calls("getOrder").calls, 12);
+        // Only open instructions are checked: the canceled one is no longer asked for.
+        let run2 = h
+            .wait_run(
+                h.trigger(StatusSyncMode::Reconcile).await,
+                Duration::from_secs(30),
+            )
+            .await;
+        let c2 = counts(&run2);
+        assert_eq!(
+            (c2.seen, c2.paid, c2.canceled, c2.attention),
+            (11, 0, 0, 0),
+            "{c2:?}"
+        );
+    })
+    .await;
+}
+
+/// Reconcile respects the shared limiter: when getOrder's burst is spent the run stores its
+/// cursor and continues through the outbox (no 429, no handler sleeping on the quota).
+#[sqlx::test(migrations = "../../migrations")]
+async fn reconcile_continues_through_the_outbox_when_the_quota_runs_out(pool: PgPool) {
+    let opts = common::Options {
+        sim_rate_scale: 2.0,
+        client_rate_scale: 2.0,
+        max_limiter_wait: Duration::from_millis(500),
+        ..common::Options::default()
+    };
+    Harness::run(pool, opts, async |h| {
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(34, 9, ALL_PENDING);
+        let import = h.import(ImportMode::Differential).await;
+        assert_eq!(import.status, "succeeded", "{:?}", import.error);
+        for o in &orders[..10] {
+            sim.set_order_status(&o.order_id, StatusChange::Unshipped)
+                .unwrap();
+        }
+        let run = h
+            .wait_run(
+                h.trigger(StatusSyncMode::Reconcile).await,
+                Duration::from_secs(60),
+            )
+            .await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        let c = counts(&run);
+        eprintln!("reconcile with continuations: {c:?}");
+        assert_eq!((c.seen, c.paid, c.failed), (34, 10, 0), "{c:?}");
+        assert!(c.continuations >= 1, "{c:?}");
+        assert_eq!(h.sim_calls("getOrder").throttled, 0);
+        assert_eq!(h.sim_calls("getOrder").calls, 34);
+    })
+    .await;
+}

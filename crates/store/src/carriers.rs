@@ -1,0 +1,151 @@
+//! Carrier mappings: our external delivery method (外部連携先配送方法) → Amazon CarrierCode /
+//! CarrierName, with the tracking-number format of the carrier. Rows with no shop are built-in
+//! defaults (seeded by the migrations); a shop's own row for the same key wins.
+
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{StoreError, map_unique};
+
+/// A mapping row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CarrierMapping {
+    pub id: Uuid,
+    /// `None`: built-in default for every shop.
+    pub shop_id: Option<Uuid>,
+    pub external_delivery_method: String,
+    pub carrier_code: String,
+    pub carrier_name: Option<String>,
+    /// Regular expression the whole tracking number must match.
+    pub tracking_pattern: Option<String>,
+}
+
+/// Normalizes a mapping key: trimmed, lower case.
+pub fn normalize_key(external_delivery_method: &str) -> String {
+    external_delivery_method.trim().to_lowercase()
+}
+
+/// The mapping for `external_delivery_method` as seen by `shop_id` (its own row first, then the
+/// built-in default).
+pub async fn resolve(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    external_delivery_method: &str,
+) -> Result<Option<CarrierMapping>, StoreError> {
+    let key = normalize_key(external_delivery_method);
+    Ok(sqlx::query_as!(
+        CarrierMapping,
+        r#"SELECT id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern
+           FROM carrier_mappings
+           WHERE external_delivery_method = $2 AND (shop_id = $1 OR shop_id IS NULL)
+           ORDER BY shop_id NULLS LAST LIMIT 1"#,
+        shop_id,
+        key
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Every mapping a shop sees (own rows override defaults), by key.
+pub async fn effective(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+) -> Result<Vec<CarrierMapping>, StoreError> {
+    Ok(sqlx::query_as!(
+        CarrierMapping,
+        r#"SELECT DISTINCT ON (external_delivery_method)
+                  id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern
+           FROM carrier_mappings
+           WHERE shop_id = $1 OR shop_id IS NULL
+           ORDER BY external_delivery_method, shop_id NULLS LAST"#,
+        shop_id
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Mappings of one scope: a shop's own rows, or the built-in defaults (`None`).
+pub async fn list(
+    conn: &mut PgConnection,
+    shop_id: Option<Uuid>,
+) -> Result<Vec<CarrierMapping>, StoreError> {
+    Ok(sqlx::query_as!(
+        CarrierMapping,
+        r#"SELECT id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern
+           FROM carrier_mappings
+           WHERE shop_id IS NOT DISTINCT FROM $1
+           ORDER BY external_delivery_method"#,
+        shop_id
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A mapping to add or replace.
+#[derive(Debug, Clone)]
+pub struct NewMapping<'a> {
+    pub shop_id: Option<Uuid>,
+    pub external_delivery_method: &'a str,
+    pub carrier_code: &'a str,
+    pub carrier_name: Option<&'a str>,
+    pub tracking_pattern: Option<&'a str>,
+}
+
+/// Adds a mapping or replaces the one with the same scope and key.
+pub async fn upsert(
+    conn: &mut PgConnection,
+    m: &NewMapping<'_>,
+) -> Result<CarrierMapping, StoreError> {
+    let key = normalize_key(m.external_delivery_method);
+    if key.is_empty() {
+        return Err(StoreError::Corrupt(
+            "external delivery method must not be empty".into(),
+        ));
+    }
+    if m.carrier_code == "Other" && m.carrier_name.is_none_or(|n| n.trim().is_empty()) {
+        return Err(StoreError::Corrupt(
+            "carrier code Other needs a carrier name".into(),
+        ));
+    }
+    sqlx::query!(
+        "DELETE FROM carrier_mappings WHERE shop_id IS NOT DISTINCT FROM $1 AND external_delivery_method = $2",
+        m.shop_id,
+        key
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_as!(
+        CarrierMapping,
+        r#"INSERT INTO carrier_mappings (id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           RETURNING id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern"#,
+        Uuid::now_v7(),
+        m.shop_id,
+        key,
+        m.carrier_code,
+        m.carrier_name,
+        m.tracking_pattern
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(|e| map_unique(e, "carrier mapping", &key))
+}
+
+/// Removes a mapping; returns whether one existed.
+pub async fn remove(
+    conn: &mut PgConnection,
+    shop_id: Option<Uuid>,
+    external_delivery_method: &str,
+) -> Result<bool, StoreError> {
+    let key = normalize_key(external_delivery_method);
+    let n = sqlx::query!(
+        "DELETE FROM carrier_mappings WHERE shop_id IS NOT DISTINCT FROM $1 AND external_delivery_method = $2",
+        shop_id,
+        key
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}

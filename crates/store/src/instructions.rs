@@ -1,0 +1,598 @@
+//! Shipping instructions (出荷指示) imported from Amazon, their lines and the stock they reserve.
+//!
+//! The repository offers mechanisms (insert, fill in paid data, cancel, reserve/release); the
+//! services decide when each applies (`domain::eligibility`, order-ingest's upsert rules).
+//! Business key: `(shop_id, amazon_order_id)`; lines are keyed by `amazon_order_item_id`, so a
+//! re-import never duplicates an instruction or a line.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{
+    AmazonOrderStatus, InstructionStatus, PLACEHOLDER_DELIVERY_METHOD, PLACEHOLDER_REGISTRATION,
+    PaymentMethod, PaymentStatus,
+};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{StoreError, catalog};
+
+/// Buyer data Amazon exposes once an order is paid (PII: never logged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuyerData {
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Ship-to data Amazon exposes once an order is paid (PII: never logged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShipTo {
+    pub name: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    /// Address lines joined with a space.
+    pub address: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One line of an Amazon order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmazonLine {
+    pub order_item_id: String,
+    pub sku: String,
+    pub title: Option<String>,
+    pub quantity: i32,
+    pub unit_price: Option<Decimal>,
+    pub line_total: Option<Decimal>,
+}
+
+/// An Amazon order as the WMS stores it. `buyer`/`ship_to` are `None` while Amazon withholds
+/// them (Pending): the placeholders are registered instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmazonOrder {
+    pub amazon_order_id: String,
+    pub marketplace_id: Option<String>,
+    pub status: AmazonOrderStatus,
+    pub last_updated_at: DateTime<Utc>,
+    pub ordered_at: DateTime<Utc>,
+    pub ship_service_level: Option<String>,
+    pub is_prime: bool,
+    pub currency: Option<String>,
+    pub order_total: Option<Decimal>,
+    pub payment_method: PaymentMethod,
+    pub buyer: Option<BuyerData>,
+    pub ship_to: Option<ShipTo>,
+    pub lines: Vec<AmazonLine>,
+}
+
+/// A stored instruction (the fields the services decide on; PII included, handle with care).
+#[derive(Debug, Clone, Serialize)]
+pub struct Instruction {
+    pub id: Uuid,
+    pub shop_id: Uuid,
+    pub source: String,
+    pub amazon_order_id: Option<String>,
+    pub marketplace_id: Option<String>,
+    pub status: String,
+    pub payment_status: String,
+    pub amazon_status: Option<String>,
+    pub amazon_last_updated_at: Option<DateTime<Utc>>,
+    pub ordered_at: Option<DateTime<Utc>>,
+    pub buyer_name: Option<String>,
+    pub buyer_email: Option<String>,
+    pub ship_to_name: Option<String>,
+    pub ship_to_postal_code: Option<String>,
+    pub ship_to_country: Option<String>,
+    pub ship_to_state: Option<String>,
+    pub ship_to_city: Option<String>,
+    pub ship_to_address: Option<String>,
+    pub ship_to_phone: Option<String>,
+    pub payment_method: String,
+    pub delivery_method_id: Option<Uuid>,
+    pub delivery_method_name: String,
+    pub ship_service_level: Option<String>,
+    pub is_prime: bool,
+    pub currency: Option<String>,
+    pub order_total: Option<Decimal>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Instruction {
+    /// The instruction status, parsed.
+    pub fn status(&self) -> Result<InstructionStatus, StoreError> {
+        self.status
+            .parse()
+            .map_err(|e: domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The payment status, parsed.
+    pub fn payment_status(&self) -> Result<PaymentStatus, StoreError> {
+        self.payment_status
+            .parse()
+            .map_err(|e: domain::status::UnknownStatus| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Imported through the API (not entered by hand).
+    pub fn imported_via_api(&self) -> bool {
+        self.source == "amazon_api"
+    }
+}
+
+/// A stored line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub id: Uuid,
+    pub line_no: i32,
+    pub amazon_order_item_id: Option<String>,
+    pub sku: String,
+    pub product_id: Option<Uuid>,
+    pub title: Option<String>,
+    pub quantity: i32,
+    pub unit_price: Option<Decimal>,
+    pub line_total: Option<Decimal>,
+    pub reserved_quantity: i32,
+}
+
+macro_rules! select_instruction {
+    ($where:literal, $($arg:expr),*) => {
+        sqlx::query_as!(
+            Instruction,
+            r#"SELECT id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
+                      amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
+                      ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone, payment_method,
+                      delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
+                      updated_at
+               FROM shipping_instructions "# + $where,
+            $($arg),*
+        )
+    };
+}
+
+/// The instruction of an Amazon order, locked for the caller's transaction.
+pub async fn lock_by_order(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+) -> Result<Option<Instruction>, StoreError> {
+    Ok(select_instruction!(
+        "WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
+        shop_id,
+        amazon_order_id
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The instruction of an Amazon order.
+pub async fn by_order(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+) -> Result<Option<Instruction>, StoreError> {
+    Ok(select_instruction!(
+        "WHERE shop_id = $1 AND amazon_order_id = $2",
+        shop_id,
+        amazon_order_id
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// An instruction by id.
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Instruction, StoreError> {
+    select_instruction!("WHERE id = $1", id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "instruction",
+            key: id.to_string(),
+        })
+}
+
+/// Every instruction of a shop, oldest order first.
+pub async fn list(conn: &mut PgConnection, shop_id: Uuid) -> Result<Vec<Instruction>, StoreError> {
+    Ok(select_instruction!(
+        "WHERE shop_id = $1 ORDER BY ordered_at, amazon_order_id",
+        shop_id
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Open (hold or awaiting shipment) API-imported instructions of a shop, by order id, after
+/// `after_order_id` (keyset pagination for reconcile runs).
+pub async fn open_imported(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    after_order_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Instruction>, StoreError> {
+    Ok(select_instruction!(
+        "WHERE shop_id = $1 AND source = 'amazon_api' AND status IN ('hold', 'awaiting_shipment')
+           AND amazon_order_id IS NOT NULL AND ($2::text IS NULL OR amazon_order_id > $2)
+         ORDER BY amazon_order_id LIMIT $3",
+        shop_id,
+        after_order_id,
+        limit
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Lines of an instruction, by line number.
+pub async fn lines(conn: &mut PgConnection, instruction_id: Uuid) -> Result<Vec<Line>, StoreError> {
+    Ok(sqlx::query_as!(
+        Line,
+        r#"SELECT id, line_no, amazon_order_item_id, sku, product_id, title, quantity, unit_price, line_total,
+                  reserved_quantity
+           FROM instruction_lines WHERE instruction_id = $1 ORDER BY line_no"#,
+        instruction_id
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Where a new or changed instruction's delivery method comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivery<'a> {
+    /// No rule matched: keep (or register) `Amazon 仮配送方法`.
+    Placeholder,
+    /// The first matching delivery rule's method.
+    Method(&'a catalog::DeliveryMethod),
+}
+
+/// Result of inserting or extending lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinesOutcome {
+    /// Lines inserted.
+    pub inserted: u32,
+    /// SKUs of inserted lines that have no mapping, in line order.
+    pub unmapped_skus: Vec<String>,
+    /// Lines inserted earlier that still have no mapping.
+    pub still_unmapped: u32,
+    /// Lines that got a product now (mapping added since the first import) and reserved stock.
+    pub newly_mapped: u32,
+}
+
+/// Inserts a new API-imported instruction with its lines, reserving stock for mapped lines.
+pub async fn insert_imported(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    order: &AmazonOrder,
+    status: InstructionStatus,
+    payment_status: PaymentStatus,
+    delivery: Delivery<'_>,
+    products: &HashMap<String, Uuid>,
+) -> Result<(Uuid, LinesOutcome), StoreError> {
+    let id = Uuid::now_v7();
+    let (buyer, ship_to) = personal_data(order);
+    let (dm_id, dm_name) = match delivery {
+        Delivery::Placeholder => (None, PLACEHOLDER_DELIVERY_METHOD.to_owned()),
+        Delivery::Method(m) => (Some(m.id), m.name.clone()),
+    };
+    sqlx::query!(
+        r#"INSERT INTO shipping_instructions
+             (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
+              amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
+              ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone, payment_method,
+              delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total)
+           VALUES ($1, $2, 'amazon_api', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                   $20, $21, $22, $23, $24, $25)"#,
+        id,
+        shop_id,
+        order.amazon_order_id,
+        order.marketplace_id,
+        status.as_str(),
+        payment_status.as_str(),
+        order.status.as_str(),
+        order.last_updated_at,
+        order.ordered_at,
+        buyer.name,
+        buyer.email,
+        ship_to.name,
+        ship_to.postal_code,
+        ship_to.country,
+        ship_to.state,
+        ship_to.city,
+        ship_to.address,
+        ship_to.phone,
+        order.payment_method.as_str(),
+        dm_id,
+        dm_name,
+        order.ship_service_level,
+        order.is_prime,
+        order.currency,
+        order.order_total,
+    )
+    .execute(&mut *conn)
+    .await?;
+    let outcome = add_missing_lines(
+        conn,
+        shop_id,
+        id,
+        &order.amazon_order_id,
+        &order.lines,
+        products,
+        true,
+    )
+    .await?;
+    Ok((id, outcome))
+}
+
+/// Buyer and ship-to to store: Amazon's data, or the placeholders while it withholds them.
+fn personal_data(order: &AmazonOrder) -> (BuyerData, ShipTo) {
+    let buyer = order.buyer.clone().unwrap_or_else(|| BuyerData {
+        name: Some(PLACEHOLDER_REGISTRATION.to_owned()),
+        email: None,
+    });
+    let ship_to = order.ship_to.clone().unwrap_or_else(|| ShipTo {
+        name: Some(PLACEHOLDER_REGISTRATION.to_owned()),
+        address: Some(PLACEHOLDER_REGISTRATION.to_owned()),
+        ..ShipTo::default()
+    });
+    (buyer, ship_to)
+}
+
+/// Inserts the lines of `lines` the instruction does not have yet (by Amazon order item id);
+/// mapped lines reserve their quantity when `reserve` is set. Lines kept unmapped earlier that
+/// are mapped now get their product and reservation.
+pub async fn add_missing_lines(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    instruction_id: Uuid,
+    amazon_order_id: &str,
+    lines: &[AmazonLine],
+    products: &HashMap<String, Uuid>,
+    reserve: bool,
+) -> Result<LinesOutcome, StoreError> {
+    let existing = self::lines(&mut *conn, instruction_id).await?;
+    let mut next_no = existing.iter().map(|l| l.line_no).max().unwrap_or(0) + 1;
+    let mut out = LinesOutcome::default();
+    let reason = format!("amazon order {amazon_order_id}");
+    for line in lines {
+        let known = existing
+            .iter()
+            .find(|l| l.amazon_order_item_id.as_deref() == Some(line.order_item_id.as_str()));
+        let product = products.get(&line.sku).copied();
+        match known {
+            Some(l) => {
+                if l.product_id.is_none() {
+                    match product {
+                        Some(p) => {
+                            let qty = if reserve { l.quantity } else { 0 };
+                            sqlx::query!(
+                                "UPDATE instruction_lines SET product_id = $2, reserved_quantity = $3 WHERE id = $1",
+                                l.id,
+                                p,
+                                qty
+                            )
+                            .execute(&mut *conn)
+                            .await?;
+                            catalog::reserve(&mut *conn, shop_id, p, qty, &reason).await?;
+                            out.newly_mapped += 1;
+                        }
+                        None => out.still_unmapped += 1,
+                    }
+                }
+            }
+            None => {
+                let qty = if reserve && product.is_some() {
+                    line.quantity
+                } else {
+                    0
+                };
+                sqlx::query!(
+                    r#"INSERT INTO instruction_lines
+                         (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, product_id, title, quantity,
+                          unit_price, line_total, reserved_quantity)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+                    Uuid::now_v7(),
+                    instruction_id,
+                    shop_id,
+                    next_no,
+                    line.order_item_id,
+                    line.sku,
+                    product,
+                    line.title,
+                    line.quantity,
+                    line.unit_price,
+                    line.line_total,
+                    qty
+                )
+                .execute(&mut *conn)
+                .await?;
+                next_no += 1;
+                out.inserted += 1;
+                match product {
+                    Some(p) => catalog::reserve(&mut *conn, shop_id, p, qty, &reason).await?,
+                    None => out.unmapped_skus.push(line.sku.clone()),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fills in what Amazon exposes once an order is paid: payment status paid, buyer, ship-to,
+/// payment method, prices and totals; an instruction on hold moves to awaiting shipment. The
+/// delivery method is replaced only while it is still the placeholder and a rule matched.
+pub async fn apply_paid(
+    conn: &mut PgConnection,
+    instruction_id: Uuid,
+    order: &AmazonOrder,
+    delivery: Delivery<'_>,
+) -> Result<(), StoreError> {
+    let (buyer, ship_to) = personal_data(order);
+    let (dm_id, dm_name) = match delivery {
+        Delivery::Placeholder => (None, None),
+        Delivery::Method(m) => (Some(m.id), Some(m.name.clone())),
+    };
+    sqlx::query!(
+        r#"UPDATE shipping_instructions SET
+              payment_status = 'paid',
+              status = CASE WHEN status = 'hold' THEN 'awaiting_shipment' ELSE status END,
+              amazon_status = $2, amazon_last_updated_at = $3,
+              buyer_name = $4, buyer_email = $5, ship_to_name = $6, ship_to_postal_code = $7, ship_to_country = $8,
+              ship_to_state = $9, ship_to_city = $10, ship_to_address = $11, ship_to_phone = $12,
+              payment_method = $13, ship_service_level = COALESCE($14, ship_service_level), is_prime = $15,
+              currency = COALESCE($16, currency), order_total = COALESCE($17, order_total),
+              delivery_method_id = CASE WHEN delivery_method_id IS NULL AND $18::uuid IS NOT NULL THEN $18 ELSE delivery_method_id END,
+              delivery_method_name = CASE WHEN delivery_method_id IS NULL AND $18::uuid IS NOT NULL THEN $19 ELSE delivery_method_name END,
+              updated_at = now()
+           WHERE id = $1"#,
+        instruction_id,
+        order.status.as_str(),
+        order.last_updated_at,
+        buyer.name,
+        buyer.email,
+        ship_to.name,
+        ship_to.postal_code,
+        ship_to.country,
+        ship_to.state,
+        ship_to.city,
+        ship_to.address,
+        ship_to.phone,
+        order.payment_method.as_str(),
+        order.ship_service_level,
+        order.is_prime,
+        order.currency,
+        order.order_total,
+        dm_id,
+        dm_name,
+    )
+    .execute(&mut *conn)
+    .await?;
+    for line in &order.lines {
+        sqlx::query!(
+            r#"UPDATE instruction_lines SET unit_price = COALESCE($3, unit_price), line_total = COALESCE($4, line_total)
+               WHERE instruction_id = $1 AND amazon_order_item_id = $2"#,
+            instruction_id,
+            line.order_item_id,
+            line.unit_price,
+            line.line_total
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records Amazon's status and update time unless the stored state is newer. Returns whether
+/// anything changed.
+pub async fn note_amazon_state(
+    conn: &mut PgConnection,
+    instruction_id: Uuid,
+    status: AmazonOrderStatus,
+    last_updated_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query!(
+        r#"UPDATE shipping_instructions SET amazon_status = $2, amazon_last_updated_at = $3, updated_at = now()
+           WHERE id = $1 AND (amazon_status IS DISTINCT FROM $2 OR amazon_last_updated_at IS DISTINCT FROM $3)
+             AND (amazon_last_updated_at IS NULL OR amazon_last_updated_at <= $3)"#,
+        instruction_id,
+        status.as_str(),
+        last_updated_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Cancels an instruction and releases the stock its lines reserved (free stock rises at
+/// once). Returns the quantity released.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    instruction_id: Uuid,
+    amazon_status: AmazonOrderStatus,
+    last_updated_at: DateTime<Utc>,
+    reason: &str,
+) -> Result<i64, StoreError> {
+    let shop_id = sqlx::query_scalar!(
+        r#"UPDATE shipping_instructions SET status = 'canceled', amazon_status = $2, amazon_last_updated_at = $3,
+                  updated_at = now()
+           WHERE id = $1 RETURNING shop_id"#,
+        instruction_id,
+        amazon_status.as_str(),
+        last_updated_at
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let reserved = sqlx::query!(
+        r#"UPDATE instruction_lines l SET reserved_quantity = 0
+           FROM (SELECT id, reserved_quantity FROM instruction_lines
+                 WHERE instruction_id = $1 AND reserved_quantity > 0 FOR UPDATE) old
+           WHERE l.id = old.id
+           RETURNING l.product_id, old.reserved_quantity"#,
+        instruction_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut total = 0i64;
+    for r in reserved {
+        if let Some(p) = r.product_id {
+            catalog::release(&mut *conn, shop_id, p, r.reserved_quantity, reason).await?;
+            total += i64::from(r.reserved_quantity);
+        }
+    }
+    Ok(total)
+}
+
+/// Sets the status of an instruction (WMS operations: allocation and the like; used by ctl
+/// and tests). Allocation moves reserved stock to allocated.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    instruction_id: Uuid,
+    status: InstructionStatus,
+) -> Result<(), StoreError> {
+    let shop_id = sqlx::query_scalar!(
+        "UPDATE shipping_instructions SET status = $2, updated_at = now() WHERE id = $1 RETURNING shop_id",
+        instruction_id,
+        status.as_str()
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: "instruction",
+        key: instruction_id.to_string(),
+    })?;
+    if status == InstructionStatus::Allocated {
+        let moved = sqlx::query!(
+            r#"UPDATE instruction_lines l SET reserved_quantity = 0
+               FROM (SELECT id, reserved_quantity FROM instruction_lines
+                     WHERE instruction_id = $1 AND reserved_quantity > 0 FOR UPDATE) old
+               WHERE l.id = old.id
+               RETURNING l.product_id, old.reserved_quantity"#,
+            instruction_id
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for m in moved {
+            if let Some(p) = m.product_id {
+                sqlx::query!(
+                    r#"UPDATE stock SET reserved = GREATEST(0, reserved - $2), allocated = allocated + $2,
+                              change_seq = nextval('stock_change_seq'), changed_at = now()
+                       WHERE product_id = $1"#,
+                    p,
+                    m.reserved_quantity
+                )
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query!(
+                    r#"INSERT INTO stock_changes (shop_id, product_id, kind, delta_reserved, delta_allocated, reason)
+                       VALUES ($1, $2, 'allocate', $3, $4, 'allocation')"#,
+                    shop_id,
+                    p,
+                    -m.reserved_quantity,
+                    m.reserved_quantity
+                )
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
