@@ -41,7 +41,17 @@ struct Args {
     /// Seed of the simulated orders.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Keep everything running afterwards and serve the operator console (Ctrl-C stops).
+    #[arg(long)]
+    serve: bool,
+    /// Where the console listens with --serve.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    console_addr: std::net::SocketAddr,
 }
+
+/// Console sign-in created by the demo.
+const DEMO_USER: &str = "demo";
+const DEMO_PASSWORD: &str = "demo-password";
 
 const PRODUCTS: usize = 40;
 const ON_HAND: i32 = 50;
@@ -406,20 +416,6 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    // Shut down: services, queues, simulator. The demo database stays for inspection.
-    cancel.cancel();
-    for s in services {
-        let _ = s.await;
-    }
-    if let Ok(ch) = amqp.create_channel().await {
-        for a in Action::ALL {
-            let _ = topology.delete_service(&ch, a.as_str()).await;
-        }
-        let _ = topology.delete_exchanges(&ch).await;
-    }
-    let _ = bus::close(&amqp).await;
-    sim.shutdown().await;
-
     let summary = json!({
         "orders_created": orders.len(),
         "imported": imported,
@@ -435,12 +431,61 @@ async fn main() -> anyhow::Result<()> {
         "throttled_429": throttled,
         "elapsed_seconds": (elapsed * 10.0).round() / 10.0,
         "database": database_name(&database_url),
+        "console": format!("http://{}", args.console_addr),
     });
     if args.json {
         println!("{summary}");
     } else {
         print_tables(&steps, &summary);
     }
+
+    if args.serve {
+        console::auth::upsert_user(
+            &pool,
+            DEMO_USER,
+            Some("Demo operator"),
+            DEMO_PASSWORD,
+            &["demo-jp".to_owned()],
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind(args.console_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (choose another with --console-addr)",
+                    args.console_addr
+                )
+            })?;
+        println!(
+            "console: http://{} (user {DEMO_USER}, password {DEMO_PASSWORD}); services and simulator keep running; Ctrl-C stops",
+            args.console_addr
+        );
+        let state = console::AppState::new(pool.clone(), prefix.clone());
+        console::serve(listener, state, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    } else if !args.json {
+        println!(
+            "to look around in the operator console: cargo run --release -p demo -- --serve, then open http://{} (user {DEMO_USER}, password {DEMO_PASSWORD})",
+            args.console_addr
+        );
+    }
+
+    // Shut down: services, queues, simulator. The demo database stays for inspection.
+    cancel.cancel();
+    for s in services {
+        let _ = s.await;
+    }
+    if let Ok(ch) = amqp.create_channel().await {
+        for a in Action::ALL {
+            let _ = topology.delete_service(&ch, a.as_str()).await;
+        }
+        let _ = topology.delete_exchanges(&ch).await;
+    }
+    let _ = bus::close(&amqp).await;
+    sim.shutdown().await;
+
     let ok = summary["imported"] == json!(orders.len())
         && sim_matches == expected_tracking.len()
         && listings_match == pushed.len()
