@@ -317,11 +317,13 @@ impl Shop {
     pub(crate) fn record_call(&self, operation: &str, retry: bool, outcome: Outcome) {
         self.api.inner.stats.record_call(operation, retry, outcome);
         self.stats.record_call(operation, retry, outcome);
+        StatsRecorder::record_process_call(&self.config.seller_key, operation, retry, outcome);
     }
 
     pub(crate) fn record_wait(&self, operation: &str, waited: Duration) {
         self.api.inner.stats.record_wait(operation, waited);
         self.stats.record_wait(operation, waited);
+        StatsRecorder::record_process_wait(&self.config.seller_key, operation, waited);
     }
 
     /// How many access tokens this shop's cache has obtained from LWA so far.

@@ -44,5 +44,5 @@ pub use error::{ApiError, AuthorizationKind, Error, ErrorClass, Result, Transpor
 pub use limiter::{BucketState, Permit, RateLimiter};
 pub use operation::{Operation, Quota};
 pub use reqwest::Url;
-pub use stats::{CallStats, OperationStats};
+pub use stats::{CallStats, OperationStats, process_stats};
 pub use types::Money;

@@ -47,6 +47,22 @@ impl CallStats {
     }
 }
 
+/// Counters of every call this process made, per (seller key, operation), since start-up.
+static PROCESS: Mutex<BTreeMap<(String, String), OperationStats>> = Mutex::new(BTreeMap::new());
+
+/// Counters of every SP-API call of this process (all clients and shops), keyed by
+/// (seller key, operation), since start-up: what a service's `/metrics` exposes.
+pub fn process_stats() -> BTreeMap<(String, String), OperationStats> {
+    PROCESS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn with_process<F: FnOnce(&mut OperationStats)>(seller: &str, operation: &str, f: F) {
+    let mut guard = PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+    f(guard
+        .entry((seller.to_owned(), operation.to_owned()))
+        .or_default());
+}
+
 #[derive(Default)]
 pub(crate) struct StatsRecorder {
     inner: Mutex<CallStats>,
@@ -66,22 +82,26 @@ impl StatsRecorder {
     }
 
     pub(crate) fn record_call(&self, operation: &str, retry: bool, outcome: Outcome) {
-        self.with(operation, |s| {
-            s.calls += 1;
-            if retry {
-                s.retries += 1;
-            }
-            match outcome {
-                Outcome::Ok => {}
-                Outcome::Throttled => s.throttled += 1,
-                Outcome::Error => s.errors += 1,
-            }
-        });
+        self.with(operation, |s| count_call(s, retry, outcome));
     }
 
     pub(crate) fn record_wait(&self, operation: &str, waited: Duration) {
         if !waited.is_zero() {
             self.with(operation, |s| {
+                s.limiter_wait_ms += waited.as_millis() as u64
+            });
+        }
+    }
+
+    /// Adds a call to the process-wide counters ([`process_stats`]).
+    pub(crate) fn record_process_call(seller: &str, operation: &str, retry: bool, outcome: Outcome) {
+        with_process(seller, operation, |s| count_call(s, retry, outcome));
+    }
+
+    /// Adds limiter wait to the process-wide counters ([`process_stats`]).
+    pub(crate) fn record_process_wait(seller: &str, operation: &str, waited: Duration) {
+        if !waited.is_zero() {
+            with_process(seller, operation, |s| {
                 s.limiter_wait_ms += waited.as_millis() as u64
             });
         }
@@ -93,5 +113,17 @@ impl StatsRecorder {
 
     pub(crate) fn take(&self) -> CallStats {
         std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn count_call(s: &mut OperationStats, retry: bool, outcome: Outcome) {
+    s.calls += 1;
+    if retry {
+        s.retries += 1;
+    }
+    match outcome {
+        Outcome::Ok => {}
+        Outcome::Throttled => s.throttled += 1,
+        Outcome::Error => s.errors += 1,
     }
 }
