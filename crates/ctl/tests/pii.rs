@@ -40,18 +40,26 @@ async fn pii_purge_clears_shipments_older_than_the_retention(pool: PgPool) {
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_ctl"))
             .args(args)
-            .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{db}"))
+            .env(
+                "DATABASE_URL",
+                format!("postgres://postgres@127.0.0.1:5432/{db}"),
+            )
             .output()
             .expect("run ctl")
     };
     let out = run(&["pii", "purge", "--older-than-days", "-1"]);
     assert!(!out.status.success(), "a negative retention is refused");
     let out = run(&["--json", "pii", "purge"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["purged"], 1);
     assert_eq!(v["older_than_days"], 30);
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
+    type PiiRow = (String, Option<String>, Option<String>, Option<String>, bool);
+    let rows: Vec<PiiRow> = sqlx::query_as(
         "SELECT amazon_order_id, buyer_name, ship_to_address, ship_to_phone, pii_purged_at IS NOT NULL FROM shipping_instructions ORDER BY amazon_order_id",
     )
     .fetch_all(&pool)
@@ -60,7 +68,13 @@ async fn pii_purge_clears_shipments_older_than_the_retention(pool: PgPool) {
     assert_eq!(
         rows,
         vec![
-            ("503-0000000-0000029".into(), Some("Buyer".into()), Some("Address".into()), Some("03-0000-0000".into()), false),
+            (
+                "503-0000000-0000029".into(),
+                Some("Buyer".into()),
+                Some("Address".into()),
+                Some("03-0000-0000".into()),
+                false
+            ),
             ("503-0000000-0000031".into(), None, None, None, true),
         ]
     );
