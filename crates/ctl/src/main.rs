@@ -10,8 +10,8 @@ mod config;
 mod ingest;
 mod inventory;
 mod pii;
-mod shop;
 mod shipping;
+mod shop;
 mod trigger;
 
 #[tokio::main]

@@ -94,7 +94,12 @@ impl StatsRecorder {
     }
 
     /// Adds a call to the process-wide counters ([`process_stats`]).
-    pub(crate) fn record_process_call(seller: &str, operation: &str, retry: bool, outcome: Outcome) {
+    pub(crate) fn record_process_call(
+        seller: &str,
+        operation: &str,
+        retry: bool,
+        outcome: Outcome,
+    ) {
         with_process(seller, operation, |s| count_call(s, retry, outcome));
     }
 
