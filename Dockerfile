@@ -35,17 +35,15 @@ COPY . .
 
 # The registry and target caches persist between builds on the same builder (BuildKit); the
 # binaries are copied out of the cached target dir because cache mounts are not part of the layer.
-# The console is copied only if its crate exists (it is being written).
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
     cargo build --release --locked --workspace --bins; \
     mkdir -p /out; \
-    for bin in ctl order-ingest status-sync shipment-feedback inventory-sync feed-poller spapi-sim; do \
+    for bin in ctl order-ingest status-sync shipment-feedback inventory-sync feed-poller spapi-sim console demo; do \
         install -m 0755 "target/release/$bin" /out/; \
     done; \
-    if [ -f target/release/console ]; then install -m 0755 target/release/console /out/; fi; \
     ls -l /out
 
 ########################################################################################

@@ -6,6 +6,7 @@
 #   ctl ARGS...                                                                     the operator CLI
 #   migrate                                                                         same as `ctl migrate`
 #   spapi-sim ARGS...                                                               the SP-API simulator
+#   demo ARGS...                                                                    the end-to-end demo (needs PostgreSQL and RabbitMQ)
 #   probe PATH [PORT]                                                               HTTP health check (exit 0 on 200)
 #
 # tini is PID 1 (see the Dockerfile), so `exec` leaves the program as tini's only child: SIGTERM
@@ -26,6 +27,7 @@ usage: <image> PROGRAM [ARGS...]
   ctl ...    operator CLI (ctl --help)
   migrate    apply the database migrations (ctl migrate)
   spapi-sim  SP-API simulator (spapi-sim --listen 0.0.0.0:8700)
+  demo       the five actions end to end against the simulator
   probe PATH [PORT]  GET http://127.0.0.1:PORT/PATH, exit 0 on HTTP 200 (PORT defaults to 9000)
 USAGE
 }
@@ -70,7 +72,7 @@ probe() {
 program=${1:-}
 [ $# -gt 0 ] && shift
 case "$program" in
-  order-ingest | status-sync | shipment-feedback | inventory-sync | feed-poller | console | ctl | spapi-sim)
+  order-ingest | status-sync | shipment-feedback | inventory-sync | feed-poller | console | ctl | spapi-sim | demo)
     run "$program" "$@" ;;
   migrate)
     run ctl migrate "$@" ;;
