@@ -16,6 +16,7 @@ use crate::config::Config;
 pub enum ProductCommand {
     /// Create a product (with zero stock; set it with `ctl stock set`).
     Add {
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
         /// Product code (unique per shop).
@@ -25,6 +26,7 @@ pub enum ProductCommand {
     },
     /// List products with their stock (on hand, reserved 確保数, allocated, free).
     List {
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
     },
@@ -37,18 +39,22 @@ pub enum RulesCommand {
     Add(RuleAddArgs),
     /// List the shop's rules in the order they are tried.
     List {
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
     },
     /// Remove the rule at a position.
     Remove {
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
+        /// Position of the rule (the first column of `ctl rules list`).
         #[arg(long)]
         position: i32,
     },
     /// Show which rule an imported order matches (by Amazon order id), rule by rule.
     Test {
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
         /// Amazon order id of an imported instruction.
@@ -58,6 +64,7 @@ pub enum RulesCommand {
 
 #[derive(Debug, Args)]
 pub struct RuleAddArgs {
+    /// Shop code (see `ctl shop list`).
     #[arg(long)]
     pub shop: String,
     /// Position (unique per shop; lower is tried first).

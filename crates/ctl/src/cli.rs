@@ -9,7 +9,11 @@ use crate::{config::Config, shop, trigger};
 #[command(
     name = "ctl",
     version,
-    about = "Operate the Amazon connector: database, shops, triggers"
+    about = "Operate the Amazon connector: database, shops, triggers, runs, API log, dead letters",
+    long_about = "Operate the Amazon connector: database, shops and credentials, catalog and stock, \
+triggers, the run ledger, the API log (APIログ) and dead-lettered messages.\n\n\
+Connects with DATABASE_URL and AMQP_URL (BUS_PREFIX prefixes queue names). Secrets are read \
+from the environment, never from arguments, and never printed. Every listing accepts --json."
 )]
 pub struct Cli {
     /// Print machine-readable JSON instead of tables.
@@ -47,6 +51,13 @@ pub enum Command {
     Rules(crate::catalog::RulesCommand),
     /// Import one Amazon order by id (getOrder), for an order known to be missing.
     ImportOrder(crate::ingest::ImportOrderArgs),
+    /// The run ledger: what each action did (status, counts, Amazon calls, errors).
+    Runs(crate::ledger::RunsArgs),
+    /// The API log (APIログ): filter by shop, action, level, order or SKU; --follow to tail it.
+    Log(crate::ledger::LogArgs),
+    /// Dead-lettered messages of a service: list them, or replay them after fixing the cause.
+    #[command(subcommand)]
+    Dlq(crate::dlq::DlqCommand),
     /// Buyer and ship-to data (PII) retention.
     #[command(subcommand)]
     Pii(crate::pii::PiiCommand),
@@ -86,6 +97,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Rules(c) => crate::catalog::run_rules(&config, c, cli.json).await,
                 Command::ImportOrder(a) => crate::ingest::run(&config, a, cli.json).await,
                 Command::Pii(c) => crate::pii::run(&config, c, cli.json).await,
+                Command::Runs(a) => crate::ledger::run_runs(&config, a, cli.json).await,
+                Command::Log(a) => crate::ledger::run_log(&config, a, cli.json).await,
+                Command::Dlq(c) => crate::dlq::run(&config, c, cli.json).await,
                 Command::Keys(KeysCommand::Rotate) => {
                     let keys = crypto::Keyring::from_env()?;
                     let pool = config.pool().await?;
@@ -127,5 +141,33 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    /// `--help` everywhere: every command and every visible argument says what it is.
+    #[test]
+    fn every_command_and_argument_is_documented() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("command `{path}`"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("`{path}` argument {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                walk(sub, format!("{path} {}", sub.get_name()).trim(), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undocumented: {missing:#?}");
     }
 }

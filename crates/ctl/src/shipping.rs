@@ -30,6 +30,7 @@ pub enum ShippingCommand {
 pub enum CarrierCommand {
     /// The mappings a shop sees (its own, then the built-in defaults), or the defaults.
     List {
+        /// Shop code (see `ctl shop list`); without it, the built-in defaults.
         #[arg(long)]
         shop: Option<String>,
     },
@@ -46,12 +47,15 @@ pub enum CarrierCommand {
         /// Regular expression the whole tracking number must match, e.g. '^[0-9]{12}$'.
         #[arg(long)]
         pattern: Option<String>,
+        /// Shop code (see `ctl shop list`); without it, the built-in defaults.
         #[arg(long)]
         shop: Option<String>,
     },
     /// Remove a mapping.
     Remove {
+        /// External delivery method of the mapping, e.g. yamato.
         external_delivery_method: String,
+        /// Shop code (see `ctl shop list`); without it, the built-in defaults.
         #[arg(long)]
         shop: Option<String>,
     },
@@ -61,17 +65,21 @@ pub enum CarrierCommand {
 pub enum FeedsCommand {
     /// Newest feed submissions of a shop.
     List {
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
         /// pending, in_flight, submitted, done, fatal, cancelled or failed.
         #[arg(long)]
         state: Option<String>,
+        /// How many submissions, newest first.
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
     /// One submission (our id or Amazon's feed id) with its messages.
     Show {
+        /// Our submission id (UUID) or Amazon's feed id.
         id: String,
+        /// Shop code (see `ctl shop list`).
         #[arg(long)]
         shop: String,
     },
@@ -79,6 +87,7 @@ pub enum FeedsCommand {
 
 #[derive(Debug, Args)]
 pub struct ResendArgs {
+    /// Shop code (see `ctl shop list`).
     #[arg(long)]
     pub shop: String,
     /// Amazon order id.
@@ -87,6 +96,7 @@ pub struct ResendArgs {
 
 #[derive(Debug, Args)]
 pub struct OrderArgs {
+    /// Shop code (see `ctl shop list`).
     #[arg(long)]
     pub shop: String,
     /// Amazon order id.
@@ -95,6 +105,7 @@ pub struct OrderArgs {
 
 #[derive(Debug, Args)]
 pub struct ShipArgs {
+    /// Shop code (see `ctl shop list`).
     #[arg(long)]
     pub shop: String,
     /// Amazon order id.
@@ -176,9 +187,8 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
                 bail!("--name must be at most 50 characters (Amazon's limit)");
             }
             if let Some(p) = &pattern {
-                sqlx::query("SELECT '' ~ $1")
-                    .bind(p)
-                    .execute(&mut *conn)
+                sqlx::query!("SELECT '' ~ $1 AS valid", p)
+                    .fetch_one(&mut *conn)
                     .await
                     .with_context(|| {
                         format!("--pattern {p:?} is not a valid regular expression")
@@ -293,13 +303,14 @@ async fn feeds(pool: &PgPool, c: FeedsCommand, json_out: bool) -> anyhow::Result
 
 async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
     let shop = shop_of(pool, &a.shop).await?;
-    let row: Option<(Uuid, String, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT id, status, api_status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2",
+        shop.id,
+        &a.amazon_order_id
     )
-    .bind(shop.id)
-    .bind(&a.amazon_order_id)
     .fetch_optional(pool)
-    .await?;
+    .await?
+    .map(|r| (r.id, r.status, r.api_status));
     let Some((id, status, api_status)) = row else {
         bail!(
             "no instruction for order {} in shop {}",
@@ -324,10 +335,10 @@ async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
             a.amazon_order_id
         ),
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE shipping_instructions SET api_status = 'awaiting_print', api_error = NULL, resend_requested_at = now(), updated_at = now() WHERE id = $1",
+        id
     )
-    .bind(id)
     .execute(pool)
     .await?;
     let mut conn = pool.acquire().await?;
@@ -352,50 +363,23 @@ async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names the order and the shop when the instruction does not exist; passes other errors on.
+fn wms_error(e: store::StoreError, order: &str, shop: &str, next: &str) -> anyhow::Error {
+    match e {
+        store::StoreError::NotFound { .. } => anyhow::anyhow!(
+            "no instruction for order {order} in shop {shop} (see `ctl runs --shop {shop}` or import it with `ctl import-order`)"
+        ),
+        store::StoreError::Conflict(msg) => anyhow::anyhow!("{msg}{next}"),
+        other => anyhow::Error::new(other),
+    }
+}
+
 async fn allocate(pool: &PgPool, a: OrderArgs) -> anyhow::Result<()> {
     let shop = shop_of(pool, &a.shop).await?;
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
-    )
-    .bind(shop.id)
-    .bind(&a.amazon_order_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((id, status)) = row else {
-        bail!(
-            "no instruction for order {} in shop {}",
-            a.amazon_order_id,
-            shop.code
-        );
-    };
-    if status != "awaiting_shipment" {
-        bail!(
-            "order {} is {status}: only instructions awaiting shipment (出荷待ち) can be allocated",
-            a.amazon_order_id
-        );
-    }
-    // Reserved (確保数) becomes allocated (引当済み) for the mapped lines.
-    sqlx::query(
-        r#"UPDATE stock s SET reserved = s.reserved - l.reserved_quantity, allocated = s.allocated + l.quantity,
-                  change_seq = nextval('stock_change_seq'), changed_at = now()
-           FROM (SELECT product_id, sum(reserved_quantity)::int AS reserved_quantity, sum(quantity)::int AS quantity
-                 FROM instruction_lines WHERE instruction_id = $1 AND product_id IS NOT NULL GROUP BY product_id) l
-           WHERE s.product_id = l.product_id"#,
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE instruction_lines SET reserved_quantity = 0 WHERE instruction_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "UPDATE shipping_instructions SET status = 'allocated', updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    store::wms::allocate(&mut tx, shop.id, &a.amazon_order_id)
+        .await
+        .map_err(|e| wms_error(e, &a.amazon_order_id, shop.code.as_str(), ""))?;
     tx.commit().await?;
     println!("order {} allocated (引当済み)", a.amazon_order_id);
     Ok(())
@@ -410,53 +394,22 @@ async fn ship(pool: &PgPool, a: ShipArgs) -> anyhow::Result<()> {
         .filter(|t| !t.is_empty())
         .collect();
     if tracking.is_empty() {
-        bail!("--tracking needs at least one tracking number");
+        bail!("--tracking needs at least one tracking number (comma-separated)");
     }
     let date = a
         .date
         .unwrap_or_else(|| domain::eligibility::today_in(shop.time_zone, Utc::now()));
     let mut tx = pool.begin().await?;
-    let row: Option<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
-    )
-    .bind(shop.id)
-    .bind(&a.amazon_order_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((id, status)) = row else {
-        bail!(
-            "no instruction for order {} in shop {}",
-            a.amazon_order_id,
-            shop.code
-        );
-    };
-    if status != "allocated" {
-        bail!(
-            "order {} is {status}: allocate it first (`ctl allocate`)",
-            a.amazon_order_id
-        );
-    }
-    // The parcel leaves: allocated stock leaves the warehouse.
-    sqlx::query(
-        r#"UPDATE stock s SET allocated = GREATEST(s.allocated - l.quantity, 0), on_hand = GREATEST(s.on_hand - l.quantity, 0),
-                  change_seq = nextval('stock_change_seq'), changed_at = now()
-           FROM (SELECT product_id, sum(quantity)::int AS quantity FROM instruction_lines
-                 WHERE instruction_id = $1 AND product_id IS NOT NULL GROUP BY product_id) l
-           WHERE s.product_id = l.product_id"#,
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        r#"UPDATE shipping_instructions SET status = 'shipped', tracking_numbers = $2, shipped_on = $3, shipped_at = now(),
-                  updated_at = now()
-           WHERE id = $1"#,
-    )
-    .bind(id)
-    .bind(&tracking)
-    .bind(date)
-    .execute(&mut *tx)
-    .await?;
+    store::wms::ship(&mut tx, shop.id, &a.amazon_order_id, &tracking, date)
+        .await
+        .map_err(|e| {
+            wms_error(
+                e,
+                &a.amazon_order_id,
+                shop.code.as_str(),
+                " (`ctl allocate`)",
+            )
+        })?;
     tx.commit().await?;
     println!(
         "order {} shipped (出荷済み) on {date} with tracking {}",

@@ -1,4 +1,4 @@
-//! `ctl shop add|list|show`.
+//! `ctl shop add|list|show|rotate-secret|promote-secret|reauthorize`.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -24,6 +24,69 @@ pub enum ShopCommand {
         /// Shop code.
         code: String,
     },
+    /// Stage a new LWA client secret (read from LWA_CLIENT_SECRET) next to the current one.
+    ///
+    /// During Amazon's rotation overlap both secrets are valid. The services keep using the
+    /// current secret until `ctl shop promote-secret`, which you run before Amazon retires it.
+    RotateSecret(SecretArgs),
+    /// Make the staged client secret (see `rotate-secret`) the only one.
+    PromoteSecret(ShopArg),
+    /// Store a new refresh token (read from LWA_REFRESH_TOKEN) after the seller re-authorized
+    /// the app, and clear the shop's "needs re-authorization" flag.
+    Reauthorize(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShopArg {
+    /// Shop code (see `ctl shop list`).
+    #[arg(long)]
+    pub shop: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// Shop code (see `ctl shop list`).
+    #[arg(long)]
+    pub shop: String,
+    /// The new LWA client secret (environment only, never an argument).
+    #[arg(
+        long = "client-secret-from-env",
+        env = "LWA_CLIENT_SECRET",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Shop code (see `ctl shop list`).
+    #[arg(long)]
+    pub shop: String,
+    /// The seller's new LWA refresh token (environment only, never an argument).
+    #[arg(
+        long = "refresh-token-from-env",
+        env = "LWA_REFRESH_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub refresh_token: Option<String>,
+}
+
+/// A secret from the environment: present and not blank.
+fn env_secret(value: Option<String>, var: &str) -> anyhow::Result<SecretString> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
+        _ => anyhow::bail!(
+            "{var} is not set (or blank): put the new value in the environment, never on the command line"
+        ),
+    }
+}
+
+async fn shop_by_code(conn: &mut sqlx::PgConnection, code: &str) -> anyhow::Result<ShopRecord> {
+    shops::get_by_code(conn, code)
+        .await
+        .with_context(|| format!("unknown shop {code:?}: see `ctl shop list`"))
 }
 
 #[derive(Debug, Args)]
@@ -138,13 +201,76 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
             }
         }
         ShopCommand::Show { code } => {
-            let rec = shops::get_by_code(&mut conn, &code)
-                .await
-                .with_context(|| format!("unknown shop {code:?}: see `ctl shop list`"))?;
+            let rec = shop_by_code(&mut conn, &code).await?;
             print_shop(&rec, json_out);
+        }
+        ShopCommand::RotateSecret(a) => {
+            let secret = env_secret(a.client_secret, "LWA_CLIENT_SECRET")?;
+            let keys = crypto::Keyring::from_env()?;
+            let rec = shop_by_code(&mut conn, &a.shop).await?;
+            shops::stage_client_secret(&mut conn, &keys, rec.shop.id, &secret)
+                .await
+                .context("cannot stage the client secret")?;
+            done(
+                json_out,
+                json!({"shop": a.shop, "client_secret": "staged"}),
+                &format!(
+                    "shop {}: new client secret staged next to the current one; the services use the current one until \
+                     `ctl shop promote-secret --shop {}`",
+                    a.shop, a.shop
+                ),
+            );
+        }
+        ShopCommand::PromoteSecret(a) => {
+            let keys = crypto::Keyring::from_env()?;
+            let rec = shop_by_code(&mut conn, &a.shop).await?;
+            let mut tx = pool.begin().await?;
+            match shops::promote_client_secret(&mut tx, &keys, rec.shop.id).await {
+                Ok(()) => {}
+                Err(store::StoreError::NotFound { .. }) => anyhow::bail!(
+                    "shop {} has no staged client secret: stage one first with \
+                     `LWA_CLIENT_SECRET=... ctl shop rotate-secret --shop {}`",
+                    a.shop,
+                    a.shop
+                ),
+                Err(e) => return Err(e).context("cannot promote the client secret"),
+            }
+            tx.commit().await?;
+            done(
+                json_out,
+                json!({"shop": a.shop, "client_secret": "promoted"}),
+                &format!(
+                    "shop {}: the staged client secret is now the only one",
+                    a.shop
+                ),
+            );
+        }
+        ShopCommand::Reauthorize(a) => {
+            let token = env_secret(a.refresh_token, "LWA_REFRESH_TOKEN")?;
+            let keys = crypto::Keyring::from_env()?;
+            let rec = shop_by_code(&mut conn, &a.shop).await?;
+            shops::set_refresh_token(&mut conn, &keys, rec.shop.id, &token)
+                .await
+                .context("cannot store the refresh token")?;
+            done(
+                json_out,
+                json!({"shop": a.shop, "refresh_token": "replaced", "auth_status": "ok"}),
+                &format!(
+                    "shop {}: new refresh token stored; re-authorization flag cleared",
+                    a.shop
+                ),
+            );
         }
     }
     Ok(())
+}
+
+fn done(json_out: bool, v: serde_json::Value, text: &str) {
+    if json_out {
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
 }
 
 fn shop_json(r: &ShopRecord) -> serde_json::Value {
