@@ -17,6 +17,8 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub mod metrics;
+
 /// Default AMQP URL for the local RabbitMQ.
 pub const DEFAULT_AMQP_URL: &str = bus::DEFAULT_AMQP_URL;
 
@@ -130,6 +132,7 @@ struct AdminState {
     health: Arc<Health>,
     pool: PgPool,
     amqp: Arc<bus::lapin::Connection>,
+    topology: bus::Topology,
     service: &'static str,
 }
 
@@ -161,18 +164,24 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> (StatusCode, String) {
     )
 }
 
-async fn metrics(State(s): State<Arc<AdminState>>) -> (StatusCode, String) {
-    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-        .fetch_one(&s.pool)
-        .await
-        .unwrap_or(-1);
-    let body = format!(
-        "# HELP connector_outbox_backlog Outbox rows not yet published.\n# TYPE connector_outbox_backlog gauge\nconnector_outbox_backlog{{service=\"{}\"}} {backlog}\n# TYPE connector_consuming gauge\nconnector_consuming{{service=\"{}\"}} {}\n",
-        s.service,
-        s.service,
-        u8::from(s.health.consuming.load(Ordering::Relaxed))
-    );
-    (StatusCode::OK, body)
+async fn metrics(
+    State(s): State<Arc<AdminState>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let body = metrics::render(&metrics::Sources {
+        pool: &s.pool,
+        amqp: &s.amqp,
+        topology: &s.topology,
+        service: s.service,
+        consuming: s.health.consuming.load(Ordering::Relaxed),
+    })
+    .await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 /// Runs a service until SIGTERM/SIGINT: `service` is its name and queue, `event_keys` the events
@@ -237,6 +246,7 @@ where
         health: health.clone(),
         pool: pool.clone(),
         amqp: amqp.clone(),
+        topology: topology.clone(),
         service,
     };
     let app = Router::new()

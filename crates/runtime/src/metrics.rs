@@ -1,0 +1,426 @@
+//! `/metrics`: Prometheus text exposition, computed at scrape time.
+//!
+//! * From the database (shared by every service, cheap queries over the last 24 hours of the
+//!   run ledger and feeds), for this service's action only: runs by status, the counts of the
+//!   runs (orders imported/updated, ...), Amazon calls by operation, feed messages by result;
+//!   plus the outbox backlog (all services share one outbox).
+//! * From the broker: this service's work queue and dead-letter queue depth (passive declare).
+//! * From this process: SP-API calls by seller, operation and outcome, 429s, retries and time
+//!   spent waiting in the shared rate limiter (`spapi::process_stats`, counters since start-up).
+//!
+//! The 24-hour values are gauges recomputed on every scrape; every replica of a service reports
+//! the same database values, so dashboards take `max` over replicas for them and `sum` for the
+//! per-process counters.
+
+use std::fmt::Write as _;
+
+use sqlx::PgPool;
+
+/// The window of the ledger-derived gauges.
+pub const WINDOW: &str = "24 hours";
+
+/// Count keys of `action_runs.counts` that are not item counts.
+const NOT_ITEMS: [&str; 2] = ["duration_ms", "active_ms"];
+
+/// One metric family being written.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let _ = write!(self.out, "{name}");
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+fn header<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    Family { out }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+pub fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What the metrics of one service are computed from.
+pub(crate) struct Sources<'a> {
+    pub pool: &'a PgPool,
+    pub amqp: &'a bus::lapin::Connection,
+    pub topology: &'a bus::Topology,
+    pub service: &'a str,
+    pub consuming: bool,
+}
+
+/// Renders every metric. A source that fails is reported by `connector_scrape_error` and
+/// left out; the rest is still served.
+pub(crate) async fn render(s: &Sources<'_>) -> String {
+    let mut out = String::new();
+    let svc = s.service;
+    let mut errors: Vec<(&str, String)> = Vec::new();
+
+    header(
+        &mut out,
+        "connector_consuming",
+        "gauge",
+        "1 while the service's consumer is running.",
+    )
+    .sample(
+        "connector_consuming",
+        &[("service", svc)],
+        u8::from(s.consuming),
+    );
+
+    if let Err(e) = ledger(&mut out, s.pool, svc).await {
+        errors.push(("ledger", e.to_string()));
+    }
+    if let Err(e) = feeds(&mut out, s.pool, svc).await {
+        errors.push(("feeds", e.to_string()));
+    }
+    if let Err(e) = outbox(&mut out, s.pool, svc).await {
+        errors.push(("outbox", e.to_string()));
+    }
+    queues(&mut out, s, &mut errors).await;
+    amazon(&mut out, svc);
+
+    let mut f = header(
+        &mut out,
+        "connector_scrape_error",
+        "gauge",
+        "1 for a metric source that could not be read during this scrape.",
+    );
+    for source in ["ledger", "feeds", "outbox", "broker"] {
+        let failed = errors.iter().any(|(s, _)| *s == source);
+        f.sample(
+            "connector_scrape_error",
+            &[("service", svc), ("source", source)],
+            u8::from(failed),
+        );
+    }
+    for (source, error) in &errors {
+        tracing::warn!(source, %error, "metrics source failed");
+    }
+    out
+}
+
+async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx::Error> {
+    let runs: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT s.code, r.status, count(*)
+           FROM action_runs r JOIN shops s ON s.id = r.shop_id
+          WHERE r.action = $1 AND r.started_at > now() - $2::interval
+          GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(action)
+    .bind(WINDOW)
+    .fetch_all(pool)
+    .await?;
+    let mut f = header(
+        out,
+        "connector_runs_24h",
+        "gauge",
+        "Runs started in the last 24 hours, by action, shop and status.",
+    );
+    for (shop, status, n) in &runs {
+        f.sample(
+            "connector_runs_24h",
+            &[("action", action), ("shop", shop), ("status", status)],
+            n,
+        );
+    }
+
+    // Integer counts of the runs (order-ingest: new, updated, unchanged, failed, pages, ...).
+    let counts: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT s.code, c.key, sum(c.value::text::bigint)::bigint
+           FROM action_runs r JOIN shops s ON s.id = r.shop_id,
+                jsonb_each(CASE WHEN jsonb_typeof(r.counts) = 'object' THEN r.counts ELSE '{}'::jsonb END) c
+          WHERE r.action = $1 AND r.started_at > now() - $2::interval
+            AND jsonb_typeof(c.value) = 'number' AND c.value::text ~ '^-?[0-9]{1,18}$'
+            AND c.key <> ALL($3)
+          GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind(action)
+    .bind(WINDOW)
+    .bind(NOT_ITEMS.as_slice())
+    .fetch_all(pool)
+    .await?;
+    let mut f = header(
+        out,
+        "connector_orders_24h",
+        "gauge",
+        "Orders of the runs started in the last 24 hours: imported (new instructions) and updated.",
+    );
+    for (shop, key, n) in &counts {
+        let result = match key.as_str() {
+            "new" => "imported",
+            "updated" => "updated",
+            _ => continue,
+        };
+        f.sample(
+            "connector_orders_24h",
+            &[("action", action), ("shop", shop), ("result", result)],
+            n,
+        );
+    }
+    let mut f = header(
+        out,
+        "connector_run_counts_24h",
+        "gauge",
+        "Sum of each integer count of the run ledger (action_runs.counts) over the runs started in the last 24 hours.",
+    );
+    for (shop, key, n) in &counts {
+        f.sample(
+            "connector_run_counts_24h",
+            &[("action", action), ("shop", shop), ("count", key)],
+            n,
+        );
+    }
+
+    let calls: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT s.code, c.key, sum(c.value::text::bigint)::bigint
+           FROM action_runs r JOIN shops s ON s.id = r.shop_id,
+                jsonb_each(CASE WHEN jsonb_typeof(r.counts->'calls') = 'object' THEN r.counts->'calls' ELSE '{}'::jsonb END) c
+          WHERE r.action = $1 AND r.started_at > now() - $2::interval
+            AND c.value::text ~ '^[0-9]{1,18}$'
+          GROUP BY 1, 2
+         UNION ALL
+         SELECT s.code, '*', sum(r.amazon_calls)::bigint
+           FROM action_runs r JOIN shops s ON s.id = r.shop_id
+          WHERE r.action = $1 AND r.started_at > now() - $2::interval
+          GROUP BY 1
+          ORDER BY 1, 2",
+    )
+    .bind(action)
+    .bind(WINDOW)
+    .fetch_all(pool)
+    .await?;
+    let mut f = header(
+        out,
+        "connector_run_amazon_calls_24h",
+        "gauge",
+        "Amazon calls recorded by the runs started in the last 24 hours, by operation (operation=\"*\": all, from action_runs.amazon_calls).",
+    );
+    for (shop, op, n) in &calls {
+        f.sample(
+            "connector_run_amazon_calls_24h",
+            &[("action", action), ("shop", shop), ("operation", op)],
+            n,
+        );
+    }
+    Ok(())
+}
+
+async fn feeds(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT s.code, fs.feed_type, fm.result, count(*)
+           FROM feed_messages fm
+           JOIN feed_submissions fs ON fs.id = fm.feed_submission_id
+           JOIN shops s ON s.id = fs.shop_id
+           JOIN action_runs r ON r.id = fs.run_id
+          WHERE r.action = $1 AND fs.created_at > now() - $2::interval
+          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(action)
+    .bind(WINDOW)
+    .fetch_all(pool)
+    .await?;
+    let mut f = header(
+        out,
+        "connector_feed_messages_24h",
+        "gauge",
+        "Feed messages sent in the last 24 hours by result (pending, success, warning, error); sent = the sum.",
+    );
+    for (shop, feed_type, result, n) in &rows {
+        f.sample(
+            "connector_feed_messages_24h",
+            &[
+                ("action", action),
+                ("shop", shop),
+                ("feed_type", feed_type),
+                ("result", result),
+            ],
+            n,
+        );
+    }
+    Ok(())
+}
+
+async fn outbox(out: &mut String, pool: &PgPool, service: &str) -> Result<(), sqlx::Error> {
+    let (due, scheduled, oldest): (i64, i64, f64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE not_before <= now()),
+                count(*) FILTER (WHERE not_before > now()),
+                coalesce(extract(epoch FROM now() - min(not_before) FILTER (WHERE not_before <= now())), 0)::float8
+           FROM outbox WHERE sent_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    header(
+        out,
+        "connector_outbox_backlog",
+        "gauge",
+        "Outbox rows due but not yet published (all services share the outbox).",
+    )
+    .sample("connector_outbox_backlog", &[("service", service)], due);
+    header(
+        out,
+        "connector_outbox_scheduled",
+        "gauge",
+        "Outbox rows scheduled for later (continuations waiting for Amazon's quota).",
+    )
+    .sample(
+        "connector_outbox_scheduled",
+        &[("service", service)],
+        scheduled,
+    );
+    header(
+        out,
+        "connector_outbox_oldest_due_seconds",
+        "gauge",
+        "Age of the oldest due, unpublished outbox row (0 when none).",
+    )
+    .sample(
+        "connector_outbox_oldest_due_seconds",
+        &[("service", service)],
+        format!("{oldest:.3}"),
+    );
+    Ok(())
+}
+
+async fn queues(out: &mut String, s: &Sources<'_>, errors: &mut Vec<(&str, String)>) {
+    let work = s.topology.queue(s.service);
+    let dlq = s.topology.dlq(s.service);
+    let depth = |q: String| async move {
+        // A passive declare that fails closes its channel: one channel per queue.
+        let name = bus::lapin::types::ShortString::try_new(q.as_str())
+            .map_err(|_| format!("queue name {q:?} is too long"))?;
+        let channel = s.amqp.create_channel().await.map_err(|e| e.to_string())?;
+        let result = channel
+            .queue_declare(
+                name,
+                bus::lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                bus::lapin::types::FieldTable::default(),
+            )
+            .await;
+        if channel.status().connected() {
+            let _ = channel.close(200, "OK".into()).await;
+        }
+        result
+            .map(|q| q.message_count())
+            .map_err(|e| format!("{q}: {e}"))
+    };
+    let work_depth = depth(work.clone()).await;
+    let dlq_depth = depth(dlq.clone()).await;
+    let mut f = header(
+        out,
+        "connector_queue_messages",
+        "gauge",
+        "Messages ready in the service's work queue (unacknowledged ones not counted).",
+    );
+    match &work_depth {
+        Ok(n) => f.sample("connector_queue_messages", &[("queue", &work)], n),
+        Err(e) => errors.push(("broker", e.clone())),
+    }
+    let mut f = header(
+        out,
+        "connector_dead_letter_messages",
+        "gauge",
+        "Messages in the service's dead-letter queue (see docs/operations.md, dead letters).",
+    );
+    match &dlq_depth {
+        Ok(n) => f.sample("connector_dead_letter_messages", &[("queue", &dlq)], n),
+        Err(e) => errors.push(("broker", e.clone())),
+    }
+}
+
+fn amazon(out: &mut String, service: &str) {
+    let stats = spapi::process_stats();
+    let mut f = header(
+        out,
+        "connector_amazon_calls_total",
+        "counter",
+        "SP-API requests sent by this process (retries included), by seller, operation and outcome (ok, throttled = HTTP 429, error).",
+    );
+    for ((seller, op), s) in &stats {
+        let ok = s.calls.saturating_sub(s.throttled + s.errors);
+        for (outcome, n) in [("ok", ok), ("throttled", s.throttled), ("error", s.errors)] {
+            f.sample(
+                "connector_amazon_calls_total",
+                &[
+                    ("service", service),
+                    ("seller", seller),
+                    ("operation", op),
+                    ("outcome", outcome),
+                ],
+                n,
+            );
+        }
+    }
+    let mut f = header(
+        out,
+        "connector_amazon_throttled_total",
+        "counter",
+        "SP-API responses with status 429 received by this process.",
+    );
+    for ((seller, op), s) in &stats {
+        f.sample(
+            "connector_amazon_throttled_total",
+            &[("service", service), ("seller", seller), ("operation", op)],
+            s.throttled,
+        );
+    }
+    let mut f = header(
+        out,
+        "connector_amazon_retries_total",
+        "counter",
+        "SP-API requests that were retries of an earlier attempt.",
+    );
+    for ((seller, op), s) in &stats {
+        f.sample(
+            "connector_amazon_retries_total",
+            &[("service", service), ("seller", seller), ("operation", op)],
+            s.retries,
+        );
+    }
+    let mut f = header(
+        out,
+        "connector_amazon_limiter_wait_seconds_total",
+        "counter",
+        "Time this process waited in the shared rate limiter before SP-API calls.",
+    );
+    for ((seller, op), s) in &stats {
+        f.sample(
+            "connector_amazon_limiter_wait_seconds_total",
+            &[("service", service), ("seller", seller), ("operation", op)],
+            format!("{:.3}", s.limiter_wait_ms as f64 / 1000.0),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let mut out = String::new();
+        header(&mut out, "m", "gauge", "help").sample("m", &[("l", "x\"y")], 3);
+        assert_eq!(out, "# HELP m help\n# TYPE m gauge\nm{l=\"x\\\"y\"} 3\n");
+    }
+}
