@@ -33,6 +33,104 @@ pub enum ProductCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeliveryMethodCommand {
+    /// Add a delivery method (配送方法), or change its name and external delivery method
+    /// (外部連携先配送方法, which selects the Amazon carrier through `ctl carrier`).
+    Add {
+        /// Shop code (see `ctl shop list`).
+        #[arg(long)]
+        shop: String,
+        /// Method code (unique per shop), e.g. yamato-takkyubin.
+        #[arg(long)]
+        code: String,
+        /// Name sent to Amazon as ShippingMethod, e.g. ヤマト宅急便.
+        #[arg(long)]
+        name: String,
+        /// External delivery method: the key of a carrier mapping (`ctl carrier list`), e.g. yamato.
+        #[arg(long)]
+        external: Option<String>,
+    },
+    /// List the shop's delivery methods with their external delivery method.
+    List {
+        /// Shop code (see `ctl shop list`).
+        #[arg(long)]
+        shop: String,
+    },
+}
+
+pub async fn run_delivery_method(
+    config: &Config,
+    cmd: DeliveryMethodCommand,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    let pool = config.pool().await?;
+    let mut tx = pool.begin().await?;
+    match cmd {
+        DeliveryMethodCommand::Add {
+            shop,
+            code,
+            name,
+            external,
+        } => {
+            anyhow::ensure!(!code.trim().is_empty(), "--code must not be empty");
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let id = shop_id(&mut tx, &shop).await?;
+            let external = external.as_deref().map(str::trim).filter(|e| !e.is_empty());
+            if let Some(e) = external {
+                let known = store::carriers::effective(&mut tx, id).await?;
+                if !known
+                    .iter()
+                    .any(|m| m.external_delivery_method == store::carriers::normalize_key(e))
+                {
+                    bail!(
+                        "external delivery method {e:?} has no carrier mapping: add one with `ctl carrier add` first (see `ctl carrier list --shop {shop}`)"
+                    );
+                }
+            }
+            let m = store::catalog::upsert_delivery_method(
+                &mut tx,
+                id,
+                code.trim(),
+                name.trim(),
+                external,
+            )
+            .await?;
+            tx.commit().await?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"id": m.id, "code": m.code, "name": m.name, "external_delivery_method": m.external_delivery_method})
+                );
+            } else {
+                println!("delivery method {} ({}) saved", m.code, m.name);
+            }
+        }
+        DeliveryMethodCommand::List { shop } => {
+            let id = shop_id(&mut tx, &shop).await?;
+            let list = store::catalog::list_delivery_methods(&mut tx, id).await?;
+            if as_json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|m| json!({"id": m.id, "code": m.code, "name": m.name, "external_delivery_method": m.external_delivery_method}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                println!("{:<24} {:<24} external", "code", "name");
+                for m in list {
+                    println!(
+                        "{:<24} {:<24} {}",
+                        m.code,
+                        m.name,
+                        m.external_delivery_method.unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Add a delivery rule: when every given condition holds, the order gets the delivery
     /// method. Rules are tried by position, lowest first; the first match wins.

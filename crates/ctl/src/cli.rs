@@ -49,6 +49,9 @@ pub enum Command {
     /// Delivery rules (変換ロボット): the first matching rule sets an imported order's delivery method.
     #[command(subcommand)]
     Rules(crate::catalog::RulesCommand),
+    /// Delivery methods (配送方法) and the external delivery method that selects Amazon's carrier.
+    #[command(subcommand)]
+    DeliveryMethod(crate::catalog::DeliveryMethodCommand),
     /// Import one Amazon order by id (getOrder), for an order known to be missing.
     ImportOrder(crate::ingest::ImportOrderArgs),
     /// The run ledger: what each action did (status, counts, Amazon calls, errors).
@@ -95,6 +98,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Shipping(c) => crate::shipping::run(&config, c, cli.json).await,
                 Command::Product(c) => crate::catalog::run_product(&config, c, cli.json).await,
                 Command::Rules(c) => crate::catalog::run_rules(&config, c, cli.json).await,
+                Command::DeliveryMethod(c) => {
+                    crate::catalog::run_delivery_method(&config, c, cli.json).await
+                }
                 Command::ImportOrder(a) => crate::ingest::run(&config, a, cli.json).await,
                 Command::Pii(c) => crate::pii::run(&config, c, cli.json).await,
                 Command::Runs(a) => crate::ledger::run_runs(&config, a, cli.json).await,

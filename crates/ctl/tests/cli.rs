@@ -213,3 +213,62 @@ async fn shops_and_triggers(pool: PgPool) {
     topo.delete_service(&ch, "order-ingest").await.unwrap();
     topo.delete_exchanges(&ch).await.unwrap();
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn delivery_methods_select_a_mapped_carrier(pool: PgPool) {
+    let env = Env::new(&pool).await;
+    let out = env.ctl(&[
+        "shop",
+        "add",
+        "--code",
+        "acme",
+        "--name",
+        "Acme",
+        "--seller-id",
+        "A1SELLER",
+        "--marketplace",
+        "JP",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = env.ctl(&[
+        "delivery-method",
+        "add",
+        "--shop",
+        "acme",
+        "--code",
+        "takkyubin",
+        "--name",
+        "ヤマト宅急便",
+        "--external",
+        "yamato",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // An external method without a carrier mapping is refused, naming the fix.
+    let out = env.ctl(&[
+        "delivery-method",
+        "add",
+        "--shop",
+        "acme",
+        "--code",
+        "x",
+        "--name",
+        "X",
+        "--external",
+        "pigeon",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("has no carrier mapping") && text(&out).contains("ctl carrier add"),
+        "{}",
+        text(&out)
+    );
+
+    let out = env.ctl(&["--json", "delivery-method", "list", "--shop", "acme"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["code"], "takkyubin");
+    assert_eq!(v[0]["name"], "ヤマト宅急便");
+    assert_eq!(v[0]["external_delivery_method"], "yamato");
+}

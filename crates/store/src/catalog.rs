@@ -290,6 +290,20 @@ pub async fn delivery_method_by_code(
 }
 
 /// A stored delivery rule with its target.
+/// The shop's delivery methods, by code.
+pub async fn list_delivery_methods(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+) -> Result<Vec<DeliveryMethod>, StoreError> {
+    Ok(sqlx::query_as!(
+        DeliveryMethod,
+        "SELECT id, code, name, external_delivery_method FROM delivery_methods WHERE shop_id = $1 ORDER BY code",
+        shop_id
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleRecord {
     pub id: Uuid,
