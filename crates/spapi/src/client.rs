@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -39,13 +39,18 @@ pub struct SpApi {
     inner: Arc<Inner>,
 }
 
+/// Token caches kept before unused ones are forgotten (one per shop credentials in practice).
+const MAX_TOKEN_CACHES: usize = 4096;
+
 struct Inner {
     http: reqwest::Client,
     documents: reqwest::Client,
     config: ClientConfig,
     limiter: RateLimiter,
     stats: StatsRecorder,
-    tokens: Mutex<HashMap<u64, Weak<TokenCache>>>,
+    /// Access-token caches by credentials. Kept for the life of the client (one entry per set of
+    /// credentials), so consecutive messages for a shop reuse the token until it expires.
+    tokens: Mutex<HashMap<u64, Arc<TokenCache>>>,
     known_rates: Mutex<HashMap<(String, Operation), f64>>,
 }
 
@@ -84,8 +89,9 @@ impl SpApi {
         })
     }
 
-    /// A handle for one shop. Live handles for the same credentials share one access-token
-    /// cache (and so one refresh at a time); changed credentials get a new cache.
+    /// A handle for one shop. Handles for the same credentials share one access-token cache (and
+    /// so one refresh at a time), also across messages: the cache outlives the handle. Changed
+    /// credentials get a new cache.
     pub fn shop(&self, shop: ShopConfig) -> Shop {
         let key = {
             let mut h = std::hash::DefaultHasher::new();
@@ -96,15 +102,18 @@ impl SpApi {
             h.finish()
         };
         let mut caches = self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let tokens = match caches.get(&key).and_then(Weak::upgrade) {
-            Some(cache) => cache,
+        let tokens = match caches.get(&key) {
+            Some(cache) => cache.clone(),
             None => {
-                caches.retain(|_, weak| weak.strong_count() > 0);
+                if caches.len() >= MAX_TOKEN_CACHES {
+                    // Bounded: forget caches no live handle uses (e.g. rotated credentials).
+                    caches.retain(|_, cache| Arc::strong_count(cache) > 1);
+                }
                 let cache = Arc::new(TokenCache::new(
                     shop.endpoints.lwa.clone(),
                     shop.credentials.clone(),
                 ));
-                caches.insert(key, Arc::downgrade(&cache));
+                caches.insert(key, cache.clone());
                 cache
             }
         };

@@ -139,6 +139,30 @@ async fn concurrent_calls_share_one_token_refresh(pool: PgPool) {
     assert_eq!(sim_calls(&sim, "lwaToken").calls, 1, "no stampede on LWA");
 }
 
+/// A service builds a new shop handle per message; the access token must survive the handle,
+/// or every message would cost an LWA call.
+#[sqlx::test(migrations = "../../migrations")]
+async fn token_outlives_the_shop_handle(pool: PgPool) {
+    let sim = sim(SimConfig::default()).await;
+    let api = SpApi::new(pool, config(1.0)).unwrap();
+    let sku = some_sku(&sim);
+    for _ in 0..5 {
+        let shop = api.shop(shop_config(&sim, "Atzr|per-message"));
+        get_item(&shop, &sku).await.unwrap();
+        drop(shop);
+    }
+    assert_eq!(
+        sim_calls(&sim, "lwaToken").calls,
+        1,
+        "one token for five messages"
+    );
+    // Other credentials get their own token.
+    get_item(&api.shop(shop_config(&sim, "Atzr|another")), &sku)
+        .await
+        .unwrap();
+    assert_eq!(sim_calls(&sim, "lwaToken").calls, 2);
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn invalid_grant_and_invalid_client_are_authorization_errors(pool: PgPool) {
     let sim = sim(SimConfig::default()).await;

@@ -134,7 +134,8 @@ pub struct Progress {
     pub amazon_calls: i32,
 }
 
-/// Saves progress and sets the status (running or waiting).
+/// Saves progress and sets the status (running or waiting). A run already finished is left
+/// alone, so a late progress write can never reopen it.
 pub async fn save_progress(
     conn: &mut PgConnection,
     id: Uuid,
@@ -144,7 +145,7 @@ pub async fn save_progress(
     sqlx::query!(
         r#"UPDATE action_runs SET status = $2, window_from = COALESCE($3, window_from), window_to = COALESCE($4, window_to),
                   cursor = $5, counts = $6, amazon_calls = $7
-           WHERE id = $1"#,
+           WHERE id = $1 AND finished_at IS NULL"#,
         id,
         status.as_str(),
         p.window_from,

@@ -253,7 +253,12 @@ async fn one_run_at_a_time_per_shop_and_action(pool: PgPool) {
         .unwrap()
         .unwrap();
     assert_eq!(w.timestamp_micros(), t.timestamp_micros());
+    // A late progress write cannot reopen a finished run.
+    runs::save_progress(&mut conn, a, RunStatus::Running, &runs::Progress::default())
+        .await
+        .unwrap();
     let got = runs::get(&mut conn, a).await.unwrap();
+    assert!(got.finished_at.is_some());
     assert_eq!(got.status, "succeeded");
     assert_eq!(got.counts["new"], 3);
     assert_eq!(
