@@ -374,51 +374,15 @@ impl StatusSync {
 
     async fn resume(&self, run_id: Uuid) -> Result<(), SyncError> {
         let mut tx = self.pool.begin().await?;
-        let run = match runs::get(&mut tx, run_id).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        if run.status != RunStatus::Waiting.as_str() {
-            return Ok(());
-        }
-        // Claim the continuation: a duplicate delivery finds the run no longer waiting (the
-        // row lock serializes concurrent deliveries).
-        let claimed = sqlx::query!(
-            "UPDATE action_runs SET status = 'running' WHERE id = $1 AND status = 'waiting'",
-            run_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        if claimed.rows_affected() == 0 {
-            return Ok(());
-        }
-        if !runs::try_lease(
-            &mut tx,
-            run.shop_id,
-            ACTION,
-            run_id,
-            &self.holder,
-            self.config.lease_ttl,
-        )
-        .await?
-        {
-            let message = "failed: the run's lease was taken by another run while it waited";
-            runs::finish(
-                &mut tx,
-                run_id,
-                RunStatus::Failed,
-                None,
-                &run.counts,
-                run.amazon_calls,
-                Some(message),
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(());
-        }
+        let go =
+            runs::claim_continuation(&mut tx, run_id, ACTION, &self.holder, self.config.lease_ttl)
+                .await?;
         tx.commit().await?;
-        self.execute(run_id).await
+        if go {
+            self.execute(run_id).await
+        } else {
+            Ok(())
+        }
     }
 
     async fn execute(&self, run_id: Uuid) -> Result<(), SyncError> {

@@ -249,3 +249,50 @@ pub async fn release_lease(
     .await?;
     Ok(())
 }
+
+/// Claims a continuation of a run that stored its cursor and went `waiting` (e.g. for Amazon's
+/// quota): moves it back to `running` and takes the (shop, action) lease for it. Returns `true`
+/// when the caller should now execute the run; `false` for an unknown run or a duplicate
+/// delivery (the row lock serializes concurrent ones). If another run took the lease while this
+/// one waited, the run is finished as failed and `false` is returned.
+pub async fn claim_continuation(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    action: &str,
+    holder: &str,
+    lease_ttl: Duration,
+) -> Result<bool, StoreError> {
+    let run = match get(conn, run_id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => {
+            tracing::warn!(%run_id, "continuation of an unknown run ignored");
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    let claimed = sqlx::query!(
+        "UPDATE action_runs SET status = 'running' WHERE id = $1 AND status = 'waiting'",
+        run_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    if claimed.rows_affected() == 0 {
+        tracing::info!(%run_id, status = run.status, "continuation not needed (duplicate)");
+        return Ok(false);
+    }
+    if !try_lease(conn, run.shop_id, action, run_id, holder, lease_ttl).await? {
+        let message = "failed: the run's lease was taken by another run while it waited";
+        finish(
+            conn,
+            run_id,
+            RunStatus::Failed,
+            None,
+            &run.counts,
+            run.amazon_calls,
+            Some(message),
+        )
+        .await?;
+        return Ok(false);
+    }
+    Ok(true)
+}
