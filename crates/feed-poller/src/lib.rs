@@ -794,6 +794,9 @@ impl Handler for Poller {
             Utc::now(),
         )
         .map_err(HandlerError::reject)?;
+        if !self.shop_known(&cmd).await? {
+            return Ok(());
+        }
         match cmd.params {
             CommandParams::FeedPoll { feed_submission_id } => {
                 let r = self.poll(cmd.shop_id, feed_submission_id).await?;
@@ -805,6 +808,16 @@ impl Handler for Poller {
                 cmd.action
             ))),
         }
+    }
+}
+
+impl Poller {
+    /// An unknown shop is refused once with an API-log error, and the message acknowledged.
+    async fn shop_known(&self, cmd: &Command) -> Result<bool, HandlerError> {
+        let mut conn = self.pool.acquire().await?;
+        store::api_log::shop_known_or_refused(&mut conn, SERVICE, cmd.shop_id, cmd.message_id)
+            .await
+            .map_err(HandlerError::retry)
     }
 }
 

@@ -690,6 +690,9 @@ impl Handler for Service {
                 cmd.action
             )));
         }
+        if !self.shop_known(&cmd).await? {
+            return Ok(());
+        }
         let full = match cmd.params {
             CommandParams::InventorySync { full } => full,
             // A continuation is a differential run: what was not accepted is marked failed.
@@ -733,4 +736,14 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+impl Service {
+    /// An unknown shop is refused once with an API-log error, and the message acknowledged.
+    async fn shop_known(&self, cmd: &Command) -> Result<bool, HandlerError> {
+        let mut conn = self.pool.acquire().await?;
+        store::api_log::shop_known_or_refused(&mut conn, SERVICE, cmd.shop_id, cmd.message_id)
+            .await
+            .map_err(HandlerError::retry)
+    }
 }

@@ -990,6 +990,9 @@ impl Handler for Service {
                 cmd.action
             )));
         }
+        if !self.shop_known(&cmd).await? {
+            return Ok(());
+        }
         let report = self
             .run(cmd.shop_id, Some(cmd.message_id), &cmd.requested_by)
             .await?;
@@ -1072,5 +1075,15 @@ fn amazon_message(e: &spapi::Error) -> (String, String) {
             },
         ),
         None => ("api_error".into(), e.to_string()),
+    }
+}
+
+impl Service {
+    /// An unknown shop is refused once with an API-log error, and the message acknowledged.
+    async fn shop_known(&self, cmd: &Command) -> Result<bool, HandlerError> {
+        let mut conn = self.pool.acquire().await?;
+        store::api_log::shop_known_or_refused(&mut conn, SERVICE, cmd.shop_id, cmd.message_id)
+            .await
+            .map_err(HandlerError::retry)
     }
 }

@@ -155,3 +155,46 @@ pub async fn query(conn: &mut PgConnection, f: &Filter) -> Result<Vec<Record>, S
     .fetch_all(conn)
     .await?)
 }
+
+/// Refuses a command for a shop that does not exist: one API-log error naming the shop and the
+/// command, so the operator sees why nothing happened (the caller then acknowledges the message).
+pub async fn refuse_unknown_shop(
+    conn: &mut PgConnection,
+    action: &str,
+    shop_id: Uuid,
+    command_id: Uuid,
+) -> Result<(), StoreError> {
+    let message =
+        format!("trigger {command_id} refused: shop {shop_id} does not exist; nothing was done");
+    write(
+        conn,
+        &Entry {
+            code: Some("unknown_shop"),
+            details: Some(serde_json::json!({"shop_id": shop_id, "command_id": command_id})),
+            ..Entry::new(None, action, Level::Error, &message)
+        },
+    )
+    .await?;
+    tracing::warn!(%shop_id, action, "trigger for an unknown shop refused");
+    Ok(())
+}
+
+/// Whether the shop exists; when it does not, the refusal is written (see
+/// [`refuse_unknown_shop`]) and `false` is returned.
+pub async fn shop_known_or_refused(
+    conn: &mut PgConnection,
+    action: &str,
+    shop_id: Uuid,
+    command_id: Uuid,
+) -> Result<bool, StoreError> {
+    let known = sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM shops WHERE id = $1) AS \"known!\"",
+        shop_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !known {
+        refuse_unknown_shop(conn, action, shop_id, command_id).await?;
+    }
+    Ok(known)
+}
