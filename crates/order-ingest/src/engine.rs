@@ -371,14 +371,18 @@ impl OrderIngest {
     /// A continuation: the run waited for Amazon's quota and is due now.
     async fn resume(&self, run_id: Uuid) -> Result<(), ImportError> {
         let mut tx = self.pool.begin().await?;
-        let go =
+        let claim =
             runs::claim_continuation(&mut tx, run_id, ACTION, &self.holder, self.config.lease_ttl)
                 .await?;
+        if let runs::Continuation::RetryAt { at, shop_id } = claim {
+            let msg =
+                runtime::continuation(&self.topology, Action::OrderIngest, shop_id, run_id, at);
+            bus::outbox::enqueue(&mut tx, msg).await?;
+        }
         tx.commit().await?;
-        if go {
-            self.execute(run_id).await
-        } else {
-            Ok(())
+        match claim {
+            runs::Continuation::Run => self.execute(run_id).await,
+            _ => Ok(()),
         }
     }
 
@@ -545,20 +549,13 @@ impl OrderIngest {
         .await?;
         let ttl = (at - Utc::now()).max(Duration::zero()) + self.config.lease_ttl;
         runs::try_lease(&mut tx, shop.shop.id, ACTION, run_id, &self.holder, ttl).await?;
-        let cmd = Command::new(
-            shop.shop.id,
+        let msg = runtime::continuation(
+            &self.topology,
             Action::OrderIngest,
-            CommandParams::Continue { run_id },
-            "system",
-            Utc::now(),
+            shop.shop.id,
+            run_id,
+            at,
         );
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            ACTION,
-            serde_json::to_value(&cmd).map_err(|e| ImportError::Invalid(e.to_string()))?,
-        )
-        .not_before(at);
-        msg.id = cmd.message_id;
         bus::outbox::enqueue(&mut tx, msg).await?;
         tx.commit().await?;
         tracing::info!(%run_id, continue_at = %at, "waiting for Amazon's quota: continuation scheduled, message released");

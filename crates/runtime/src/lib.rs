@@ -310,3 +310,28 @@ where
     tracing::info!(service, "stopped");
     result.map_err(Into::into)
 }
+
+/// The outbox message that resumes `run_id` of `action` at `at`: a `Continue` command on the
+/// action's own queue. Runs that wait (for Amazon's quota, or for a dead holder's lease) write it
+/// in the transaction that stores their cursor, then release the message they were handling.
+pub fn continuation(
+    topology: &bus::Topology,
+    action: domain::messages::Action,
+    shop_id: uuid::Uuid,
+    run_id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> bus::OutboxMessage {
+    use domain::messages::{Command, CommandParams};
+    let cmd = Command::new(
+        shop_id,
+        action,
+        CommandParams::Continue { run_id },
+        "system",
+        chrono::Utc::now(),
+    );
+    let payload = serde_json::to_value(&cmd).expect("a command always serializes");
+    let mut msg = bus::OutboxMessage::new(topology.commands_exchange(), action.as_str(), payload)
+        .not_before(at);
+    msg.id = cmd.message_id;
+    msg
+}

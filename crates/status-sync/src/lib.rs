@@ -374,14 +374,18 @@ impl StatusSync {
 
     async fn resume(&self, run_id: Uuid) -> Result<(), SyncError> {
         let mut tx = self.pool.begin().await?;
-        let go =
+        let claim =
             runs::claim_continuation(&mut tx, run_id, ACTION, &self.holder, self.config.lease_ttl)
                 .await?;
+        if let runs::Continuation::RetryAt { at, shop_id } = claim {
+            let msg =
+                runtime::continuation(&self.topology, Action::StatusSync, shop_id, run_id, at);
+            bus::outbox::enqueue(&mut tx, msg).await?;
+        }
         tx.commit().await?;
-        if go {
-            self.execute(run_id).await
-        } else {
-            Ok(())
+        match claim {
+            runs::Continuation::Run => self.execute(run_id).await,
+            _ => Ok(()),
         }
     }
 
@@ -707,20 +711,8 @@ impl StatusSync {
         .await?;
         let ttl = (at - Utc::now()).max(Duration::zero()) + self.config.lease_ttl;
         runs::try_lease(&mut tx, shop.shop.id, ACTION, run_id, &self.holder, ttl).await?;
-        let cmd = Command::new(
-            shop.shop.id,
-            Action::StatusSync,
-            CommandParams::Continue { run_id },
-            "system",
-            Utc::now(),
-        );
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            ACTION,
-            serde_json::to_value(&cmd).map_err(|e| SyncError::Invalid(e.to_string()))?,
-        )
-        .not_before(at);
-        msg.id = cmd.message_id;
+        let msg =
+            runtime::continuation(&self.topology, Action::StatusSync, shop.shop.id, run_id, at);
         bus::outbox::enqueue(&mut tx, msg).await?;
         tx.commit().await?;
         Ok(())

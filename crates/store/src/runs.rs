@@ -250,35 +250,77 @@ pub async fn release_lease(
     Ok(())
 }
 
+/// What to do with a `Continue` message (see [`claim_continuation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continuation {
+    /// The caller now holds the run and its lease: execute it from its cursor.
+    Run,
+    /// Nothing to do: unknown run, finished run, or a duplicate of a claim that succeeded.
+    Done,
+    /// The run is `running` under a live lease of its own (the process that claimed it may have
+    /// died): try again at `at`, when that lease expires.
+    RetryAt { at: DateTime<Utc>, shop_id: Uuid },
+}
+
 /// Claims a continuation of a run that stored its cursor and went `waiting` (e.g. for Amazon's
-/// quota): moves it back to `running` and takes the (shop, action) lease for it. Returns `true`
-/// when the caller should now execute the run; `false` for an unknown run or a duplicate
-/// delivery (the row lock serializes concurrent ones). If another run took the lease while this
-/// one waited, the run is finished as failed and `false` is returned.
+/// quota): moves it back to `running` and takes the (shop, action) lease for it.
+///
+/// A continuation redelivered after its process died finds the run `running`: while the dead
+/// holder's lease is live the answer is [`Continuation::RetryAt`] its expiry; once it has
+/// expired the run is taken over and resumed from its cursor. If another run holds the lease,
+/// this run is finished as failed. Concurrent deliveries serialize on the lease row.
 pub async fn claim_continuation(
     conn: &mut PgConnection,
     run_id: Uuid,
     action: &str,
     holder: &str,
     lease_ttl: Duration,
-) -> Result<bool, StoreError> {
+) -> Result<Continuation, StoreError> {
     let run = match get(conn, run_id).await {
         Ok(r) => r,
         Err(StoreError::NotFound { .. }) => {
             tracing::warn!(%run_id, "continuation of an unknown run ignored");
-            return Ok(false);
+            return Ok(Continuation::Done);
         }
         Err(e) => return Err(e),
     };
-    let claimed = sqlx::query!(
-        "UPDATE action_runs SET status = 'running' WHERE id = $1 AND status = 'waiting'",
-        run_id
-    )
-    .execute(&mut *conn)
-    .await?;
-    if claimed.rows_affected() == 0 {
-        tracing::info!(%run_id, status = run.status, "continuation not needed (duplicate)");
-        return Ok(false);
+    match run.status.as_str() {
+        "waiting" => {
+            let claimed = sqlx::query!(
+                "UPDATE action_runs SET status = 'running' WHERE id = $1 AND status = 'waiting'",
+                run_id
+            )
+            .execute(&mut *conn)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                tracing::info!(%run_id, "continuation not needed (duplicate)");
+                return Ok(Continuation::Done);
+            }
+        }
+        "running" => {
+            let lease = sqlx::query!(
+                "SELECT run_id, expires_at FROM action_leases WHERE shop_id = $1 AND action = $2 FOR UPDATE",
+                run.shop_id,
+                action
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(l) = lease
+                && l.run_id == run_id
+                && l.expires_at > Utc::now()
+            {
+                tracing::info!(%run_id, until = %l.expires_at, "run is running under its lease: continuation retried when it expires");
+                return Ok(Continuation::RetryAt {
+                    at: l.expires_at,
+                    shop_id: run.shop_id,
+                });
+            }
+            tracing::warn!(%run_id, "run left running by a dead process: taking it over");
+        }
+        _ => {
+            tracing::info!(%run_id, status = run.status, "continuation not needed (run finished)");
+            return Ok(Continuation::Done);
+        }
     }
     if !try_lease(conn, run.shop_id, action, run_id, holder, lease_ttl).await? {
         let message = "failed: the run's lease was taken by another run while it waited";
@@ -292,7 +334,7 @@ pub async fn claim_continuation(
             Some(message),
         )
         .await?;
-        return Ok(false);
+        return Ok(Continuation::Done);
     }
-    Ok(true)
+    Ok(Continuation::Run)
 }

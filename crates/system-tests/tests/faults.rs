@@ -442,13 +442,11 @@ async fn amazon_clock_ten_minutes_ahead_misses_no_order(pool: PgPool) {
 }
 
 /// Found by the load run: an order-ingest process killed while it executes a *continuation*
-/// (the run waited for Amazon's quota, the continuation set it `running` and committed) leaves
-/// the run `running` for good. The redelivered continuation finds the run not `waiting`,
-/// takes it for a duplicate and acknowledges it (`resume` in `order-ingest/src/engine.rs`),
-/// so the rest of the window is never imported by that trigger (only by a later one).
-/// A redelivered *trigger* is resumed (`start`), a redelivered continuation is not.
+/// (the run waited for Amazon's quota, the continuation set it `running` and committed) used to
+/// leave the run `running` for good. Now the redelivered continuation retries at the dead
+/// holder's lease expiry and then takes the run over from its cursor
+/// (`store::runs::claim_continuation`).
 #[sqlx::test(migrations = "../../migrations")]
-#[ignore = "bug: order-ingest `resume` acks a redelivered continuation whose run is `running` (its process died) instead of resuming it: the run stays `running` forever and the rest of the window waits for the next trigger (owner: order-ingest)"]
 async fn importer_killed_during_a_continuation_resumes_the_run(pool: PgPool) {
     let mut sys = System::new(pool).await;
     let a = sys.a().clone();
