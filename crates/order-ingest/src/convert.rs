@@ -19,6 +19,25 @@ pub enum ConvertError {
     ZeroQuantity(String),
     #[error("order has no items")]
     NoItems,
+    /// Amazon's address and buyer fields are tens of characters; a field this long is bad
+    /// input. The order is not imported (and its content is never logged).
+    #[error(
+        "{field} is {chars} characters long (at most {MAX_FIELD_CHARS} accepted); the order was not imported: check it in Seller Central"
+    )]
+    FieldTooLong { field: &'static str, chars: usize },
+}
+
+/// Longest buyer, ship-to or title field accepted from Amazon.
+pub const MAX_FIELD_CHARS: usize = 1_000;
+
+fn check_len(field: &'static str, value: &Option<String>) -> Result<(), ConvertError> {
+    match value {
+        Some(v) if v.chars().count() > MAX_FIELD_CHARS => Err(ConvertError::FieldTooLong {
+            field,
+            chars: v.chars().count(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
@@ -126,6 +145,25 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
     } else {
         PaymentMethod::Placeholder
     };
+    if let Some(b) = &buyer {
+        check_len("buyer name", &b.name)?;
+        check_len("buyer e-mail", &b.email)?;
+    }
+    if let Some(t) = &ship_to {
+        for (field, value) in [
+            ("ship-to name", &t.name),
+            ("ship-to postal code", &t.postal_code),
+            ("ship-to state", &t.state),
+            ("ship-to city", &t.city),
+            ("ship-to address", &t.address),
+            ("ship-to phone", &t.phone),
+        ] {
+            check_len(field, value)?;
+        }
+    }
+    for l in &lines {
+        check_len("item title", &l.title)?;
+    }
     Ok(AmazonOrder {
         amazon_order_id: o.order_id.clone(),
         marketplace_id: o.marketplace_id().map(str::to_owned),
@@ -188,6 +226,25 @@ mod tests {
         assert_eq!(a.lines[0].line_total, Some(Decimal::from(3300)));
         assert_eq!(a.order_total, Some(Decimal::from(3630)));
         assert!(a.is_prime);
+    }
+
+    #[test]
+    fn oversized_fields_are_refused_without_their_content() {
+        let mut j = base("UNSHIPPED");
+        j["recipient"]["deliveryAddress"]["addressLine1"] =
+            serde_json::json!("東".repeat(MAX_FIELD_CHARS + 1));
+        let err = to_amazon_order(&order(j)).unwrap_err();
+        assert_eq!(
+            err,
+            ConvertError::FieldTooLong {
+                field: "ship-to address",
+                chars: MAX_FIELD_CHARS + 1 + " 101号".chars().count()
+            }
+        );
+        assert!(
+            !err.to_string().contains('東'),
+            "the message must not carry the content"
+        );
     }
 
     #[test]
