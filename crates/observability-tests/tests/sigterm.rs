@@ -24,9 +24,18 @@ const LATENCY_MS: u64 = 400;
 const GRACE: Duration = Duration::from_secs(20);
 const RATE_SCALE: &str = "1000";
 
-/// The `order-ingest` binary of this workspace's target directory, built now (a no-op when it
-/// is up to date).
+/// The `order-ingest` binary of this workspace's target directory. `scripts/test`
+/// (`cargo nextest run --workspace`) has built every binary before any test runs; it is built
+/// here only when missing (this crate's tests run alone), because a `cargo build -p` resolves
+/// features for one package and would rebuild shared dependencies a second time.
 fn service_binary() -> PathBuf {
+    // This test runs from <target>/<profile>/deps/; the binary goes to <target>/<profile>/.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join(format!("order-ingest{}", std::env::consts::EXE_SUFFIX));
+    if bin.exists() {
+        return bin;
+    }
     // `cargo` from PATH (rustup's proxy, honouring rust-toolchain.toml): `$CARGO` may be another
     // toolchain's cargo, whose builds would invalidate the shared target directory. The
     // variables cargo set for this test are not passed on.
@@ -37,9 +46,6 @@ fn service_binary() -> PathBuf {
             build.env_remove(&*k);
         }
     }
-    // This test runs from <target>/<profile>/deps/; the binary goes to <target>/<profile>/.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
     build.args([
         "build",
@@ -63,7 +69,6 @@ fn service_binary() -> PathBuf {
         .status()
         .expect("cargo build runs");
     assert!(status.success(), "cargo build -p order-ingest failed");
-    let bin = dir.join(format!("order-ingest{}", std::env::consts::EXE_SUFFIX));
     assert!(bin.exists(), "{} not found", bin.display());
     bin
 }
