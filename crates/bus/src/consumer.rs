@@ -107,8 +107,16 @@ where
 ///   running to finish and acknowledge, then close the channel (messages prefetched but not
 ///   started go back to the queue). Close the connection with [`crate::close`] afterwards.
 ///
+/// * A watch every [`WATCH_EVERY`] (see [`consume_with`]): when the queue holds ready messages
+///   at two checks in a row while nothing is in flight here and nothing was delivered in
+///   between, this consumer is no longer registered on the broker (seen after a RabbitMQ
+///   restart: the connection recovers, the consumer does not). It then subscribes again on a
+///   new channel. A consumer cancelled by the broker (its queue deleted) subscribes again at the
+///   next watch.
+///
 /// `consumer_name` names the consumer tag (`<consumer_name>.<uuid>`); use the same name as the
-/// inbox key. Returns an error when the channel fails for good or the broker cancels the consumer.
+/// inbox key. Returns an error when the channel fails for good, or when subscribing again keeps
+/// failing for [`RESUBSCRIBE_ATTEMPTS`] watches in a row (the orchestrator restarts the process).
 pub async fn consume<H: Handler>(
     conn: &Connection,
     queue: &str,
@@ -117,25 +125,167 @@ pub async fn consume<H: Handler>(
     prefetch: u16,
     cancel: CancellationToken,
 ) -> Result<(), BusError> {
+    let options = ConsumeOptions {
+        prefetch,
+        watch_every: WATCH_EVERY,
+    };
+    consume_with(conn, queue, consumer_name, handler, options, cancel).await
+}
+
+/// How often [`consume`] checks that its consumer is still registered.
+pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+/// Failed subscriptions in a row after which [`consume`] gives up.
+pub const RESUBSCRIBE_ATTEMPTS: u32 = 12;
+
+/// Tuning of [`consume_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeOptions {
+    /// `basic.qos` prefetch (at least 1).
+    pub prefetch: u16,
+    /// Interval of the registration watch.
+    pub watch_every: Duration,
+}
+
+/// One `basic.consume` on its own channel.
+struct Subscription {
+    channel: lapin::Channel,
+    consumer: lapin::Consumer,
+    tag: String,
+}
+
+impl Subscription {
+    async fn open(
+        conn: &Connection,
+        queue: &str,
+        consumer_name: &str,
+        prefetch: u16,
+    ) -> Result<Self, BusError> {
+        let channel = conn.create_channel().await?;
+        channel
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await?;
+        let tag = format!("{consumer_name}.{}", Uuid::now_v7().simple());
+        let consumer = channel
+            .basic_consume(
+                name_of("queue", queue)?,
+                name_of("consumer tag", &tag)?,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue, consumer_tag = %tag, prefetch, "consuming");
+        Ok(Self {
+            channel,
+            consumer,
+            tag,
+        })
+    }
+
+    /// `basic.cancel`: nothing new arrives; deliveries already here can still be acknowledged.
+    async fn cancel(&self, queue: &str) {
+        if !self.channel.status().connected() {
+            return;
+        }
+        let cancelled = match name_of("consumer tag", &self.tag) {
+            Ok(name) => self
+                .channel
+                .basic_cancel(name, BasicCancelOptions::default())
+                .await
+                .map_err(BusError::from),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = cancelled {
+            tracing::warn!(queue, error = %err, "basic.cancel failed");
+        }
+    }
+
+    /// Closes the channel: deliveries prefetched but not acknowledged go back to the queue.
+    async fn close(self, queue: &str) {
+        drop(self.consumer);
+        if self.channel.status().connected()
+            && let Err(err) = self.channel.close(200, "OK".into()).await
+        {
+            tracing::warn!(queue, error = %err, "channel close failed");
+        }
+    }
+}
+
+/// The watch's judgement whether the broker still delivers to this consumer.
+#[derive(Debug, Default)]
+struct Registration {
+    /// Something was delivered since the last watch.
+    delivered: bool,
+    /// The last watch saw ready messages while idle.
+    backlog_seen: bool,
+}
+
+impl Registration {
+    /// Whether this watch should count the queue's ready messages: only when idle (nothing in
+    /// flight, so prefetch has room) and nothing arrived since the last watch.
+    fn should_check(&self, in_flight: usize) -> bool {
+        in_flight == 0 && !self.delivered
+    }
+
+    /// Ends a watch with the ready count it saw (`None` when it did not look): the consumer is
+    /// lost when two watches in a row saw ready messages that were never delivered.
+    fn lost(&mut self, ready: Option<u32>) -> bool {
+        let backlog = ready.is_some_and(|n| n > 0);
+        let lost = backlog && self.backlog_seen;
+        self.backlog_seen = backlog && !lost;
+        self.delivered = false;
+        lost
+    }
+}
+
+/// Ready messages in `queue` (a passive declare on a channel of its own: a failing one closes
+/// its channel).
+async fn ready_messages(conn: &Connection, queue: &str) -> Result<u32, BusError> {
     let channel = conn.create_channel().await?;
-    channel
-        .basic_qos(prefetch.max(1), BasicQosOptions::default())
-        .await?;
-    let tag = format!("{consumer_name}.{}", Uuid::now_v7().simple());
-    let mut consumer = channel
-        .basic_consume(
+    let declared = channel
+        .queue_declare(
             name_of("queue", queue)?,
-            name_of("consumer tag", &tag)?,
-            BasicConsumeOptions::default(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
-        .await?;
-    tracing::info!(queue, consumer_tag = %tag, prefetch, "consuming");
+        .await;
+    if channel.status().connected() {
+        let _ = channel.close(200, "OK".into()).await;
+    }
+    Ok(declared?.message_count())
+}
 
+/// [`consume`] with explicit tuning.
+pub async fn consume_with<H: Handler>(
+    conn: &Connection,
+    queue: &str,
+    consumer_name: &str,
+    handler: H,
+    options: ConsumeOptions,
+    cancel: CancellationToken,
+) -> Result<(), BusError> {
+    let prefetch = options.prefetch;
+    let mut sub = Some(Subscription::open(conn, queue, consumer_name, prefetch).await?);
     let handler = Arc::new(handler);
     let queue_name: Arc<str> = Arc::from(queue);
     let mut tasks = JoinSet::new();
+    let mut watch = tokio::time::interval_at(
+        tokio::time::Instant::now() + options.watch_every,
+        options.watch_every,
+    );
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut registration = Registration::default();
+    // Failed subscriptions in a row.
+    let mut failures = 0u32;
     let result = loop {
+        let next = async {
+            match sub.as_mut() {
+                Some(s) => s.consumer.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = cancel.cancelled() => break Ok(()),
@@ -144,49 +294,87 @@ pub async fn consume<H: Handler>(
                     tracing::error!(error = %err, "message task failed");
                 }
             }
-            next = consumer.next() => match next {
+            next = next => match next {
                 Some(Ok(delivery)) => {
+                    registration.delivered = true;
                     tasks.spawn(process(handler.clone(), queue_name.clone(), delivery, cancel.clone()));
                 }
                 Some(Err(err)) => {
                     tracing::warn!(queue, error = %err, "consumer stream error, waiting for recovery");
-                    tokio::select! {
-                        () = cancel.cancelled() => break Ok(()),
-                        recovered = channel.wait_for_recovery(err) => match recovered {
-                            Ok(()) => tracing::info!(queue, "consumer recovered"),
-                            Err(err) => break Err(BusError::Amqp(err)),
-                        },
+                    let channel = sub.as_ref().map(|s| s.channel.clone());
+                    if let Some(channel) = channel {
+                        tokio::select! {
+                            () = cancel.cancelled() => break Ok(()),
+                            recovered = channel.wait_for_recovery(err) => match recovered {
+                                Ok(()) => tracing::info!(queue, "consumer recovered"),
+                                Err(err) => break Err(BusError::Amqp(err)),
+                            },
+                        }
                     }
                 }
-                None => break Err(BusError::ConsumerCancelled {
-                    queue: queue.to_owned(),
-                    consumer_tag: tag.clone(),
-                }),
+                None => {
+                    // The broker cancelled the consumer (its queue was deleted, say): the next
+                    // watch subscribes again, and keeps trying while the queue is missing.
+                    if let Some(old) = sub.take() {
+                        tracing::warn!(queue, consumer_tag = %old.tag, "consumer cancelled by the broker");
+                        old.close(queue).await;
+                    }
+                }
             },
+            _ = watch.tick() => {
+                if !conn.status().connected() {
+                    // lapin is recovering the connection; judge once it is back.
+                    registration = Registration::default();
+                    continue;
+                }
+                let ready = if sub.is_some() && registration.should_check(tasks.len()) {
+                    ready_messages(conn, queue)
+                        .await
+                        .inspect_err(|err| tracing::warn!(queue, error = %err, "cannot check the queue"))
+                        .ok()
+                } else {
+                    None
+                };
+                let stale = registration.lost(ready);
+                if sub.is_some() && !stale {
+                    continue;
+                }
+                if let Some(old) = sub.take() {
+                    tracing::warn!(queue, consumer_tag = %old.tag,
+                        "ready messages but no delivery: consumer no longer registered; subscribing again");
+                    old.cancel(queue).await;
+                    old.close(queue).await;
+                }
+                match Subscription::open(conn, queue, consumer_name, prefetch).await {
+                    Ok(s) => {
+                        sub = Some(s);
+                        failures = 0;
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        tracing::warn!(queue, error = %err, failures, "cannot subscribe again");
+                        if failures >= RESUBSCRIBE_ATTEMPTS {
+                            break Err(err);
+                        }
+                    }
+                }
+            }
         }
     };
 
     tracing::info!(queue, in_flight = tasks.len(), "stopping consumer");
-    if channel.status().connected()
-        && let Err(err) = channel
-            .basic_cancel(
-                name_of("consumer tag", &tag)?,
-                BasicCancelOptions::default(),
-            )
-            .await
-    {
-        tracing::warn!(queue, error = %err, "basic.cancel failed");
+    // basic.cancel first so that nothing new arrives while the in-flight handlers finish; the
+    // channel stays open until they have acknowledged.
+    if let Some(sub) = &sub {
+        sub.cancel(queue).await;
     }
-    drop(consumer);
     while let Some(joined) = tasks.join_next().await {
         if let Err(err) = joined {
             tracing::error!(error = %err, "message task failed");
         }
     }
-    if channel.status().connected()
-        && let Err(err) = channel.close(200, "OK".into()).await
-    {
-        tracing::warn!(queue, error = %err, "channel close failed");
+    if let Some(sub) = sub.take() {
+        sub.close(queue).await;
     }
     tracing::info!(queue, "consumer stopped");
     result
@@ -333,6 +521,36 @@ async fn settle(acker: &Acker, outcome: Outcome, queue: &str, message_id: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_is_lost_only_after_two_idle_watches_with_a_backlog() {
+        let mut r = Registration::default();
+        assert!(r.should_check(0));
+        assert!(
+            !r.lost(Some(3)),
+            "one watch with a backlog may be a message in transit"
+        );
+        assert!(r.lost(Some(3)), "a second one without a delivery: lost");
+        assert!(!r.lost(Some(3)), "judged afresh after subscribing again");
+
+        let mut r = Registration::default();
+        assert!(!r.lost(Some(1)));
+        r.delivered = true;
+        assert!(
+            !r.should_check(0),
+            "a delivery since the last watch: registered"
+        );
+        assert!(!r.lost(None));
+        assert!(!r.lost(Some(1)), "the backlog must be seen twice again");
+
+        let mut r = Registration::default();
+        assert!(
+            !r.should_check(1),
+            "busy: prefetch may be full, the backlog proves nothing"
+        );
+        assert!(!r.lost(Some(0)));
+        assert!(!r.lost(Some(0)), "an empty queue is never a lost consumer");
+    }
 
     #[test]
     fn requeue_delay_grows_and_is_capped() {

@@ -24,14 +24,6 @@ pub enum BusError {
         /// Its length in bytes.
         len: usize,
     },
-    /// The broker cancelled our consumer (for example because its queue was deleted).
-    #[error("consumer {consumer_tag} on queue {queue} was cancelled by the broker")]
-    ConsumerCancelled {
-        /// Queue that was being consumed.
-        queue: String,
-        /// Consumer tag that was cancelled.
-        consumer_tag: String,
-    },
     /// The connection to the broker has been down for longer than allowed, or is closed for good.
     #[error("AMQP connection unavailable for {down_for:?} (state: {state})")]
     ConnectionUnavailable {

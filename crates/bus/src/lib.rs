@@ -51,7 +51,9 @@ mod publisher;
 mod topology;
 
 pub use connection::{DEFAULT_AMQP_URL, close, connect, shutdown_signal, watchdog};
-pub use consumer::{Handler, Incoming, consume};
+pub use consumer::{
+    ConsumeOptions, Handler, Incoming, RESUBSCRIBE_ATTEMPTS, WATCH_EVERY, consume, consume_with,
+};
 pub use dlq::{DlqMessage, ReplayStats, dlq_peek, dlq_replay};
 pub use error::{BusError, HandlerError, PublishError};
 pub use headers::Headers;

@@ -78,19 +78,49 @@ impl OutboxMessage {
 /// trace context into the headers and notifies the relay (the notification is delivered at
 /// commit).
 pub async fn enqueue(conn: &mut PgConnection, msg: OutboxMessage) -> Result<(), sqlx::Error> {
-    let mut headers = msg.headers;
-    headers::inject_current_context(&mut headers);
+    enqueue_many(conn, vec![msg]).await
+}
+
+/// [`enqueue`] for many messages: one insert and one notification whatever their count.
+pub async fn enqueue_many(
+    conn: &mut PgConnection,
+    msgs: Vec<OutboxMessage>,
+) -> Result<(), sqlx::Error> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let n = msgs.len();
+    let (mut ids, mut exchanges, mut keys, mut payloads, mut all_headers, mut not_before) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for msg in msgs {
+        let mut headers = msg.headers;
+        headers::inject_current_context(&mut headers);
+        ids.push(msg.id);
+        exchanges.push(msg.exchange);
+        keys.push(msg.routing_key);
+        payloads.push(msg.payload);
+        all_headers.push(serde_json::Value::Object(headers));
+        not_before.push(msg.not_before);
+    }
     sqlx::query!(
         r#"
         INSERT INTO outbox (id, exchange, routing_key, payload, headers, not_before)
-        VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))
+        SELECT id, ex, rk, p, h, COALESCE(nb, now())
+          FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[])
+            AS t(id, ex, rk, p, h, nb)
         "#,
-        msg.id,
-        msg.exchange,
-        msg.routing_key,
-        msg.payload,
-        serde_json::Value::Object(headers),
-        msg.not_before,
+        &ids,
+        &exchanges,
+        &keys,
+        &payloads,
+        &all_headers,
+        &not_before as &[Option<DateTime<Utc>>],
     )
     .execute(&mut *conn)
     .await?;

@@ -219,20 +219,7 @@ impl Poller {
 
     async fn shop_api(&self, shop: &Shop) -> Result<spapi::Shop, PollError> {
         let mut conn = self.pool.acquire().await?;
-        let creds = store::shops::credentials(&mut conn, &self.keys, shop.id).await?;
-        let endpoints = spapi::Endpoints::new(&shop.sp_api_endpoint, &shop.lwa_endpoint)
-            .map_err(|e| PollError::Config(e.to_string()))?;
-        Ok(self.api.shop(
-            spapi::ShopConfig::new(
-                shop.seller_id.clone(),
-                spapi::Credentials {
-                    client_id: creds.client_id,
-                    client_secret: creds.client_secret,
-                    refresh_token: creds.refresh_token,
-                },
-            )
-            .with_endpoints(endpoints),
-        ))
+        Ok(runtime::shop_api(&mut conn, &self.keys, &self.api, shop).await?)
     }
 
     /// Not final (or a transient failure): record and schedule the next poll.

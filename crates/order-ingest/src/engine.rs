@@ -1,6 +1,6 @@
 //! The run engine: command → run ledger row and lease → pages → continuation or finish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use bus::{HandlerError, Incoming, Topology};
@@ -12,7 +12,8 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection, PgPool};
 use store::{
-    StoreError, api_log, catalog, instructions,
+    StoreError, api_log, catalog,
+    instructions::{self, AmazonOrder},
     runs::{self, NewRun, Progress, RunStatus},
     shops::{self, ShopRecord},
 };
@@ -24,7 +25,9 @@ use spapi::{
 };
 
 use crate::convert::to_amazon_order;
-use crate::upsert::{INCLUDED_DATA, Outcome, UpsertCtx, UpsertError, upsert_order};
+use crate::upsert::{
+    INCLUDED_DATA, Outcome, UpsertCtx, UpsertError, insert_new_orders, upsert_order,
+};
 
 /// Action, queue and ledger name.
 pub const ACTION: &str = "order-ingest";
@@ -155,15 +158,7 @@ pub async fn shop_handle(
     api: &SpApi,
     shop: &ShopRecord,
 ) -> Result<spapi::Shop, ImportError> {
-    let c = shops::credentials(conn, keys, shop.shop.id).await?;
-    let endpoints = spapi::Endpoints::new(&shop.shop.sp_api_endpoint, &shop.shop.lwa_endpoint)?;
-    let creds = spapi::Credentials {
-        client_id: c.client_id,
-        client_secret: c.client_secret,
-        refresh_token: c.refresh_token,
-    };
-    Ok(api
-        .shop(spapi::ShopConfig::new(shop.shop.seller_id.clone(), creds).with_endpoints(endpoints)))
+    Ok(runtime::shop_api(conn, keys, api, &shop.shop).await?)
 }
 
 impl OrderIngest {
@@ -692,17 +687,57 @@ pub(crate) async fn apply_orders(
         products: &products,
         events_exchange: events,
     };
-    for order in orders {
-        if order
-            .fulfillment
-            .as_ref()
-            .and_then(|f| f.fulfilled_by.as_ref())
-            .is_some_and(|f| *f == FulfilledBy::Amazon)
+    // Merchant-fulfilled orders (FBA ones are Amazon's to ship), converted; conversion errors
+    // are refused one by one below.
+    let converted: Vec<(&Order, Result<AmazonOrder, String>)> = orders
+        .iter()
+        .filter(|o| {
+            !o.fulfillment
+                .as_ref()
+                .and_then(|f| f.fulfilled_by.as_ref())
+                .is_some_and(|f| *f == FulfilledBy::Amazon)
+        })
+        .map(|o| (o, to_amazon_order(o).map_err(|e| e.to_string())))
+        .collect();
+    let ids: Vec<String> = converted
+        .iter()
+        .filter_map(|(_, c)| c.as_ref().ok().map(|a| a.amazon_order_id.clone()))
+        .collect();
+    let known = instructions::known_orders(&mut *tx, shop_id, &ids).await?;
+    // Orders new to the shop go in together; the rest (known ones, a page's repeated order,
+    // and everything when the batch fails) one by one.
+    let mut batch: Vec<&AmazonOrder> = Vec::new();
+    let mut seen = HashSet::new();
+    for (_, c) in &converted {
+        if let Ok(a) = c
+            && !known.contains(&a.amazon_order_id)
+            && seen.insert(a.amazon_order_id.as_str())
         {
-            continue; // FBA: Amazon ships it, nothing for the warehouse.
+            batch.push(a);
         }
-        let result = match to_amazon_order(order) {
-            Err(e) => Err(e.to_string()),
+    }
+    let mut batched = HashSet::new();
+    if !batch.is_empty() {
+        let mut sp = tx.begin().await?;
+        match insert_new_orders(&mut sp, &cx, &batch).await {
+            Ok(outcomes) => {
+                sp.commit().await?;
+                for (a, outcome) in batch.iter().zip(&outcomes) {
+                    counts.add(outcome);
+                    batched.insert(a.amazon_order_id.clone());
+                }
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                sp.rollback().await?;
+                tracing::info!(error = %e, orders = batch.len(), "page batch refused; importing its orders one by one");
+            }
+        }
+    }
+    for (order, converted) in converted {
+        let result = match converted {
+            Err(e) => Err(e),
+            Ok(data) if batched.contains(&data.amazon_order_id) => continue,
             Ok(data) => {
                 let mut sp = tx.begin().await?;
                 match upsert_order(&mut sp, &cx, &data).await {

@@ -94,12 +94,7 @@ pub async fn upsert_order(
         instructions::lock_by_order(&mut *conn, cx.shop_id, &order.amazon_order_id).await?;
     let outcome = match existing {
         None => {
-            let paid = order.status.is_paid();
-            let (status, payment) = if paid {
-                (InstructionStatus::AwaitingShipment, PaymentStatus::Paid)
-            } else {
-                (InstructionStatus::Hold, PaymentStatus::Unpaid)
-            };
+            let (status, payment) = new_status(order);
             let method = pick_delivery(cx.rules, order);
             let (id, lines) = instructions::insert_imported(
                 &mut *conn,
@@ -185,7 +180,73 @@ pub async fn upsert_order(
             }
         }
     };
-    let unmapped = match &outcome {
+    log_unmapped(conn, cx, &order.amazon_order_id, &outcome).await?;
+    Ok(outcome)
+}
+
+/// Imports orders the shop does not have yet, all at once: a fixed number of statements for
+/// the whole page (instructions, lines, stock per product, events). All or nothing: run it in a
+/// savepoint and, on an error that is not transient, import the orders one by one with
+/// [`upsert_order`] so that only the order at fault is refused.
+pub async fn insert_new_orders(
+    conn: &mut PgConnection,
+    cx: &UpsertCtx<'_>,
+    orders: &[&AmazonOrder],
+) -> Result<Vec<Outcome>, UpsertError> {
+    let new: Vec<instructions::NewImported<'_>> = orders
+        .iter()
+        .map(|order| {
+            let (status, payment_status) = new_status(order);
+            instructions::NewImported {
+                order,
+                status,
+                payment_status,
+                delivery: delivery(pick_delivery(cx.rules, order)),
+            }
+        })
+        .collect();
+    let inserted =
+        instructions::insert_imported_many(&mut *conn, cx.shop_id, &new, cx.products).await?;
+    let mut events = Vec::with_capacity(inserted.len());
+    let mut outcomes = Vec::with_capacity(inserted.len());
+    for (order, (id, lines)) in orders.iter().zip(inserted) {
+        events.push(event_message(
+            cx,
+            EventKind::OrderImported {
+                instruction_id: id,
+                amazon_order_id: order.amazon_order_id.clone(),
+                run_id: cx.run_id.unwrap_or_default(),
+            },
+        )?);
+        outcomes.push(Outcome::New {
+            instruction_id: id,
+            unmapped_skus: lines.unmapped_skus,
+        });
+    }
+    bus::outbox::enqueue_many(&mut *conn, events).await?;
+    for (order, outcome) in orders.iter().zip(&outcomes) {
+        log_unmapped(conn, cx, &order.amazon_order_id, outcome).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Instruction and payment status of a new instruction.
+fn new_status(order: &AmazonOrder) -> (InstructionStatus, PaymentStatus) {
+    if order.status.is_paid() {
+        (InstructionStatus::AwaitingShipment, PaymentStatus::Paid)
+    } else {
+        (InstructionStatus::Hold, PaymentStatus::Unpaid)
+    }
+}
+
+/// An `attention` API-log entry per line imported without a product.
+async fn log_unmapped(
+    conn: &mut PgConnection,
+    cx: &UpsertCtx<'_>,
+    amazon_order_id: &str,
+    outcome: &Outcome,
+) -> Result<(), UpsertError> {
+    let unmapped = match outcome {
         Outcome::New { unmapped_skus, .. } | Outcome::Updated { unmapped_skus, .. } => {
             unmapped_skus.as_slice()
         }
@@ -193,16 +254,15 @@ pub async fn upsert_order(
     };
     for sku in unmapped {
         let message = format!(
-            "SKU {sku} of order {} has no product in the external-product table: the line was imported without a \
+            "SKU {sku} of order {amazon_order_id} has no product in the external-product table: the line was imported without a \
              product and reserves no stock; map it (ctl external-product map --shop <shop> {sku} <product-code>) and \
              import the order again",
-            order.amazon_order_id
         );
         api_log::write(
             &mut *conn,
             &api_log::Entry {
                 run_id: cx.run_id,
-                amazon_order_id: Some(&order.amazon_order_id),
+                amazon_order_id: Some(amazon_order_id),
                 sku: Some(sku),
                 code: Some("unmapped_sku"),
                 ..api_log::Entry::new(
@@ -215,14 +275,10 @@ pub async fn upsert_order(
         )
         .await?;
     }
-    Ok(outcome)
+    Ok(())
 }
 
-async fn event(
-    conn: &mut PgConnection,
-    cx: &UpsertCtx<'_>,
-    kind: EventKind,
-) -> Result<(), UpsertError> {
+fn event_message(cx: &UpsertCtx<'_>, kind: EventKind) -> Result<bus::OutboxMessage, UpsertError> {
     let e = Event::new(cx.shop_id, kind, chrono::Utc::now());
     let mut msg = bus::OutboxMessage::new(
         cx.events_exchange,
@@ -230,7 +286,15 @@ async fn event(
         serde_json::to_value(&e).map_err(|e| UpsertError::Encode(e.to_string()))?,
     );
     msg.id = e.event_id;
-    bus::outbox::enqueue(conn, msg).await?;
+    Ok(msg)
+}
+
+async fn event(
+    conn: &mut PgConnection,
+    cx: &UpsertCtx<'_>,
+    kind: EventKind,
+) -> Result<(), UpsertError> {
+    bus::outbox::enqueue(conn, event_message(cx, kind)?).await?;
     Ok(())
 }
 

@@ -706,3 +706,74 @@ async fn import_order_recovers_one_order_by_id(pool: PgPool) {
     })
     .await;
 }
+
+/// A page is imported in one batch; when the batch fails on an order the database refuses (two
+/// items with one order item id), its orders are imported one by one: that order alone is
+/// refused with an API-log entry, the others come in, and every product's reserved stock equals
+/// the sum of its lines (the batch summed several lines per product into one update).
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_page_whose_batch_fails_is_imported_order_by_order(pool: PgPool) {
+    Harness::run(pool, Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let item = |n: usize| ItemSpec {
+            seller_sku: Some(sku(n)),
+            quantity: Some(1),
+            order_item_id: Some("11111111111111".into()),
+            ..Default::default()
+        };
+        let bad = sim
+            .create_order(OrderSpec {
+                status: Some(OrderStatus::Unshipped),
+                items: vec![item(1), item(2)],
+                ..Default::default()
+            })
+            .unwrap();
+        sim.generate_orders(20, 5, JP_ONLY);
+        let cmd = h.trigger(ImportMode::Hours { hours: 168 }).await;
+        let run = h.wait_run(cmd, Duration::from_secs(30)).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        let c = counts(&run);
+        assert_eq!((c.new, c.failed), (20, 1));
+
+        let mut conn = h.pool.acquire().await.unwrap();
+        assert!(
+            store::instructions::by_order(&mut conn, h.shop_id, &bad.order_id)
+                .await
+                .unwrap()
+                .is_none(),
+            "the refused order left nothing behind"
+        );
+        let refused: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_log WHERE amazon_order_id = $1 AND code = 'order_not_imported'",
+        )
+        .bind(&bad.order_id)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(refused, 1);
+        let mismatched: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM products p
+               LEFT JOIN stock s ON s.product_id = p.id
+              WHERE COALESCE(s.reserved, 0) <> (SELECT COALESCE(sum(l.reserved_quantity), 0)
+                                                  FROM instruction_lines l WHERE l.product_id = p.id)",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(mismatched, 0, "reserved stock equals the sum of open lines");
+        let ledger: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM stock_changes WHERE kind = 'reserve'",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        let reserving: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM instruction_lines WHERE reserved_quantity > 0",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(ledger, reserving, "one stock-change row per reserving line");
+    })
+    .await;
+}

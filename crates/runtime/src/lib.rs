@@ -18,6 +18,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub mod metrics;
+mod shop_api;
+
+pub use shop_api::shop_api;
 
 /// Default AMQP URL for the local RabbitMQ.
 pub const DEFAULT_AMQP_URL: &str = bus::DEFAULT_AMQP_URL;

@@ -4,7 +4,7 @@
 //! it expires, and only one refresh per shop runs at a time: concurrent callers wait on the
 //! shop's mutex and then reuse the token the first one fetched (no stampede on LWA).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Url};
@@ -42,6 +42,8 @@ pub(crate) struct TokenCache {
     current: Mutex<Option<AccessToken>>,
     generation: AtomicU64,
     refreshes: AtomicU64,
+    /// LWA refused the current client secret and accepted the staged one: use that from now on.
+    next_secret: AtomicBool,
 }
 
 #[derive(Deserialize)]
@@ -66,7 +68,13 @@ impl TokenCache {
             current: Mutex::new(None),
             generation: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
+            next_secret: AtomicBool::new(false),
         }
+    }
+
+    /// Whether LWA accepted only the staged next client secret (the rotation should be promoted).
+    pub(crate) fn uses_next_secret(&self) -> bool {
+        self.next_secret.load(Ordering::Relaxed)
     }
 
     /// How many times this cache called LWA successfully.
@@ -111,7 +119,7 @@ impl TokenCache {
         async {
             let mut attempt = 0;
             loop {
-                match self.fetch_once(http, margin).await {
+                match self.fetch_rotating(http, margin).await {
                     Ok(token) => return Ok(token),
                     Err(err @ Error::Authorization { .. }) => return Err(err),
                     Err(err) if attempt < retry.max_retries && err.is_retryable() => {
@@ -128,7 +136,39 @@ impl TokenCache {
         .await
     }
 
-    async fn fetch_once(&self, http: &Client, margin: Duration) -> Result<AccessToken> {
+    /// One token request with the secret in use; when LWA answers `invalid_client` and a next
+    /// secret is staged, one more with that (Amazon switched to it), which then stays in use.
+    async fn fetch_rotating(&self, http: &Client, margin: Duration) -> Result<AccessToken> {
+        let next = self.credentials.client_secret_next.as_ref();
+        let current = match next {
+            Some(next) if self.next_secret.load(Ordering::Relaxed) => next,
+            _ => &self.credentials.client_secret,
+        };
+        match self.fetch_once(http, margin, current).await {
+            Err(Error::Authorization {
+                kind: AuthorizationKind::InvalidClient,
+                ..
+            }) if next.is_some() && !self.next_secret.load(Ordering::Relaxed) => {
+                let token = self
+                    .fetch_once(http, margin, next.expect("checked"))
+                    .await?;
+                self.next_secret.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    client_id = %self.credentials.client_id,
+                    "LWA refused the current client secret and accepted the staged one; promote it (ctl shop promote-secret)"
+                );
+                Ok(token)
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_once(
+        &self,
+        http: &Client,
+        margin: Duration,
+        client_secret: &SecretString,
+    ) -> Result<AccessToken> {
         let form = [
             ("grant_type", "refresh_token"),
             (
@@ -136,10 +176,7 @@ impl TokenCache {
                 self.credentials.refresh_token.expose_secret(),
             ),
             ("client_id", self.credentials.client_id.as_str()),
-            (
-                "client_secret",
-                self.credentials.client_secret.expose_secret(),
-            ),
+            ("client_secret", client_secret.expose_secret()),
         ];
         let transport = |e: reqwest::Error| Error::Transport {
             operation: "lwa",

@@ -98,6 +98,9 @@ impl SpApi {
             shop.endpoints.lwa.as_str().hash(&mut h);
             shop.credentials.client_id.hash(&mut h);
             shop.credentials.client_secret.expose_secret().hash(&mut h);
+            if let Some(next) = &shop.credentials.client_secret_next {
+                next.expose_secret().hash(&mut h);
+            }
             shop.credentials.refresh_token.expose_secret().hash(&mut h);
             h.finish()
         };
@@ -338,6 +341,12 @@ impl Shop {
     /// How many access tokens this shop's cache has obtained from LWA so far.
     pub fn token_refreshes(&self) -> u64 {
         self.tokens.refreshes()
+    }
+
+    /// Whether LWA accepted only the staged next client secret for this shop: Amazon switched
+    /// and the rotation should be promoted (`store::shops::promote_client_secret`).
+    pub fn uses_next_secret(&self) -> bool {
+        self.tokens.uses_next_secret()
     }
 
     /// Obtains (or reuses) an access token now: checks the credentials without calling

@@ -69,6 +69,9 @@ pub struct Credentials {
     pub client_id: String,
     /// LWA client secret of the app.
     pub client_secret: SecretString,
+    /// The app's next client secret, staged during a rotation: used when LWA answers
+    /// `invalid_client` to the current one (Amazon switched), and from then on.
+    pub client_secret_next: Option<SecretString>,
     /// The seller's refresh token (`Atzr|…`).
     pub refresh_token: SecretString,
 }
@@ -83,8 +86,15 @@ impl Credentials {
         Self {
             client_id: client_id.into(),
             client_secret: SecretString::from(client_secret.into()),
+            client_secret_next: None,
             refresh_token: SecretString::from(refresh_token.into()),
         }
+    }
+
+    /// With a staged next client secret (see [`Credentials::client_secret_next`]).
+    pub fn with_next_secret(mut self, next: Option<SecretString>) -> Self {
+        self.client_secret_next = next;
+        self
     }
 }
 
@@ -93,6 +103,10 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("client_id", &self.client_id)
             .field("client_secret", &"[REDACTED]")
+            .field(
+                "client_secret_next",
+                &self.client_secret_next.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("refresh_token", &"[REDACTED]")
             .finish()
     }

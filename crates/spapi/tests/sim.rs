@@ -220,6 +220,49 @@ async fn invalid_grant_and_invalid_client_are_authorization_errors(pool: PgPool)
     // The right credentials work.
     let ok = api.shop(shop_config(&sim, "Atzr|current"));
     get_item(&ok, &sku).await.unwrap();
+    assert!(!ok.uses_next_secret());
+
+    // During a rotation the new secret is staged: once LWA refuses the old one, the client
+    // switches to the staged one and keeps it.
+    let staged = api.shop(
+        ShopConfig::new(
+            DEFAULT_SELLER_ID,
+            Credentials::new(CLIENT_ID, "old-secret", "Atzr|current")
+                .with_next_secret(Some("client-secret".to_owned().into())),
+        )
+        .with_endpoints(Endpoints::simulator(&sim.base_url()).unwrap()),
+    );
+    let before = sim_calls(&sim, "lwaToken").calls;
+    get_item(&staged, &sku).await.unwrap();
+    assert!(staged.uses_next_secret(), "the staged secret is in use");
+    assert_eq!(
+        sim_calls(&sim, "lwaToken").calls - before,
+        2,
+        "one refusal, one success"
+    );
+    assert!(
+        !format!(
+            "{:?}",
+            Credentials::new(CLIENT_ID, "old-secret", "r")
+                .with_next_secret(Some("nextsecret".to_owned().into()))
+        )
+        .contains("nextsecret"),
+        "Debug redacts the staged secret"
+    );
+    // A staged secret that LWA refuses too is the same authorization error, not a loop.
+    let both_wrong = api.shop(
+        ShopConfig::new(
+            DEFAULT_SELLER_ID,
+            Credentials::new(CLIENT_ID, "old-secret", "Atzr|current")
+                .with_next_secret(Some("also-wrong".to_owned().into())),
+        )
+        .with_endpoints(Endpoints::simulator(&sim.base_url()).unwrap()),
+    );
+    let before = sim_calls(&sim, "lwaToken").calls;
+    let err = get_item(&both_wrong, &sku).await.unwrap_err();
+    assert!(err.needs_reauthorization(), "{err:?}");
+    assert_eq!(sim_calls(&sim, "lwaToken").calls - before, 2);
+    assert!(!both_wrong.uses_next_secret());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -160,6 +160,59 @@ pub async fn reserve(
     .await
 }
 
+/// One reservation of [`reserve_many`]: `quantity` of `product_id` for `reason`.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub product_id: Uuid,
+    pub quantity: i32,
+    pub reason: String,
+}
+
+/// [`reserve`] for many lines in three statements: each product's stock row is updated once
+/// (the quantities summed, products in id order so that concurrent writers lock them in the
+/// same order), and every line gets its own `stock_changes` row.
+pub async fn reserve_many(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    reservations: &[Reservation],
+) -> Result<(), StoreError> {
+    let lines: Vec<&Reservation> = reservations.iter().filter(|r| r.quantity > 0).collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut per_product = std::collections::BTreeMap::<Uuid, i32>::new();
+    for r in &lines {
+        *per_product.entry(r.product_id).or_default() += r.quantity;
+    }
+    let (products, quantities): (Vec<Uuid>, Vec<i32>) = per_product.into_iter().unzip();
+    sqlx::query!(
+        r#"INSERT INTO stock (product_id, shop_id, reserved)
+           SELECT p, $2, q FROM UNNEST($1::uuid[], $3::int4[]) AS t(p, q)
+           ON CONFLICT (product_id) DO UPDATE
+              SET reserved = stock.reserved + EXCLUDED.reserved,
+                  change_seq = nextval('stock_change_seq'), changed_at = now()"#,
+        &products,
+        shop_id,
+        &quantities
+    )
+    .execute(&mut *conn)
+    .await?;
+    let products: Vec<Uuid> = lines.iter().map(|r| r.product_id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|r| r.quantity).collect();
+    let reasons: Vec<String> = lines.iter().map(|r| r.reason.clone()).collect();
+    sqlx::query!(
+        r#"INSERT INTO stock_changes (shop_id, product_id, kind, delta_reserved, reason)
+           SELECT $1, p, 'reserve', q, r FROM UNNEST($2::uuid[], $3::int4[], $4::text[]) AS t(p, q, r)"#,
+        shop_id,
+        &products,
+        &quantities,
+        &reasons
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Takes `quantity` off the reserved stock of a product (never below zero): free stock rises.
 pub async fn release(
     conn: &mut PgConnection,

@@ -167,6 +167,24 @@ pub async fn lock_by_order(
     .await?)
 }
 
+/// Which of `amazon_order_ids` the shop already has an instruction for.
+pub async fn known_orders(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_ids: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT amazon_order_id AS "id!" FROM shipping_instructions
+            WHERE shop_id = $1 AND amazon_order_id = ANY($2)"#,
+        shop_id,
+        amazon_order_ids
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .collect())
+}
+
 /// The instruction of an Amazon order.
 pub async fn by_order(
     conn: &mut PgConnection,
@@ -321,6 +339,177 @@ pub async fn insert_imported(
     )
     .await?;
     Ok((id, outcome))
+}
+
+/// One new instruction for [`insert_imported_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewImported<'a> {
+    pub order: &'a AmazonOrder,
+    pub status: InstructionStatus,
+    pub payment_status: PaymentStatus,
+    pub delivery: Delivery<'a>,
+}
+
+/// [`insert_imported`] for many orders none of which the shop has yet, in a fixed number of
+/// statements (instructions, lines, stock, stock changes) whatever their count. Returns each
+/// order's instruction id and lines outcome, in input order. All or nothing: on an error the
+/// caller rolls back (a savepoint) and falls back to [`insert_imported`] order by order, which
+/// isolates the order at fault.
+pub async fn insert_imported_many(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    orders: &[NewImported<'_>],
+    products: &HashMap<String, Uuid>,
+) -> Result<Vec<(Uuid, LinesOutcome)>, StoreError> {
+    if orders.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = orders.len();
+    let mut ids = Vec::with_capacity(n);
+    let (mut order_ids, mut marketplaces, mut statuses, mut payments, mut amazon_statuses) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut updated, mut ordered) = (vec![], vec![]);
+    let (mut buyer_names, mut buyer_emails) = (vec![], vec![]);
+    let (mut to_names, mut to_postal, mut to_country, mut to_state, mut to_city) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut to_address, mut to_phone, mut pay_methods) = (vec![], vec![], vec![]);
+    let (mut dm_ids, mut dm_names, mut levels, mut primes, mut currencies, mut totals) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for o in orders {
+        let (buyer, ship_to) = personal_data(o.order);
+        let (dm_id, dm_name) = match o.delivery {
+            Delivery::Placeholder => (None, PLACEHOLDER_DELIVERY_METHOD.to_owned()),
+            Delivery::Method(m) => (Some(m.id), m.name.clone()),
+        };
+        ids.push(Uuid::now_v7());
+        order_ids.push(o.order.amazon_order_id.clone());
+        marketplaces.push(o.order.marketplace_id.clone());
+        statuses.push(o.status.as_str().to_owned());
+        payments.push(o.payment_status.as_str().to_owned());
+        amazon_statuses.push(o.order.status.as_str().to_owned());
+        updated.push(o.order.last_updated_at);
+        ordered.push(o.order.ordered_at);
+        buyer_names.push(buyer.name);
+        buyer_emails.push(buyer.email);
+        to_names.push(ship_to.name);
+        to_postal.push(ship_to.postal_code);
+        to_country.push(ship_to.country);
+        to_state.push(ship_to.state);
+        to_city.push(ship_to.city);
+        to_address.push(ship_to.address);
+        to_phone.push(ship_to.phone);
+        pay_methods.push(o.order.payment_method.as_str().to_owned());
+        dm_ids.push(dm_id);
+        dm_names.push(dm_name);
+        levels.push(o.order.ship_service_level.clone());
+        primes.push(o.order.is_prime);
+        currencies.push(o.order.currency.clone());
+        totals.push(o.order.order_total);
+    }
+    sqlx::query!(
+        r#"INSERT INTO shipping_instructions
+             (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
+              amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
+              ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone, payment_method,
+              delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total)
+           SELECT id, $2, 'amazon_api', oid, mp, st, ps, ast, upd, ord, bn, be, tn, tp, tc, ts, tci, ta, tph, pm,
+                  dmi, dmn, lvl, prime, cur, tot
+             FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[],
+                         $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
+                         $20::uuid[], $21::text[], $22::text[], $23::bool[], $24::text[], $25::numeric[])
+               AS t(id, oid, mp, st, ps, ast, upd, ord, bn, be, tn, tp, tc, ts, tci, ta, tph, pm,
+                    dmi, dmn, lvl, prime, cur, tot)"#,
+        &ids,
+        shop_id,
+        &order_ids,
+        &marketplaces as &[Option<String>],
+        &statuses,
+        &payments,
+        &amazon_statuses,
+        &updated,
+        &ordered,
+        &buyer_names as &[Option<String>],
+        &buyer_emails as &[Option<String>],
+        &to_names as &[Option<String>],
+        &to_postal as &[Option<String>],
+        &to_country as &[Option<String>],
+        &to_state as &[Option<String>],
+        &to_city as &[Option<String>],
+        &to_address as &[Option<String>],
+        &to_phone as &[Option<String>],
+        &pay_methods,
+        &dm_ids as &[Option<Uuid>],
+        &dm_names,
+        &levels as &[Option<String>],
+        &primes,
+        &currencies as &[Option<String>],
+        &totals as &[Option<Decimal>],
+    )
+    .execute(&mut *conn)
+    .await?;
+
+    let mut outcomes = Vec::with_capacity(n);
+    let (mut line_ids, mut line_inst, mut line_no, mut item_ids, mut skus, mut line_products) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut titles, mut quantities, mut prices, mut line_totals, mut reserved) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut reservations = Vec::new();
+    for (o, id) in orders.iter().zip(&ids) {
+        let mut out = LinesOutcome::default();
+        for (no, line) in o.order.lines.iter().enumerate() {
+            let product = products.get(&line.sku).copied();
+            let qty = if product.is_some() { line.quantity } else { 0 };
+            line_ids.push(Uuid::now_v7());
+            line_inst.push(*id);
+            line_no.push(no as i32 + 1);
+            item_ids.push(line.order_item_id.clone());
+            skus.push(line.sku.clone());
+            line_products.push(product);
+            titles.push(line.title.clone());
+            quantities.push(line.quantity);
+            prices.push(line.unit_price);
+            line_totals.push(line.line_total);
+            reserved.push(qty);
+            out.inserted += 1;
+            match product {
+                Some(p) => reservations.push(catalog::Reservation {
+                    product_id: p,
+                    quantity: qty,
+                    reason: format!("amazon order {}", o.order.amazon_order_id),
+                }),
+                None => out.unmapped_skus.push(line.sku.clone()),
+            }
+        }
+        outcomes.push((*id, out));
+    }
+    if !line_ids.is_empty() {
+        sqlx::query!(
+            r#"INSERT INTO instruction_lines
+                 (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, product_id, title, quantity,
+                  unit_price, line_total, reserved_quantity)
+               SELECT id, iid, $3, no, item, sku, pid, title, qty, price, total, res
+                 FROM UNNEST($1::uuid[], $2::uuid[], $4::int4[], $5::text[], $6::text[], $7::uuid[], $8::text[],
+                             $9::int4[], $10::numeric[], $11::numeric[], $12::int4[])
+                   AS t(id, iid, no, item, sku, pid, title, qty, price, total, res)"#,
+            &line_ids,
+            &line_inst,
+            shop_id,
+            &line_no,
+            &item_ids,
+            &skus,
+            &line_products as &[Option<Uuid>],
+            &titles as &[Option<String>],
+            &quantities,
+            &prices as &[Option<Decimal>],
+            &line_totals as &[Option<Decimal>],
+            &reserved,
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    catalog::reserve_many(conn, shop_id, &reservations).await?;
+    Ok(outcomes)
 }
 
 /// Buyer and ship-to to store: Amazon's data, or the placeholders while it withholds them.
