@@ -5,6 +5,7 @@
 //! service's memory is its own.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -256,7 +257,12 @@ impl Env {
                 )
                 .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                // The services log to stdout; with BENCH_SERVICE_LOG set their logs go to
+                // stderr (stdout carries the bench's JSON).
+                .stdout(match std::env::var_os("BENCH_SERVICE_LOG") {
+                    Some(_) => Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?),
+                    None => Stdio::null(),
+                })
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()

@@ -184,15 +184,16 @@ pub async fn upsert_order(
     Ok(outcome)
 }
 
-/// Imports orders the shop does not have yet, all at once: a fixed number of statements for
-/// the whole page (instructions, lines, stock per product, events). All or nothing: run it in a
+/// Imports the orders the shop does not have yet, all at once: a fixed number of statements
+/// (instructions, lines, stock per product, events). Orders it already has are left alone
+/// (`None`, in input order): upsert those with [`upsert_order`]. All or nothing: run it in a
 /// savepoint and, on an error that is not transient, import the orders one by one with
 /// [`upsert_order`] so that only the order at fault is refused.
 pub async fn insert_new_orders(
     conn: &mut PgConnection,
     cx: &UpsertCtx<'_>,
     orders: &[&AmazonOrder],
-) -> Result<Vec<Outcome>, UpsertError> {
+) -> Result<Vec<Option<Outcome>>, UpsertError> {
     let new: Vec<instructions::NewImported<'_>> = orders
         .iter()
         .map(|order| {
@@ -209,7 +210,11 @@ pub async fn insert_new_orders(
         instructions::insert_imported_many(&mut *conn, cx.shop_id, &new, cx.products).await?;
     let mut events = Vec::with_capacity(inserted.len());
     let mut outcomes = Vec::with_capacity(inserted.len());
-    for (order, (id, lines)) in orders.iter().zip(inserted) {
+    for (order, inserted) in orders.iter().zip(inserted) {
+        let Some((id, lines)) = inserted else {
+            outcomes.push(None);
+            continue;
+        };
         events.push(event_message(
             cx,
             EventKind::OrderImported {
@@ -218,14 +223,16 @@ pub async fn insert_new_orders(
                 run_id: cx.run_id.unwrap_or_default(),
             },
         )?);
-        outcomes.push(Outcome::New {
+        outcomes.push(Some(Outcome::New {
             instruction_id: id,
             unmapped_skus: lines.unmapped_skus,
-        });
+        }));
     }
     bus::outbox::enqueue_many(&mut *conn, events).await?;
     for (order, outcome) in orders.iter().zip(&outcomes) {
-        log_unmapped(conn, cx, &order.amazon_order_id, outcome).await?;
+        if let Some(outcome) = outcome {
+            log_unmapped(conn, cx, &order.amazon_order_id, outcome).await?;
+        }
     }
     Ok(outcomes)
 }

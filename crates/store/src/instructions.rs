@@ -167,24 +167,6 @@ pub async fn lock_by_order(
     .await?)
 }
 
-/// Which of `amazon_order_ids` the shop already has an instruction for.
-pub async fn known_orders(
-    conn: &mut PgConnection,
-    shop_id: Uuid,
-    amazon_order_ids: &[String],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT amazon_order_id AS "id!" FROM shipping_instructions
-            WHERE shop_id = $1 AND amazon_order_id = ANY($2)"#,
-        shop_id,
-        amazon_order_ids
-    )
-    .fetch_all(conn)
-    .await?
-    .into_iter()
-    .collect())
-}
-
 /// The instruction of an Amazon order.
 pub async fn by_order(
     conn: &mut PgConnection,
@@ -350,17 +332,17 @@ pub struct NewImported<'a> {
     pub delivery: Delivery<'a>,
 }
 
-/// [`insert_imported`] for many orders none of which the shop has yet, in a fixed number of
-/// statements (instructions, lines, stock, stock changes) whatever their count. Returns each
-/// order's instruction id and lines outcome, in input order. All or nothing: on an error the
-/// caller rolls back (a savepoint) and falls back to [`insert_imported`] order by order, which
-/// isolates the order at fault.
+/// [`insert_imported`] for many orders in a fixed number of statements (instructions, lines,
+/// stock, stock changes) whatever their count. Orders the shop already has are skipped (`None`
+/// in the result, which is in input order): the caller handles them one by one. All or nothing
+/// on an error: the caller rolls back (a savepoint) and falls back to [`insert_imported`] order
+/// by order, which isolates the order at fault.
 pub async fn insert_imported_many(
     conn: &mut PgConnection,
     shop_id: Uuid,
     orders: &[NewImported<'_>],
     products: &HashMap<String, Uuid>,
-) -> Result<Vec<(Uuid, LinesOutcome)>, StoreError> {
+) -> Result<Vec<Option<(Uuid, LinesOutcome)>>, StoreError> {
     if orders.is_empty() {
         return Ok(Vec::new());
     }
@@ -406,7 +388,7 @@ pub async fn insert_imported_many(
         currencies.push(o.order.currency.clone());
         totals.push(o.order.order_total);
     }
-    sqlx::query!(
+    let inserted = sqlx::query_scalar!(
         r#"INSERT INTO shipping_instructions
              (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
               amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
@@ -419,7 +401,9 @@ pub async fn insert_imported_many(
                          $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
                          $20::uuid[], $21::text[], $22::text[], $23::bool[], $24::text[], $25::numeric[])
                AS t(id, oid, mp, st, ps, ast, upd, ord, bn, be, tn, tp, tc, ts, tci, ta, tph, pm,
-                    dmi, dmn, lvl, prime, cur, tot)"#,
+                    dmi, dmn, lvl, prime, cur, tot)
+           ON CONFLICT (shop_id, amazon_order_id) DO NOTHING
+           RETURNING id"#,
         &ids,
         shop_id,
         &order_ids,
@@ -446,8 +430,9 @@ pub async fn insert_imported_many(
         &currencies as &[Option<String>],
         &totals as &[Option<Decimal>],
     )
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
+    let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
 
     let mut outcomes = Vec::with_capacity(n);
     let (mut line_ids, mut line_inst, mut line_no, mut item_ids, mut skus, mut line_products) =
@@ -456,6 +441,10 @@ pub async fn insert_imported_many(
         (vec![], vec![], vec![], vec![], vec![]);
     let mut reservations = Vec::new();
     for (o, id) in orders.iter().zip(&ids) {
+        if !inserted.contains(id) {
+            outcomes.push(None);
+            continue;
+        }
         let mut out = LinesOutcome::default();
         for (no, line) in o.order.lines.iter().enumerate() {
             let product = products.get(&line.sku).copied();
@@ -481,7 +470,7 @@ pub async fn insert_imported_many(
                 None => out.unmapped_skus.push(line.sku.clone()),
             }
         }
-        outcomes.push((*id, out));
+        outcomes.push(Some((*id, out)));
     }
     if !line_ids.is_empty() {
         sqlx::query!(
