@@ -107,7 +107,9 @@ where
 ///   running to finish and acknowledge, then close the channel (messages prefetched but not
 ///   started go back to the queue). Close the connection with [`crate::close`] afterwards.
 ///
-/// * A watch every [`WATCH_EVERY`] (see [`consume_with`]): when the queue holds ready messages
+/// * A watch every [`WATCH_EVERY`] (see [`consume_with`]): when the connection has not been
+///   usable for [`MAX_DOWN`] (lapin's recovery stuck), or is closed for good, it returns
+///   [`BusError::ConnectionUnavailable`] (`runtime::serve` then connects afresh). When the queue holds ready messages
 ///   at two checks in a row while nothing is in flight here and nothing was delivered in
 ///   between, this consumer is no longer registered on the broker (seen after a RabbitMQ
 ///   restart: the connection recovers, the consumer does not). It then subscribes again on a
@@ -127,15 +129,27 @@ pub async fn consume<H: Handler>(
 ) -> Result<(), BusError> {
     let options = ConsumeOptions {
         prefetch,
-        watch_every: WATCH_EVERY,
+        ..ConsumeOptions::default()
     };
-    consume_with(conn, queue, consumer_name, handler, options, cancel).await
+    consume_with(
+        conn,
+        queue,
+        consumer_name,
+        Arc::new(handler),
+        options,
+        cancel,
+    )
+    .await
 }
 
 /// How often [`consume`] checks that its consumer is still registered.
 pub const WATCH_EVERY: Duration = Duration::from_secs(5);
 /// Failed subscriptions in a row after which [`consume`] gives up.
 pub const RESUBSCRIBE_ATTEMPTS: u32 = 12;
+
+/// How long [`consume`] tolerates a connection that is not usable (lapin still recovering it)
+/// before it returns [`BusError::ConnectionUnavailable`], so that the caller connects afresh.
+pub const MAX_DOWN: Duration = Duration::from_secs(30);
 
 /// Tuning of [`consume_with`].
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +158,18 @@ pub struct ConsumeOptions {
     pub prefetch: u16,
     /// Interval of the registration watch.
     pub watch_every: Duration,
+    /// Longest time the connection may stay unusable; see [`MAX_DOWN`].
+    pub max_down: Duration,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        Self {
+            prefetch: 2,
+            watch_every: WATCH_EVERY,
+            max_down: MAX_DOWN,
+        }
+    }
 }
 
 /// One `basic.consume` on its own channel.
@@ -186,14 +212,14 @@ impl Subscription {
         if !self.channel.status().connected() {
             return;
         }
-        let cancelled = match name_of("consumer tag", &self.tag) {
-            Ok(name) => self
+        let cancelled = bounded("basic.cancel", async {
+            let name = name_of("consumer tag", &self.tag)?;
+            Ok(self
                 .channel
                 .basic_cancel(name, BasicCancelOptions::default())
-                .await
-                .map_err(BusError::from),
-            Err(err) => Err(err),
-        };
+                .await?)
+        })
+        .await;
         if let Err(err) = cancelled {
             tracing::warn!(queue, error = %err, "basic.cancel failed");
         }
@@ -203,11 +229,30 @@ impl Subscription {
     async fn close(self, queue: &str) {
         drop(self.consumer);
         if self.channel.status().connected()
-            && let Err(err) = self.channel.close(200, "OK".into()).await
+            && let Err(err) = bounded("channel.close", async {
+                Ok(self.channel.close(200, "OK".into()).await?)
+            })
+            .await
         {
             tracing::warn!(queue, error = %err, "channel close failed");
         }
     }
+}
+
+/// Longest wait for one broker operation of the watch or of the shutdown: a connection that
+/// looks connected but no longer answers must not keep the consumer from noticing cancellation.
+const BROKER_OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn bounded<T>(
+    what: &'static str,
+    op: impl Future<Output = Result<T, BusError>>,
+) -> Result<T, BusError> {
+    tokio::time::timeout(BROKER_OP_TIMEOUT, op)
+        .await
+        .map_err(|_| BusError::BrokerTimeout {
+            what,
+            after: BROKER_OP_TIMEOUT,
+        })?
 }
 
 /// The watch's judgement whether the broker still delivers to this consumer.
@@ -257,18 +302,19 @@ async fn ready_messages(conn: &Connection, queue: &str) -> Result<u32, BusError>
     Ok(declared?.message_count())
 }
 
-/// [`consume`] with explicit tuning.
+/// [`consume`] with explicit tuning and a handler shared with the caller (who may consume
+/// again with it on a new connection after an error).
 pub async fn consume_with<H: Handler>(
     conn: &Connection,
     queue: &str,
     consumer_name: &str,
-    handler: H,
+    handler: Arc<H>,
     options: ConsumeOptions,
     cancel: CancellationToken,
 ) -> Result<(), BusError> {
     let prefetch = options.prefetch;
     let mut sub = Some(Subscription::open(conn, queue, consumer_name, prefetch).await?);
-    let handler = Arc::new(handler);
+    let mut down_since: Option<std::time::Instant> = None;
     let queue_name: Arc<str> = Arc::from(queue);
     let mut tasks = JoinSet::new();
     let mut watch = tokio::time::interval_at(
@@ -322,13 +368,24 @@ pub async fn consume_with<H: Handler>(
                 }
             },
             _ = watch.tick() => {
-                if !conn.status().connected() {
-                    // lapin is recovering the connection; judge once it is back.
+                let status = conn.status();
+                if !status.connected() {
+                    // lapin is recovering the connection; judge once it is back, or give up
+                    // when that takes too long (the caller connects afresh).
                     registration = Registration::default();
+                    let since = *down_since.get_or_insert_with(std::time::Instant::now);
+                    if status.closed() || status.errored() || since.elapsed() > options.max_down {
+                        tracing::warn!(queue, down_for = ?since.elapsed(), "connection not usable; consumer gives up");
+                        break Err(BusError::ConnectionUnavailable {
+                            down_for: since.elapsed(),
+                            state: format!("{status:?}"),
+                        });
+                    }
                     continue;
                 }
+                down_since = None;
                 let ready = if sub.is_some() && registration.should_check(tasks.len()) {
-                    ready_messages(conn, queue)
+                    bounded("queue.declare (passive)", ready_messages(conn, queue))
                         .await
                         .inspect_err(|err| tracing::warn!(queue, error = %err, "cannot check the queue"))
                         .ok()
@@ -345,7 +402,11 @@ pub async fn consume_with<H: Handler>(
                     old.cancel(queue).await;
                     old.close(queue).await;
                 }
-                match Subscription::open(conn, queue, consumer_name, prefetch).await {
+                let opened = tokio::select! {
+                    () = cancel.cancelled() => break Ok(()),
+                    opened = bounded("basic.consume", Subscription::open(conn, queue, consumer_name, prefetch)) => opened,
+                };
+                match opened {
                     Ok(s) => {
                         sub = Some(s);
                         failures = 0;

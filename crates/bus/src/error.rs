@@ -32,6 +32,14 @@ pub enum BusError {
         /// The connection state observed last.
         state: String,
     },
+    /// The broker did not answer an operation in time (a half-open connection).
+    #[error("RabbitMQ did not answer {what} within {after:?}")]
+    BrokerTimeout {
+        /// The operation.
+        what: &'static str,
+        /// How long it waited.
+        after: Duration,
+    },
 }
 
 /// Why a single publish was not accepted by the broker.

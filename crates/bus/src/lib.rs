@@ -52,7 +52,8 @@ mod topology;
 
 pub use connection::{DEFAULT_AMQP_URL, close, connect, shutdown_signal, watchdog};
 pub use consumer::{
-    ConsumeOptions, Handler, Incoming, RESUBSCRIBE_ATTEMPTS, WATCH_EVERY, consume, consume_with,
+    ConsumeOptions, Handler, Incoming, MAX_DOWN, RESUBSCRIBE_ATTEMPTS, WATCH_EVERY, consume,
+    consume_with,
 };
 pub use dlq::{DlqMessage, ReplayStats, dlq_peek, dlq_replay};
 pub use error::{BusError, HandlerError, PublishError};

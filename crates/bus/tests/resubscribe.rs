@@ -58,10 +58,21 @@ async fn a_consumer_lost_by_the_broker_subscribes_again() {
         let options = ConsumeOptions {
             prefetch: 2,
             watch_every: Duration::from_millis(400),
+            ..ConsumeOptions::default()
         };
         let consumer = tokio::spawn({
             let (conn, queue, cancel) = (bus.conn.clone(), queue.clone(), cancel.clone());
-            async move { consume_with(&conn, &queue, "status-sync", handler, options, cancel).await }
+            async move {
+                consume_with(
+                    &conn,
+                    &queue,
+                    "status-sync",
+                    Arc::new(handler),
+                    options,
+                    cancel,
+                )
+                .await
+            }
         });
         publish(&publisher, bus, 1).await;
         assert!(
@@ -87,6 +98,50 @@ async fn a_consumer_lost_by_the_broker_subscribes_again() {
         assert!(!consumer.is_finished(), "the consumer keeps running");
         cancel.cancel();
         consumer.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+/// A connection that is gone for good ends the consumer with an error within a watch or two
+/// (instead of a consumer that looks alive and receives nothing): `runtime::serve` then
+/// connects afresh.
+#[tokio::test]
+async fn a_consumer_whose_connection_is_gone_returns_an_error() {
+    with_bus(3, async |bus| {
+        let queue = bus.service("feed-poller", &[]).await;
+        let conn = bus::connect(&common::amqp_url(), "resubscribe-test")
+            .await
+            .unwrap();
+        let options = ConsumeOptions {
+            prefetch: 1,
+            watch_every: Duration::from_millis(300),
+            max_down: Duration::from_secs(2),
+        };
+        let handler = |_msg: Incoming| async { Ok::<(), HandlerError>(()) };
+        let consumer = tokio::spawn({
+            let (conn, queue) = (conn.clone(), queue.clone());
+            async move {
+                consume_with(
+                    &conn,
+                    &queue,
+                    "feed-poller",
+                    Arc::new(handler),
+                    options,
+                    CancellationToken::new(),
+                )
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        bus::close(&conn).await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), consumer)
+            .await
+            .expect("the consumer ends instead of waiting forever")
+            .unwrap();
+        assert!(
+            matches!(ended, Err(bus::BusError::ConnectionUnavailable { .. })),
+            "{ended:?}"
+        );
     })
     .await;
 }

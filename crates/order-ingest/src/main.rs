@@ -2,29 +2,18 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use order_ingest::{IngestConfig, OrderIngest};
-
-fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not valid: expected a whole number")),
-        _ => Ok(default),
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let page_size = env_u64("INGEST_PAGE_SIZE", 100)?;
-    anyhow::ensure!(
-        (1..=100).contains(&page_size),
-        "INGEST_PAGE_SIZE={page_size} is not valid: expected 1 to 100"
-    );
+    let page_size = runtime::env_in_range("INGEST_PAGE_SIZE", 100, 1..=100)?;
     // Longest time one call may sleep in the shared limiter; beyond it the run stores its
     // cursor and schedules a continuation instead of holding the message.
-    let max_wait = Duration::from_millis(env_u64("SPAPI_MAX_LIMITER_WAIT_MS", 1000)?);
+    let max_wait = Duration::from_millis(runtime::env_in_range(
+        "SPAPI_MAX_LIMITER_WAIT_MS",
+        1000,
+        0..=600_000,
+    )?);
     let config = IngestConfig {
         page_size: page_size as u32,
         ..IngestConfig::default()

@@ -61,6 +61,35 @@ fn parsed<T: std::str::FromStr>(name: &str, default: T, valid: &str) -> anyhow::
     }
 }
 
+/// A whole number from the environment variable `name` within `range` (`default` when unset or
+/// empty), for a service's own settings; the error names the variable and what is valid.
+pub fn env_in_range(
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<u64> {
+    in_range(name, var(name), default, range)
+}
+
+fn in_range(
+    name: &str,
+    raw: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<u64> {
+    let valid = format!("a whole number from {} to {}", range.start(), range.end());
+    let value: u64 = match raw {
+        None => default,
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not valid: expected {valid}"))?,
+    };
+    if !range.contains(&value) {
+        bail!("{name}={value} is not valid: expected {valid}");
+    }
+    Ok(value)
+}
+
 impl Config {
     /// Reads and validates the environment; every error names the variable and what is valid.
     pub fn from_env() -> anyhow::Result<Self> {
@@ -134,9 +163,16 @@ fn unix_now() -> i64 {
 struct AdminState {
     health: Arc<Health>,
     pool: PgPool,
-    amqp: Arc<bus::lapin::Connection>,
+    /// The current connection (replaced when the service connects afresh).
+    amqp: std::sync::RwLock<Arc<bus::lapin::Connection>>,
     topology: bus::Topology,
     service: &'static str,
+}
+
+impl AdminState {
+    fn amqp(&self) -> Arc<bus::lapin::Connection> {
+        self.amqp.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 async fn livez(State(s): State<Arc<AdminState>>) -> (StatusCode, &'static str) {
@@ -153,7 +189,7 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> (StatusCode, String) {
         .fetch_one(&s.pool)
         .await
         .is_ok();
-    let broker = s.amqp.status().connected();
+    let broker = s.amqp().status().connected();
     let consumer = s.health.consuming.load(Ordering::Relaxed);
     let ok = db && broker && consumer;
     let body = format!("database={db} broker={broker} consumer={consumer}");
@@ -170,9 +206,10 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> (StatusCode, String) {
 async fn metrics(
     State(s): State<Arc<AdminState>>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let amqp = s.amqp();
     let body = metrics::render(&metrics::Sources {
         pool: &s.pool,
-        amqp: &s.amqp,
+        amqp: &amqp,
         topology: &s.topology,
         service: s.service,
         consuming: s.health.consuming.load(Ordering::Relaxed),
@@ -230,37 +267,30 @@ where
     let pool = store::connect(&config.database_url, config.pool_size)
         .await
         .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
-    let amqp = bus::connect(
-        &config.amqp_url,
-        &format!("{service}@{}", std::process::id()),
-    )
-    .await
-    .context("cannot connect to RabbitMQ (AMQP_URL)")?;
+    let connection_name = format!("{service}@{}", std::process::id());
+    let amqp = bus::connect(&config.amqp_url, &connection_name)
+        .await
+        .context("cannot connect to RabbitMQ (AMQP_URL)")?;
     let topology = config.topology();
-    let channel = amqp.create_channel().await?;
-    let queue = topology
-        .declare_service(&channel, service, event_keys)
-        .await?;
-    let publisher = bus::Publisher::new(amqp.clone()).await?;
 
     let health = Arc::new(Health::default());
     health.beat();
-    let admin = AdminState {
+    let admin = Arc::new(AdminState {
         health: health.clone(),
         pool: pool.clone(),
-        amqp: amqp.clone(),
+        amqp: std::sync::RwLock::new(amqp.clone()),
         topology: topology.clone(),
         service,
-    };
+    });
     let app = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Arc::new(admin));
+        .with_state(admin.clone());
     let listener = tokio::net::TcpListener::bind(config.admin_addr)
         .await
         .with_context(|| format!("cannot listen on ADMIN_ADDR {}", config.admin_addr))?;
-    tracing::info!(service, admin = %listener.local_addr()?, queue, "service starting");
+    tracing::info!(service, admin = %listener.local_addr()?, "service starting");
     let admin_task = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -278,40 +308,94 @@ where
             }
         })
     };
-    let relay = {
-        let relay = bus::Relay::new(pool.clone(), publisher);
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if let Err(e) = relay.run(cancel).await {
-                tracing::error!(error = %e, "outbox relay stopped");
-            }
-        })
-    };
 
     let ctx = Ctx {
         pool: pool.clone(),
         keys,
         config: config.clone(),
-        topology,
+        topology: topology.clone(),
     };
-    let handler = make_handler(ctx);
-    health.consuming.store(true, Ordering::Relaxed);
-    let result = bus::consume(
-        &amqp,
-        &queue,
-        service,
-        handler,
-        config.prefetch,
-        cancel.clone(),
-    )
-    .await;
-    health.consuming.store(false, Ordering::Relaxed);
+    let handler = Arc::new(make_handler(ctx));
+    let options = bus::ConsumeOptions {
+        prefetch: config.prefetch,
+        ..bus::ConsumeOptions::default()
+    };
+    // One connection at a time. lapin recovers a connection by itself; when that recovery does
+    // not come back (the consumer gives up after `bus::MAX_DOWN`), the service connects afresh
+    // instead of staying alive without consuming.
+    let mut amqp = amqp;
+    let result = loop {
+        let session = async {
+            let channel = amqp.create_channel().await?;
+            let queue = topology
+                .declare_service(&channel, service, event_keys)
+                .await?;
+            let _ = channel.close(200, "OK".into()).await;
+            let publisher = bus::Publisher::new(amqp.clone()).await?;
+            Ok::<_, bus::BusError>((queue, publisher))
+        }
+        .await;
+        let outcome = match session {
+            Err(e) => Err(e),
+            Ok((queue, publisher)) => {
+                let relay_cancel = cancel.child_token();
+                let relay = {
+                    let relay = bus::Relay::new(pool.clone(), publisher);
+                    let relay_cancel = relay_cancel.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = relay.run(relay_cancel).await {
+                            tracing::error!(error = %e, "outbox relay stopped");
+                        }
+                    })
+                };
+                health.consuming.store(true, Ordering::Relaxed);
+                let consumed = bus::consume_with(
+                    &amqp,
+                    &queue,
+                    service,
+                    handler.clone(),
+                    options,
+                    cancel.clone(),
+                )
+                .await;
+                health.consuming.store(false, Ordering::Relaxed);
+                relay_cancel.cancel();
+                let _ = relay.await;
+                consumed
+            }
+        };
+        match outcome {
+            Ok(()) => break Ok(()),
+            Err(_) if cancel.is_cancelled() => break Ok(()),
+            Err(e) => {
+                tracing::error!(service, error = %e, "lost the broker; connecting afresh");
+                let _ = tokio::time::timeout(Duration::from_secs(5), bus::close(&amqp)).await;
+                let fresh = loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break None,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    match bus::connect(&config.amqp_url, &connection_name).await {
+                        Ok(c) => break Some(c),
+                        Err(e) => tracing::warn!(error = %e, "cannot connect to RabbitMQ yet"),
+                    }
+                };
+                match fresh {
+                    None => break Ok(()),
+                    Some(c) => {
+                        amqp = c;
+                        *admin.amqp.write().unwrap_or_else(|p| p.into_inner()) = amqp.clone();
+                    }
+                }
+            }
+        }
+    };
     cancel.cancel();
-    let _ = tokio::join!(relay, heartbeat, admin_task);
+    let _ = tokio::join!(heartbeat, admin_task);
     let _ = bus::close(&amqp).await;
     pool.close().await;
     tracing::info!(service, "stopped");
-    result.map_err(Into::into)
+    result
 }
 
 /// The outbox message that resumes `run_id` of `action` at `at`: a `Continue` command on the
@@ -337,4 +421,29 @@ pub fn continuation(
         .not_before(at);
     msg.id = cmd.message_id;
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_range;
+
+    #[test]
+    fn in_range_defaults_validates_and_names_the_variable() {
+        assert_eq!(in_range("PAGE", None, 7, 1..=10).unwrap(), 7);
+        assert_eq!(in_range("PAGE", Some("9".into()), 7, 1..=10).unwrap(), 9);
+        let err = in_range("PAGE", Some("11".into()), 7, 1..=10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PAGE=11") && err.contains("from 1 to 10"),
+            "{err}"
+        );
+        let err = in_range("PAGE", Some("many".into()), 7, 1..=10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PAGE=\"many\"") && err.contains("whole number"),
+            "{err}"
+        );
+    }
 }
