@@ -222,25 +222,13 @@ impl StatusSync {
         let shop = match shops::get(&mut tx, cmd.shop_id).await {
             Ok(s) => s,
             Err(StoreError::NotFound { .. }) => {
-                let message = format!(
-                    "trigger {} refused: shop {} does not exist; nothing was synchronized",
-                    cmd.message_id, cmd.shop_id
-                );
-                api_log::write(
-                    &mut tx,
-                    &api_log::Entry {
-                        code: Some("unknown_shop"),
-                        details: Some(serde_json::json!({"shop_id": cmd.shop_id, "command_id": cmd.message_id})),
-                        ..api_log::Entry::new(None, ACTION, api_log::Level::Error, &message)
-                    },
-                )
-                .await?;
+                api_log::refuse_unknown_shop(&mut tx, ACTION, cmd.shop_id, cmd.message_id).await?;
                 tx.commit().await?;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
-        if let Some((run_id, status)) = run_for_command(&mut tx, cmd.message_id).await? {
+        if let Some((run_id, status)) = runs::for_command(&mut tx, cmd.message_id, ACTION).await? {
             tx.commit().await?;
             if status == "running" {
                 return self.execute(run_id).await;
@@ -252,44 +240,17 @@ impl StatusSync {
             _ => {
                 let message = format!(
                     "trigger refused: {} parameters were sent to the status-sync queue",
-                    cmd.action
+                    cmd.params.action().map_or("continuation", |a| a.as_str())
                 );
-                let run_id = runs::insert(
-                    &mut tx,
-                    &NewRun {
-                        shop_id: shop.shop.id,
-                        action: ACTION,
-                        mode: None,
-                        status: RunStatus::Rejected,
-                        command_id: Some(cmd.message_id),
-                        requested_by: Some(&cmd.requested_by),
-                    },
-                )
-                .await?;
-                runs::finish(
-                    &mut tx,
-                    run_id,
-                    RunStatus::Rejected,
-                    None,
-                    &serde_json::json!({}),
-                    0,
-                    Some(&message),
-                )
-                .await?;
-                api_log::write(
-                    &mut tx,
-                    &api_log::Entry {
-                        run_id: Some(run_id),
-                        code: Some("invalid_trigger"),
-                        ..api_log::Entry::new(
-                            Some(shop.shop.id),
-                            ACTION,
-                            api_log::Level::Error,
-                            &message,
-                        )
-                    },
-                )
-                .await?;
+                let run = NewRun {
+                    shop_id: shop.shop.id,
+                    action: ACTION,
+                    mode: None,
+                    status: RunStatus::Rejected,
+                    command_id: Some(cmd.message_id),
+                    requested_by: Some(&cmd.requested_by),
+                };
+                runs::reject(&mut tx, &run, &message, None).await?;
                 tx.commit().await?;
                 return Ok(());
             }
@@ -321,25 +282,7 @@ impl StatusSync {
         .await?
         {
             let message = "skipped: another status-sync run of this shop is active";
-            runs::finish(
-                &mut tx,
-                run_id,
-                RunStatus::Skipped,
-                None,
-                &serde_json::json!({}),
-                0,
-                Some(message),
-            )
-            .await?;
-            api_log::write(
-                &mut tx,
-                &api_log::Entry {
-                    run_id: Some(run_id),
-                    code: Some("skipped"),
-                    ..api_log::Entry::new(Some(shop.shop.id), ACTION, api_log::Level::Info, message)
-                },
-            )
-            .await?;
+            runs::skip(&mut tx, run_id, shop.shop.id, ACTION, message).await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -833,20 +776,6 @@ fn progress(cursor: &Cursor, counts: &Counts) -> Progress {
         counts: serde_json::to_value(counts).unwrap_or_default(),
         amazon_calls: counts.total_calls(),
     }
-}
-
-async fn run_for_command(
-    conn: &mut PgConnection,
-    command_id: Uuid,
-) -> Result<Option<(Uuid, String)>, sqlx::Error> {
-    Ok(sqlx::query!(
-        "SELECT id, status FROM action_runs WHERE command_id = $1 AND action = $2 ORDER BY started_at LIMIT 1",
-        command_id,
-        ACTION
-    )
-    .fetch_optional(conn)
-    .await?
-    .map(|r| (r.id, r.status)))
 }
 
 /// Why one order could not be applied.

@@ -185,6 +185,107 @@ pub async fn finish(
     Ok(())
 }
 
+/// Records a trigger refused before any work (wrong parameters, an impossible window): a run
+/// `rejected` with `message`, and an API-log error `invalid_trigger` carrying `details`.
+/// Returns the run's id.
+pub async fn reject(
+    conn: &mut PgConnection,
+    run: &NewRun<'_>,
+    message: &str,
+    details: Option<serde_json::Value>,
+) -> Result<Uuid, StoreError> {
+    let run_id = insert(
+        &mut *conn,
+        &NewRun {
+            status: RunStatus::Rejected,
+            ..run.clone()
+        },
+    )
+    .await?;
+    let empty = serde_json::json!({});
+    finish(
+        &mut *conn,
+        run_id,
+        RunStatus::Rejected,
+        None,
+        &empty,
+        0,
+        Some(message),
+    )
+    .await?;
+    crate::api_log::write(
+        conn,
+        &crate::api_log::Entry {
+            run_id: Some(run_id),
+            code: Some("invalid_trigger"),
+            details,
+            ..crate::api_log::Entry::new(
+                Some(run.shop_id),
+                run.action,
+                crate::api_log::Level::Error,
+                message,
+            )
+        },
+    )
+    .await?;
+    tracing::warn!(%run_id, action = run.action, %message, "trigger rejected");
+    Ok(run_id)
+}
+
+/// Ends `run_id` as `skipped` (another run of the shop holds the lease) with an API-log info
+/// entry `skipped` saying so.
+pub async fn skip(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    shop_id: Uuid,
+    action: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    let empty = serde_json::json!({});
+    finish(
+        &mut *conn,
+        run_id,
+        RunStatus::Skipped,
+        None,
+        &empty,
+        0,
+        Some(message),
+    )
+    .await?;
+    crate::api_log::write(
+        conn,
+        &crate::api_log::Entry {
+            run_id: Some(run_id),
+            code: Some("skipped"),
+            ..crate::api_log::Entry::new(
+                Some(shop_id),
+                action,
+                crate::api_log::Level::Info,
+                message,
+            )
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The first run `action` started for the trigger `command_id`: its id and status (a
+/// redelivered trigger finds the run it started before).
+pub async fn for_command(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+    action: &str,
+) -> Result<Option<(Uuid, String)>, StoreError> {
+    Ok(sqlx::query!(
+        "SELECT id, status FROM action_runs WHERE command_id = $1 AND action = $2 ORDER BY started_at LIMIT 1",
+        command_id,
+        action
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| (r.id, r.status)))
+}
+
 /// The watermark of the latest successful run of `action` for the shop (and optional mode).
 pub async fn last_watermark(
     conn: &mut PgConnection,

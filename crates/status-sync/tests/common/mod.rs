@@ -1,181 +1,47 @@
-//! Harness: real PostgreSQL (fresh database per test), real RabbitMQ (a unique prefix per
-//! test, deleted at the end), an embedded SP-API simulator, and the status-sync service run
-//! by `runtime::serve` exactly as in production. Orders are imported beforehand by calling the
-//! order-ingest handler directly (a plain async function of the message).
+//! Harness: the shared service harness of `service-testkit` (real PostgreSQL, real RabbitMQ
+//! under a unique prefix, an embedded SP-API simulator) serving status-sync by
+//! `runtime::serve` exactly as in production, plus status-sync's own helpers. Orders are
+//! imported beforehand by calling the order-ingest handler directly (a plain async function of
+//! the message).
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use bus::Topology;
 use chrono::Utc;
 use domain::{
-    Marketplace,
-    delivery_rules::RuleConditions,
     messages::{Action, Command, CommandParams, StatusSyncMode},
-    shop::{ShipmentStrategy, ShopCode},
     window::ImportMode,
 };
 use order_ingest::{IngestConfig, OrderIngest};
-use secrecy::SecretString;
-use spapi_sim::{RunningSim, SimConfig};
+use service_testkit::Service;
 use sqlx::PgPool;
 use status_sync::{StatusSync, SyncConfig};
 use store::runs::Run;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const CATALOG: usize = 40;
-pub const ON_HAND: i32 = 10_000;
+pub use service_testkit::Options;
 
-pub struct Options {
-    pub sim_rate_scale: f64,
-    pub client_rate_scale: f64,
-    pub max_limiter_wait: Duration,
-    /// Catalog SKU numbers left without an external-product mapping.
-    pub unmapped: Vec<usize>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            sim_rate_scale: 1.0,
-            client_rate_scale: 1.0,
-            max_limiter_wait: Duration::from_millis(500),
-            unmapped: vec![],
-        }
-    }
-}
-
-pub struct Harness {
-    pub pool: PgPool,
-    pub sim: RunningSim,
-    pub shop_id: Uuid,
-    pub topology: Topology,
-    pub api: spapi::SpApi,
-    pub amqp: std::sync::Arc<bus::lapin::Connection>,
-    cancel: CancellationToken,
-    service: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-pub fn database_url(pool: &PgPool) -> String {
-    let o = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        o.get_username(),
-        o.get_host(),
-        o.get_port(),
-        o.get_database().unwrap_or("postgres")
-    )
-}
-
-pub fn sku(n: usize) -> String {
-    format!("SKU-{n:04}")
-}
-
-pub fn product_code(n: usize) -> String {
-    format!("P-{n:04}")
-}
+service_testkit::harness_type!(
+    /// The shared harness serving status-sync.
+    Harness
+);
 
 impl Harness {
-    pub async fn start(pool: PgPool, opts: Options) -> Harness {
-        let sim = spapi_sim::spawn(SimConfig {
-            rate_scale: opts.sim_rate_scale,
-            ..SimConfig::default()
-        })
-        .await
-        .expect("simulator");
-        let keys = crypto::Keyring::for_testing();
-        let mut conn = pool.acquire().await.unwrap();
-        let shop = store::shops::insert(
-            &mut conn,
-            &keys,
-            &store::shops::NewShop {
-                code: "acme-jp".parse::<ShopCode>().unwrap(),
-                name: "Acme JP".into(),
-                seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-                marketplaces: vec![Marketplace::Japan],
-                time_zone: chrono_tz::Asia::Tokyo,
-                sp_api_endpoint: sim.base_url(),
-                lwa_endpoint: format!("{}/auth/o2/token", sim.base_url()),
-                shipment_strategy: ShipmentStrategy::Feed,
-                client_id: "amzn1.application-oa2-client.test".into(),
-                client_secret: SecretString::from("secret"),
-                refresh_token: SecretString::from("Atzr|test"),
+    /// Starts a harness, runs `test`, and always stops it and deletes the test's queues and
+    /// exchanges (also when the test panics; the panic is then resumed).
+    pub async fn run<F>(pool: PgPool, opts: Options, test: F)
+    where
+        F: AsyncFnOnce(&Harness),
+    {
+        let service = Service {
+            queue_prefix: "ss-test",
+            action: status_sync::ACTION,
+            client: order_ingest::service_client,
+            make_handler: |ctx: runtime::Ctx, api| {
+                StatusSync::new(ctx.pool, ctx.keys, api, ctx.topology, SyncConfig::default())
             },
-        )
-        .await
-        .unwrap();
-        let shop_id = shop.shop.id;
-        for n in 1..=CATALOG {
-            let p = store::catalog::insert_product(
-                &mut conn,
-                shop_id,
-                &product_code(n),
-                &format!("Product {n}"),
-            )
-            .await
-            .unwrap();
-            store::inventory::set_on_hand(&mut conn, shop_id, p.id, ON_HAND, Some("initial count"))
-                .await
-                .unwrap();
-            if !opts.unmapped.contains(&n) {
-                store::inventory::map_sku(&mut conn, shop_id, &sku(n), p.id, None)
-                    .await
-                    .unwrap();
-            }
-        }
-        drop(conn);
-
-        let prefix = format!("ss-test.{}.", &Uuid::now_v7().simple().to_string()[20..]);
-        let topology = Topology::new(prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
-        let amqp = bus::connect(&amqp_url(), &format!("test {prefix}"))
-            .await
-            .expect("RabbitMQ");
-        // Events must be routable: a tap queue stands in for the services that consume them.
-        let ch = amqp.create_channel().await.unwrap();
-        topology.declare_exchanges(&ch).await.unwrap();
-        topology
-            .declare_service(&ch, "events-tap", &["order.#"])
-            .await
-            .unwrap();
-        topology
-            .declare_service(&ch, status_sync::ACTION, &[])
-            .await
-            .unwrap();
-
-        let config = runtime::Config {
-            database_url: database_url(&pool),
-            amqp_url: amqp_url(),
-            bus_prefix: prefix,
-            admin_addr: "127.0.0.1:0".parse().unwrap(),
-            prefetch: 2,
-            pool_size: 6,
-            spapi_rate_scale: opts.client_rate_scale,
         };
-        let api =
-            order_ingest::service_client(&pool, opts.client_rate_scale, opts.max_limiter_wait)
-                .expect("client");
-        let cancel = CancellationToken::new();
-        let service = {
-            let api = api.clone();
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                runtime::serve(status_sync::ACTION, &[], config, keys, cancel, move |ctx| {
-                    StatusSync::new(ctx.pool, ctx.keys, api, ctx.topology, SyncConfig::default())
-                })
-                .await
-            })
-        };
-        Harness {
-            pool,
-            sim,
-            shop_id,
-            topology,
-            api,
-            amqp,
-            cancel,
-            service: Some(service),
-        }
+        service_testkit::Harness::run_with(pool, opts, service, test).await
     }
 
     /// Publishes a status-sync trigger through the outbox. Returns its id.
@@ -218,152 +84,4 @@ impl Harness {
             .expect("import");
         self.wait_run(cmd.message_id, Duration::from_secs(30)).await
     }
-
-    /// Publishes any command (also invalid ones) through the outbox.
-    pub async fn send(&self, cmd: &Command) -> Uuid {
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            cmd.action.as_str(),
-            serde_json::to_value(cmd).unwrap(),
-        );
-        msg.id = cmd.message_id;
-        let mut conn = self.pool.acquire().await.unwrap();
-        bus::outbox::enqueue(&mut conn, msg).await.unwrap();
-        cmd.message_id
-    }
-
-    /// Publishes `cmd` straight to the broker again (a redelivery or a republish by a relay
-    /// that died before marking the row sent): same message id.
-    pub async fn republish(&self, cmd: &Command) {
-        let publisher = bus::Publisher::new(self.amqp.clone()).await.unwrap();
-        publisher
-            .publish(&bus::OutgoingMessage {
-                message_id: cmd.message_id,
-                exchange: self.topology.commands_exchange(),
-                routing_key: cmd.action.as_str().to_owned(),
-                payload: serde_json::to_value(cmd).unwrap(),
-                headers: bus::Headers::new(),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// Waits until the run started by `command_id` is finished (not running or waiting).
-    pub async fn wait_run(&self, command_id: Uuid, timeout: Duration) -> Run {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let id: Option<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM action_runs WHERE command_id = $1 AND status NOT IN ('running', 'waiting')",
-            )
-            .bind(command_id)
-            .fetch_optional(&self.pool)
-            .await
-            .unwrap();
-            if let Some(id) = id {
-                let mut conn = self.pool.acquire().await.unwrap();
-                return store::runs::get(&mut conn, id).await.unwrap();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "run of command {command_id} did not finish within {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Waits until the outbox has no message left to publish (commands and events relayed).
-    pub async fn wait_outbox_drained(&self, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(&self.pool)
-                .await
-                .unwrap();
-            if n == 0 {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "outbox not drained: {n} left"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .bind(self.shop_id)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
-    }
-
-    pub async fn add_rule(&self, position: i32, method_code: &str, conditions: RuleConditions) {
-        let mut conn = self.pool.acquire().await.unwrap();
-        let m = store::catalog::upsert_delivery_method(
-            &mut conn,
-            self.shop_id,
-            method_code,
-            method_code,
-            None,
-        )
-        .await
-        .unwrap();
-        store::catalog::add_rule(
-            &mut conn,
-            self.shop_id,
-            position,
-            method_code,
-            &conditions,
-            m.id,
-        )
-        .await
-        .unwrap();
-    }
-
-    pub fn sim_calls(&self, op: &str) -> spapi_sim::CallCount {
-        self.sim
-            .sim()
-            .call_counts()
-            .get(op)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Starts a harness, runs `test`, and always stops it and deletes the test's queues and
-    /// exchanges (also when the test panics; the panic is then resumed).
-    pub async fn run<F>(pool: PgPool, opts: Options, test: F)
-    where
-        F: AsyncFnOnce(&Harness),
-    {
-        use futures_util::FutureExt;
-        let h = Harness::start(pool, opts).await;
-        let outcome = std::panic::AssertUnwindSafe(test(&h)).catch_unwind().await;
-        h.stop().await;
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-    }
-
-    /// Stops the service and deletes the test's queues and exchanges.
-    pub async fn stop(mut self) {
-        self.cancel.cancel();
-        if let Some(s) = self.service.take() {
-            match tokio::time::timeout(Duration::from_secs(20), s).await {
-                Ok(Ok(Ok(()))) => {}
-                other => eprintln!("service ended with {other:?}"),
-            }
-        }
-        if let Ok(ch) = self.amqp.create_channel().await {
-            for s in ["events-tap", status_sync::ACTION] {
-                let _ = self.topology.delete_service(&ch, s).await;
-            }
-            let _ = self.topology.delete_exchanges(&ch).await;
-        }
-        let _ = bus::close(&self.amqp).await;
-    }
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| bus::DEFAULT_AMQP_URL.to_owned())
 }
