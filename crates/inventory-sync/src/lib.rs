@@ -229,28 +229,20 @@ impl Service {
             .await?;
             return Ok(report);
         }
-        if !runs::try_lease(
+        let mut skipped_counts = serde_json::to_value(&report).unwrap_or_default();
+        skipped_counts["skipped"] = true.into();
+        if !runs::lease_new_run(
             &mut conn,
             shop_id,
             ACTION,
             run_id,
             &self.holder,
             self.settings.lease_ttl,
+            &skipped_counts,
         )
         .await?
         {
             report.skipped = true;
-            let counts = serde_json::to_value(&report).unwrap_or_default();
-            runs::finish(
-                &mut conn,
-                run_id,
-                RunStatus::Skipped,
-                None,
-                &counts,
-                0,
-                Some("another run is active"),
-            )
-            .await?;
             return Ok(report);
         }
         drop(conn);

@@ -233,26 +233,17 @@ impl Service {
             },
         )
         .await?;
-        if !runs::try_lease(
+        if !runs::lease_new_run(
             &mut conn,
             shop_id,
             ACTION,
             run_id,
             &self.holder,
             self.settings.lease_ttl,
+            &serde_json::json!({}),
         )
         .await?
         {
-            runs::finish(
-                &mut conn,
-                run_id,
-                RunStatus::Skipped,
-                None,
-                &serde_json::json!({}),
-                0,
-                Some("another run is active"),
-            )
-            .await?;
             return Ok(RunReport {
                 run_id: Some(run_id),
                 skipped: true,

@@ -126,6 +126,15 @@ async fn killed_after_create_feed_and_restarted_sends_nothing_twice(pool: PgPool
     let () = result;
 
     assert_eq!(fx.sim.sim().feeds().len(), 1, "nothing sent twice");
+    // The dead process's run does not stay `running` in the ledger: the next run closed it.
+    // (The second process may itself be killed above before it finished its run.)
+    assert_eq!(
+        fx.count(
+            "SELECT count(*) FROM action_runs WHERE status = 'failed' AND error LIKE 'abandoned:%'"
+        )
+        .await,
+        1
+    );
     assert_eq!(
         fx.count("SELECT count(*) FROM api_log WHERE code = 'feed_reconciled'")
             .await,

@@ -269,6 +269,52 @@ pub async fn skip(
     Ok(())
 }
 
+/// Takes the (shop, action) lease for the new run `run_id` of an action that finishes within one
+/// message (no continuations). When another live run holds the lease, `run_id` ends `skipped`
+/// ("another run is active") with `counts`, and `false` is returned. Once the lease is taken,
+/// other runs of the same (shop, action) still marked `running` belong to a process that died
+/// (their lease is gone): they are closed as `failed` ("abandoned") so the ledger does not show
+/// them running for ever.
+pub async fn lease_new_run(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    action: &str,
+    run_id: Uuid,
+    holder: &str,
+    ttl: Duration,
+    counts: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    if !try_lease(&mut *conn, shop_id, action, run_id, holder, ttl).await? {
+        finish(
+            conn,
+            run_id,
+            RunStatus::Skipped,
+            None,
+            counts,
+            0,
+            Some("another run is active"),
+        )
+        .await?;
+        return Ok(false);
+    }
+    let abandoned = sqlx::query!(
+        r#"UPDATE action_runs
+              SET status = 'failed', finished_at = now(), cursor = NULL,
+                  error = 'abandoned: the process running it stopped before it finished; a later run took over'
+            WHERE shop_id = $1 AND action = $2 AND id <> $3 AND status = 'running'"#,
+        shop_id,
+        action,
+        run_id
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    if abandoned > 0 {
+        tracing::warn!(%shop_id, action, abandoned, "runs of a dead process closed as failed");
+    }
+    Ok(true)
+}
+
 /// The first run `action` started for the trigger `command_id`: its id and status (a
 /// redelivered trigger finds the run it started before).
 pub async fn for_command(
