@@ -25,6 +25,9 @@ pub use shop_api::shop_api;
 /// Default AMQP URL for the local RabbitMQ.
 pub const DEFAULT_AMQP_URL: &str = bus::DEFAULT_AMQP_URL;
 
+/// Longest wait for connecting to RabbitMQ and declaring a service's queues.
+const BROKER_SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Configuration every service reads from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -325,7 +328,7 @@ where
     // instead of staying alive without consuming.
     let mut amqp = amqp;
     let result = loop {
-        let session = async {
+        let session = tokio::time::timeout(BROKER_SETUP_TIMEOUT, async {
             let channel = amqp.create_channel().await?;
             let queue = topology
                 .declare_service(&channel, service, event_keys)
@@ -333,8 +336,12 @@ where
             let _ = channel.close(200, "OK".into()).await;
             let publisher = bus::Publisher::new(amqp.clone()).await?;
             Ok::<_, bus::BusError>((queue, publisher))
-        }
-        .await;
+        })
+        .await
+        .unwrap_or(Err(bus::BusError::BrokerTimeout {
+            what: "declaring the service's queues",
+            after: BROKER_SETUP_TIMEOUT,
+        }));
         let outcome = match session {
             Err(e) => Err(e),
             Ok((queue, publisher)) => {
@@ -360,7 +367,16 @@ where
                 .await;
                 health.consuming.store(false, Ordering::Relaxed);
                 relay_cancel.cancel();
-                let _ = relay.await;
+                // A relay stuck in a publish on a dead connection does not see its
+                // cancellation: give it a moment, then abort it (its claimed rows are taken
+                // over when their claim expires).
+                let mut relay = relay;
+                if tokio::time::timeout(Duration::from_secs(5), &mut relay)
+                    .await
+                    .is_err()
+                {
+                    relay.abort();
+                }
                 consumed
             }
         };
@@ -375,9 +391,15 @@ where
                         () = cancel.cancelled() => break None,
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
-                    match bus::connect(&config.amqp_url, &connection_name).await {
-                        Ok(c) => break Some(c),
-                        Err(e) => tracing::warn!(error = %e, "cannot connect to RabbitMQ yet"),
+                    match tokio::time::timeout(
+                        BROKER_SETUP_TIMEOUT,
+                        bus::connect(&config.amqp_url, &connection_name),
+                    )
+                    .await
+                    {
+                        Ok(Ok(c)) => break Some(c),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot connect to RabbitMQ yet"),
+                        Err(_) => tracing::warn!("RabbitMQ did not answer the connection in time"),
                     }
                 };
                 match fresh {

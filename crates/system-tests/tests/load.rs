@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo build -p order-ingest -p status-sync -p shipment-feedback -p feed-poller -p inventory-sync
 //! cargo nextest run -p system-tests --run-ignored only -E 'test(load_run)' --no-capture
+//! LOAD_RATE_SCALE=100 cargo nextest run …   # a longer run: more kills during the import
 //! ```
 
 use std::process::{Command, Stdio};
@@ -65,9 +66,17 @@ async fn load_run_20k_orders_5k_shipments_kill_every_30s_one_broker_stop(pool: P
             pending_ratio: 0.0,
         },
     );
-    // Amazon's quota scaled ×1000 (the simulator does not limit): 20,000 orders in minutes.
+    // Amazon's quota scaled ×1000 by default (the simulator does not limit): 20,000 orders in
+    // about a minute. LOAD_RATE_SCALE=100 makes the import take minutes, so that many more
+    // kills land in it.
+    let rate_scale: f64 = std::env::var("LOAD_RATE_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+        .unwrap_or(1000.0);
+    eprintln!("LOAD rate scale ×{rate_scale}");
     let pe = ProcEnv {
-        rate_scale: 1000.0,
+        rate_scale,
         ..ProcEnv::of(&sys)
     };
     let procs: Arc<tokio::sync::Mutex<Vec<Proc>>> = Arc::new(tokio::sync::Mutex::new(
