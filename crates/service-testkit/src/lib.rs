@@ -126,6 +126,54 @@ macro_rules! harness_type {
     };
 }
 
+/// Inserts shop `code` (JP, Tokyo, credentials encrypted with `Keyring::for_testing()`) pointed
+/// at the simulator at `sim_base_url`, with the simulator's [`CATALOG`] products ([`product_code`],
+/// [`ON_HAND`] on hand) and their SKUs ([`sku`]) mapped, except the numbers in `unmapped`.
+/// Returns the shop's id.
+pub async fn seed_shop(pool: &PgPool, code: &str, sim_base_url: &str, unmapped: &[usize]) -> Uuid {
+    let keys = crypto::Keyring::for_testing();
+    let mut conn = pool.acquire().await.unwrap();
+    let shop = store::shops::insert(
+        &mut conn,
+        &keys,
+        &store::shops::NewShop {
+            code: code.parse::<ShopCode>().unwrap(),
+            name: "Acme JP".into(),
+            seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
+            marketplaces: vec![Marketplace::Japan],
+            time_zone: chrono_tz::Asia::Tokyo,
+            sp_api_endpoint: sim_base_url.to_owned(),
+            lwa_endpoint: format!("{sim_base_url}/auth/o2/token"),
+            shipment_strategy: ShipmentStrategy::Feed,
+            client_id: "amzn1.application-oa2-client.test".into(),
+            client_secret: SecretString::from("secret"),
+            refresh_token: SecretString::from("Atzr|test"),
+        },
+    )
+    .await
+    .unwrap();
+    let shop_id = shop.shop.id;
+    for n in 1..=CATALOG {
+        let p = store::catalog::insert_product(
+            &mut conn,
+            shop_id,
+            &product_code(n),
+            &format!("Product {n}"),
+        )
+        .await
+        .unwrap();
+        store::inventory::set_on_hand(&mut conn, shop_id, p.id, ON_HAND, Some("initial count"))
+            .await
+            .unwrap();
+        if !unmapped.contains(&n) {
+            store::inventory::map_sku(&mut conn, shop_id, &sku(n), p.id, None)
+                .await
+                .unwrap();
+        }
+    }
+    shop_id
+}
+
 pub fn database_url(pool: &PgPool) -> String {
     let o = pool.connect_options();
     format!(
@@ -163,47 +211,7 @@ impl Harness {
         })
         .await
         .expect("simulator");
-        let keys = crypto::Keyring::for_testing();
-        let mut conn = pool.acquire().await.unwrap();
-        let shop = store::shops::insert(
-            &mut conn,
-            &keys,
-            &store::shops::NewShop {
-                code: "acme-jp".parse::<ShopCode>().unwrap(),
-                name: "Acme JP".into(),
-                seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-                marketplaces: vec![Marketplace::Japan],
-                time_zone: chrono_tz::Asia::Tokyo,
-                sp_api_endpoint: sim.base_url(),
-                lwa_endpoint: format!("{}/auth/o2/token", sim.base_url()),
-                shipment_strategy: ShipmentStrategy::Feed,
-                client_id: "amzn1.application-oa2-client.test".into(),
-                client_secret: SecretString::from("secret"),
-                refresh_token: SecretString::from("Atzr|test"),
-            },
-        )
-        .await
-        .unwrap();
-        let shop_id = shop.shop.id;
-        for n in 1..=CATALOG {
-            let p = store::catalog::insert_product(
-                &mut conn,
-                shop_id,
-                &product_code(n),
-                &format!("Product {n}"),
-            )
-            .await
-            .unwrap();
-            store::inventory::set_on_hand(&mut conn, shop_id, p.id, ON_HAND, Some("initial count"))
-                .await
-                .unwrap();
-            if !opts.unmapped.contains(&n) {
-                store::inventory::map_sku(&mut conn, shop_id, &sku(n), p.id, None)
-                    .await
-                    .unwrap();
-            }
-        }
-        drop(conn);
+        let shop_id = seed_shop(&pool, "acme-jp", &sim.base_url(), &opts.unmapped).await;
 
         let Service {
             queue_prefix,
@@ -243,9 +251,14 @@ impl Harness {
             let api = api.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                runtime::serve(action, &[], config, keys, cancel, move |ctx| {
-                    make_handler(ctx, api)
-                })
+                runtime::serve(
+                    action,
+                    &[],
+                    config,
+                    crypto::Keyring::for_testing(),
+                    cancel,
+                    move |ctx| make_handler(ctx, api),
+                )
                 .await
             })
         };

@@ -150,24 +150,7 @@ impl Drop for System {
     }
 }
 
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| bus::DEFAULT_AMQP_URL.to_owned())
-}
-
-pub fn database_url(pool: &PgPool) -> String {
-    let o = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        o.get_username(),
-        o.get_host(),
-        o.get_port(),
-        o.get_database().unwrap_or("postgres")
-    )
-}
-
-pub fn sku(n: usize) -> String {
-    format!("SKU-{n:04}")
-}
+pub use service_testkit::{amqp_url, database_url, sku};
 
 /// A 12-digit (Yamato) tracking number.
 pub fn tracking12(n: u64) -> String {

@@ -8,9 +8,7 @@ use std::time::Duration;
 use bus::Topology;
 use chrono::Utc;
 use domain::{
-    Marketplace,
     messages::{Action, Command, CommandParams},
-    shop::{ShipmentStrategy, ShopCode},
     window::ImportMode,
 };
 use opentelemetry::trace::TracerProvider as _;
@@ -18,7 +16,6 @@ use opentelemetry_sdk::{
     error::OTelSdkResult,
     trace::{SdkTracerProvider, SpanData, SpanProcessor},
 };
-use secrecy::SecretString;
 use spapi_sim::MarketplaceMix;
 use sqlx::PgPool;
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
@@ -36,20 +33,7 @@ pub const JP_ONLY: MarketplaceMix = MarketplaceMix {
     pending_ratio: 0.4,
 };
 
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| bus::DEFAULT_AMQP_URL.to_owned())
-}
-
-pub fn database_url(pool: &PgPool) -> String {
-    let o = pool.connect_options();
-    format!(
-        "postgres://{}@{}:{}/{}",
-        o.get_username(),
-        o.get_host(),
-        o.get_port(),
-        o.get_database().unwrap_or("postgres")
-    )
-}
+pub use service_testkit::{amqp_url, database_url};
 
 /// A bus prefix no other test uses.
 pub fn unique_prefix(tag: &str) -> String {
@@ -80,45 +64,7 @@ pub fn config(pool: &PgPool, prefix: &str, admin_port: u16, rate_scale: f64) -> 
 /// Inserts the shop (credentials encrypted with `Keyring::for_testing()`) pointed at `sim`,
 /// with the simulator's 40 catalog SKUs mapped to products.
 pub async fn insert_shop(pool: &PgPool, sim_base_url: &str) -> Uuid {
-    let keys = crypto::Keyring::for_testing();
-    let mut conn = pool.acquire().await.unwrap();
-    let shop = store::shops::insert(
-        &mut conn,
-        &keys,
-        &store::shops::NewShop {
-            code: SHOP_CODE.parse::<ShopCode>().unwrap(),
-            name: "Acme JP".into(),
-            seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-            marketplaces: vec![Marketplace::Japan],
-            time_zone: chrono_tz::Asia::Tokyo,
-            sp_api_endpoint: sim_base_url.to_owned(),
-            lwa_endpoint: format!("{sim_base_url}/auth/o2/token"),
-            shipment_strategy: ShipmentStrategy::Feed,
-            client_id: "amzn1.application-oa2-client.test".into(),
-            client_secret: SecretString::from("secret"),
-            refresh_token: SecretString::from("Atzr|test"),
-        },
-    )
-    .await
-    .unwrap();
-    let shop_id = shop.shop.id;
-    for n in 1..=40 {
-        let p = store::catalog::insert_product(
-            &mut conn,
-            shop_id,
-            &format!("P-{n:04}"),
-            &format!("Product {n}"),
-        )
-        .await
-        .unwrap();
-        store::inventory::set_on_hand(&mut conn, shop_id, p.id, 10_000, Some("initial count"))
-            .await
-            .unwrap();
-        store::inventory::map_sku(&mut conn, shop_id, &format!("SKU-{n:04}"), p.id, None)
-            .await
-            .unwrap();
-    }
-    shop_id
+    service_testkit::seed_shop(pool, SHOP_CODE, sim_base_url, &[]).await
 }
 
 /// A differential order-ingest trigger.
