@@ -172,6 +172,26 @@ struct AdminState {
     service: &'static str,
 }
 
+/// See its use in [`serve`].
+struct CloseOnDrop {
+    cancel: CancellationToken,
+    admin: Arc<AdminState>,
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let conn = self.admin.amqp();
+        if conn.status().connected()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), bus::close(&conn)).await;
+            });
+        }
+    }
+}
+
 impl AdminState {
     fn amqp(&self) -> Arc<bus::lapin::Connection> {
         self.amqp.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -285,6 +305,13 @@ where
         topology: topology.clone(),
         service,
     });
+    // Dropped without finishing (its task aborted, a panic): stop the tasks spawned below and
+    // close the broker connection, so that the broker hands unacknowledged deliveries to
+    // another consumer at once, as it does when a process dies.
+    let _closer = CloseOnDrop {
+        cancel: cancel.clone(),
+        admin: admin.clone(),
+    };
     let app = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
