@@ -442,8 +442,8 @@ async fn amazon_clock_ten_minutes_ahead_misses_no_order(pool: PgPool) {
 }
 
 /// Found by the load run: an order-ingest process killed while it executes a *continuation*
-/// (the run waited for Amazon's quota, the continuation set it `running` and committed) used to
-/// leave the run `running` for good. Now the redelivered continuation retries at the dead
+/// (the run waited for Amazon's quota; here the continuation's call to Amazon hangs in a
+/// blackhole when the process is killed) used to leave the run `running` for good. Now the redelivered continuation retries at the dead
 /// holder's lease expiry and then takes the run over from its cursor
 /// (`store::runs::claim_continuation`).
 #[sqlx::test(migrations = "../../migrations")]
@@ -499,20 +499,45 @@ async fn importer_killed_during_a_continuation_resumes_the_run(pool: PgPool) {
     };
     let mut waited = false;
     for _ in 0..6000 {
-        let s = status(&sys).await;
-        if s == "waiting" {
+        if status(&sys).await == "waiting" {
             waited = true;
-        } else if waited && s == "running" {
-            break; // the continuation claimed the run and is fetching
+            break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(waited, "the run waited for the quota");
+    // The continuation comes when the quota allows the next page; its call to Amazon then
+    // hangs (blackhole), so the importer is killed while it executes the continuation.
+    let calls_before = sys
+        .sim
+        .sim()
+        .call_counts()
+        .get("searchOrders")
+        .map_or(0, |c| c.calls);
+    proxy.set(Mode::Blackhole);
+    tokio::time::sleep(Duration::from_secs_f64(1.0 / rate + 2.0)).await;
+    let s = status(&sys).await;
+    assert!(
+        s == "waiting" || s == "running",
+        "the continuation's page is in flight, not finished: {s}"
+    );
+    assert_eq!(
+        sys.sim
+            .sim()
+            .call_counts()
+            .get("searchOrders")
+            .map_or(0, |c| c.calls),
+        calls_before,
+        "no page got through the blackhole"
+    );
     sys.abort(Svc::OrderIngest).await;
     proxy.set(Mode::Pass);
     sys.expire_leases().await;
     sys.start(Svc::OrderIngest);
-    let run = sys.wait_run(id, Duration::from_secs(30)).await;
+    let restarted = std::time::Instant::now();
+    // The remaining pages are quota-bound (one every 1/rate s): about 27 s on a quiet machine.
+    let run = sys.wait_run(id, Duration::from_secs(90)).await;
+    eprintln!("run finished {:?} after the restart", restarted.elapsed());
     assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
     sys.drain(Duration::from_secs(60)).await;
     invariants::check(&sys, &Expect::default())
