@@ -250,33 +250,17 @@ impl Service {
         let mut conn = self.pool.acquire().await?;
         let counts = serde_json::to_value(&report).unwrap_or_default();
         let calls = i32::try_from(report.amazon_calls).unwrap_or(i32::MAX);
-        match &result {
-            Ok(()) => {
-                runs::finish(
-                    &mut conn,
-                    run_id,
-                    RunStatus::Succeeded,
-                    None,
-                    &counts,
-                    calls,
-                    None,
-                )
-                .await?
-            }
-            Err(e) => {
-                runs::finish(
-                    &mut conn,
-                    run_id,
-                    RunStatus::Failed,
-                    None,
-                    &counts,
-                    calls,
-                    Some(&e.to_string()),
-                )
-                .await?
-            }
-        }
-        runs::release_lease(&mut conn, shop_id, ACTION, run_id).await?;
+        let error = result.as_ref().err().map(ToString::to_string);
+        runs::close_leased(
+            &mut conn,
+            shop_id,
+            ACTION,
+            run_id,
+            &counts,
+            calls,
+            error.as_deref(),
+        )
+        .await?;
         result.map(|()| report)
     }
 

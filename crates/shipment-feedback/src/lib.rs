@@ -259,38 +259,22 @@ impl Service {
         let mut conn = self.pool.acquire().await?;
         let counts = serde_json::to_value(&report).unwrap_or_default();
         let calls = self.api.take_stats().total_calls() as i32;
-        match &result {
-            Ok(()) => {
-                runs::finish(
-                    &mut conn,
-                    run_id,
-                    RunStatus::Succeeded,
-                    None,
-                    &counts,
-                    calls,
-                    None,
-                )
-                .await?
-            }
-            Err(RunError::FailPoint(_)) => {
-                // Simulated crash: leave the ledger and the lease as a dead process would
-                // (the lease expires; a test may release it).
-                return result.map(|()| report);
-            }
-            Err(e) => {
-                runs::finish(
-                    &mut conn,
-                    run_id,
-                    RunStatus::Failed,
-                    None,
-                    &counts,
-                    calls,
-                    Some(&e.to_string()),
-                )
-                .await?
-            }
+        if let Err(RunError::FailPoint(_)) = &result {
+            // Simulated crash: leave the ledger and the lease as a dead process would
+            // (the lease expires; a test may release it).
+            return result.map(|()| report);
         }
-        runs::release_lease(&mut conn, shop_id, ACTION, run_id).await?;
+        let error = result.as_ref().err().map(ToString::to_string);
+        runs::close_leased(
+            &mut conn,
+            shop_id,
+            ACTION,
+            run_id,
+            &counts,
+            calls,
+            error.as_deref(),
+        )
+        .await?;
         result.map(|()| report)
     }
 

@@ -213,19 +213,16 @@ pub async fn reject(
         Some(message),
     )
     .await?;
-    crate::api_log::write(
+    let level = crate::api_log::Level::Error;
+    log_run(
         conn,
-        &crate::api_log::Entry {
-            run_id: Some(run_id),
-            code: Some("invalid_trigger"),
-            details,
-            ..crate::api_log::Entry::new(
-                Some(run.shop_id),
-                run.action,
-                crate::api_log::Level::Error,
-                message,
-            )
-        },
+        run_id,
+        run.shop_id,
+        run.action,
+        level,
+        "invalid_trigger",
+        message,
+        details,
     )
     .await?;
     tracing::warn!(%run_id, action = run.action, %message, "trigger rejected");
@@ -252,17 +249,32 @@ pub async fn skip(
         Some(message),
     )
     .await?;
+    let level = crate::api_log::Level::Info;
+    log_run(
+        conn, run_id, shop_id, action, level, "skipped", message, None,
+    )
+    .await
+}
+
+/// The API-log entry of a run that ended before any work.
+#[allow(clippy::too_many_arguments)]
+async fn log_run(
+    conn: &mut PgConnection,
+    run_id: Uuid,
+    shop_id: Uuid,
+    action: &str,
+    level: crate::api_log::Level,
+    code: &str,
+    message: &str,
+    details: Option<serde_json::Value>,
+) -> Result<(), StoreError> {
     crate::api_log::write(
         conn,
         &crate::api_log::Entry {
             run_id: Some(run_id),
-            code: Some("skipped"),
-            ..crate::api_log::Entry::new(
-                Some(shop_id),
-                action,
-                crate::api_log::Level::Info,
-                message,
-            )
+            code: Some(code),
+            details,
+            ..crate::api_log::Entry::new(Some(shop_id), action, level, message)
         },
     )
     .await?;
@@ -395,6 +407,34 @@ pub async fn release_lease(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Ends a leased run of an action that finishes within one message: `succeeded`, or `failed`
+/// with `error`, then gives the (shop, action) lease back.
+pub async fn close_leased(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    action: &str,
+    run_id: Uuid,
+    counts: &serde_json::Value,
+    amazon_calls: i32,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let status = match error {
+        None => RunStatus::Succeeded,
+        Some(_) => RunStatus::Failed,
+    };
+    finish(
+        &mut *conn,
+        run_id,
+        status,
+        None,
+        counts,
+        amazon_calls,
+        error,
+    )
+    .await?;
+    release_lease(conn, shop_id, action, run_id).await
 }
 
 /// What to do with a `Continue` message (see [`claim_continuation`]).
