@@ -135,29 +135,12 @@ pub async fn reserve(
     quantity: i32,
     reason: &str,
 ) -> Result<(), StoreError> {
-    if quantity <= 0 {
-        return Ok(());
-    }
-    sqlx::query!(
-        r#"INSERT INTO stock (product_id, shop_id, reserved) VALUES ($1, $2, $3)
-           ON CONFLICT (product_id) DO UPDATE
-              SET reserved = stock.reserved + EXCLUDED.reserved,
-                  change_seq = nextval('stock_change_seq'), changed_at = now()"#,
+    let one = Reservation {
         product_id,
-        shop_id,
-        quantity
-    )
-    .execute(&mut *conn)
-    .await?;
-    record_change(
-        conn,
-        shop_id,
-        product_id,
-        "reserve",
-        (0, quantity, 0),
-        reason,
-    )
-    .await
+        quantity,
+        reason: reason.to_owned(),
+    };
+    reserve_many(conn, shop_id, &[one]).await
 }
 
 /// One reservation of [`reserve_many`]: `quantity` of `product_id` for `reason`.

@@ -258,7 +258,9 @@ pub struct LinesOutcome {
     pub newly_mapped: u32,
 }
 
-/// Inserts a new API-imported instruction with its lines, reserving stock for mapped lines.
+/// Inserts a new API-imported instruction with its lines, reserving stock for mapped lines
+/// ([`insert_imported_many`] for one order). An instruction the shop already has for the order
+/// is [`StoreError::Duplicate`].
 pub async fn insert_imported(
     conn: &mut PgConnection,
     shop_id: Uuid,
@@ -268,59 +270,20 @@ pub async fn insert_imported(
     delivery: Delivery<'_>,
     products: &HashMap<String, Uuid>,
 ) -> Result<(Uuid, LinesOutcome), StoreError> {
-    let id = Uuid::now_v7();
-    let (buyer, ship_to) = personal_data(order);
-    let (dm_id, dm_name) = match delivery {
-        Delivery::Placeholder => (None, PLACEHOLDER_DELIVERY_METHOD.to_owned()),
-        Delivery::Method(m) => (Some(m.id), m.name.clone()),
+    let new = NewImported {
+        order,
+        status,
+        payment_status,
+        delivery,
     };
-    sqlx::query!(
-        r#"INSERT INTO shipping_instructions
-             (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
-              amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
-              ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone, payment_method,
-              delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total)
-           VALUES ($1, $2, 'amazon_api', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-                   $20, $21, $22, $23, $24, $25)"#,
-        id,
-        shop_id,
-        order.amazon_order_id,
-        order.marketplace_id,
-        status.as_str(),
-        payment_status.as_str(),
-        order.status.as_str(),
-        order.last_updated_at,
-        order.ordered_at,
-        buyer.name,
-        buyer.email,
-        ship_to.name,
-        ship_to.postal_code,
-        ship_to.country,
-        ship_to.state,
-        ship_to.city,
-        ship_to.address,
-        ship_to.phone,
-        order.payment_method.as_str(),
-        dm_id,
-        dm_name,
-        order.ship_service_level,
-        order.is_prime,
-        order.currency,
-        order.order_total,
-    )
-    .execute(&mut *conn)
-    .await?;
-    let outcome = add_missing_lines(
-        conn,
-        shop_id,
-        id,
-        &order.amazon_order_id,
-        &order.lines,
-        products,
-        true,
-    )
-    .await?;
-    Ok((id, outcome))
+    insert_imported_many(conn, shop_id, &[new], products)
+        .await?
+        .pop()
+        .flatten()
+        .ok_or_else(|| StoreError::Duplicate {
+            what: "instruction for Amazon order",
+            key: order.amazon_order_id.clone(),
+        })
 }
 
 /// One new instruction for [`insert_imported_many`].
