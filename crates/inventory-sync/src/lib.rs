@@ -43,7 +43,7 @@ use sqlx::PgPool;
 use store::api_log::{self, Entry, Level};
 use store::feeds as feeds_store;
 use store::inventory::{self, ListingMessage};
-use store::runs::{self, NewRun, RunStatus};
+use store::runs::{self, NewRun, NewRunLease, RunStatus};
 use uuid::Uuid;
 
 /// Service, queue and API-log action name.
@@ -188,7 +188,7 @@ impl Service {
     ) -> Result<RunReport, RunError> {
         let mut conn = self.pool.acquire().await?;
         if let Some(id) = command_id
-            && inventory::command_succeeded(&mut conn, id, ACTION).await?
+            && runs::command_succeeded(&mut conn, id, ACTION).await?
         {
             return Ok(RunReport {
                 duplicate: true,
@@ -231,19 +231,27 @@ impl Service {
         }
         let mut skipped_counts = serde_json::to_value(&report).unwrap_or_default();
         skipped_counts["skipped"] = true.into();
-        if !runs::lease_new_run(
+        match runs::lease_new_run(
             &mut conn,
             shop_id,
             ACTION,
             run_id,
+            command_id,
             &self.holder,
             self.settings.lease_ttl,
             &skipped_counts,
         )
         .await?
         {
-            report.skipped = true;
-            return Ok(report);
+            NewRunLease::Leased => {}
+            NewRunLease::Busy => {
+                report.skipped = true;
+                return Ok(report);
+            }
+            NewRunLease::Duplicate => {
+                report.duplicate = true;
+                return Ok(report);
+            }
         }
         drop(conn);
         let result = self.run_leased(&shop, run_id, full, &mut report).await;

@@ -37,7 +37,7 @@ use spapi::{ErrorClass, SpApi};
 use sqlx::{PgConnection, PgPool};
 use store::api_log::{self, Entry, Level};
 use store::feeds::{self as feeds_store, NewMessage};
-use store::runs::{self, NewRun, RunStatus};
+use store::runs::{self, NewRun, NewRunLease, RunStatus};
 use uuid::Uuid;
 
 pub use db::Target;
@@ -123,6 +123,8 @@ pub struct RunReport {
     pub run_id: Option<Uuid>,
     /// Another run held the lease: nothing done.
     pub skipped: bool,
+    /// The trigger already ran (a copy or a redelivery): nothing done.
+    pub duplicate: bool,
     pub targets: usize,
     /// Refused before sending (stay awaiting print).
     pub refused: usize,
@@ -220,6 +222,14 @@ impl Service {
         requested_by: &str,
     ) -> Result<RunReport, RunError> {
         let mut conn = self.pool.acquire().await?;
+        if let Some(id) = command_id
+            && runs::command_succeeded(&mut conn, id, ACTION).await?
+        {
+            return Ok(RunReport {
+                duplicate: true,
+                ..Default::default()
+            });
+        }
         let shop = store::shops::get(&mut conn, shop_id).await?.shop;
         let run_id = runs::insert(
             &mut conn,
@@ -233,22 +243,27 @@ impl Service {
             },
         )
         .await?;
-        if !runs::lease_new_run(
+        match runs::lease_new_run(
             &mut conn,
             shop_id,
             ACTION,
             run_id,
+            command_id,
             &self.holder,
             self.settings.lease_ttl,
             &serde_json::json!({}),
         )
         .await?
         {
-            return Ok(RunReport {
-                run_id: Some(run_id),
-                skipped: true,
-                ..Default::default()
-            });
+            NewRunLease::Leased => {}
+            outcome => {
+                return Ok(RunReport {
+                    run_id: Some(run_id),
+                    skipped: outcome == NewRunLease::Busy,
+                    duplicate: outcome == NewRunLease::Duplicate,
+                    ..Default::default()
+                });
+            }
         }
         drop(conn);
         let mut report = RunReport {
@@ -958,7 +973,7 @@ impl Handler for Service {
         let report = self
             .run(cmd.shop_id, Some(cmd.message_id), &cmd.requested_by)
             .await?;
-        tracing::info!(shop_id = %cmd.shop_id, sent = report.sent, refused = report.refused, skipped = report.skipped, "shipment feedback run");
+        tracing::info!(shop_id = %cmd.shop_id, sent = report.sent, refused = report.refused, skipped = report.skipped, duplicate = report.duplicate, "shipment feedback run");
         Ok(())
     }
 }

@@ -267,3 +267,33 @@ async fn confirm_shipment_crash_does_not_add_a_second_package(pool: PgPool) {
     assert_eq!(packages.len(), 1, "one package, confirmed once");
     assert_eq!(packages[0].tracking_number, tracking12(4));
 }
+
+/// The same trigger handled twice (a redelivery, or a copy published twice): the second time is
+/// a duplicate and leaves no run; a different trigger runs (and finds nothing left to send).
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_trigger_handled_twice_runs_once(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    let yamato = fx.delivery_method("yamato", "宅急便", Some("yamato")).await;
+    let order = fx.sim_order();
+    fx.shipped_instruction(&order, yamato, &[&tracking12(1)], fx.today())
+        .await;
+    let service = fx.service(fast_feedback());
+    let trigger = uuid::Uuid::now_v7();
+    let first = service
+        .run(fx.shop.id, Some(trigger), "test")
+        .await
+        .unwrap();
+    assert_eq!((first.sent, first.duplicate), (1, false), "{first:?}");
+    let again = service
+        .run(fx.shop.id, Some(trigger), "test")
+        .await
+        .unwrap();
+    assert!(again.duplicate && again.run_id.is_none(), "{again:?}");
+    let other = service
+        .run(fx.shop.id, Some(uuid::Uuid::now_v7()), "test")
+        .await
+        .unwrap();
+    assert_eq!((other.duplicate, other.sent), (false, 0), "{other:?}");
+    assert_eq!(fx.count("SELECT count(*) FROM action_runs").await, 2);
+    assert_eq!(fx.sim.sim().feeds().len(), 1);
+}

@@ -630,19 +630,3 @@ pub async fn push_state_counts(
     .map(|r| (r.push_state, r.n))
     .collect())
 }
-
-/// Whether a run of `action` for this command already succeeded (a redelivered command is
-/// acknowledged without running again).
-pub async fn command_succeeded(
-    conn: &mut PgConnection,
-    command_id: Uuid,
-    action: &str,
-) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM action_runs WHERE command_id = $1 AND action = $2 AND status = 'succeeded') AS "e!""#,
-        command_id,
-        action
-    )
-    .fetch_one(conn)
-    .await?)
-}

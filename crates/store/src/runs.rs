@@ -281,21 +281,37 @@ async fn log_run(
     Ok(())
 }
 
+/// What [`lease_new_run`] decided for a new run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewRunLease {
+    /// The run holds the (shop, action) lease: go on.
+    Leased,
+    /// Another live run holds the lease: the new run ended `skipped` ("another run is active").
+    Busy,
+    /// A run for the same trigger (`command_id`) already succeeded: the new run ended `skipped`
+    /// as a duplicate and the lease was given back.
+    Duplicate,
+}
+
 /// Takes the (shop, action) lease for the new run `run_id` of an action that finishes within one
 /// message (no continuations). When another live run holds the lease, `run_id` ends `skipped`
-/// ("another run is active") with `counts`, and `false` is returned. Once the lease is taken,
-/// other runs of the same (shop, action) still marked `running` belong to a process that died
+/// ("another run is active") with `counts`. Once the lease is taken, a run of the same trigger
+/// `command_id` that already succeeded makes this one a duplicate (checked under the lease, so
+/// copies of one trigger handled one after another, or at once, run the action once). Other
+/// runs of the same (shop, action) still marked `running` belong to a process that died
 /// (their lease is gone): they are closed as `failed` ("abandoned") so the ledger does not show
 /// them running for ever.
+#[allow(clippy::too_many_arguments)]
 pub async fn lease_new_run(
     conn: &mut PgConnection,
     shop_id: Uuid,
     action: &str,
     run_id: Uuid,
+    command_id: Option<Uuid>,
     holder: &str,
     ttl: Duration,
     counts: &serde_json::Value,
-) -> Result<bool, StoreError> {
+) -> Result<NewRunLease, StoreError> {
     if !try_lease(&mut *conn, shop_id, action, run_id, holder, ttl).await? {
         finish(
             conn,
@@ -307,7 +323,23 @@ pub async fn lease_new_run(
             Some("another run is active"),
         )
         .await?;
-        return Ok(false);
+        return Ok(NewRunLease::Busy);
+    }
+    if let Some(command_id) = command_id
+        && command_succeeded(&mut *conn, command_id, action).await?
+    {
+        finish(
+            &mut *conn,
+            run_id,
+            RunStatus::Skipped,
+            None,
+            counts,
+            0,
+            Some("duplicate: a run for this trigger already succeeded"),
+        )
+        .await?;
+        release_lease(conn, shop_id, action, run_id).await?;
+        return Ok(NewRunLease::Duplicate);
     }
     let abandoned = sqlx::query!(
         r#"UPDATE action_runs
@@ -324,7 +356,23 @@ pub async fn lease_new_run(
     if abandoned > 0 {
         tracing::warn!(%shop_id, action, abandoned, "runs of a dead process closed as failed");
     }
-    Ok(true)
+    Ok(NewRunLease::Leased)
+}
+
+/// Whether a run of `action` for this trigger already succeeded (a redelivered or duplicated
+/// trigger is acknowledged without running again).
+pub async fn command_succeeded(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+    action: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM action_runs WHERE command_id = $1 AND action = $2 AND status = 'succeeded') AS "e!""#,
+        command_id,
+        action
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// The first run `action` started for the trigger `command_id`: its id and status (a

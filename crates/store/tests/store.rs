@@ -337,3 +337,84 @@ async fn api_log_filters(pool: PgPool) {
     .unwrap();
     assert!(none.is_empty());
 }
+
+/// `lease_new_run` for actions that finish within one message: a second run while the first
+/// holds the lease is `Busy`; a copy of a trigger that already succeeded is a `Duplicate` (ended
+/// `skipped`, lease given back) even when it only gets the lease after the first run finished.
+#[sqlx::test(migrations = "../../migrations")]
+async fn copies_of_one_trigger_run_once(pool: PgPool) {
+    let keys = Keyring::for_testing();
+    let mut conn = pool.acquire().await.unwrap();
+    let shop = shops::insert(&mut conn, &keys, &new_shop("acme"))
+        .await
+        .unwrap()
+        .shop;
+    let action = "shipment-feedback";
+    let trigger = Uuid::now_v7();
+    let new_run = |command_id| NewRun {
+        shop_id: shop.id,
+        action,
+        mode: None,
+        status: RunStatus::Running,
+        command_id,
+        requested_by: Some("t"),
+    };
+    let ttl = Duration::minutes(5);
+    let counts = serde_json::json!({});
+    let first = runs::insert(&mut conn, &new_run(Some(trigger)))
+        .await
+        .unwrap();
+    let copy = runs::insert(&mut conn, &new_run(Some(trigger)))
+        .await
+        .unwrap();
+    let lease = |run, command| {
+        let pool = pool.clone();
+        let counts = counts.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            runs::lease_new_run(&mut conn, shop.id, action, run, command, "w", ttl, &counts)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(lease(first, Some(trigger)).await, runs::NewRunLease::Leased);
+    assert_eq!(lease(copy, Some(trigger)).await, runs::NewRunLease::Busy);
+    assert!(
+        !runs::command_succeeded(&mut conn, trigger, action)
+            .await
+            .unwrap()
+    );
+    runs::close_leased(&mut conn, shop.id, action, first, &counts, 1, None)
+        .await
+        .unwrap();
+    assert!(
+        runs::command_succeeded(&mut conn, trigger, action)
+            .await
+            .unwrap()
+    );
+
+    // A copy that checked before the first run finished, and gets the lease after it.
+    let late = runs::insert(&mut conn, &new_run(Some(trigger)))
+        .await
+        .unwrap();
+    assert_eq!(
+        lease(late, Some(trigger)).await,
+        runs::NewRunLease::Duplicate
+    );
+    let late_run = runs::get(&mut conn, late).await.unwrap();
+    assert_eq!(late_run.status, "skipped");
+    assert!(late_run.error.unwrap().contains("duplicate"));
+    // The duplicate gave the lease back: a different trigger runs at once.
+    let other = runs::insert(&mut conn, &new_run(Some(Uuid::now_v7())))
+        .await
+        .unwrap();
+    assert_eq!(lease(other, None).await, runs::NewRunLease::Leased);
+    let succeeded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM action_runs WHERE command_id = $1 AND status = 'succeeded'",
+    )
+    .bind(trigger)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(succeeded, 1);
+}
