@@ -480,6 +480,7 @@ impl Poller {
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let mut tx = self.pool.begin().await?;
+        feeds_store::lock_instructions(&mut tx, sub.id).await?;
         let messages = feeds_store::messages(&mut tx, sub.id).await?;
         let ids: Vec<u64> = messages.iter().map(|m| m.message_id as u64).collect();
         let (results, encoding): (Vec<MessageResult>, Option<&str>) = match &parsed {
@@ -637,6 +638,7 @@ impl Poller {
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let mut tx = self.pool.begin().await?;
+        feeds_store::lock_instructions(&mut tx, sub.id).await?;
         let messages = feeds_store::messages(&mut tx, sub.id).await?;
         let mut inventory = Vec::new();
         for m in &messages {

@@ -639,7 +639,9 @@ pub(crate) async fn apply_orders(
     };
     // Merchant-fulfilled orders (FBA ones are Amazon's to ship), converted; conversion errors
     // are refused one by one below.
-    let converted: Vec<(&Order, Result<AmazonOrder, String>)> = orders
+    // In Amazon order id order: known orders are locked in the order every transaction that
+    // locks several instructions uses (store::feeds::lock_instructions), so no deadlock.
+    let mut converted: Vec<(&Order, Result<AmazonOrder, String>)> = orders
         .iter()
         .filter(|o| {
             !o.fulfillment
@@ -649,6 +651,7 @@ pub(crate) async fn apply_orders(
         })
         .map(|o| (o, to_amazon_order(o).map_err(|e| e.to_string())))
         .collect();
+    converted.sort_by(|a, b| a.0.order_id.cmp(&b.0.order_id));
     // Orders new to the shop go in together; the rest (known ones, a page's repeated order,
     // and everything of a batch the database refused) one by one.
     let mut batch: Vec<&AmazonOrder> = Vec::new();

@@ -100,8 +100,13 @@ pub async fn set_api_error(
     Ok(())
 }
 
-/// The feed was accepted: its instructions → printed (印刷済み). Returns how many.
-pub async fn mark_printed(conn: &mut PgConnection, submission: Uuid) -> Result<u64, sqlx::Error> {
+/// The feed was accepted: its instructions → printed (印刷済み), locked first in the shared
+/// order ([`store::feeds::lock_instructions`]). Returns how many.
+pub async fn mark_printed(
+    conn: &mut PgConnection,
+    submission: Uuid,
+) -> Result<u64, store::StoreError> {
+    store::feeds::lock_instructions(&mut *conn, submission).await?;
     Ok(sqlx::query!(
         r#"UPDATE shipping_instructions SET api_status = 'printed', api_error = NULL, resend_requested_at = NULL,
                   updated_at = now()

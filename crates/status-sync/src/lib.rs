@@ -590,6 +590,10 @@ impl StatusSync {
     ) -> Result<(), SyncError> {
         let rules = catalog::active_rules(&mut *tx, shop_id).await?;
         let events = self.topology.events_exchange();
+        // Instructions are locked in Amazon order id order, as by every transaction that locks
+        // several (store::feeds::lock_instructions): no deadlock with order-ingest or feedback.
+        let mut orders: Vec<&Order> = orders.iter().collect();
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
         for order in orders {
             counts.seen += 1;
             let mut sp = tx.begin().await?;

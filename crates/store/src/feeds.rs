@@ -334,6 +334,24 @@ pub async fn finish(
     Ok(())
 }
 
+/// Locks the instructions of a submission's messages for the caller's transaction, in the
+/// order every transaction that locks several instructions uses: (shop, Amazon order id, byte
+/// order as Rust compares strings).
+/// Call it before changing them; order-ingest and status-sync lock a page's orders in the same
+/// order, so none of them can deadlock with another.
+pub async fn lock_instructions(conn: &mut PgConnection, id: Uuid) -> Result<u64, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM (
+               SELECT 1 FROM shipping_instructions
+               WHERE id IN (SELECT instruction_id FROM feed_messages WHERE feed_submission_id = $1)
+               ORDER BY shop_id, amazon_order_id COLLATE "C"
+               FOR NO KEY UPDATE) locked"#,
+        id
+    )
+    .fetch_one(conn)
+    .await? as u64)
+}
+
 /// Messages of a submission, by message id.
 pub async fn messages(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Message>, StoreError> {
     Ok(sqlx::query_as!(

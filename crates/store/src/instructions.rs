@@ -152,14 +152,16 @@ macro_rules! select_instruction {
     };
 }
 
-/// The instruction of an Amazon order, locked for the caller's transaction.
+/// The instruction of an Amazon order, locked for the caller's transaction (`FOR NO KEY
+/// UPDATE`: other writers wait, inserts that only reference the row, such as a feed's
+/// messages, do not). A transaction that locks several does so in Amazon order id order.
 pub async fn lock_by_order(
     conn: &mut PgConnection,
     shop_id: Uuid,
     amazon_order_id: &str,
 ) -> Result<Option<Instruction>, StoreError> {
     Ok(select_instruction!(
-        "WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
+        "WHERE shop_id = $1 AND amazon_order_id = $2 FOR NO KEY UPDATE",
         shop_id,
         amazon_order_id
     )

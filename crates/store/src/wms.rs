@@ -14,7 +14,7 @@ async fn locked(
     amazon_order_id: &str,
 ) -> Result<(Uuid, String), StoreError> {
     let row = sqlx::query!(
-        "SELECT id, status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2 FOR UPDATE",
+        "SELECT id, status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2 FOR NO KEY UPDATE",
         shop_id,
         amazon_order_id
     )

@@ -166,15 +166,11 @@ async fn duplicate_and_concurrent_triggers_confirm_once(pool: PgPool) {
         1,
         "exactly one effective run for the five copies"
     );
-    // Finding: two copies handled at once (prefetch 2) can deadlock in PostgreSQL; the loser
-    // fails and is retried (bounded, nothing sent twice). Any other failure is a bug.
+    // No run fails: the importer, status-sync, feedback and the poller lock the instructions
+    // they change in one order (Amazon order id), so they cannot deadlock one another (they
+    // did, once in five runs, before: ingest's FOR UPDATE against feedback's feed messages).
     for (_, status, error) in &runs {
-        if status == "failed" {
-            assert!(
-                error.as_deref().is_some_and(|e| e.contains("deadlock")),
-                "unexpected failure: {error:?}"
-            );
-        }
+        assert_ne!(status, "failed", "unexpected failure: {error:?}");
     }
     assert_eq!(
         sys.sim.sim().feeds().len(),
