@@ -366,16 +366,23 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         "<h2>{}</h2>",
         e(t("購入者・お届け先", "Buyer and ship-to"))
     );
+    // Opened in memory only; shown masked unless revealed (placeholders are not PII).
+    let p = if r.pii_purged_at.is_some() {
+        None
+    } else {
+        store::pii::read(&mut conn, &ctx.state.keys, id).await?
+    }
+    .unwrap_or_default();
     let pii: [(&str, &Option<String>); 9] = [
-        (t("購入者名", "Buyer name"), &r.buyer_name),
-        (t("購入者メール", "Buyer e-mail"), &r.buyer_email),
-        (t("お届け先名", "Ship-to name"), &r.ship_to_name),
-        (t("郵便番号", "Postal code"), &r.ship_to_postal_code),
+        (t("購入者名", "Buyer name"), &p.buyer_name),
+        (t("購入者メール", "Buyer e-mail"), &p.buyer_email),
+        (t("お届け先名", "Ship-to name"), &p.ship_to_name),
+        (t("郵便番号", "Postal code"), &p.ship_to_postal_code),
         (t("国", "Country"), &r.ship_to_country),
-        (t("都道府県・州", "State / prefecture"), &r.ship_to_state),
-        (t("市区町村", "City"), &r.ship_to_city),
-        (t("住所", "Address"), &r.ship_to_address),
-        (t("電話番号", "Phone"), &r.ship_to_phone),
+        (t("都道府県・州", "State / prefecture"), &p.ship_to_state),
+        (t("市区町村", "City"), &p.ship_to_city),
+        (t("住所", "Address"), &p.ship_to_address),
+        (t("電話番号", "Phone"), &p.ship_to_phone),
     ];
     if r.pii_purged_at.is_some() {
         let _ = write!(

@@ -48,12 +48,15 @@ pub struct AppState {
     pub tz: Tz,
     /// Mark cookies `Secure` (`CONSOLE_SECURE_COOKIES=1` behind HTTPS).
     pub secure_cookies: bool,
+    /// Opens the sealed buyer and ship-to data (`CONNECTOR_ENCRYPTION_KEYS`).
+    pub keys: crypto::Keyring,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, bus_prefix: impl Into<String>) -> Self {
+    pub fn new(pool: PgPool, bus_prefix: impl Into<String>, keys: crypto::Keyring) -> Self {
         Self {
             pool,
+            keys,
             bus_prefix: bus_prefix.into(),
             tz: chrono_tz::Asia::Tokyo,
             secure_cookies: false,

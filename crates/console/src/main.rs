@@ -55,7 +55,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding CONSOLE_ADDR={}", config.addr))?;
             tracing::info!(addr = %listener.local_addr()?, "console listening");
-            let mut state = console::AppState::new(pool, config.bus_prefix.clone());
+            let keys = crypto::Keyring::from_env()
+                .context("reading the keyring that opens buyer and ship-to data")?;
+            let mut state = console::AppState::new(pool, config.bus_prefix.clone(), keys);
             state.tz = config.tz;
             state.secure_cookies = config.secure_cookies;
             console::serve(listener, state, shutdown()).await?;

@@ -343,6 +343,12 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
                 })?;
             let lines = store::instructions::lines(&mut tx, inst.id).await?;
             let skus: Vec<String> = lines.into_iter().map(|l| l.sku).collect();
+            // The prefecture / state is part of the sealed ship-to data.
+            let keys = crypto::Keyring::from_env()
+                .context("reading the keyring that opens the ship-to state")?;
+            let personal = store::pii::read(&mut tx, &keys, inst.id)
+                .await?
+                .unwrap_or_default();
             let marketplace = inst
                 .marketplace_id
                 .as_deref()
@@ -352,7 +358,7 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
             let input = RuleInput {
                 marketplace,
                 ship_service_level: inst.ship_service_level.as_deref(),
-                state: inst.ship_to_state.as_deref(),
+                state: personal.ship_to_state.as_deref(),
                 skus: &skus,
                 order_total: inst.order_total,
                 prime: inst.is_prime,

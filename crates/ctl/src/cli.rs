@@ -112,10 +112,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let mut tx = pool.begin().await?;
                     let n = store::shops::rotate_keys(&mut tx, &keys).await?;
                     tx.commit().await?;
-                    println!(
-                        "re-encrypted the credentials of {n} shop(s) with key version {}",
-                        keys.current_version()
-                    );
+                    // Buyer and ship-to data, in batches of 1,000 (one transaction each).
+                    let mut sealed = 0;
+                    loop {
+                        let mut tx = pool.begin().await?;
+                        let done = store::pii::reseal(&mut tx, &keys, 1000).await?;
+                        tx.commit().await?;
+                        sealed += done;
+                        if done == 0 {
+                            break;
+                        }
+                    }
+                    if cli.json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"shops": n, "instructions": sealed, "key_version": keys.current_version()})
+                        );
+                    } else {
+                        println!(
+                            "re-encrypted the credentials of {n} shop(s) and the buyer and ship-to data of {sealed} instruction(s) with key version {}",
+                            keys.current_version()
+                        );
+                    }
                     Ok(())
                 }
                 Command::Keys(KeysCommand::Generate { .. }) => unreachable!("handled above"),

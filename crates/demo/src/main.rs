@@ -206,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
             ("instructions".into(), imported.to_string()),
             (
                 "with placeholders (Amazon 仮登録)".into(),
-                count(&pool, shop_id, "buyer_name = 'Amazon 仮登録'")
+                count(&pool, shop_id, "payment_status <> 'paid'")
                     .await?
                     .to_string(),
             ),
@@ -460,7 +460,7 @@ async fn main() -> anyhow::Result<()> {
             "console: http://{} (user {DEMO_USER}, password {DEMO_PASSWORD}); services and simulator keep running; Ctrl-C stops",
             args.console_addr
         );
-        let state = console::AppState::new(pool.clone(), prefix.clone());
+        let state = console::AppState::new(pool.clone(), prefix.clone(), keys.clone());
         console::serve(listener, state, async {
             let _ = tokio::signal::ctrl_c().await;
         })

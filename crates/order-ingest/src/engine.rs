@@ -375,6 +375,7 @@ impl OrderIngest {
                     let mut tx = self.pool.begin().await?;
                     apply_orders(
                         &mut tx,
+                        &self.keys,
                         &self.topology.events_exchange(),
                         shop.shop.id,
                         Some(run_id),
@@ -613,6 +614,7 @@ const BATCH_ORDERS: usize = 25;
 /// savepoints, so one bad order never stops the others.
 pub(crate) async fn apply_orders(
     tx: &mut PgConnection,
+    keys: &crypto::Keyring,
     events: &str,
     shop_id: Uuid,
     run_id: Option<Uuid>,
@@ -630,6 +632,7 @@ pub(crate) async fn apply_orders(
         .collect();
     let products = catalog::products_for_skus(&mut *tx, shop_id, &skus).await?;
     let cx = UpsertCtx {
+        keys,
         shop_id,
         run_id,
         action: ACTION,
@@ -823,6 +826,7 @@ pub async fn import_order(
         let before = counts.clone();
         apply_orders(
             &mut tx,
+            keys,
             &topology.events_exchange(),
             shop_id,
             Some(run_id),

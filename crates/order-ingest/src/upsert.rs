@@ -76,6 +76,8 @@ fn delivery(m: Option<&DeliveryMethod>) -> Delivery<'_> {
 
 /// Context of one upsert.
 pub struct UpsertCtx<'a> {
+    /// Seals buyer and ship-to data (store::pii).
+    pub keys: &'a crypto::Keyring,
     pub shop_id: Uuid,
     pub run_id: Option<Uuid>,
     pub action: &'a str,
@@ -98,11 +100,14 @@ pub async fn upsert_order(
             let method = pick_delivery(cx.rules, order);
             let (id, lines) = instructions::insert_imported(
                 &mut *conn,
+                cx.keys,
                 cx.shop_id,
-                order,
-                status,
-                payment,
-                delivery(method),
+                instructions::NewImported {
+                    order,
+                    status,
+                    payment_status: payment,
+                    delivery: delivery(method),
+                },
                 cx.products,
             )
             .await?;
@@ -134,7 +139,8 @@ pub async fn upsert_order(
                 } else {
                     None
                 };
-                instructions::apply_paid(&mut *conn, inst.id, order, delivery(method)).await?;
+                instructions::apply_paid(&mut *conn, cx.keys, &inst, order, delivery(method))
+                    .await?;
                 changed = true;
                 paid = true;
             }
@@ -207,7 +213,8 @@ pub async fn insert_new_orders(
         })
         .collect();
     let inserted =
-        instructions::insert_imported_many(&mut *conn, cx.shop_id, &new, cx.products).await?;
+        instructions::insert_imported_many(&mut *conn, cx.keys, cx.shop_id, &new, cx.products)
+            .await?;
     let mut events = Vec::with_capacity(inserted.len());
     let mut outcomes = Vec::with_capacity(inserted.len());
     for (order, inserted) in orders.iter().zip(inserted) {

@@ -95,6 +95,10 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
         let mut total_lines = 0;
         for o in &orders {
             let i = &stored[&o.order_id];
+            let p = store::pii::read(&mut conn, &crypto::Keyring::for_testing(), i.id)
+                .await
+                .unwrap()
+                .expect("sealed personal data (or placeholders)");
             assert_eq!(i.source, "amazon_api");
             assert_eq!(i.marketplace_id.as_deref(), Some("A1VC38T7YXB528"));
             assert_eq!(i.ordered_at, Some(o.created_time));
@@ -114,10 +118,10 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
                 OrderStatus::Pending => {
                     assert_eq!(i.status, "hold");
                     assert_eq!(i.payment_status, "unpaid");
-                    assert_eq!(i.buyer_name.as_deref(), Some(PLACEHOLDER_REGISTRATION));
-                    assert_eq!(i.buyer_email, None);
-                    assert_eq!(i.ship_to_name.as_deref(), Some(PLACEHOLDER_REGISTRATION));
-                    assert_eq!(i.ship_to_postal_code, None);
+                    assert_eq!(p.buyer_name.as_deref(), Some(PLACEHOLDER_REGISTRATION));
+                    assert_eq!(p.buyer_email, None);
+                    assert_eq!(p.ship_to_name.as_deref(), Some(PLACEHOLDER_REGISTRATION));
+                    assert_eq!(p.ship_to_postal_code, None);
                     assert_eq!(i.payment_method, "placeholder");
                     assert_eq!(i.order_total, None);
                     assert!(lines.iter().all(|l| l.unit_price.is_none()));
@@ -125,14 +129,14 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
                 OrderStatus::Unshipped => {
                     assert_eq!(i.status, "awaiting_shipment");
                     assert_eq!(i.payment_status, "paid");
-                    assert_eq!(i.buyer_name.as_deref(), Some(o.buyer.name.as_str()));
-                    assert_eq!(i.buyer_email.as_deref(), Some(o.buyer.email.as_str()));
-                    assert_eq!(i.ship_to_name.as_deref(), Some(o.address.name.as_str()));
-                    assert_eq!(i.ship_to_postal_code.as_deref(), Some(o.address.postal_code.as_str()));
-                    assert_eq!(i.ship_to_state.as_deref(), Some(o.address.state_or_region.as_str()));
-                    assert_eq!(i.ship_to_city.as_deref(), Some(o.address.city.as_str()));
-                    assert!(i.ship_to_address.as_deref().unwrap().starts_with(&o.address.address_line1));
-                    assert_eq!(i.ship_to_phone, o.address.phone);
+                    assert_eq!(p.buyer_name.as_deref(), Some(o.buyer.name.as_str()));
+                    assert_eq!(p.buyer_email.as_deref(), Some(o.buyer.email.as_str()));
+                    assert_eq!(p.ship_to_name.as_deref(), Some(o.address.name.as_str()));
+                    assert_eq!(p.ship_to_postal_code.as_deref(), Some(o.address.postal_code.as_str()));
+                    assert_eq!(p.ship_to_state.as_deref(), Some(o.address.state_or_region.as_str()));
+                    assert_eq!(p.ship_to_city.as_deref(), Some(o.address.city.as_str()));
+                    assert!(p.ship_to_address.as_deref().unwrap().starts_with(&o.address.address_line1));
+                    assert_eq!(p.ship_to_phone, o.address.phone);
                     assert_eq!(i.ship_to_country.as_deref(), Some("JP"));
                     assert_eq!(i.payment_method, expected_method(o.payment_method), "{}", o.order_id);
                     assert_eq!(i.order_total, Some(o.grand_total()));
@@ -516,13 +520,15 @@ async fn reimport_never_overwrites_local_changes(pool: PgPool) {
         store::instructions::set_status(&mut conn, ia.id, domain::InstructionStatus::Allocated)
             .await
             .unwrap();
-        sqlx::query(
-            "UPDATE shipping_instructions SET ship_to_name = 'operator fixed' WHERE id = $1",
-        )
-        .bind(ib.id)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+        let keys = crypto::Keyring::for_testing();
+        let mut fixed = store::pii::read(&mut conn, &keys, ib.id)
+            .await
+            .unwrap()
+            .unwrap();
+        fixed.ship_to_name = Some("operator fixed".into());
+        store::pii::write(&mut conn, &keys, ib.id, &fixed)
+            .await
+            .unwrap();
         drop(conn);
         let run = h
             .wait_run(
@@ -537,7 +543,11 @@ async fn reimport_never_overwrites_local_changes(pool: PgPool) {
         let ib2 = store::instructions::get(&mut conn, ib.id).await.unwrap();
         assert_eq!(ia2.status, "allocated");
         assert_eq!(ib2.payment_status, "paid");
-        assert_eq!(ib2.ship_to_name.as_deref(), Some("operator fixed"));
+        let p2 = store::pii::read(&mut conn, &keys, ib.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p2.ship_to_name.as_deref(), Some("operator fixed"));
         let la = store::instructions::lines(&mut conn, ia.id).await.unwrap();
         assert!(
             la.iter().all(|l| l.reserved_quantity == 0),

@@ -597,7 +597,7 @@ impl StatusSync {
         for order in orders {
             counts.seen += 1;
             let mut sp = tx.begin().await?;
-            match apply_one(&mut sp, shop_id, run_id, order, &rules, &events).await {
+            match apply_one(&mut sp, &self.keys, shop_id, run_id, order, &rules, &events).await {
                 Ok(applied) => {
                     sp.commit().await?;
                     match applied {
@@ -796,6 +796,7 @@ enum ApplyError {
 /// Applies Amazon's state of one order to its instruction (in a savepoint).
 async fn apply_one(
     conn: &mut PgConnection,
+    keys: &crypto::Keyring,
     shop_id: Uuid,
     run_id: Uuid,
     order: &Order,
@@ -821,7 +822,7 @@ async fn apply_one(
                 None
             };
             let delivery = method.map_or(Delivery::Placeholder, Delivery::Method);
-            instructions::apply_paid(&mut *conn, inst.id, &data, delivery).await?;
+            instructions::apply_paid(&mut *conn, keys, &inst, &data, delivery).await?;
             event(
                 conn,
                 shop_id,

@@ -145,16 +145,20 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
             sim.orders().into_iter().map(|o| (o.order_id.clone(), o)).collect();
         for o in paid {
             let i = store::instructions::get(&mut conn, ids[&o.order_id]).await.unwrap();
+            let p = store::pii::read(&mut conn, &crypto::Keyring::for_testing(), i.id)
+                .await
+                .unwrap()
+                .expect("sealed personal data");
             let a = &amazon[&o.order_id];
             assert_eq!(i.payment_status, "paid");
             assert_eq!(i.status, "awaiting_shipment");
-            assert_eq!(i.buyer_name.as_deref(), Some(a.buyer.name.as_str()));
-            assert_eq!(i.buyer_email.as_deref(), Some(a.buyer.email.as_str()));
-            assert_eq!(i.ship_to_name.as_deref(), Some(a.address.name.as_str()));
-            assert_eq!(i.ship_to_postal_code.as_deref(), Some(a.address.postal_code.as_str()));
-            assert_eq!(i.ship_to_state.as_deref(), Some(a.address.state_or_region.as_str()));
-            assert_eq!(i.ship_to_city.as_deref(), Some(a.address.city.as_str()));
-            assert_eq!(i.ship_to_phone, a.address.phone);
+            assert_eq!(p.buyer_name.as_deref(), Some(a.buyer.name.as_str()));
+            assert_eq!(p.buyer_email.as_deref(), Some(a.buyer.email.as_str()));
+            assert_eq!(p.ship_to_name.as_deref(), Some(a.address.name.as_str()));
+            assert_eq!(p.ship_to_postal_code.as_deref(), Some(a.address.postal_code.as_str()));
+            assert_eq!(p.ship_to_state.as_deref(), Some(a.address.state_or_region.as_str()));
+            assert_eq!(p.ship_to_city.as_deref(), Some(a.address.city.as_str()));
+            assert_eq!(p.ship_to_phone, a.address.phone);
             assert_eq!(i.payment_method, expected_method(a.payment_method));
             assert_eq!(i.order_total, Some(a.grand_total()));
             let lines = store::instructions::lines(&mut conn, i.id).await.unwrap();

@@ -17,7 +17,8 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{StoreError, catalog};
+use crate::{StoreError, catalog, pii::PersonalData};
+use crypto::Keyring;
 
 /// Buyer data Amazon exposes once an order is paid (PII: never logged).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub struct AmazonOrder {
     pub lines: Vec<AmazonLine>,
 }
 
-/// A stored instruction (the fields the services decide on; PII included, handle with care).
+/// A stored instruction (the fields the services decide on; buyer and ship-to data are sealed:
+/// [`crate::pii::read`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Instruction {
     pub id: Uuid,
@@ -82,15 +84,7 @@ pub struct Instruction {
     pub amazon_status: Option<String>,
     pub amazon_last_updated_at: Option<DateTime<Utc>>,
     pub ordered_at: Option<DateTime<Utc>>,
-    pub buyer_name: Option<String>,
-    pub buyer_email: Option<String>,
-    pub ship_to_name: Option<String>,
-    pub ship_to_postal_code: Option<String>,
     pub ship_to_country: Option<String>,
-    pub ship_to_state: Option<String>,
-    pub ship_to_city: Option<String>,
-    pub ship_to_address: Option<String>,
-    pub ship_to_phone: Option<String>,
     pub payment_method: String,
     pub delivery_method_id: Option<Uuid>,
     pub delivery_method_name: String,
@@ -142,8 +136,7 @@ macro_rules! select_instruction {
         sqlx::query_as!(
             Instruction,
             r#"SELECT id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
-                      amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
-                      ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone, payment_method,
+                      amazon_last_updated_at, ordered_at, ship_to_country, payment_method,
                       delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
                       updated_at
                FROM shipping_instructions "# + $where,
@@ -265,26 +258,18 @@ pub struct LinesOutcome {
 /// is [`StoreError::Duplicate`].
 pub async fn insert_imported(
     conn: &mut PgConnection,
+    keys: &Keyring,
     shop_id: Uuid,
-    order: &AmazonOrder,
-    status: InstructionStatus,
-    payment_status: PaymentStatus,
-    delivery: Delivery<'_>,
+    new: NewImported<'_>,
     products: &HashMap<String, Uuid>,
 ) -> Result<(Uuid, LinesOutcome), StoreError> {
-    let new = NewImported {
-        order,
-        status,
-        payment_status,
-        delivery,
-    };
-    insert_imported_many(conn, shop_id, &[new], products)
+    insert_imported_many(conn, keys, shop_id, &[new], products)
         .await?
         .pop()
         .flatten()
         .ok_or_else(|| StoreError::Duplicate {
             what: "instruction for Amazon order",
-            key: order.amazon_order_id.clone(),
+            key: new.order.amazon_order_id.clone(),
         })
 }
 
@@ -304,6 +289,7 @@ pub struct NewImported<'a> {
 /// by order, which isolates the order at fault.
 pub async fn insert_imported_many(
     conn: &mut PgConnection,
+    keys: &Keyring,
     shop_id: Uuid,
     orders: &[NewImported<'_>],
     products: &HashMap<String, Uuid>,
@@ -316,19 +302,18 @@ pub async fn insert_imported_many(
     let (mut order_ids, mut marketplaces, mut statuses, mut payments, mut amazon_statuses) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut updated, mut ordered) = (vec![], vec![]);
-    let (mut buyer_names, mut buyer_emails) = (vec![], vec![]);
-    let (mut to_names, mut to_postal, mut to_country, mut to_state, mut to_city) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let (mut to_address, mut to_phone, mut pay_methods) = (vec![], vec![], vec![]);
+    let (mut sealed, mut to_country, mut pay_methods) = (vec![], vec![], vec![]);
     let (mut dm_ids, mut dm_names, mut levels, mut primes, mut currencies, mut totals) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for o in orders {
-        let (buyer, ship_to) = personal_data(o.order);
+        let (personal, country) = personal_data(o.order);
         let (dm_id, dm_name) = match o.delivery {
             Delivery::Placeholder => (None, PLACEHOLDER_DELIVERY_METHOD.to_owned()),
             Delivery::Method(m) => (Some(m.id), m.name.clone()),
         };
-        ids.push(Uuid::now_v7());
+        let id = Uuid::now_v7();
+        sealed.push(personal.seal(keys, shop_id, id));
+        ids.push(id);
         order_ids.push(o.order.amazon_order_id.clone());
         marketplaces.push(o.order.marketplace_id.clone());
         statuses.push(o.status.as_str().to_owned());
@@ -336,15 +321,7 @@ pub async fn insert_imported_many(
         amazon_statuses.push(o.order.status.as_str().to_owned());
         updated.push(o.order.last_updated_at);
         ordered.push(o.order.ordered_at);
-        buyer_names.push(buyer.name);
-        buyer_emails.push(buyer.email);
-        to_names.push(ship_to.name);
-        to_postal.push(ship_to.postal_code);
-        to_country.push(ship_to.country);
-        to_state.push(ship_to.state);
-        to_city.push(ship_to.city);
-        to_address.push(ship_to.address);
-        to_phone.push(ship_to.phone);
+        to_country.push(country);
         pay_methods.push(o.order.payment_method.as_str().to_owned());
         dm_ids.push(dm_id);
         dm_names.push(dm_name);
@@ -356,16 +333,14 @@ pub async fn insert_imported_many(
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO shipping_instructions
              (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
-              amazon_last_updated_at, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code,
-              ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone, payment_method,
+              amazon_last_updated_at, ordered_at, pii_enc, ship_to_country, payment_method,
               delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total)
-           SELECT id, $2, 'amazon_api', oid, mp, st, ps, ast, upd, ord, bn, be, tn, tp, tc, ts, tci, ta, tph, pm,
+           SELECT id, $2, 'amazon_api', oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
                   dmi, dmn, lvl, prime, cur, tot
              FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::text[],
-                         $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
-                         $20::uuid[], $21::text[], $22::text[], $23::bool[], $24::text[], $25::numeric[])
-               AS t(id, oid, mp, st, ps, ast, upd, ord, bn, be, tn, tp, tc, ts, tci, ta, tph, pm,
+                         $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::text[], $12::text[],
+                         $13::uuid[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::numeric[])
+               AS t(id, oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
                     dmi, dmn, lvl, prime, cur, tot)
            ON CONFLICT (shop_id, amazon_order_id) DO NOTHING
            RETURNING id"#,
@@ -378,15 +353,8 @@ pub async fn insert_imported_many(
         &amazon_statuses,
         &updated,
         &ordered,
-        &buyer_names as &[Option<String>],
-        &buyer_emails as &[Option<String>],
-        &to_names as &[Option<String>],
-        &to_postal as &[Option<String>],
+        &sealed,
         &to_country as &[Option<String>],
-        &to_state as &[Option<String>],
-        &to_city as &[Option<String>],
-        &to_address as &[Option<String>],
-        &to_phone as &[Option<String>],
         &pay_methods,
         &dm_ids as &[Option<Uuid>],
         &dm_names,
@@ -467,7 +435,9 @@ pub async fn insert_imported_many(
 }
 
 /// Buyer and ship-to to store: Amazon's data, or the placeholders while it withholds them.
-fn personal_data(order: &AmazonOrder) -> (BuyerData, ShipTo) {
+/// The buyer and ship-to data to seal (the seed's placeholders while Amazon withholds them),
+/// and the country, kept in clear.
+fn personal_data(order: &AmazonOrder) -> (PersonalData, Option<String>) {
     let buyer = order.buyer.clone().unwrap_or_else(|| BuyerData {
         name: Some(PLACEHOLDER_REGISTRATION.to_owned()),
         email: None,
@@ -477,7 +447,17 @@ fn personal_data(order: &AmazonOrder) -> (BuyerData, ShipTo) {
         address: Some(PLACEHOLDER_REGISTRATION.to_owned()),
         ..ShipTo::default()
     });
-    (buyer, ship_to)
+    let personal = PersonalData {
+        buyer_name: buyer.name,
+        buyer_email: buyer.email,
+        ship_to_name: ship_to.name,
+        ship_to_postal_code: ship_to.postal_code,
+        ship_to_state: ship_to.state,
+        ship_to_city: ship_to.city,
+        ship_to_address: ship_to.address,
+        ship_to_phone: ship_to.phone,
+    };
+    (personal, ship_to.country)
 }
 
 /// Inserts the lines of `lines` the instruction does not have yet (by Amazon order item id);
@@ -565,11 +545,14 @@ pub async fn add_missing_lines(
 /// delivery method is replaced only while it is still the placeholder and a rule matched.
 pub async fn apply_paid(
     conn: &mut PgConnection,
-    instruction_id: Uuid,
+    keys: &Keyring,
+    instruction: &Instruction,
     order: &AmazonOrder,
     delivery: Delivery<'_>,
 ) -> Result<(), StoreError> {
-    let (buyer, ship_to) = personal_data(order);
+    let instruction_id = instruction.id;
+    let (personal, country) = personal_data(order);
+    let sealed = personal.seal(keys, instruction.shop_id, instruction_id);
     let (dm_id, dm_name) = match delivery {
         Delivery::Placeholder => (None, None),
         Delivery::Method(m) => (Some(m.id), Some(m.name.clone())),
@@ -579,26 +562,20 @@ pub async fn apply_paid(
               payment_status = 'paid',
               status = CASE WHEN status = 'hold' THEN 'awaiting_shipment' ELSE status END,
               amazon_status = $2, amazon_last_updated_at = $3,
-              buyer_name = $4, buyer_email = $5, ship_to_name = $6, ship_to_postal_code = $7, ship_to_country = $8,
-              ship_to_state = $9, ship_to_city = $10, ship_to_address = $11, ship_to_phone = $12,
-              payment_method = $13, ship_service_level = COALESCE($14, ship_service_level), is_prime = $15,
-              currency = COALESCE($16, currency), order_total = COALESCE($17, order_total),
-              delivery_method_id = CASE WHEN delivery_method_id IS NULL AND $18::uuid IS NOT NULL THEN $18 ELSE delivery_method_id END,
-              delivery_method_name = CASE WHEN delivery_method_id IS NULL AND $18::uuid IS NOT NULL THEN $19 ELSE delivery_method_name END,
+              pii_enc = $4, ship_to_country = $5,
+              buyer_name = NULL, buyer_email = NULL, ship_to_name = NULL, ship_to_postal_code = NULL,
+              ship_to_state = NULL, ship_to_city = NULL, ship_to_address = NULL, ship_to_phone = NULL,
+              payment_method = $6, ship_service_level = COALESCE($7, ship_service_level), is_prime = $8,
+              currency = COALESCE($9, currency), order_total = COALESCE($10, order_total),
+              delivery_method_id = CASE WHEN delivery_method_id IS NULL AND $11::uuid IS NOT NULL THEN $11 ELSE delivery_method_id END,
+              delivery_method_name = CASE WHEN delivery_method_id IS NULL AND $11::uuid IS NOT NULL THEN $12 ELSE delivery_method_name END,
               updated_at = now()
            WHERE id = $1"#,
         instruction_id,
         order.status.as_str(),
         order.last_updated_at,
-        buyer.name,
-        buyer.email,
-        ship_to.name,
-        ship_to.postal_code,
-        ship_to.country,
-        ship_to.state,
-        ship_to.city,
-        ship_to.address,
-        ship_to.phone,
+        sealed,
+        country,
         order.payment_method.as_str(),
         order.ship_service_level,
         order.is_prime,

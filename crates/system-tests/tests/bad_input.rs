@@ -481,8 +481,14 @@ async fn a_10_mb_order_address_does_not_break_the_import(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_10_mb_order_address_is_explained_in_the_api_log_and_not_stored_whole(pool: PgPool) {
     let (sys, huge) = import_huge_address(pool).await;
-    let stored: Option<i32> = sqlx::query_scalar("SELECT octet_length(ship_to_address) FROM shipping_instructions WHERE amazon_order_id = $1")
-        .bind(&huge).fetch_optional(&sys.pool).await.unwrap().flatten();
+    let stored: Option<i32> = sqlx::query_scalar(
+        "SELECT octet_length(pii_enc) FROM shipping_instructions WHERE amazon_order_id = $1",
+    )
+    .bind(&huge)
+    .fetch_optional(&sys.pool)
+    .await
+    .unwrap()
+    .flatten();
     let logged = sys
         .count(&format!(
             "SELECT count(*) FROM api_log WHERE amazon_order_id = '{huge}' AND level <> 'info'"
@@ -560,8 +566,14 @@ async fn import_huge_address(pool: PgPool) -> (System, String) {
             "the other orders are imported"
         );
     }
-    let stored: Option<i32> = sqlx::query_scalar("SELECT octet_length(ship_to_address) FROM shipping_instructions WHERE amazon_order_id = $1")
-        .bind(&huge.order_id).fetch_optional(&sys.pool).await.unwrap().flatten();
+    let stored: Option<i32> = sqlx::query_scalar(
+        "SELECT octet_length(pii_enc) FROM shipping_instructions WHERE amazon_order_id = $1",
+    )
+    .bind(&huge.order_id)
+    .fetch_optional(&sys.pool)
+    .await
+    .unwrap()
+    .flatten();
     let logged = sys
         .count(&format!(
             "SELECT count(*) FROM api_log WHERE amazon_order_id = '{}' AND level <> 'info'",

@@ -2,8 +2,8 @@
 //! through import, status sync, shipment feedback, the feed poller and inventory sync; then
 //! every captured service log line, every table of the database (outbox payloads and headers,
 //! inbox, api_log, action_runs, feed_messages, ...), the events log queue, every work queue and
-//! every DLQ is searched. The canary may appear only in the PII columns of
-//! `shipping_instructions` — and after the 30-day purge, nowhere. The shop's LWA client secret,
+//! every DLQ is searched. The canary appears nowhere in clear: the instruction holds it sealed
+//! (`pii_enc`, opened with the keyring), and after the 30-day purge not at all. The shop's LWA client secret,
 //! refresh token and any access token are searched the same way and must appear nowhere.
 
 use std::time::Duration;
@@ -64,7 +64,7 @@ impl Canary {
     }
 }
 
-/// Every (place, excerpt) outside the PII columns of shipping_instructions holding a needle.
+/// Every (place, excerpt) holding a needle in clear.
 async fn search_everywhere(sys: &System, needles: &[&str]) -> Vec<String> {
     let mut hits = vec![];
     // Logs of the in-process services.
@@ -75,23 +75,16 @@ async fn search_everywhere(sys: &System, needles: &[&str]) -> Vec<String> {
             hits.push(format!("log: {}", &logs[start..(at + 80).min(logs.len())]));
         }
     }
-    // Every table, every row, rendered as text; shipping_instructions without its PII columns.
+    // Every table, every row, rendered as text (shipping_instructions included: its buyer and
+    // ship-to data is sealed).
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' AND tablename <> '_sqlx_migrations'",
     )
     .fetch_all(&sys.pool)
     .await
     .unwrap();
-    let pii_strip = store::pii::PII_COLUMNS
-        .iter()
-        .map(|c| format!(" - '{c}'"))
-        .collect::<String>();
     for t in tables {
-        let row_expr = if t == "shipping_instructions" {
-            format!("(to_jsonb(x){pii_strip})::text")
-        } else {
-            "x::text".to_owned()
-        };
+        let row_expr = "x::text";
         for n in needles {
             let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT left({row_expr}, 300) FROM \"{t}\" x WHERE {row_expr} LIKE '%' || $1 || '%' LIMIT 3"
@@ -186,14 +179,27 @@ async fn pii_canary_appears_only_in_the_instruction_pii_columns(pool: PgPool) {
     assert_eq!(sys.sim.sim().order(&o1.order_id).unwrap().packages.len(), 1);
     assert_eq!(sys.sim.sim().order(&o2.order_id).unwrap().packages.len(), 1);
 
-    // Positive controls: the canaries are where they belong, the log capture works.
+    // Positive controls: the canaries are where they belong (sealed, and they open with the
+    // keyring), the log capture works.
+    let mut conn = sys.pool.acquire().await.unwrap();
     for (c, order) in [(&unshipped, &o1), (&pending, &o2)] {
-        let (name, addr, phone, email): (Option<String>, Option<String>, Option<String>, Option<String>) =
-            sqlx::query_as("SELECT buyer_name, ship_to_address, ship_to_phone, buyer_email FROM shipping_instructions WHERE amazon_order_id = $1")
-                .bind(&order.order_id)
-                .fetch_one(&sys.pool)
-                .await
-                .unwrap();
+        let id: Uuid = sqlx::query_scalar(
+            "SELECT id FROM shipping_instructions WHERE amazon_order_id = $1 AND pii_enc IS NOT NULL",
+        )
+        .bind(&order.order_id)
+        .fetch_one(&sys.pool)
+        .await
+        .unwrap();
+        let p = store::pii::read(&mut conn, &crypto::Keyring::for_testing(), id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (name, addr, phone, email) = (
+            p.buyer_name,
+            p.ship_to_address,
+            p.ship_to_phone,
+            p.buyer_email,
+        );
         assert!(
             name.unwrap_or_default().contains(&c.token),
             "buyer name stored"
@@ -205,6 +211,7 @@ async fn pii_canary_appears_only_in_the_instruction_pii_columns(pool: PgPool) {
         assert_eq!(phone.as_deref(), Some(c.phone.as_str()), "phone stored");
         assert_eq!(email.as_deref(), Some(c.email.as_str()), "email stored");
     }
+    drop(conn);
     let logs = capture::text();
     assert!(
         logs.len() > 10_000,
@@ -251,9 +258,7 @@ async fn pii_canary_appears_only_in_the_instruction_pii_columns(pool: PgPool) {
 }
 
 type PurgeRow = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
+    Option<Vec<u8>>,
     Option<String>,
     Option<chrono::DateTime<Utc>>,
 );
@@ -272,10 +277,9 @@ async fn pii_purge_keeps_29_day_old_shipments_and_clears_31_day_old_ones(pool: P
     ] {
         let id = Uuid::now_v7();
         sqlx::query(
-            r#"INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, status, payment_status, buyer_name, buyer_email,
-                   ship_to_name, ship_to_postal_code, ship_to_country, ship_to_state, ship_to_city, ship_to_address, ship_to_phone,
+            r#"INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, status, payment_status, pii_enc, ship_to_country,
                    shipped_on, shipped_at, updated_at)
-               VALUES ($1, $2, $3, $4, 'paid', 'Buyer', 'b@example.com', 'Name', '100-0001', 'JP', '東京都', '千代田区', 'addr', '03-0000-0000',
+               VALUES ($1, $2, $3, $4, 'paid', $6, 'JP',
                    CASE WHEN $4 = 'shipped' THEN (now() - make_interval(days => $5))::date END,
                    CASE WHEN $4 = 'shipped' THEN now() - make_interval(days => $5) END,
                    now() - make_interval(days => $5))"#,
@@ -285,6 +289,15 @@ async fn pii_purge_keeps_29_day_old_shipments_and_clears_31_day_old_ones(pool: P
         .bind(format!("503-0000000-000000{n}"))
         .bind(status)
         .bind(days)
+        .bind(
+            store::pii::PersonalData {
+                buyer_name: Some("Buyer".into()),
+                ship_to_address: Some("addr".into()),
+                ship_to_phone: Some("03-0000-0000".into()),
+                ..Default::default()
+            }
+            .seal(&crypto::Keyring::for_testing(), a.id, id),
+        )
         .execute(&sys.pool)
         .await
         .unwrap();
@@ -304,15 +317,13 @@ async fn pii_purge_keeps_29_day_old_shipments_and_clears_31_day_old_ones(pool: P
     );
     drop(conn);
     for (id, expect_purged) in ids.iter().zip([true, false, true, false, false]) {
-        let (name, addr, phone, country, purged_at): PurgeRow =
-            sqlx::query_as("SELECT buyer_name, ship_to_address, ship_to_phone, ship_to_country, pii_purged_at FROM shipping_instructions WHERE id = $1")
+        let (sealed, country, purged_at): PurgeRow =
+            sqlx::query_as("SELECT pii_enc, ship_to_country, pii_purged_at FROM shipping_instructions WHERE id = $1")
                 .bind(id)
                 .fetch_one(&sys.pool)
                 .await
                 .unwrap();
-        assert_eq!(name.is_none(), expect_purged, "{id}");
-        assert_eq!(addr.is_none(), expect_purged, "{id}");
-        assert_eq!(phone.is_none(), expect_purged, "{id}");
+        assert_eq!(sealed.is_none(), expect_purged, "{id}");
         assert_eq!(purged_at.is_some(), expect_purged, "{id}");
         assert_eq!(
             country.as_deref(),

@@ -50,19 +50,27 @@ pub async fn instruction(
     ordered_at: DateTime<Utc>,
 ) -> Uuid {
     let id = Uuid::now_v7();
+    let personal = store::pii::PersonalData {
+        buyer_name: Some(buyer.to_owned()),
+        buyer_email: Some("buyer-x@marketplace.amazon.co.jp".into()),
+        ship_to_name: Some(buyer.to_owned()),
+        ship_to_postal_code: Some("150-0001".into()),
+        ship_to_state: Some("東京都".into()),
+        ship_to_city: Some("渋谷区".into()),
+        ship_to_address: Some("神宮前1-2-3".into()),
+        ship_to_phone: Some("03-1234-5678".into()),
+    };
     sqlx::query(
         "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status, payment_status,
-             amazon_status, ordered_at, buyer_name, buyer_email, ship_to_name, ship_to_postal_code, ship_to_state,
-             ship_to_city, ship_to_address, ship_to_phone, payment_method, currency, order_total)
-         VALUES ($1, $2, $3, 'A1VC38T7YXB528', 'awaiting_shipment', 'paid', 'UNSHIPPED', $4, $5,
-                 'buyer-x@marketplace.amazon.co.jp', $5, '150-0001', '東京都', '渋谷区', '神宮前1-2-3', '03-1234-5678',
+             amazon_status, ordered_at, pii_enc, ship_to_country, payment_method, currency, order_total)
+         VALUES ($1, $2, $3, 'A1VC38T7YXB528', 'awaiting_shipment', 'paid', 'UNSHIPPED', $4, $5, 'JP',
                  'cod', 'JPY', 3300)",
     )
     .bind(id)
     .bind(shop_id)
     .bind(order_id)
     .bind(ordered_at)
-    .bind(buyer)
+    .bind(personal.seal(&crypto::Keyring::for_testing(), shop_id, id))
     .execute(pool)
     .await
     .unwrap();
@@ -127,7 +135,7 @@ pub async fn start(pool: PgPool, bus_prefix: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = console::AppState::new(pool, bus_prefix);
+    let state = console::AppState::new(pool, bus_prefix, crypto::Keyring::for_testing());
     tokio::spawn(console::serve(listener, state, async move {
         let _ = rx.await;
     }));
