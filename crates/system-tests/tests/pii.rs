@@ -120,7 +120,7 @@ async fn search_everywhere(sys: &System, needles: &[&str]) -> Vec<String> {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
-async fn pii_canary_appears_only_in_the_instruction_pii_columns(pool: PgPool) {
+async fn pii_canary_is_found_nowhere_in_clear(pool: PgPool) {
     let mut sys = System::new(pool).await;
     let a = sys.a().clone();
     let unshipped = Canary::new();
