@@ -291,9 +291,13 @@ where
         .await
         .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
     let connection_name = format!("{service}@{}", std::process::id());
-    let amqp = bus::connect(&config.amqp_url, &connection_name)
-        .await
-        .context("cannot connect to RabbitMQ (AMQP_URL)")?;
+    // A broker that is down or unreachable at start is waited for (not readiness), as one lost
+    // later is: the service does not die because RabbitMQ restarts at the same time.
+    let Some(amqp) = connect_until_cancelled(&config.amqp_url, &connection_name, &cancel).await
+    else {
+        pool.close().await;
+        return Ok(());
+    };
     let topology = config.topology();
 
     let health = Arc::new(Health::default());
@@ -413,23 +417,11 @@ where
             Err(e) => {
                 tracing::error!(service, error = %e, "lost the broker; connecting afresh");
                 let _ = tokio::time::timeout(Duration::from_secs(5), bus::close(&amqp)).await;
-                let fresh = loop {
-                    tokio::select! {
-                        () = cancel.cancelled() => break None,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    match tokio::time::timeout(
-                        BROKER_SETUP_TIMEOUT,
-                        bus::connect(&config.amqp_url, &connection_name),
-                    )
-                    .await
-                    {
-                        Ok(Ok(c)) => break Some(c),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot connect to RabbitMQ yet"),
-                        Err(_) => tracing::warn!("RabbitMQ did not answer the connection in time"),
-                    }
-                };
-                match fresh {
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                match connect_until_cancelled(&config.amqp_url, &connection_name, &cancel).await {
                     None => break Ok(()),
                     Some(c) => {
                         amqp = c;
@@ -441,10 +433,38 @@ where
     };
     cancel.cancel();
     let _ = tokio::join!(heartbeat, admin_task);
-    let _ = bus::close(&amqp).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), bus::close(&amqp)).await;
     pool.close().await;
     tracing::info!(service, "stopped");
     result
+}
+
+/// Connects to RabbitMQ, trying again every second (each attempt bounded by
+/// [`BROKER_SETUP_TIMEOUT`]) until it succeeds or `cancel` fires (`None`).
+async fn connect_until_cancelled(
+    amqp_url: &str,
+    connection_name: &str,
+    cancel: &CancellationToken,
+) -> Option<Arc<bus::lapin::Connection>> {
+    loop {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        match tokio::time::timeout(
+            BROKER_SETUP_TIMEOUT,
+            bus::connect(amqp_url, connection_name),
+        )
+        .await
+        {
+            Ok(Ok(c)) => return Some(c),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot connect to RabbitMQ yet"),
+            Err(_) => tracing::warn!("RabbitMQ did not answer the connection in time"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// The outbox message that resumes `run_id` of `action` at `at`: a `Continue` command on the

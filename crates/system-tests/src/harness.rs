@@ -110,6 +110,10 @@ pub struct System {
     /// AMQP URL the services use (a fault proxy's address in broker-link tests).
     pub service_amqp_url: String,
     services: BTreeMap<Svc, Running>,
+    /// The services run here, on a multi-threaded runtime of their own, as in their binaries
+    /// (`#[tokio::main]`): lapin's I/O thread blocks on the runtime while it reconnects, which
+    /// on the test's single-threaded runtime could deadlock with a task waiting for lapin.
+    services_rt: Option<tokio::runtime::Runtime>,
     /// The fail points of the running shipment-feedback service (crash hooks).
     pub feedback_fail_points: Arc<std::sync::Mutex<Option<Arc<shipment_feedback::FailPoints>>>>,
     cleaned: std::sync::atomic::AtomicBool,
@@ -119,11 +123,21 @@ impl Drop for System {
     /// A failed test never reaches `shutdown`: delete its queues and exchanges anyway, from a
     /// thread with its own runtime (drop cannot await).
     fn drop(&mut self) {
-        if self.cleaned.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
+        if std::thread::panicking() {
+            // The services' logs (captured at debug level) of a failed test, for its report.
+            let path = std::env::temp_dir().join(format!("system-test-{}.log", self.prefix));
+            if std::fs::write(&path, crate::capture::text()).is_ok() {
+                eprintln!("service logs of this test: {}", path.display());
+            }
         }
         for (_, r) in std::mem::take(&mut self.services) {
             r.task.abort();
+        }
+        if let Some(rt) = self.services_rt.take() {
+            rt.shutdown_background();
+        }
+        if self.cleaned.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
         }
         let topology = self.topology.clone();
         let _ = std::thread::spawn(move || {
@@ -197,6 +211,14 @@ impl System {
             shops: vec![],
             service_amqp_url: amqp_url(),
             services: BTreeMap::new(),
+            services_rt: Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("services")
+                    .enable_all()
+                    .build()
+                    .expect("services runtime"),
+            ),
             feedback_fail_points: Default::default(),
             cleaned: Default::default(),
         };
@@ -346,17 +368,22 @@ impl System {
         let config = self.config();
         let keys = self.keys.clone();
         let c = cancel.clone();
-        let pool = self.pool.clone();
         let fail_slot = self.feedback_fail_points.clone();
-        let task = tokio::spawn(async move {
-            let api = || {
-                order_ingest::service_client(&pool, RATE_SCALE, Duration::from_millis(500))
+        let rt = self
+            .services_rt
+            .as_ref()
+            .expect("services runtime")
+            .handle();
+        let task = rt.spawn(async move {
+            // The SP-API client's rate buckets live in PostgreSQL: the service's own pool.
+            let api = |pool: &PgPool| {
+                order_ingest::service_client(pool, RATE_SCALE, Duration::from_millis(500))
                     .expect("client")
             };
             match svc {
                 Svc::OrderIngest => {
-                    let api = api();
                     runtime::serve(svc.name(), svc.event_keys(), config, keys, c, move |ctx| {
+                        let api = api(&ctx.pool);
                         order_ingest::OrderIngest::new(
                             ctx.pool,
                             ctx.keys,
@@ -372,8 +399,8 @@ impl System {
                     .await
                 }
                 Svc::StatusSync => {
-                    let api = api();
                     runtime::serve(svc.name(), svc.event_keys(), config, keys, c, move |ctx| {
+                        let api = api(&ctx.pool);
                         status_sync::StatusSync::new(
                             ctx.pool,
                             ctx.keys,
@@ -388,8 +415,8 @@ impl System {
                     .await
                 }
                 Svc::ShipmentFeedback => {
-                    let api = api();
                     runtime::serve(svc.name(), svc.event_keys(), config, keys, c, move |ctx| {
+                        let api = api(&ctx.pool);
                         let s = shipment_feedback::Service::new(
                             ctx.pool,
                             ctx.keys,
@@ -407,8 +434,8 @@ impl System {
                     .await
                 }
                 Svc::FeedPoller => {
-                    let api = api();
                     runtime::serve(svc.name(), svc.event_keys(), config, keys, c, move |ctx| {
+                        let api = api(&ctx.pool);
                         feed_poller::Poller::new(
                             ctx.pool,
                             ctx.keys,
@@ -424,8 +451,8 @@ impl System {
                     .await
                 }
                 Svc::InventorySync => {
-                    let api = api();
                     runtime::serve(svc.name(), svc.event_keys(), config, keys, c, move |ctx| {
+                        let api = api(&ctx.pool);
                         inventory_sync::Service::new(
                             ctx.pool,
                             ctx.keys,
