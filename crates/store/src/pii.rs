@@ -24,15 +24,27 @@ use uuid::Uuid;
 use crate::StoreError;
 
 /// An instruction's buyer and ship-to data. `Debug` never prints the values.
+///
+/// Sealed as compact JSON (short keys, absent fields left out): the blob travels in order-ingest's
+/// bulk statements, which must stay small (sqlx 0.9.0 leaves Nagle's algorithm on; see
+/// `docs/benchmarks.md`, finding 10).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalData {
+    #[serde(rename = "bn", default, skip_serializing_if = "Option::is_none")]
     pub buyer_name: Option<String>,
+    #[serde(rename = "be", default, skip_serializing_if = "Option::is_none")]
     pub buyer_email: Option<String>,
+    #[serde(rename = "sn", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_name: Option<String>,
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_postal_code: Option<String>,
+    #[serde(rename = "ss", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_state: Option<String>,
+    #[serde(rename = "sc", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_city: Option<String>,
+    #[serde(rename = "sa", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_address: Option<String>,
+    #[serde(rename = "sf", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_phone: Option<String>,
 }
 
