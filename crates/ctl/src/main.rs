@@ -11,6 +11,7 @@ mod dlq;
 mod ingest;
 mod inventory;
 mod ledger;
+mod lwa_check;
 mod pii;
 mod shipping;
 mod shop;

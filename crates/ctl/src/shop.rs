@@ -15,7 +15,19 @@ use crate::config::Config;
 #[derive(Debug, Subcommand)]
 pub enum ShopCommand {
     /// Register a shop. Secrets are read from the environment (LWA_CLIENT_SECRET,
-    /// LWA_REFRESH_TOKEN), never from arguments, and stored encrypted.
+    /// LWA_REFRESH_TOKEN), never from arguments, checked with one LWA token request and stored
+    /// encrypted.
+    #[command(
+        override_usage = "LWA_CLIENT_ID=<id> LWA_CLIENT_SECRET=<secret> LWA_REFRESH_TOKEN=<token> \\\n           \
+                          ctl shop add --code <CODE> --name <NAME> --seller-id <SELLER_ID> --marketplace <MARKETPLACE>",
+        after_help = "Environment (read, never printed):\n  \
+                      LWA_CLIENT_ID       the app's LWA client id (or --client-id)\n  \
+                      LWA_CLIENT_SECRET   the app's LWA client secret (required)\n  \
+                      LWA_REFRESH_TOKEN   the seller's LWA refresh token (required)\n  \
+                      CONNECTOR_ENCRYPTION_KEYS  the keys that encrypt them at rest (required)\n\n\
+                      Before saving, one LWA token request checks the three; when LWA refuses them \
+                      nothing is saved. --skip-credential-check registers without it (offline)."
+    )]
     Add(AddArgs),
     /// List shops (never prints secrets).
     List,
@@ -28,12 +40,20 @@ pub enum ShopCommand {
     ///
     /// During Amazon's rotation overlap both secrets are valid. The services keep using the
     /// current secret until `ctl shop promote-secret`, which you run before Amazon retires it.
-    RotateSecret(SecretArgs),
+    #[command(
+        override_usage = "LWA_CLIENT_SECRET=<new secret> ctl shop rotate-secret --shop <SHOP>",
+        after_help = "Environment: LWA_CLIENT_SECRET (required): the new client secret."
+    )]
+    RotateSecret(ShopArg),
     /// Make the staged client secret (see `rotate-secret`) the only one.
     PromoteSecret(ShopArg),
     /// Store a new refresh token (read from LWA_REFRESH_TOKEN) after the seller re-authorized
     /// the app, and clear the shop's "needs re-authorization" flag.
-    Reauthorize(TokenArgs),
+    #[command(
+        override_usage = "LWA_REFRESH_TOKEN=<new token> ctl shop reauthorize --shop <SHOP>",
+        after_help = "Environment: LWA_REFRESH_TOKEN (required): the seller's new refresh token."
+    )]
+    Reauthorize(ShopArg),
 }
 
 #[derive(Debug, Args)]
@@ -43,42 +63,19 @@ pub struct ShopArg {
     pub shop: String,
 }
 
-#[derive(Debug, Args)]
-pub struct SecretArgs {
-    /// Shop code (see `ctl shop list`).
-    #[arg(long)]
-    pub shop: String,
-    /// The new LWA client secret (environment only, never an argument).
-    #[arg(
-        long = "client-secret-from-env",
-        env = "LWA_CLIENT_SECRET",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub client_secret: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct TokenArgs {
-    /// Shop code (see `ctl shop list`).
-    #[arg(long)]
-    pub shop: String,
-    /// The seller's new LWA refresh token (environment only, never an argument).
-    #[arg(
-        long = "refresh-token-from-env",
-        env = "LWA_REFRESH_TOKEN",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub refresh_token: Option<String>,
-}
+/// The variables the secrets are read from (never from arguments: they would land in the shell
+/// history and the process list).
+pub const CLIENT_SECRET_VAR: &str = "LWA_CLIENT_SECRET";
+/// See [`CLIENT_SECRET_VAR`].
+pub const REFRESH_TOKEN_VAR: &str = "LWA_REFRESH_TOKEN";
 
 /// A secret from the environment: present and not blank.
-fn env_secret(value: Option<String>, var: &str) -> anyhow::Result<SecretString> {
-    match value {
-        Some(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
+fn env_secret(var: &str) -> anyhow::Result<SecretString> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
         _ => anyhow::bail!(
-            "{var} is not set (or blank): put the new value in the environment, never on the command line"
+            "{var} is not set (or blank): put the value in the environment (e.g. `read -rs {var}; export {var}`), \
+             never on the command line"
         ),
     }
 }
@@ -115,25 +112,13 @@ pub struct AddArgs {
     /// How shipments are reported: feed or confirm-shipment.
     #[arg(long, default_value = "feed")]
     pub shipment_strategy: ShipmentStrategy,
-    /// LWA client id (amzn1.application-oa2-client...).
+    /// LWA client id (amzn1.application-oa2-client...); not a secret.
     #[arg(long, env = "LWA_CLIENT_ID")]
     pub client_id: String,
-    /// LWA client secret.
-    #[arg(
-        long = "client-secret-from-env",
-        env = "LWA_CLIENT_SECRET",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub client_secret: String,
-    /// Seller's LWA refresh token.
-    #[arg(
-        long = "refresh-token-from-env",
-        env = "LWA_REFRESH_TOKEN",
-        hide_env_values = true,
-        hide = true
-    )]
-    pub refresh_token: String,
+    /// Save without asking LWA whether the credentials work (offline registration); the first
+    /// run then finds out.
+    #[arg(long)]
+    pub skip_credential_check: bool,
 }
 
 pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::Result<()> {
@@ -141,6 +126,8 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
     let mut conn = pool.acquire().await?;
     match cmd {
         ShopCommand::Add(a) => {
+            let client_secret = env_secret(CLIENT_SECRET_VAR)?;
+            let refresh_token = env_secret(REFRESH_TOKEN_VAR)?;
             let keys = crypto::Keyring::from_env()?;
             for (name, url) in [
                 ("--sp-api-endpoint", &a.sp_api_endpoint),
@@ -163,9 +150,16 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
                 lwa_endpoint: a.lwa_endpoint,
                 shipment_strategy: a.shipment_strategy,
                 client_id: a.client_id,
-                client_secret: SecretString::from(a.client_secret),
-                refresh_token: SecretString::from(a.refresh_token),
+                client_secret,
+                refresh_token,
             };
+            if a.skip_credential_check {
+                eprintln!(
+                    "credentials not checked (--skip-credential-check): the first run will tell"
+                );
+            } else {
+                crate::lwa_check::check(&pool, &new).await?;
+            }
             let rec = shops::insert(&mut conn, &keys, &new)
                 .await
                 .context("cannot add the shop")?;
@@ -205,7 +199,7 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
             print_shop(&rec, json_out);
         }
         ShopCommand::RotateSecret(a) => {
-            let secret = env_secret(a.client_secret, "LWA_CLIENT_SECRET")?;
+            let secret = env_secret(CLIENT_SECRET_VAR)?;
             let keys = crypto::Keyring::from_env()?;
             let rec = shop_by_code(&mut conn, &a.shop).await?;
             shops::stage_client_secret(&mut conn, &keys, rec.shop.id, &secret)
@@ -246,7 +240,7 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
             );
         }
         ShopCommand::Reauthorize(a) => {
-            let token = env_secret(a.refresh_token, "LWA_REFRESH_TOKEN")?;
+            let token = env_secret(REFRESH_TOKEN_VAR)?;
             let keys = crypto::Keyring::from_env()?;
             let rec = shop_by_code(&mut conn, &a.shop).await?;
             shops::set_refresh_token(&mut conn, &keys, rec.shop.id, &token)

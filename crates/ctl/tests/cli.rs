@@ -58,6 +58,7 @@ async fn shops_and_triggers(pool: PgPool) {
     let out = env.ctl(&[
         "shop",
         "add",
+        "--skip-credential-check",
         "--code",
         "acme",
         "--name",
@@ -220,6 +221,7 @@ async fn delivery_methods_select_a_mapped_carrier(pool: PgPool) {
     let out = env.ctl(&[
         "shop",
         "add",
+        "--skip-credential-check",
         "--code",
         "acme",
         "--name",

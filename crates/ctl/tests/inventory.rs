@@ -38,6 +38,7 @@ async fn stock_and_mapping_commands_validate_at_entry(pool: PgPool) {
     let out = run(&[
         "shop",
         "add",
+        "--skip-credential-check",
         "--code",
         "acme",
         "--name",

@@ -91,6 +91,7 @@ impl Env {
         self.ok(&[
             "shop",
             "add",
+            "--skip-credential-check",
             "--code",
             code,
             "--name",
