@@ -7,6 +7,8 @@
 //! database>_demo`, recreated every run) and its own queue prefix, so it can run twice and never
 //! touches a real installation.
 
+mod preflight;
+
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, bail};
@@ -65,9 +67,20 @@ struct Step {
     facts: Vec<(String, String)>,
 }
 
+/// Errors end the demo with one line that says what to do (no backtrace: they are the user's
+/// to fix, not a bug).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -96,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("DATABASE_URL").unwrap_or_else(|_| store::DEFAULT_DATABASE_URL.into());
     let database_url = demo_database_url(&base_url)?;
     let amqp_url = std::env::var("AMQP_URL").unwrap_or_else(|_| bus::DEFAULT_AMQP_URL.into());
+    preflight::check(&preflight::POSTGRES, &base_url).await?;
+    preflight::check(&preflight::RABBITMQ, &amqp_url).await?;
     say(
         args.json,
         &format!("preparing database {}", database_name(&database_url)),
