@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(100_000);
 
     let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/connector_dev".into());
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let base = base.split('?').next().unwrap_or_default().to_owned();
     let (server, _) = base
         .rsplit_once('/')

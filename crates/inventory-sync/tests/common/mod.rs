@@ -254,7 +254,7 @@ pub fn amqp_url() -> String {
 pub fn database_url(pool: &PgPool) -> String {
     let db = pool.connect_options().get_database().unwrap().to_owned();
     let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/connector_dev".into());
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let base = base.split('?').next().unwrap_or_default().to_owned();
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{db}")
