@@ -1,49 +1,10 @@
 //! Runs the real `ctl` binary against a fresh database and the local RabbitMQ.
 
-use std::process::{Command, Output};
+mod common;
 
 use sqlx::PgPool;
 
-const TEST_KEYS: &str = "1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-
-struct Env {
-    database_url: String,
-    prefix: String,
-}
-
-impl Env {
-    async fn new(pool: &PgPool) -> Self {
-        let db: String = sqlx::query_scalar("SELECT current_database()")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        Self {
-            database_url: format!("postgres://postgres@127.0.0.1:5432/{db}"),
-            prefix: format!("test-ctl-{}-", uuid::Uuid::new_v4().simple()),
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ctl"))
-            .args(args)
-            .env("DATABASE_URL", &self.database_url)
-            .env("BUS_PREFIX", &self.prefix)
-            .env("CONNECTOR_ENCRYPTION_KEYS", TEST_KEYS)
-            .env("LWA_CLIENT_ID", "amzn1.application-oa2-client.test")
-            .env("LWA_CLIENT_SECRET", "secret-CANARY-9")
-            .env("LWA_REFRESH_TOKEN", "Atzr|token-CANARY-8")
-            .output()
-            .expect("run ctl")
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{Env, text};
 
 async fn outbox_rows(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox")
@@ -218,20 +179,7 @@ async fn shops_and_triggers(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn delivery_methods_select_a_mapped_carrier(pool: PgPool) {
     let env = Env::new(&pool).await;
-    let out = env.ctl(&[
-        "shop",
-        "add",
-        "--skip-credential-check",
-        "--code",
-        "acme",
-        "--name",
-        "Acme",
-        "--seller-id",
-        "A1SELLER",
-        "--marketplace",
-        "JP",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    env.add_shop("acme");
 
     let out = env.ctl(&[
         "delivery-method",

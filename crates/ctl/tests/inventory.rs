@@ -1,58 +1,17 @@
 //! `ctl stock` and `ctl external-product` through the real binary on a fresh database.
 
-use std::process::{Command, Output};
+mod common;
 
 use sqlx::PgPool;
 
-const TEST_KEYS: &str = "1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-
-fn ctl(database_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctl"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("CONNECTOR_ENCRYPTION_KEYS", TEST_KEYS)
-        .env("LWA_CLIENT_ID", "amzn1.application-oa2-client.test")
-        .env("LWA_CLIENT_SECRET", "secret")
-        .env("LWA_REFRESH_TOKEN", "Atzr|token")
-        .output()
-        .expect("run ctl")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{Env, text};
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn stock_and_mapping_commands_validate_at_entry(pool: PgPool) {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
-    let run = |args: &[&str]| ctl(&url, args);
+    let env = Env::new(&pool).await;
+    let run = |args: &[&str]| env.ctl(args);
 
-    let out = run(&[
-        "shop",
-        "add",
-        "--skip-credential-check",
-        "--code",
-        "acme",
-        "--name",
-        "Acme",
-        "--seller-id",
-        "A1SELLER",
-        "--marketplace",
-        "JP",
-        "--sp-api-endpoint",
-        "http://127.0.0.1:8700",
-        "--lwa-endpoint",
-        "http://127.0.0.1:8700/auth/o2/token",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    env.add_shop("acme");
     sqlx::query(
         "INSERT INTO products (id, shop_id, code, name) SELECT gen_random_uuid(), id, 'P1', 'Product 1' FROM shops WHERE code = 'acme'",
     )

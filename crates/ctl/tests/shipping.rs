@@ -1,87 +1,17 @@
 //! `ctl carrier`, `ctl allocate`, `ctl ship`, `ctl resend-shipment`, `ctl feeds` against a fresh
 //! database (the real binary).
 
-use std::process::{Command, Output};
+mod common;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const TEST_KEYS: &str = "1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-
-struct Env {
-    database_url: String,
-}
-
-impl Env {
-    async fn new(pool: &PgPool) -> Self {
-        let db: String = sqlx::query_scalar("SELECT current_database()")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        Self {
-            database_url: format!("postgres://postgres@127.0.0.1:5432/{db}"),
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ctl"))
-            .args(args)
-            .env("DATABASE_URL", &self.database_url)
-            .env(
-                "BUS_PREFIX",
-                format!("test-ctl-ship-{}-", Uuid::new_v4().simple()),
-            )
-            .env("CONNECTOR_ENCRYPTION_KEYS", TEST_KEYS)
-            .env("LWA_CLIENT_ID", "amzn1.application-oa2-client.test")
-            .env("LWA_CLIENT_SECRET", "secret")
-            .env("LWA_REFRESH_TOKEN", "Atzr|token")
-            .output()
-            .expect("run ctl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        let t = text(&out);
-        assert!(out.status.success(), "ctl {args:?} failed: {t}");
-        t
-    }
-
-    fn fails(&self, args: &[&str], expected: &str) {
-        let out = self.ctl(args);
-        let t = text(&out);
-        assert!(!out.status.success(), "ctl {args:?} should fail: {t}");
-        assert!(t.contains(expected), "ctl {args:?}: {t}");
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::Env;
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn carriers_ship_and_resend(pool: PgPool) {
     let env = Env::new(&pool).await;
-    env.ok(&[
-        "shop",
-        "add",
-        "--skip-credential-check",
-        "--code",
-        "acme",
-        "--name",
-        "Acme",
-        "--seller-id",
-        "A1SELLER",
-        "--marketplace",
-        "JP",
-        "--sp-api-endpoint",
-        "http://127.0.0.1:8700",
-        "--lwa-endpoint",
-        "http://127.0.0.1:8700/auth/o2/token",
-    ]);
+    env.add_shop("acme");
 
     // Built-in defaults are seeded; a shop overrides one.
     let defaults = env.ok(&["carrier", "list"]);

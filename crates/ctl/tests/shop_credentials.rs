@@ -1,47 +1,35 @@
 //! `ctl shop add` takes secrets from the environment only and checks them with LWA (the
 //! simulator's) before saving: a refusal names the credential to fix and saves nothing.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use spapi_sim::SimConfig;
 use sqlx::PgPool;
 
-const TEST_KEYS: &str = "1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+use common::{Env, text};
+
 const CLIENT_ID: &str = "amzn1.application-oa2-client.check";
 const SECRET: &str = "good-secret-CANARY-1";
 const TOKEN: &str = "Atzr|good-token-CANARY-2";
 
-async fn database_url(pool: &PgPool) -> String {
-    let db: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    format!("postgres://postgres@127.0.0.1:5432/{db}")
-}
-
-/// Runs the real binary off the runtime's thread (the simulator answers on this runtime).
-async fn ctl(db: &str, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctl"));
-    cmd.args(args)
-        .env_remove("LWA_CLIENT_ID")
-        .env_remove("LWA_CLIENT_SECRET")
-        .env_remove("LWA_REFRESH_TOKEN")
-        .env("DATABASE_URL", db)
-        .env("CONNECTOR_ENCRYPTION_KEYS", TEST_KEYS);
+/// Runs the real binary off the runtime's thread (the simulator answers on this runtime), with
+/// exactly the LWA variables given (the others removed).
+async fn ctl(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut extra: Vec<(&str, Option<&str>)> =
+        ["LWA_CLIENT_ID", "LWA_CLIENT_SECRET", "LWA_REFRESH_TOKEN"]
+            .into_iter()
+            .map(|k| (k, None))
+            .collect();
     for (k, v) in vars {
-        cmd.env(k, v);
+        extra.retain(|(name, _)| name != k);
+        extra.push((k, Some(v)));
     }
+    let mut cmd = env.command(args, &extra);
     tokio::task::spawn_blocking(move || cmd.output().expect("run ctl"))
         .await
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 async fn shops(pool: &PgPool) -> i64 {
@@ -58,7 +46,7 @@ async fn shop_add_checks_the_credentials_with_lwa_before_saving(pool: PgPool) {
         .register_seller(CLIENT_ID, SECRET, TOKEN, "A1CHECKSELLER");
     let base = sim.base_url();
     let lwa = format!("{base}/auth/o2/token");
-    let db = database_url(&pool).await;
+    let db = Env::new(&pool).await;
     let args = [
         "shop",
         "add",
@@ -170,8 +158,12 @@ async fn shop_add_checks_the_credentials_with_lwa_before_saving(pool: PgPool) {
 
 #[tokio::test]
 async fn no_argument_takes_a_secret_and_help_names_the_variables() {
+    let unused = Env {
+        database_url: "postgres://unused".into(),
+        prefix: "unused".into(),
+    };
     for sub in ["add", "rotate-secret", "reauthorize"] {
-        let out = ctl("postgres://unused", &[], &["shop", sub, "--help"]).await;
+        let out = ctl(&unused, &[], &["shop", sub, "--help"]).await;
         assert!(out.status.success(), "{}", text(&out));
         let help = text(&out);
         assert!(!help.contains("from-env"), "shop {sub}: {help}");
@@ -188,7 +180,7 @@ async fn no_argument_takes_a_secret_and_help_names_the_variables() {
     }
     // The old flags are gone: passing a secret as an argument is an error.
     let out = ctl(
-        "postgres://unused",
+        &unused,
         &[],
         &[
             "shop",
