@@ -6,10 +6,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{ApiError, Guard, Query, call, json_response, parse_json_body};
+use super::http::{ApiError, Guard, Query, call, json_response, parse_json_body};
 use crate::feeds::listings::{apply_patches, render_item};
 use crate::ops::Op;
-use crate::state::Sim;
+use crate::sim::Sim;
 
 const GET_INCLUDED: [&str; 8] = [
     "summaries",

@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use crate::api::fmt_time;
 use crate::generate::trunc_secs;
 use crate::model::Listing;
+use crate::model::fmt_time;
 use crate::state::State;
 
 /// The official listings feed message schema (v2), embedded.
