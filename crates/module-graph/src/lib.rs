@@ -36,6 +36,9 @@ pub struct ModuleGraph {
     edges: BTreeSet<(usize, usize)>,
 }
 
+/// The module a reference is written in, and the path as written (from `crate`, `super` or `self`).
+type Reference = (Vec<String>, Vec<String>);
+
 /// An inline or file module: its path and the file that holds it.
 struct ModuleEntry {
     path: Vec<String>,
@@ -47,8 +50,8 @@ impl ModuleGraph {
     pub fn read(src: &Path) -> io::Result<Self> {
         let mut graph = ModuleGraph::default();
         let mut modules: Vec<ModuleEntry> = Vec::new();
-        // (file index, references found in it: (module path at the reference, raw path)).
-        let mut references: Vec<(usize, Vec<(Vec<String>, Vec<String>)>)> = Vec::new();
+        // (file index, references found in it).
+        let mut references: Vec<(usize, Vec<Reference>)> = Vec::new();
         let mut declared: Vec<(usize, usize)> = Vec::new();
         let mut queue: Vec<(PathBuf, Vec<String>, Option<usize>)> =
             vec![(src.join("lib.rs"), Vec::new(), None)];
@@ -323,7 +326,7 @@ struct Scan {
     /// Module paths of `mod name { ... }` blocks.
     inline_modules: Vec<Vec<String>>,
     /// (module the reference is in, path as written starting with crate/super/self).
-    references: Vec<(Vec<String>, Vec<String>)>,
+    references: Vec<Reference>,
 }
 
 /// Scans code (comments and strings already removed) of the file of module `module`.
