@@ -23,6 +23,7 @@ mod generate;
 pub mod model;
 mod ops;
 mod records;
+mod shipment;
 mod sim;
 mod state;
 

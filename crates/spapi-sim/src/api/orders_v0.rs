@@ -9,14 +9,12 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::http::{ApiError, Guard, Query, call, json_response, parse_json_body, parse_time};
-use crate::feeds::fulfillment::{
-    ShipError, Shipment, apply_shipment, check_shipment, tracking_number_valid,
-};
 use crate::model::{
     FulfilledBy, Order, OrderStatus, PaymentMethod, fmt_time, format_amount, is_order_id,
     marketplace,
 };
 use crate::ops::Op;
+use crate::shipment::{ShipError, Shipment, apply_shipment, check_shipment, tracking_number_valid};
 use crate::sim::Sim;
 use crate::state::PageCursor;
 
