@@ -20,6 +20,7 @@ pub(crate) mod api;
 mod config;
 pub mod feeds;
 mod generate;
+mod listing_items;
 pub mod model;
 mod ops;
 mod records;
