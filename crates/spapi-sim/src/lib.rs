@@ -17,55 +17,27 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(crate) mod api;
+mod config;
 pub mod feeds;
 mod generate;
+mod listing_items;
 pub mod model;
 mod ops;
+mod records;
+mod shipment;
+mod sim;
 mod state;
 
-pub use api::is_order_id;
+pub use config::{DEFAULT_SELLER_ID, SimConfig};
 pub use feeds::{FeedInfo, FeedStatus};
 pub use model::{
     Address, Buyer, Cancellation, FulfilledBy, ItemSpec, Listing, ListingSpec, MARKETPLACE_AU,
     MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderItem, OrderSpec, OrderStatus,
-    Package, PackageItem, PaymentMethod, StatusChange,
+    Package, PackageItem, PaymentMethod, StatusChange, is_order_id,
 };
 pub use ops::{ALL_OPS, Op};
-pub use state::{CallCount, Fault, FaultTrigger, GzipPolicy, Sim, SimError, SimOptions};
-
-/// The default seller: any LWA client id/secret/refresh token maps to it unless
-/// registered otherwise.
-pub const DEFAULT_SELLER_ID: &str = "A1SIMSELLER0001";
-
-/// Start-up configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimConfig {
-    /// Seed of every random choice (ids, generated orders, fault probabilities).
-    pub seed: u64,
-    /// Orders generated for the default seller at start-up.
-    pub orders: usize,
-    /// Multiplies rate-limit refill speed and divides access-token lifetime.
-    pub rate_scale: f64,
-    /// No rate limiting at all.
-    pub unlimited: bool,
-    /// Time a feed takes from IN_QUEUE to DONE.
-    pub feed_processing: Duration,
-    /// LWA access-token lifetime (before `rate_scale`).
-    pub token_lifetime: Duration,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        SimConfig {
-            seed: 1,
-            orders: 0,
-            rate_scale: 1.0,
-            unlimited: false,
-            feed_processing: Duration::from_secs(3),
-            token_lifetime: Duration::from_secs(3600),
-        }
-    }
-}
+pub use sim::Sim;
+pub use state::{CallCount, Fault, FaultTrigger, GzipPolicy, SimError, SimOptions};
 
 /// A simulator serving HTTP in the background.
 #[derive(Debug)]

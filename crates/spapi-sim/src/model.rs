@@ -421,3 +421,35 @@ pub struct ListingSpec {
     pub item_name: Option<String>,
     pub marketplace_ids: Option<Vec<String>>,
 }
+
+/// `2026-01-01T00:00:00Z`
+pub(crate) fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `2026-01-01T00:00:00.000Z`
+pub(crate) fn fmt_time_ms(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Amazon order id: 3-7-7 digits.
+pub fn is_order_id(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 3
+        && parts[0].len() == 3
+        && parts[1].len() == 7
+        && parts[2].len() == 7
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids() {
+        assert!(is_order_id("503-1234567-1234567"));
+        assert!(!is_order_id("503-123456-1234567"));
+        assert!(!is_order_id("TEST_CASE_400"));
+    }
+}

@@ -15,8 +15,16 @@ use tracing::Instrument;
 
 use crate::client::{Shop, SpApi, content_type_of};
 use crate::error::{Error, Result, TransportKind};
-use crate::feeds::CompressionAlgorithm;
 use crate::stats::Outcome;
+use crate::types::string_enum;
+
+string_enum! {
+    /// Compression of a document (`compressionAlgorithm` of a feed or report document).
+    pub enum CompressionAlgorithm {
+        /// gzip.
+        Gzip = "GZIP",
+    }
+}
 
 /// A downloaded document: decompressed bytes and the server's content type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ApiRequest, Expect, Shop, json, segment};
+pub use crate::documents::CompressionAlgorithm;
 use crate::documents::{self, Document};
 use crate::error::{Error, Result};
 use crate::operation::Operation;
@@ -46,14 +47,6 @@ impl ProcessingStatus {
     /// DONE, FATAL or CANCELLED: polling can stop.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Self::Done | Self::Fatal | Self::Cancelled)
-    }
-}
-
-string_enum! {
-    /// Compression of a document.
-    pub enum CompressionAlgorithm {
-        /// gzip.
-        Gzip = "GZIP",
     }
 }
 

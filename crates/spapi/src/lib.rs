@@ -31,6 +31,7 @@ pub mod limiter;
 pub mod listings;
 pub mod listings_feed;
 pub mod operation;
+mod order_model;
 pub mod orders;
 pub mod orders_v0;
 pub mod reports;

@@ -10,10 +10,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Query, json_response};
-use crate::DEFAULT_SELLER_ID;
-use crate::model::{ListingSpec, MarketplaceMix, OrderSpec, StatusChange};
-use crate::state::{Fault, FaultTrigger, Sim, SimError, SimOptions};
+use super::http::{Query, json_response};
+use crate::config::DEFAULT_SELLER_ID;
+use crate::model::{ListingSpec, MarketplaceMix, OrderSpec, StatusChange, fmt_time_ms};
+use crate::sim::Sim;
+use crate::state::{Fault, FaultTrigger, SimError, SimOptions};
 
 pub(crate) fn router() -> Router<Sim> {
     Router::new()
@@ -247,10 +248,7 @@ async fn register_seller(State(sim): State<Sim>, bytes: Bytes) -> Response {
 }
 
 async fn clock(State(sim): State<Sim>) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({"now": super::fmt_time_ms(sim.now())}),
-    )
+    json_response(StatusCode::OK, &json!({"now": fmt_time_ms(sim.now())}))
 }
 
 #[derive(Deserialize, Default)]
@@ -271,10 +269,7 @@ async fn advance_clock(State(sim): State<Sim>, bytes: Bytes) -> Response {
         );
     }
     sim.advance_clock(std::time::Duration::from_secs_f64(b.seconds));
-    json_response(
-        StatusCode::OK,
-        &json!({"now": super::fmt_time_ms(sim.now())}),
-    )
+    json_response(StatusCode::OK, &json!({"now": fmt_time_ms(sim.now())}))
 }
 
 async fn expire_tokens(State(sim): State<Sim>) -> Response {

@@ -9,12 +9,14 @@ use axum::response::Response;
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use super::{
-    ApiError, Guard, Query, base_url, call, fmt_time_ms, json_response, parse_json_body, parse_time,
+use super::http::{
+    ApiError, Guard, Query, base_url, call, json_response, parse_json_body, parse_time,
 };
-use crate::feeds::{Document, Feed, FeedStatus, Presigned, PresignedMethod, ms, new_document_id};
+use crate::model::fmt_time_ms;
 use crate::ops::{LISTINGS_FEED_PLAN, Op};
-use crate::state::{PageCursor, Sim, State as SimState};
+use crate::records::{Document, Feed, FeedStatus, Presigned, PresignedMethod, ms};
+use crate::sim::{Sim, tick};
+use crate::state::{PageCursor, State as SimState};
 
 /// Presigned URLs live five minutes.
 const URL_LIFETIME_SECS: i64 = 300;
@@ -93,7 +95,7 @@ pub(crate) async fn create_feed_document(
                 .filter(|s| !s.trim().is_empty())
                 .ok_or_else(|| invalid_input("contentType is required."))?;
             let mut st = sim2.lock();
-            let id = new_document_id(&mut st);
+            let id = st.new_document_id();
             st.documents.insert(
                 id.clone(),
                 Document {
@@ -203,7 +205,7 @@ pub(crate) async fn create_feed(
                 },
             );
             if st.options.feed_processing_ms == 0 {
-                st.tick();
+                tick(&mut st);
             }
             Ok(json_response(
                 StatusCode::ACCEPTED,

@@ -6,10 +6,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{ApiError, Guard, Query, call, json_response, parse_json_body};
-use crate::feeds::listings::{apply_patches, render_item};
+use super::http::{ApiError, Guard, Query, call, json_response, parse_json_body};
+use crate::listing_items::{apply_patches, codes, render_item};
 use crate::ops::Op;
-use crate::state::Sim;
+use crate::sim::Sim;
 
 const GET_INCLUDED: [&str; 8] = [
     "summaries",
@@ -129,7 +129,7 @@ pub(crate) async fn patch_listings_item(
         let mut resp = json!({"sku": sku, "submissionId": submission_id});
         let issues: Vec<Value> = match st.listings.get(&key).cloned() {
             None => vec![json!({
-                "code": crate::feeds::listings::codes::SKU_NOT_FOUND,
+                "code": codes::SKU_NOT_FOUND,
                 "message": if japanese { format!("SKU「{sku}」が見つかりません。") } else { format!("The SKU '{sku}' was not found for this seller.") },
                 "severity": "ERROR",
                 "categories": ["INVALID_ATTRIBUTE"],

@@ -7,10 +7,11 @@ use axum::response::Response;
 use chrono::Duration;
 use serde_json::json;
 
-use super::{ApiError, Guard, call, json_response, parse_json_body};
-use crate::DEFAULT_SELLER_ID;
+use super::http::{ApiError, Guard, call, json_response, parse_json_body};
+use crate::config::DEFAULT_SELLER_ID;
 use crate::ops::Op;
-use crate::state::{AccessToken, Sim};
+use crate::sim::Sim;
+use crate::state::AccessToken;
 
 /// An LWA error as Amazon's token endpoint returns it.
 fn lwa_error(status: StatusCode, error: &str, description: &str) -> Response {

@@ -7,10 +7,13 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, Guard, Query, call, fmt_time, is_order_id, json_response, parse_time};
-use crate::model::{Order, OrderStatus, PaymentMethod, format_amount, marketplace};
+use super::http::{ApiError, Guard, Query, call, json_response, parse_time};
+use crate::model::{
+    Order, OrderStatus, PaymentMethod, fmt_time, format_amount, is_order_id, marketplace,
+};
 use crate::ops::Op;
-use crate::state::{PageCursor, Sim};
+use crate::sim::Sim;
+use crate::state::PageCursor;
 
 const FULFILLMENT_STATUSES: [&str; 7] = [
     "PENDING_AVAILABILITY",

@@ -8,15 +8,15 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use super::{
-    ApiError, Guard, Query, call, fmt_time, is_order_id, json_response, parse_json_body, parse_time,
+use super::http::{ApiError, Guard, Query, call, json_response, parse_json_body, parse_time};
+use crate::model::{
+    FulfilledBy, Order, OrderStatus, PaymentMethod, fmt_time, format_amount, is_order_id,
+    marketplace,
 };
-use crate::feeds::fulfillment::{
-    ShipError, Shipment, apply_shipment, check_shipment, tracking_number_valid,
-};
-use crate::model::{FulfilledBy, Order, OrderStatus, PaymentMethod, format_amount, marketplace};
 use crate::ops::Op;
-use crate::state::{PageCursor, Sim};
+use crate::shipment::{ShipError, Shipment, apply_shipment, check_shipment, tracking_number_valid};
+use crate::sim::Sim;
+use crate::state::PageCursor;
 
 fn money(amount: Decimal, currency: &str) -> Value {
     json!({"CurrencyCode": currency, "Amount": format_amount(amount, currency)})

@@ -7,10 +7,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::{Guard, Query, call};
-use crate::feeds::PresignedMethod;
+use super::http::{Guard, Query, call};
 use crate::ops::Op;
-use crate::state::Sim;
+use crate::records::PresignedMethod;
+use crate::sim::Sim;
 
 /// An S3-style XML error.
 fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
