@@ -97,15 +97,15 @@ pub async fn log(
     order: Option<&str>,
     message: &str,
 ) {
-    sqlx::query(
-        "INSERT INTO api_log (shop_id, action, level, amazon_order_id, code, message) VALUES ($1, $2, $3, $4, 'test', $5)",
+    let mut conn = pool.acquire().await.unwrap();
+    store::api_log::write(
+        &mut conn,
+        &store::api_log::Entry {
+            amazon_order_id: order,
+            code: Some("test"),
+            ..store::api_log::Entry::new(Some(shop_id), action, level.parse().unwrap(), message)
+        },
     )
-    .bind(shop_id)
-    .bind(action)
-    .bind(level)
-    .bind(order)
-    .bind(message)
-    .execute(pool)
     .await
     .unwrap();
 }
