@@ -15,12 +15,13 @@ pub struct RunFilter<'a> {
     pub action: Option<&'a str>,
     /// Only this outcome (e.g. `failed`).
     pub status: Option<&'a str>,
-    /// At most this many runs.
+    /// At most this many runs (zero or less: 100).
     pub limit: i64,
 }
 
 /// Runs, newest first.
 pub async fn list(conn: &mut PgConnection, f: &RunFilter<'_>) -> Result<Vec<Run>, StoreError> {
+    let limit = if f.limit <= 0 { 100 } else { f.limit };
     Ok(sqlx::query_as!(
         Run,
         r#"SELECT id, shop_id, action, mode, status, command_id, requested_by, window_from, window_to, watermark,
@@ -33,7 +34,7 @@ pub async fn list(conn: &mut PgConnection, f: &RunFilter<'_>) -> Result<Vec<Run>
         f.shops,
         f.action,
         f.status,
-        f.limit
+        limit
     )
     .fetch_all(conn)
     .await?)
