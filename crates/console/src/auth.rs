@@ -1,7 +1,7 @@
 //! Operators: argon2id password hashes, the shops each one sees, and server-side sessions
 //! (the cookie holds a random token; the database keeps only its SHA-256).
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
@@ -10,6 +10,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{Duration, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
+use store::{StoreError, operators};
 use uuid::Uuid;
 
 /// Name of the session cookie.
@@ -62,55 +63,26 @@ pub async fn upsert_user(
     }
     let hash = hash_password(password)?;
     let mut tx = pool.begin().await?;
-    let mut shop_ids = Vec::new();
-    for code in shop_codes {
-        let id = sqlx::query_scalar!("SELECT id FROM shops WHERE code = $1", code)
-            .fetch_optional(&mut *tx)
-            .await?
-            .with_context(|| format!("unknown shop {code:?}: see `ctl shop list`"))?;
-        shop_ids.push(id);
-    }
-    let id = sqlx::query_scalar!(
-        r#"INSERT INTO console_users (id, username, display_name, password_hash)
-           VALUES ($1, $2, $3, $4)
-           ON CONFLICT (username) DO UPDATE
-              SET display_name = EXCLUDED.display_name, password_hash = EXCLUDED.password_hash,
-                  active = true, updated_at = now()
-           RETURNING id"#,
-        Uuid::now_v7(),
+    let id = operators::upsert(
+        &mut tx,
         username,
         display_name.unwrap_or(username),
-        hash
+        &hash,
+        shop_codes,
     )
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query!("DELETE FROM console_user_shops WHERE user_id = $1", id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query!(
-        "INSERT INTO console_user_shops (user_id, shop_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING",
-        id,
-        &shop_ids
-    )
-    .execute(&mut *tx)
-    .await?;
-    // A changed password ends the user's other sessions.
-    sqlx::query!("DELETE FROM console_sessions WHERE user_id = $1", id)
-        .execute(&mut *tx)
-        .await?;
+    .await
+    .map_err(|e| match e {
+        StoreError::NotFound { what: "shop", key } => {
+            anyhow::anyhow!("unknown shop {key:?}: see `ctl shop list`")
+        }
+        other => other.into(),
+    })?;
     tx.commit().await?;
     Ok(id)
 }
 
 /// A shop an operator sees.
-#[derive(Debug, Clone)]
-pub struct ShopRef {
-    pub id: Uuid,
-    pub code: String,
-    pub name: String,
-    pub time_zone: String,
-    pub marketplaces: Vec<String>,
-}
+pub use store::operators::ShopRef;
 
 /// The signed-in operator.
 #[derive(Debug, Clone)]
@@ -159,12 +131,7 @@ pub async fn sign_in(
     username: &str,
     password: &str,
 ) -> anyhow::Result<Option<String>> {
-    let user = sqlx::query!(
-        "SELECT id, password_hash FROM console_users WHERE username = $1 AND active",
-        username
-    )
-    .fetch_optional(pool)
-    .await?;
+    let user = operators::login(&mut *pool.acquire().await?, username).await?;
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
     let (id, phc) = match user {
         Some(u) => (Some(u.id), u.password_hash),
@@ -179,18 +146,14 @@ pub async fn sign_in(
         return Ok(None);
     };
     let token = random_token();
-    sqlx::query!(
-        "INSERT INTO console_sessions (token_sha256, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)",
-        token_hash(&token),
+    operators::open_session(
+        &mut *pool.acquire().await?,
+        &token_hash(&token),
         id,
-        random_token(),
-        Utc::now() + SESSION_TTL
+        &random_token(),
+        Utc::now() + SESSION_TTL,
     )
-    .execute(pool)
     .await?;
-    sqlx::query!("DELETE FROM console_sessions WHERE expires_at < now()")
-        .execute(pool)
-        .await?;
     Ok(Some(token))
 }
 
@@ -200,37 +163,16 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 
 /// Ends a session.
 pub async fn sign_out(pool: &PgPool, token: &str) -> anyhow::Result<()> {
-    sqlx::query!(
-        "DELETE FROM console_sessions WHERE token_sha256 = $1",
-        token_hash(token)
-    )
-    .execute(pool)
-    .await?;
+    operators::close_session(&mut *pool.acquire().await?, &token_hash(token)).await?;
     Ok(())
 }
 
 /// The operator of a session token, with the shops they see.
 pub async fn operator(conn: &mut PgConnection, token: &str) -> anyhow::Result<Option<Operator>> {
-    let Some(s) = sqlx::query!(
-        r#"SELECT u.id, u.username, u.display_name, s.csrf_token
-           FROM console_sessions s JOIN console_users u ON u.id = s.user_id
-           WHERE s.token_sha256 = $1 AND s.expires_at > now() AND u.active"#,
-        token_hash(token)
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
+    let Some(s) = operators::session_user(&mut *conn, &token_hash(token)).await? else {
         return Ok(None);
     };
-    let shops = sqlx::query_as!(
-        ShopRef,
-        r#"SELECT sh.id, sh.code, sh.name, sh.time_zone, sh.marketplaces
-           FROM console_user_shops us JOIN shops sh ON sh.id = us.shop_id
-           WHERE us.user_id = $1 ORDER BY sh.code"#,
-        s.id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let shops = operators::shops_of(&mut *conn, s.id).await?;
     Ok(Some(Operator {
         user_id: s.id,
         username: s.username,

@@ -5,27 +5,23 @@
 //! operator. Every dynamic value is HTML-escaped ([`html::e`]); PII (buyer, ship-to) is masked
 //! until an operator reveals it, and each reveal is written to the API log (without the PII).
 
-pub mod actions;
 pub mod auth;
 pub mod charts;
-pub mod dashboard;
 pub mod html;
 pub mod i18n;
-pub mod instructions;
-pub mod views;
+pub mod pages;
 
 use std::{future::Future, net::SocketAddr};
 
 use axum::{
-    Form, Router,
-    extract::{FromRequestParts, Query, Request, State},
+    Router,
+    extract::{FromRequestParts, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     middleware::{self, Next},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use chrono_tz::Tz;
-use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -107,20 +103,29 @@ impl Config {
 /// Every route of the console.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(dashboard::page))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
-        .route("/shops", get(views::shops))
-        .route("/shops/{code}", get(views::shop))
-        .route("/actions", get(actions::page).post(actions::trigger))
-        .route("/runs", get(views::runs))
-        .route("/instructions", get(instructions::list))
-        .route("/instructions/{id}", get(instructions::detail))
-        .route("/instructions/{id}/reveal", post(instructions::reveal))
-        .route("/api-log", get(views::api_log))
-        .route("/feeds", get(views::feeds))
-        .route("/feeds/{id}", get(views::feed))
-        .route("/attention", get(views::attention))
+        .route("/", get(pages::dashboard::page))
+        .route(
+            "/login",
+            get(pages::login::form).post(pages::login::sign_in),
+        )
+        .route("/logout", post(pages::login::sign_out))
+        .route("/shops", get(pages::shops::list))
+        .route("/shops/{code}", get(pages::shops::detail))
+        .route(
+            "/actions",
+            get(pages::actions::page).post(pages::actions::trigger),
+        )
+        .route("/runs", get(pages::runs::page))
+        .route("/instructions", get(pages::instructions::list))
+        .route("/instructions/{id}", get(pages::instructions::detail))
+        .route(
+            "/instructions/{id}/reveal",
+            post(pages::instructions::reveal),
+        )
+        .route("/api-log", get(pages::api_log::page))
+        .route("/feeds", get(pages::feeds::list))
+        .route("/feeds/{id}", get(pages::feeds::detail))
+        .route("/attention", get(pages::attention::page))
         .route("/livez", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(lang_cookie))
@@ -351,125 +356,9 @@ impl IntoResponse for AppError {
     }
 }
 
-#[derive(Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
-}
-
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
-    }
-}
-
-fn login_form(lang: Lang, next: &str, error: Option<&str>) -> Html<String> {
-    let err = error
-        .map(|m| format!(r#"<p class="flash err" id="login-error">{}</p>"#, e(m)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"{err}<form class="login" method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label for="username">{user}</label><input id="username" name="username" autocomplete="username" required autofocus>
-<label for="password">{pw}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit" id="sign-in">{btn}</button></form>"#,
-        next = e(next),
-        user = e(lang.t("ユーザー名", "Username")),
-        pw = e(lang.t("パスワード", "Password")),
-        btn = e(lang.t("サインイン", "Sign in")),
-    );
-    let here = format!("/login?next={}", html::url_enc(next));
-    Html(html::page(
-        &Frame {
-            lang,
-            here: &here,
-            user: None,
-        },
-        lang.t("サインイン", "Sign in"),
-        &body,
-    ))
-}
-
-async fn login_page(L(lang): L, Query(q): Query<LoginQuery>) -> Html<String> {
-    login_form(lang, &safe_next(q.next.as_deref()), None)
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    username: String,
-    password: String,
-    next: Option<String>,
-}
-
-async fn login(
-    State(state): State<AppState>,
-    L(lang): L,
-    Form(f): Form<LoginForm>,
-) -> Result<Response, AppError> {
-    let next = safe_next(f.next.as_deref());
-    match auth::sign_in(&state.pool, f.username.trim(), &f.password).await? {
-        Some(token) => {
-            tracing::info!(username = %f.username.trim(), "operator signed in");
-            let secure = if state.secure_cookies { "; Secure" } else { "" };
-            let cookie = format!(
-                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                auth::SESSION_TTL.num_seconds()
-            );
-            let mut resp = Redirect::to(&next).into_response();
-            resp.headers_mut()
-                .append(header::SET_COOKIE, HeaderValue::from_str(&cookie)?);
-            Ok(resp)
-        }
-        None => {
-            tracing::info!("sign-in refused");
-            let mut resp = login_form(
-                lang,
-                &next,
-                Some(lang.t(
-                    "ユーザー名またはパスワードが正しくありません。",
-                    "Wrong username or password.",
-                )),
-            )
-            .into_response();
-            *resp.status_mut() = StatusCode::UNAUTHORIZED;
-            Ok(resp)
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: String,
-}
-
-async fn logout(
-    ctx: Ctx,
-    headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
-) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        auth::sign_out(&ctx.state.pool, token).await?;
-    }
-    let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("console_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    );
-    Ok(resp)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn next_must_stay_on_site() {
-        assert_eq!(safe_next(Some("/runs?shop=a")), "/runs?shop=a");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(None), "/");
-    }
 
     #[test]
     fn escaping() {

@@ -454,6 +454,13 @@ async fn every_page_renders_with_seeded_data_escaped(pool: PgPool) {
         assert!(a.contains(&format!(r#"id="{id}""#)), "{id}");
     }
     assert!(a.contains("The tracking number &lt;x&gt; is invalid"));
+    // One stuck-feed threshold (domain::feed_stuck): the 5-hour-old feed is listed, under 3 hours.
+    assert!(a.contains("送信から3時間以上"), "stuck-feed threshold");
+    assert!(a.contains(r#"id="attention-stuck""#));
+    // Run counts read as in `ctl runs` (store::read::runs::counts_summary).
+    let runs = c.get("/runs").await.body;
+    assert!(runs.contains("continuations 1 · new 1"), "{runs}");
+    assert!(runs.contains("canceled 1 · paid 3"), "{runs}");
     let d = c.get("/").await.body;
     assert!(d.contains("searchOrders"), "calls per operation");
     assert_eq!(c.get("/no-such-page").await.status, 404);

@@ -92,28 +92,8 @@ async fn shop_id(conn: &mut sqlx::PgConnection, code: &str) -> anyhow::Result<Uu
         .id)
 }
 
-/// `counts` as `pages 3 · orders 12 · new 10 …`: numbers only, pages and orders first, other
-/// zero counts and timings (`*_ms`) left out.
-pub fn counts_text(counts: &serde_json::Value) -> String {
-    let Some(map) = counts.as_object() else {
-        return String::new();
-    };
-    const FIRST: [&str; 2] = ["pages", "orders"];
-    let first = FIRST
-        .iter()
-        .filter_map(|k| map.get(*k).filter(|v| v.is_number()).map(|v| (*k, v)));
-    let rest = map.iter().filter(|(k, v)| {
-        v.is_number()
-            && !FIRST.contains(&k.as_str())
-            && !k.ends_with("_ms")
-            && v.as_f64() != Some(0.0)
-    });
-    first
-        .chain(rest.map(|(k, v)| (k.as_str(), v)))
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(" · ")
-}
+/// `counts` as `pages 3 · orders 12 · new 10 …` (the console prints the same).
+pub use store::read::runs::counts_summary as counts_text;
 
 fn duration_text(r: &Run) -> String {
     let end = r.finished_at.unwrap_or_else(chrono::Utc::now);
@@ -295,6 +275,7 @@ pub async fn run_log(config: &Config, a: LogArgs, json_out: bool) -> anyhow::Res
         sku: a.sku.clone(),
         after_id: None,
         limit: a.limit,
+        ..api_log::Filter::default()
     };
     // Newest first from the store; printed oldest first so the newest is next to the prompt.
     let mut rows = api_log::query(&mut conn, &filter).await?;

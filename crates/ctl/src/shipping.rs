@@ -187,8 +187,7 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
                 bail!("--name must be at most 50 characters (Amazon's limit)");
             }
             if let Some(p) = &pattern {
-                sqlx::query!("SELECT '' ~ $1 AS valid", p)
-                    .fetch_one(&mut *conn)
+                store::carriers::check_pattern(&mut conn, p)
                     .await
                     .with_context(|| {
                         format!("--pattern {p:?} is not a valid regular expression")
@@ -303,15 +302,14 @@ async fn feeds(pool: &PgPool, c: FeedsCommand, json_out: bool) -> anyhow::Result
 
 async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
     let shop = shop_of(pool, &a.shop).await?;
-    let row = sqlx::query!(
-        "SELECT id, status, api_status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2",
-        shop.id,
-        &a.amazon_order_id
-    )
-    .fetch_optional(pool)
-    .await?
-    .map(|r| (r.id, r.status, r.api_status));
-    let Some((id, status, api_status)) = row else {
+    let mut conn = pool.acquire().await?;
+    let row = store::resend::shipment_state(&mut conn, shop.id, &a.amazon_order_id).await?;
+    let Some(store::resend::ShipmentState {
+        id,
+        status,
+        api_status,
+    }) = row
+    else {
         bail!(
             "no instruction for order {} in shop {}",
             a.amazon_order_id,
@@ -335,13 +333,7 @@ async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
             a.amazon_order_id
         ),
     }
-    sqlx::query!(
-        "UPDATE shipping_instructions SET api_status = 'awaiting_print', api_error = NULL, resend_requested_at = now(), updated_at = now() WHERE id = $1",
-        id
-    )
-    .execute(pool)
-    .await?;
-    let mut conn = pool.acquire().await?;
+    store::resend::request(&mut conn, id).await?;
     store::api_log::write(
         &mut conn,
         &store::api_log::Entry {

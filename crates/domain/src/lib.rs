@@ -3,6 +3,7 @@
 
 pub mod delivery_rules;
 pub mod eligibility;
+pub mod feed_stuck;
 pub mod inventory;
 pub mod marketplace;
 pub mod messages;

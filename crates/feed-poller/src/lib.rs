@@ -52,7 +52,7 @@ impl Default for Settings {
         Self {
             first_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(5 * 60),
-            stuck_after: chrono::Duration::hours(3),
+            stuck_after: domain::feed_stuck::STUCK_AFTER,
             claim_lease: chrono::Duration::minutes(2),
         }
     }

@@ -114,11 +114,15 @@ pub struct Record {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub shop_id: Option<Uuid>,
+    /// Only entries of these shops (entries with no shop are left out).
+    pub shop_ids: Option<Vec<Uuid>>,
     pub run_id: Option<Uuid>,
     pub action: Option<String>,
     pub level: Option<String>,
     pub amazon_order_id: Option<String>,
     pub sku: Option<String>,
+    /// Only entries with this code (e.g. `feed_stuck`).
+    pub code: Option<String>,
     pub after_id: Option<i64>,
     pub limit: i64,
 }
@@ -141,6 +145,8 @@ pub async fn query(conn: &mut PgConnection, f: &Filter) -> Result<Vec<Record>, S
              AND ($5::text IS NULL OR amazon_order_id = $5)
              AND ($6::text IS NULL OR sku = $6)
              AND ($7::bigint IS NULL OR id > $7)
+             AND ($9::uuid[] IS NULL OR shop_id = ANY($9))
+             AND ($10::text IS NULL OR code = $10)
            ORDER BY CASE WHEN $7::bigint IS NULL THEN -id ELSE id END
            LIMIT $8"#,
         f.shop_id,
@@ -150,7 +156,9 @@ pub async fn query(conn: &mut PgConnection, f: &Filter) -> Result<Vec<Record>, S
         f.amazon_order_id,
         f.sku,
         f.after_id,
-        limit
+        limit,
+        f.shop_ids.as_deref(),
+        f.code,
     )
     .fetch_all(conn)
     .await?)

@@ -149,3 +149,12 @@ pub async fn remove(
     .rows_affected();
     Ok(n > 0)
 }
+
+/// Checks that `pattern` is a regular expression Postgres accepts (tracking patterns are
+/// matched by Postgres); an invalid one is a database error naming the problem.
+pub async fn check_pattern(conn: &mut PgConnection, pattern: &str) -> Result<(), StoreError> {
+    sqlx::query!("SELECT '' ~ $1 AS valid", pattern)
+        .fetch_one(conn)
+        .await?;
+    Ok(())
+}

@@ -102,26 +102,24 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Run, StoreError> {
     .ok_or_else(|| StoreError::NotFound { what: "run", key: id.to_string() })
 }
 
-/// Recent runs, newest first.
+/// Recent runs, newest first (the console and `ctl` filter more: [`crate::read::runs::list`]).
 pub async fn recent(
     conn: &mut PgConnection,
     shop_id: Option<Uuid>,
     action: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Run>, StoreError> {
-    Ok(sqlx::query_as!(
-        Run,
-        r#"SELECT id, shop_id, action, mode, status, command_id, requested_by, window_from, window_to, watermark,
-                  cursor, counts, amazon_calls, error, started_at, finished_at
-           FROM action_runs
-           WHERE ($1::uuid IS NULL OR shop_id = $1) AND ($2::text IS NULL OR action = $2)
-           ORDER BY started_at DESC, id DESC LIMIT $3"#,
-        shop_id,
-        action,
-        limit
+    let shop = shop_id.map(|id| [id]);
+    crate::read::runs::list(
+        conn,
+        &crate::read::runs::RunFilter {
+            shops: shop.as_ref().map(|s| s.as_slice()),
+            action,
+            status: None,
+            limit,
+        },
     )
-    .fetch_all(conn)
-    .await?)
+    .await
 }
 
 /// Progress of a running run: window, cursor, counts and calls so far.

@@ -8,24 +8,27 @@ use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// A shop row (credentials are dummy ciphertexts: the console never decrypts them).
+/// A shop (dummy credentials: the console never uses them).
 pub async fn shop(pool: &PgPool, code: &str, marketplace: &str, tz: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO shops (id, code, name, seller_id, marketplaces, time_zone, sp_api_endpoint, lwa_endpoint,
-                            lwa_client_id, lwa_client_secret_enc, lwa_refresh_token_enc)
-         VALUES ($1, $2, $3, 'A1SELLERTEST', ARRAY[$4], $5, 'http://127.0.0.1:9', 'http://127.0.0.1:9/auth',
-                 'amzn1.application-oa2-client.test', '\\x00'::bytea, '\\x00'::bytea)",
-    )
-    .bind(id)
-    .bind(code)
-    .bind(format!("Shop {code}"))
-    .bind(marketplace)
-    .bind(tz)
-    .execute(pool)
-    .await
-    .unwrap();
-    id
+    let mut conn = pool.acquire().await.unwrap();
+    let new = store::shops::NewShop {
+        code: code.parse().unwrap(),
+        name: format!("Shop {code}"),
+        seller_id: "A1SELLERTEST".into(),
+        marketplaces: vec![marketplace.parse().unwrap()],
+        time_zone: tz.parse().unwrap(),
+        sp_api_endpoint: "http://127.0.0.1:9".into(),
+        lwa_endpoint: "http://127.0.0.1:9/auth".into(),
+        shipment_strategy: domain::shop::ShipmentStrategy::Feed,
+        client_id: "amzn1.application-oa2-client.test".into(),
+        client_secret: "secret".to_owned().into(),
+        refresh_token: "Atzr|refresh".to_owned().into(),
+    };
+    store::shops::insert(&mut conn, &crypto::Keyring::for_testing(), &new)
+        .await
+        .unwrap()
+        .shop
+        .id
 }
 
 pub async fn user(pool: &PgPool, username: &str, shops: &[&str]) {
@@ -97,15 +100,15 @@ pub async fn log(
     order: Option<&str>,
     message: &str,
 ) {
-    sqlx::query(
-        "INSERT INTO api_log (shop_id, action, level, amazon_order_id, code, message) VALUES ($1, $2, $3, $4, 'test', $5)",
+    let mut conn = pool.acquire().await.unwrap();
+    store::api_log::write(
+        &mut conn,
+        &store::api_log::Entry {
+            amazon_order_id: order,
+            code: Some("test"),
+            ..store::api_log::Entry::new(Some(shop_id), action, level.parse().unwrap(), message)
+        },
     )
-    .bind(shop_id)
-    .bind(action)
-    .bind(level)
-    .bind(order)
-    .bind(message)
-    .execute(pool)
     .await
     .unwrap();
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use domain::messages::Action;
 use serde::Deserialize;
 use serde_json::Value;
+use store::read::dashboard as read;
 
 use crate::{
     AppError, Ctx,
@@ -16,6 +17,9 @@ use crate::{
     html::{e, url_enc},
     nz,
 };
+
+/// Most runs the charts add up.
+const MAX_RUNS: i64 = 20_000;
 
 #[derive(Deserialize)]
 pub struct Q {
@@ -91,47 +95,17 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     // Orders imported and shipped per day (instructions), paid and canceled (status-sync ledger).
     let mut imported = vec![0.0; dates.len()];
     let mut shipped = vec![0.0; dates.len()];
-    for r in sqlx::query!(
-        r#"SELECT (created_at AT TIME ZONE $2)::date AS "day!", count(*) AS "n!"
-           FROM shipping_instructions
-           WHERE shop_id = ANY($1) AND source = 'amazon_api' AND created_at >= $3 GROUP BY 1"#,
-        &shops,
-        tz,
-        start
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    {
+    for r in read::imported_per_day(&mut conn, &shops, tz, start).await? {
         if let Some(i) = idx(r.day) {
             imported[i] = r.n as f64;
         }
     }
-    for r in sqlx::query!(
-        r#"SELECT (shipped_at AT TIME ZONE $2)::date AS "day!", count(*) AS "n!"
-           FROM shipping_instructions
-           WHERE shop_id = ANY($1) AND shipped_at >= $3 GROUP BY 1"#,
-        &shops,
-        tz,
-        start
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    {
+    for r in read::shipped_per_day(&mut conn, &shops, tz, start).await? {
         if let Some(i) = idx(r.day) {
             shipped[i] = r.n as f64;
         }
     }
-
-    let runs = sqlx::query!(
-        r#"SELECT (started_at AT TIME ZONE $2)::date AS "day!", action, status, counts, amazon_calls
-           FROM action_runs WHERE shop_id = ANY($1) AND started_at >= $3
-           ORDER BY started_at LIMIT 20000"#,
-        &shops,
-        tz,
-        start
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let runs = read::runs_per_day(&mut conn, &shops, tz, start, MAX_RUNS).await?;
     let mut paid = vec![0.0; dates.len()];
     let mut canceled = vec![0.0; dates.len()];
     let mut waits = vec![0.0; dates.len()];
@@ -173,20 +147,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     // Feed success rate per day (per-message results of feeds finished that day).
     let mut rate = vec![0.0; dates.len()];
     let mut feed_rows = String::new();
-    for r in sqlx::query!(
-        r#"SELECT (fs.finished_at AT TIME ZONE $2)::date AS "day!",
-                  count(*) FILTER (WHERE fm.result = 'success') AS "ok!",
-                  count(*) FILTER (WHERE fm.result = 'warning') AS "warn!",
-                  count(*) FILTER (WHERE fm.result = 'error') AS "err!"
-           FROM feed_submissions fs JOIN feed_messages fm ON fm.feed_submission_id = fs.id
-           WHERE fs.shop_id = ANY($1) AND fs.finished_at >= $3 GROUP BY 1 ORDER BY 1"#,
-        &shops,
-        tz,
-        start
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    {
+    for r in read::feed_results_per_day(&mut conn, &shops, tz, start).await? {
         let total = r.ok + r.warn + r.err;
         if let Some(i) = idx(r.day)
             && total > 0
@@ -201,20 +162,11 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     }
 
     // Tiles.
-    let open = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM shipping_instructions
-           WHERE shop_id = ANY($1) AND status IN ('hold', 'awaiting_shipment', 'allocated')"#,
-        &shops
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let attention = crate::views::attention_count(&mut conn, &shops).await?;
-    let reauth = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM shops WHERE id = ANY($1) AND auth_status = 'needs_reauthorization'"#,
-        &shops
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let read::Tiles {
+        open_instructions: open,
+        attention,
+        needs_reauthorization: reauth,
+    } = read::tiles(&mut conn, &shops, Utc::now()).await?;
 
     let t = |ja, en| ctx.t(ja, en);
     let no_data = t("この期間のデータはありません", "No data in this period");

@@ -12,7 +12,10 @@ use axum::{
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::{ApiStatus, InstructionStatus, Marketplace, PaymentMethod, PaymentStatus};
 use serde::Deserialize;
-use store::api_log;
+use store::{
+    StoreError, api_log,
+    read::{LIST_LIMIT, instructions::ListFilter},
+};
 use uuid::Uuid;
 
 use crate::{
@@ -20,6 +23,7 @@ use crate::{
     html::{badge, e, opt, options, time, time_opt, url_enc},
     i18n::Lang,
     nz,
+    pages::api_log::log_table,
 };
 
 #[derive(Deserialize, Default)]
@@ -89,33 +93,21 @@ pub async fn list(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         nz(&q.marketplace).and_then(|m| m.parse::<Marketplace>().ok().map(|m| m.id()));
     let from = day_start(nz(&q.from), tz, 0);
     let to = day_start(nz(&q.to), tz, 1);
-    let rows = sqlx::query!(
-        r#"SELECT si.id, si.shop_id, si.amazon_order_id, si.marketplace_id, si.status, si.payment_status,
-                  si.api_status, si.api_error, si.payment_method, si.delivery_method_name, si.currency,
-                  si.order_total, si.tracking_numbers, si.ordered_at, si.created_at, si.is_prime,
-                  (SELECT count(*) FROM instruction_lines l WHERE l.instruction_id = si.id) AS "lines!",
-                  (SELECT count(*) FROM instruction_lines l WHERE l.instruction_id = si.id AND l.product_id IS NULL) AS "unmapped!"
-           FROM shipping_instructions si
-           WHERE si.shop_id = ANY($1)
-             AND ($2::text IS NULL OR si.status = $2)
-             AND ($3::text IS NULL OR si.payment_status = $3)
-             AND ($4::text IS NULL OR si.api_status = $4)
-             AND ($5::text IS NULL OR si.marketplace_id = $5)
-             AND ($6::timestamptz IS NULL OR COALESCE(si.ordered_at, si.created_at) >= $6)
-             AND ($7::timestamptz IS NULL OR COALESCE(si.ordered_at, si.created_at) < $7)
-             AND ($8::text IS NULL OR si.amazon_order_id = $8)
-           ORDER BY COALESCE(si.ordered_at, si.created_at) DESC, si.id DESC
-           LIMIT 500"#,
-        &shops,
-        nz(&q.status),
-        nz(&q.payment),
-        nz(&q.api),
-        marketplace,
-        from,
-        to,
-        nz(&q.order),
+    let mut conn = ctx.state.pool.acquire().await?;
+    let rows = store::read::instructions::list(
+        &mut conn,
+        &ListFilter {
+            shops: &shops,
+            status: nz(&q.status),
+            payment: nz(&q.payment),
+            api: nz(&q.api),
+            marketplace_id: marketplace,
+            from,
+            to,
+            amazon_order_id: nz(&q.order),
+            limit: LIST_LIMIT,
+        },
     )
-    .fetch_all(&ctx.state.pool)
     .await?;
 
     let l = ctx.lang;
@@ -246,19 +238,16 @@ pub async fn reveal(
     Form(f): Form<RevealForm>,
 ) -> Result<Html<String>, AppError> {
     ctx.check_csrf(&f.csrf)?;
-    let row = sqlx::query!(
-        "SELECT shop_id, amazon_order_id FROM shipping_instructions WHERE id = $1",
-        id
-    )
-    .fetch_optional(&ctx.state.pool)
-    .await?
-    .filter(|r| ctx.op.shop_by_id(r.shop_id).is_some())
-    .ok_or(AppError::NotFound)?;
+    let mut conn = ctx.state.pool.acquire().await?;
+    let row = match store::instructions::get(&mut conn, id).await {
+        Ok(r) if ctx.op.shop_by_id(r.shop_id).is_some() => r,
+        Ok(_) | Err(StoreError::NotFound { .. }) => return Err(AppError::NotFound),
+        Err(err) => return Err(err.into()),
+    };
     let message = format!(
         "operator {} viewed the buyer and ship-to data of this order in the console",
         ctx.op.username
     );
-    let mut conn = ctx.state.pool.acquire().await?;
     api_log::write(
         &mut conn,
         &api_log::Entry {
@@ -269,6 +258,7 @@ pub async fn reveal(
         },
     )
     .await?;
+    drop(conn);
     tracing::info!(instruction_id = %id, operator = %ctx.op.username, "PII revealed in the console");
     render_detail(&ctx, id, true).await
 }
@@ -278,16 +268,10 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
     let l = ctx.lang;
     let t = |ja, en| ctx.t(ja, en);
     let mut conn = ctx.state.pool.acquire().await?;
-    let r = sqlx::query!(
-        r#"SELECT si.*, dm.name AS "dm_name?" FROM shipping_instructions si
-           LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
-           WHERE si.id = $1"#,
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .filter(|r| ctx.op.shop_by_id(r.shop_id).is_some())
-    .ok_or(AppError::NotFound)?;
+    let r = store::read::instructions::detail(&mut conn, id)
+        .await?
+        .filter(|r| ctx.op.shop_by_id(r.shop_id).is_some())
+        .ok_or(AppError::NotFound)?;
     let order = r.amazon_order_id.clone().unwrap_or_else(|| "—".to_owned());
 
     let mut body = String::new();
@@ -432,15 +416,7 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
     }
 
     // Lines.
-    let lines = sqlx::query!(
-        r#"SELECT l.line_no, l.sku, l.title, l.quantity, l.unit_price, l.line_total, l.reserved_quantity,
-                  l.amazon_order_item_id, p.code AS "product_code?", p.name AS "product_name?"
-           FROM instruction_lines l LEFT JOIN products p ON p.id = l.product_id
-           WHERE l.instruction_id = $1 ORDER BY l.line_no"#,
-        id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let lines = store::read::instructions::lines(&mut conn, id).await?;
     let _ = write!(
         body,
         r#"<h2>{}</h2><table id="lines"><thead><tr><th class="num">#</th><th>SKU</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
@@ -497,7 +473,7 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
             url_enc(order_id),
             e(t("APIログで開く", "Open in the API log"))
         );
-        body.push_str(&crate::views::log_table(ctx, &logs));
+        body.push_str(&log_table(ctx, &logs));
     }
     Ok(ctx.page(
         &format!("{} {order}", t("出荷指示", "Shipping instruction")),

@@ -28,6 +28,9 @@ use crate::{
     nz,
 };
 
+/// Triggers listed under the buttons.
+const RECENT_TRIGGERS: i64 = 20;
+
 #[derive(Deserialize)]
 pub struct Q {
     shop: Option<String>,
@@ -51,9 +54,8 @@ fn pick_shop<'a>(ctx: &'a Ctx, code: Option<&str>) -> Result<Option<&'a ShopRef>
 }
 
 async fn queued_flash(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
-    let row = sqlx::query!("SELECT routing_key, payload FROM outbox WHERE id = $1", id)
-        .fetch_optional(&ctx.state.pool)
-        .await?;
+    let mut conn = ctx.state.pool.acquire().await?;
+    let row = store::read::actions::queued_command(&mut conn, id).await?;
     let Some(row) = row else {
         return Ok(String::new());
     };
@@ -282,18 +284,13 @@ async fn render(
 
     // Recent triggers of this shop.
     let topo = bus::Topology::new(ctx.state.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
-    let rows = sqlx::query!(
-        r#"SELECT o.id, o.routing_key, o.payload, o.created_at, o.sent_at,
-                  r.status AS "run_status?", r.id AS "run_id?"
-           FROM outbox o
-           LEFT JOIN LATERAL (SELECT status, id FROM action_runs WHERE command_id = o.id
-                              ORDER BY started_at DESC LIMIT 1) r ON true
-           WHERE o.exchange = $1 AND o.payload->>'shop_id' = $2
-           ORDER BY o.created_at DESC LIMIT 20"#,
-        topo.commands_exchange(),
-        shop.id.to_string()
+    let mut conn = ctx.state.pool.acquire().await?;
+    let rows = store::read::actions::recent_triggers(
+        &mut conn,
+        &topo.commands_exchange(),
+        shop.id,
+        RECENT_TRIGGERS,
     )
-    .fetch_all(&ctx.state.pool)
     .await?;
     let _ = write!(
         body,

@@ -1,0 +1,35 @@
+//! One module per page: each handler reads its page's rows from `store::read` (or the store's
+//! repositories) and renders them; none of them holds SQL.
+
+pub mod actions;
+pub mod api_log;
+pub mod attention;
+pub mod dashboard;
+pub mod feeds;
+pub mod instructions;
+pub mod login;
+pub mod runs;
+pub mod shops;
+
+use domain::messages::Action;
+
+use crate::{
+    Ctx,
+    html::{e, options},
+};
+
+/// `<select name="action">` of the five actions (and `console` for the API log).
+fn action_select(ctx: &Ctx, selected: Option<&str>, extra_console: bool) -> String {
+    let mut items: Vec<(String, String)> = Action::ALL
+        .iter()
+        .map(|a| (a.as_str().to_owned(), ctx.lang.action(*a).to_owned()))
+        .collect();
+    if extra_console {
+        items.push(("console".into(), ctx.lang.action_str("console")));
+    }
+    format!(
+        r#"<label>{}<select name="action">{}</select></label>"#,
+        e(ctx.t("アクション", "Action")),
+        options(&items, selected, ctx.t("すべて", "All"))
+    )
+}
