@@ -51,13 +51,19 @@ pub async fn run(config: &Config, a: ImportOrderArgs, as_json: bool) -> anyhow::
         _ => 1.0,
     };
     // An operator can wait a few seconds for getOrder's quota (0.5/s, burst 30).
-    let api = order_ingest::service_client(&pool, rate_scale, Duration::from_secs(10))?;
+    let api = runtime::spapi_client(&pool, rate_scale, Duration::from_secs(10))?;
+    let handle = {
+        let mut conn = pool.acquire().await?;
+        runtime::shop_api(&mut conn, &keys, &api, &shop.shop)
+            .await
+            .with_context(|| format!("the SP-API handle of shop {:?}", a.shop))?
+    };
     let topology = bus::Topology::new(config.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
-    let r = order_ingest::import_order(
+    let r = orders::import_order(
         &pool,
         &keys,
-        &api,
-        &topology,
+        &handle,
+        &topology.events_exchange(),
         shop.shop.id,
         &a.amazon_order_id,
         &a.requested_by,

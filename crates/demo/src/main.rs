@@ -645,7 +645,7 @@ fn start_services(
         }};
     }
     spawn_service!(order_ingest::ACTION, &[], move |ctx: runtime::Ctx| {
-        let api = order_ingest::service_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+        let api = runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
             .expect("SP-API client");
         order_ingest::OrderIngest::new(
             ctx.pool,
@@ -656,7 +656,7 @@ fn start_services(
         )
     });
     spawn_service!(status_sync::ACTION, &[], move |ctx: runtime::Ctx| {
-        let api = order_ingest::service_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+        let api = runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
             .expect("SP-API client");
         status_sync::StatusSync::new(
             ctx.pool,

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         ..IngestConfig::default()
     };
     runtime::run(order_ingest::ACTION, &[], move |ctx| {
-        let api = order_ingest::service_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+        let api = runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
             .expect("the SP-API client can be built");
         OrderIngest::new(ctx.pool, ctx.keys, api, ctx.topology, config)
     })

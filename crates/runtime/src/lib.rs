@@ -19,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 pub mod metrics;
 mod shop_api;
+mod spapi_client;
 
 pub use shop_api::shop_api;
+pub use spapi_client::spapi_client;
 
 /// Default AMQP URL for the local RabbitMQ.
 pub const DEFAULT_AMQP_URL: &str = bus::DEFAULT_AMQP_URL;

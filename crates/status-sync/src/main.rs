@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         ..SyncConfig::default()
     };
     runtime::run(status_sync::ACTION, &[], move |ctx| {
-        let api = order_ingest::service_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+        let api = runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
             .expect("the SP-API client can be built");
         StatusSync::new(ctx.pool, ctx.keys, api, ctx.topology, config)
     })

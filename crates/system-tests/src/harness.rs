@@ -377,8 +377,7 @@ impl System {
         let task = rt.spawn(async move {
             // The SP-API client's rate buckets live in PostgreSQL: the service's own pool.
             let api = |pool: &PgPool| {
-                order_ingest::service_client(pool, RATE_SCALE, Duration::from_millis(500))
-                    .expect("client")
+                runtime::spapi_client(pool, RATE_SCALE, Duration::from_millis(500)).expect("client")
             };
             match svc {
                 Svc::OrderIngest => {

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use domain::{
-    Marketplace, PaymentStatus,
-    delivery_rules::{DeliveryRule, RuleInput, first_match},
+    PaymentStatus,
+    delivery_rules::DeliveryRule,
     messages::{Event, EventKind},
     status::InstructionStatus,
 };
@@ -25,17 +25,7 @@ use store::{
 };
 use uuid::Uuid;
 
-use spapi::orders::IncludedData;
-
-/// `includedData` for imports and status sync: buyer, ship-to, totals, payment method,
-/// fulfillment status and service level (items are always inline).
-pub const INCLUDED_DATA: [IncludedData; 5] = [
-    IncludedData::Buyer,
-    IncludedData::Recipient,
-    IncludedData::Proceeds,
-    IncludedData::Payment,
-    IncludedData::Fulfillment,
-];
+use crate::delivery::pick_delivery;
 
 /// What the upsert did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,24 +40,6 @@ pub enum Outcome {
         unmapped_skus: Vec<String>,
     },
     Unchanged,
-}
-
-/// The first delivery rule matching the order, if any.
-pub fn pick_delivery<'r>(
-    rules: &'r [DeliveryRule<DeliveryMethod>],
-    order: &AmazonOrder,
-) -> Option<&'r DeliveryMethod> {
-    let marketplace = Marketplace::from_id(order.marketplace_id.as_deref()?).ok()?;
-    let skus: Vec<String> = order.lines.iter().map(|l| l.sku.clone()).collect();
-    let input = RuleInput {
-        marketplace,
-        ship_service_level: order.ship_service_level.as_deref(),
-        state: order.ship_to.as_ref().and_then(|s| s.state.as_deref()),
-        skus: &skus,
-        order_total: order.order_total,
-        prime: order.is_prime,
-    };
-    first_match(rules, &input)
 }
 
 fn delivery(m: Option<&DeliveryMethod>) -> Delivery<'_> {
