@@ -298,12 +298,7 @@ impl Harness {
     /// Publishes any command (also invalid ones) through the outbox (the service's relay sends
     /// it). Returns its id.
     pub async fn send(&self, cmd: &Command) -> Uuid {
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            cmd.action.as_str(),
-            serde_json::to_value(cmd).unwrap(),
-        );
-        msg.id = cmd.message_id;
+        let msg = bus::OutboxMessage::command(&self.topology, cmd);
         let mut conn = self.pool.acquire().await.unwrap();
         bus::outbox::enqueue(&mut conn, msg).await.unwrap();
         cmd.message_id
