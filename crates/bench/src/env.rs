@@ -335,12 +335,7 @@ impl Env {
     pub async fn trigger(&self, params: CommandParams) -> anyhow::Result<(Uuid, DateTime<Utc>)> {
         let action = params.action().context("a concrete action")?;
         let cmd = Command::new(self.shop_id, action, params, "bench", Utc::now());
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            action.as_str(),
-            serde_json::to_value(&cmd)?,
-        );
-        msg.id = cmd.message_id;
+        let msg = bus::OutboxMessage::command(&self.topology, &cmd);
         let mut tx = self.pool.begin().await?;
         bus::outbox::enqueue(&mut tx, msg).await?;
         tx.commit().await?;

@@ -138,12 +138,9 @@ fn serve(service: &str) -> anyhow::Result<()> {
         match service {
             "order-ingest" => {
                 runtime::run(order_ingest::ACTION, &[], move |ctx| {
-                    let api = order_ingest::service_client(
-                        &ctx.pool,
-                        ctx.config.spapi_rate_scale,
-                        max_wait,
-                    )
-                    .expect("the SP-API client can be built");
+                    let api =
+                        runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+                            .expect("the SP-API client can be built");
                     order_ingest::OrderIngest::new(
                         ctx.pool,
                         ctx.keys,
@@ -156,12 +153,9 @@ fn serve(service: &str) -> anyhow::Result<()> {
             }
             "status-sync" => {
                 runtime::run(status_sync::ACTION, &[], move |ctx| {
-                    let api = order_ingest::service_client(
-                        &ctx.pool,
-                        ctx.config.spapi_rate_scale,
-                        max_wait,
-                    )
-                    .expect("the SP-API client can be built");
+                    let api =
+                        runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+                            .expect("the SP-API client can be built");
                     status_sync::StatusSync::new(
                         ctx.pool,
                         ctx.keys,

@@ -65,6 +65,21 @@ impl OutboxMessage {
         }
     }
 
+    /// A command for its service's queue: the commands exchange of `topology`, the action as
+    /// routing key, the command as body, and the command's own `message_id` as id (the id the
+    /// relay publishes and consumers deduplicate on). The one way a command becomes an
+    /// outbox message (ctl, console, continuations and retries alike).
+    ///
+    /// Infallible: a `Command` is plain data (ids, strings, enums, times, no maps), which
+    /// always serializes to JSON.
+    pub fn command(topology: &crate::Topology, cmd: &domain::messages::Command) -> Self {
+        let payload = serde_json::to_value(cmd)
+            .unwrap_or_else(|e| unreachable!("a command always serializes to JSON: {e}"));
+        let mut msg = Self::new(topology.commands_exchange(), cmd.action.as_str(), payload);
+        msg.id = cmd.message_id;
+        msg
+    }
+
     /// The same message, due at `not_before`.
     #[must_use]
     pub fn not_before(mut self, not_before: DateTime<Utc>) -> Self {
@@ -440,6 +455,26 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_goes_to_its_queue_under_its_own_id() {
+        use domain::messages::{Action, Command, CommandParams};
+        let cmd = Command::new(
+            Uuid::now_v7(),
+            Action::InventorySync,
+            CommandParams::InventorySync { full: true },
+            "alice",
+            Utc::now(),
+        );
+        let topology = crate::Topology::new("t.", crate::DEFAULT_DELIVERY_LIMIT);
+        let msg = OutboxMessage::command(&topology, &cmd);
+        assert_eq!(msg.id, cmd.message_id);
+        assert_eq!(msg.exchange, "t.commands");
+        assert_eq!(msg.routing_key, "inventory-sync");
+        assert_eq!(msg.not_before, None);
+        let back: Command = serde_json::from_value(msg.payload).unwrap();
+        assert_eq!(back.message_id, cmd.message_id);
+    }
 
     #[test]
     fn default_config_keeps_lease_above_confirm_timeout() {

@@ -13,26 +13,17 @@ pub struct ImportOrderArgs {
     /// Shop code.
     #[arg(long)]
     pub shop: String,
-    /// Amazon order id (3-7-7 digits).
+    /// Amazon order id (3-7-7, e.g. 503-1234567-1234567).
     pub amazon_order_id: String,
     /// Who is asking (recorded in the ledger).
     #[arg(long, env = "CTL_REQUESTED_BY", default_value = "ctl")]
     pub requested_by: String,
 }
 
-fn is_order_id(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 3
-        && [3, 7, 7]
-            .iter()
-            .zip(&parts)
-            .all(|(n, p)| p.len() == *n && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
 pub async fn run(config: &Config, a: ImportOrderArgs, as_json: bool) -> anyhow::Result<()> {
     anyhow::ensure!(
-        is_order_id(&a.amazon_order_id),
-        "{:?} is not an Amazon order id (3-7-7 digits, e.g. 503-1234567-1234567)",
+        domain::is_amazon_order_id(&a.amazon_order_id),
+        "{:?} is not an Amazon order id (3-7-7 characters, e.g. 503-1234567-1234567)",
         a.amazon_order_id
     );
     let keys = crypto::Keyring::from_env()?;
@@ -51,13 +42,19 @@ pub async fn run(config: &Config, a: ImportOrderArgs, as_json: bool) -> anyhow::
         _ => 1.0,
     };
     // An operator can wait a few seconds for getOrder's quota (0.5/s, burst 30).
-    let api = order_ingest::service_client(&pool, rate_scale, Duration::from_secs(10))?;
+    let api = runtime::spapi_client(&pool, rate_scale, Duration::from_secs(10))?;
+    let handle = {
+        let mut conn = pool.acquire().await?;
+        runtime::shop_api(&mut conn, &keys, &api, &shop.shop)
+            .await
+            .with_context(|| format!("the SP-API handle of shop {:?}", a.shop))?
+    };
     let topology = bus::Topology::new(config.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
-    let r = order_ingest::import_order(
+    let r = orders::import_order(
         &pool,
         &keys,
-        &api,
-        &topology,
+        &handle,
+        &topology.events_exchange(),
         shop.shop.id,
         &a.amazon_order_id,
         &a.requested_by,
@@ -79,14 +76,4 @@ pub async fn run(config: &Config, a: ImportOrderArgs, as_json: bool) -> anyhow::
         anyhow::bail!("{}", r.message);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn order_ids() {
-        assert!(super::is_order_id("503-1234567-1234567"));
-        assert!(!super::is_order_id("503-123456-1234567"));
-        assert!(!super::is_order_id("abc"));
-    }
 }

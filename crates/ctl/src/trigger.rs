@@ -402,13 +402,7 @@ pub async fn enqueue(
     cmd: &Command,
 ) -> anyhow::Result<Uuid> {
     let topo = bus::Topology::new(prefix, bus::DEFAULT_DELIVERY_LIMIT);
-    let mut msg = bus::OutboxMessage::new(
-        topo.commands_exchange(),
-        cmd.action.as_str(),
-        serde_json::to_value(cmd)?,
-    );
-    msg.id = cmd.message_id;
-    bus::outbox::enqueue(conn, msg).await?;
+    bus::outbox::enqueue(conn, bus::OutboxMessage::command(&topo, cmd)).await?;
     Ok(cmd.message_id)
 }
 

@@ -644,12 +644,15 @@ async fn setup_shop(pool: &PgPool, keys: &crypto::Keyring, sim_url: &str) -> any
     Ok(shop_id)
 }
 
+/// Longest sleep of one SP-API call in the shared limiter, for every service of the demo.
+const MAX_LIMITER_WAIT: Duration = Duration::from_millis(1500);
+
 fn start_services(
     config: &runtime::Config,
     keys: &crypto::Keyring,
     cancel: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
-    let max_wait = Duration::from_millis(1500);
+    let max_wait = MAX_LIMITER_WAIT;
     let mut tasks = Vec::new();
     macro_rules! spawn_service {
         ($name:expr, $keys_events:expr, $make:expr) => {{
@@ -660,7 +663,7 @@ fn start_services(
         }};
     }
     spawn_service!(order_ingest::ACTION, &[], move |ctx: runtime::Ctx| {
-        let api = order_ingest::service_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+        let api = runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
             .expect("SP-API client");
         order_ingest::OrderIngest::new(
             ctx.pool,
@@ -671,7 +674,7 @@ fn start_services(
         )
     });
     spawn_service!(status_sync::ACTION, &[], move |ctx: runtime::Ctx| {
-        let api = order_ingest::service_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
+        let api = runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
             .expect("SP-API client");
         status_sync::StatusSync::new(
             ctx.pool,
@@ -721,15 +724,10 @@ fn start_services(
     tasks
 }
 
+/// The feed-side services' client: the one every service uses, with the demo's limiter wait.
 fn client(ctx: &runtime::Ctx) -> spapi::SpApi {
-    spapi::SpApi::new(
-        ctx.pool.clone(),
-        spapi::ClientConfig {
-            rate_scale: ctx.config.spapi_rate_scale,
-            ..Default::default()
-        },
-    )
-    .expect("SP-API client configuration is static")
+    runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, MAX_LIMITER_WAIT)
+        .expect("SP-API client configuration is static")
 }
 
 async fn trigger(
@@ -741,12 +739,7 @@ async fn trigger(
     let action = params.action().context("a concrete action")?;
     let cmd = Command::new(shop_id, action, params, "demo", Utc::now());
     cmd.validate(Utc::now())?;
-    let mut msg = bus::OutboxMessage::new(
-        topology.commands_exchange(),
-        action.as_str(),
-        serde_json::to_value(&cmd)?,
-    );
-    msg.id = cmd.message_id;
+    let msg = bus::OutboxMessage::command(topology, &cmd);
     let mut tx = pool.begin().await?;
     bus::outbox::enqueue(&mut tx, msg).await?;
     tx.commit().await?;

@@ -8,12 +8,14 @@ pub mod inventory;
 pub mod marketplace;
 pub mod messages;
 pub mod money;
+pub mod order_id;
 pub mod shop;
 pub mod status;
 pub mod window;
 
 pub use marketplace::Marketplace;
 pub use money::{Currency, Money};
+pub use order_id::is_amazon_order_id;
 pub use status::{AmazonOrderStatus, ApiStatus, InstructionStatus, PaymentMethod, PaymentStatus};
 
 /// Buyer and ship-to value registered while Amazon still withholds them (Pending orders).

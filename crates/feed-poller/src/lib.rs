@@ -125,13 +125,7 @@ impl Poller {
 
     /// From the runtime context.
     pub fn from_ctx(ctx: runtime::Ctx) -> anyhow::Result<Self> {
-        let api = SpApi::new(
-            ctx.pool.clone(),
-            spapi::ClientConfig {
-                rate_scale: ctx.config.spapi_rate_scale,
-                ..Default::default()
-            },
-        )?;
+        let api = ctx.spapi_client()?;
         Ok(Self::new(
             ctx.pool,
             ctx.keys,
@@ -206,12 +200,7 @@ impl Poller {
         );
         bus::outbox::enqueue(
             conn,
-            OutboxMessage::new(
-                self.topology.commands_exchange(),
-                SERVICE,
-                serde_json::to_value(&cmd).unwrap_or_default(),
-            )
-            .not_before(at),
+            OutboxMessage::command(&self.topology, &cmd).not_before(at),
         )
         .await?;
         Ok(())

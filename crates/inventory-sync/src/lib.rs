@@ -156,13 +156,7 @@ impl Service {
 
     /// From the runtime context.
     pub fn from_ctx(ctx: runtime::Ctx) -> anyhow::Result<Self> {
-        let api = SpApi::new(
-            ctx.pool.clone(),
-            spapi::ClientConfig {
-                rate_scale: ctx.config.spapi_rate_scale,
-                ..Default::default()
-            },
-        )?;
+        let api = ctx.spapi_client()?;
         Ok(Self::new(
             ctx.pool,
             ctx.keys,
@@ -633,12 +627,7 @@ impl Service {
             );
             bus::outbox::enqueue(
                 &mut tx,
-                OutboxMessage::new(
-                    self.topology.commands_exchange(),
-                    SERVICE,
-                    serde_json::to_value(&cmd).unwrap_or_default(),
-                )
-                .not_before(at),
+                OutboxMessage::command(&self.topology, &cmd).not_before(at),
             )
             .await?;
             report.continuation = true;

@@ -101,7 +101,7 @@ async fn metrics_endpoint_reports_runs_orders_calls_feeds_outbox_and_dead_letter
     let (ingest_port, feeds_port) = (free_port(), free_port());
     let ingest = {
         let config = config(&pool, &prefix, ingest_port, 1000.0);
-        let api = order_ingest::service_client(&pool, 1000.0, Duration::from_secs(2)).unwrap();
+        let api = runtime::spapi_client(&pool, 1000.0, Duration::from_secs(2)).unwrap();
         tokio::spawn(runtime::serve(
             order_ingest::ACTION,
             &[],

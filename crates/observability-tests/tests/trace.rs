@@ -106,7 +106,7 @@ async fn one_trace_id_across_trigger_import_amazon_calls_and_event(pool: PgPool)
     let ingest_seen: Seen = Arc::default();
     let ingest = {
         let config = config(&pool, &prefix, 0, 100.0);
-        let api = order_ingest::service_client(&pool, 100.0, Duration::from_secs(2)).unwrap();
+        let api = runtime::spapi_client(&pool, 100.0, Duration::from_secs(2)).unwrap();
         let (cancel, seen) = (cancel.clone(), ingest_seen.clone());
         tokio::spawn(runtime::serve(
             order_ingest::ACTION,

@@ -1,6 +1,5 @@
 //! The run engine: command → run ledger row and lease → pages → continuation or finish.
 
-use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use bus::{HandlerError, Incoming, Topology};
@@ -10,27 +9,20 @@ use domain::{
     window::{self, ImportMode, Window},
 };
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use store::{
-    StoreError, api_log, catalog,
-    instructions::{self, AmazonOrder},
+    StoreError, api_log,
     runs::{self, NewRun, Progress, RunStatus},
     shops::{self, ShopRecord},
 };
 use uuid::Uuid;
 
-use spapi::{
-    ErrorClass, SpApi,
-    orders::{FulfilledBy, FulfillmentStatus, Order, SearchOrdersParams},
-};
+use spapi::{ErrorClass, SpApi, orders::SearchOrdersParams};
 
-use crate::convert::to_amazon_order;
-use crate::upsert::{
-    INCLUDED_DATA, Outcome, UpsertCtx, UpsertError, insert_new_orders, upsert_order,
-};
+use orders::{Counts, apply_orders};
 
-/// Action, queue and ledger name.
-pub const ACTION: &str = "order-ingest";
+/// Action, queue and ledger name (the ledger name of every order import).
+pub const ACTION: &str = orders::ACTION;
 
 /// Tuning of the service.
 #[derive(Debug, Clone)]
@@ -67,49 +59,6 @@ struct Cursor {
     transient_failures: u32,
 }
 
-/// Ledger counts of a run (`action_runs.counts`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    pub pages: u32,
-    pub orders: u32,
-    pub new: u32,
-    pub updated: u32,
-    pub unchanged: u32,
-    /// Orders that could not be imported (listed in the API log).
-    pub failed: u32,
-    pub unmapped_lines: u32,
-    /// Amazon calls by operation.
-    pub calls: BTreeMap<String, u32>,
-    /// Times the run stored its cursor and scheduled its own continuation.
-    pub continuations: u32,
-    /// Wall-clock time from start to finish (waiting included).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<i64>,
-    /// Time spent working (calls and upserts, waiting excluded).
-    pub active_ms: i64,
-}
-
-impl Counts {
-    fn add(&mut self, o: &Outcome) {
-        self.orders += 1;
-        match o {
-            Outcome::New { unmapped_skus, .. } => {
-                self.new += 1;
-                self.unmapped_lines += unmapped_skus.len() as u32;
-            }
-            Outcome::Updated { unmapped_skus, .. } => {
-                self.updated += 1;
-                self.unmapped_lines += unmapped_skus.len() as u32;
-            }
-            Outcome::Unchanged => self.unchanged += 1,
-        }
-    }
-
-    fn total_calls(&self) -> i32 {
-        self.calls.values().map(|c| *c as i32).sum()
-    }
-}
-
 /// Errors of the engine. Every variant is transient for the message (retry): the run's own
 /// failures are recorded in the ledger and acknowledged instead of being returned.
 #[derive(Debug, thiserror::Error)]
@@ -119,7 +68,7 @@ pub enum ImportError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
-    Upsert(#[from] UpsertError),
+    Orders(#[from] orders::Error),
     #[error(transparent)]
     Api(#[from] spapi::Error),
     #[error("{0}")]
@@ -149,16 +98,6 @@ impl std::fmt::Debug for OrderIngest {
             .field("holder", &self.holder)
             .finish_non_exhaustive()
     }
-}
-
-/// Builds the SP-API handle of a shop (credentials decrypted from the store).
-pub async fn shop_handle(
-    conn: &mut PgConnection,
-    keys: &crypto::Keyring,
-    api: &SpApi,
-    shop: &ShopRecord,
-) -> Result<spapi::Shop, ImportError> {
-    Ok(runtime::shop_api(conn, keys, api, &shop.shop).await?)
 }
 
 impl OrderIngest {
@@ -336,7 +275,7 @@ impl OrderIngest {
             .and_then(|c| serde_json::from_value(c).ok())
             .unwrap_or_default();
         let mut counts: Counts = serde_json::from_value(run.counts.clone()).unwrap_or_default();
-        let handle = match shop_handle(&mut conn, &self.keys, &self.api, &shop).await {
+        let handle = match runtime::shop_api(&mut conn, &self.keys, &self.api, &shop.shop).await {
             Ok(h) => h,
             Err(e) => {
                 drop(conn);
@@ -346,22 +285,7 @@ impl OrderIngest {
             }
         };
         drop(conn);
-        let base = SearchOrdersParams {
-            created_after: Some(from),
-            created_before: Some(to),
-            fulfillment_statuses: vec![FulfillmentStatus::Pending, FulfillmentStatus::Unshipped],
-            marketplace_ids: shop
-                .shop
-                .marketplaces
-                .iter()
-                .map(|m| m.id().to_owned())
-                .collect(),
-            fulfilled_by: vec![FulfilledBy::Merchant],
-            max_results_per_page: Some(self.config.page_size),
-            pagination_token: None,
-            included_data: INCLUDED_DATA.to_vec(),
-            ..SearchOrdersParams::default()
-        };
+        let base = orders::import_search(&shop.shop, from, to, self.config.page_size);
         loop {
             let started = Instant::now();
             let params = SearchOrdersParams {
@@ -604,138 +528,6 @@ impl OrderIngest {
     }
 }
 
-/// New orders per bulk statement. sqlx 0.9.0 leaves Nagle's algorithm on (its TCP_NODELAY was
-/// dropped upstream): a statement larger than one TCP segment (64 KiB on loopback) waits for the
-/// server's delayed ACK, about 40 ms. 25 orders keep each statement well below that.
-const BATCH_ORDERS: usize = 25;
-
-/// Applies one page in `tx`: the orders new to the shop in batches, each in a savepoint, and
-/// the others (and every order of a batch the database refused) one by one in their own
-/// savepoints, so one bad order never stops the others.
-pub(crate) async fn apply_orders(
-    tx: &mut PgConnection,
-    keys: &crypto::Keyring,
-    events: &str,
-    shop_id: Uuid,
-    run_id: Option<Uuid>,
-    orders: &[Order],
-    counts: &mut Counts,
-) -> Result<(), ImportError> {
-    let rules = catalog::active_rules(&mut *tx, shop_id).await?;
-    let skus: Vec<String> = orders
-        .iter()
-        .flat_map(|o| {
-            o.order_items
-                .iter()
-                .filter_map(|i| i.product.seller_sku.clone())
-        })
-        .collect();
-    let products = catalog::products_for_skus(&mut *tx, shop_id, &skus).await?;
-    let cx = UpsertCtx {
-        keys,
-        shop_id,
-        run_id,
-        action: ACTION,
-        rules: &rules,
-        products: &products,
-        events_exchange: events,
-    };
-    // Merchant-fulfilled orders (FBA ones are Amazon's to ship), converted; conversion errors
-    // are refused one by one below.
-    // In Amazon order id order: known orders are locked in the order every transaction that
-    // locks several instructions uses (store::feeds::lock_instructions), so no deadlock.
-    let mut converted: Vec<(&Order, Result<AmazonOrder, String>)> = orders
-        .iter()
-        .filter(|o| {
-            !o.fulfillment
-                .as_ref()
-                .and_then(|f| f.fulfilled_by.as_ref())
-                .is_some_and(|f| *f == FulfilledBy::Amazon)
-        })
-        .map(|o| (o, to_amazon_order(o).map_err(|e| e.to_string())))
-        .collect();
-    converted.sort_by(|a, b| a.0.order_id.cmp(&b.0.order_id));
-    // Orders new to the shop go in together; the rest (known ones, a page's repeated order,
-    // and everything of a batch the database refused) one by one.
-    let mut batch: Vec<&AmazonOrder> = Vec::new();
-    let mut seen = HashSet::new();
-    for (_, c) in &converted {
-        if let Ok(a) = c
-            && seen.insert(a.amazon_order_id.as_str())
-        {
-            batch.push(a);
-        }
-    }
-    let mut batched = HashSet::new();
-    for chunk in batch.chunks(BATCH_ORDERS) {
-        let mut sp = tx.begin().await?;
-        match insert_new_orders(&mut sp, &cx, chunk).await {
-            Ok(outcomes) => {
-                sp.commit().await?;
-                for (a, outcome) in chunk.iter().zip(&outcomes) {
-                    if let Some(outcome) = outcome {
-                        counts.add(outcome);
-                        batched.insert(a.amazon_order_id.clone());
-                    }
-                }
-            }
-            Err(e) if e.is_transient() => return Err(e.into()),
-            Err(e) => {
-                sp.rollback().await?;
-                tracing::info!(error = %e, orders = chunk.len(), "batch refused; importing its orders one by one");
-            }
-        }
-    }
-    for (order, converted) in converted {
-        let result = match converted {
-            Err(e) => Err(e),
-            Ok(data) if batched.contains(&data.amazon_order_id) => continue,
-            Ok(data) => {
-                let mut sp = tx.begin().await?;
-                match upsert_order(&mut sp, &cx, &data).await {
-                    Ok(outcome) => {
-                        sp.commit().await?;
-                        Ok(outcome)
-                    }
-                    Err(e) if e.is_transient() => return Err(e.into()),
-                    Err(e) => {
-                        sp.rollback().await?;
-                        Err(e.to_string())
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(outcome) => counts.add(&outcome),
-            Err(reason) => {
-                counts.orders += 1;
-                counts.failed += 1;
-                let message = format!(
-                    "order {} was not imported: {reason}; the other orders are unaffected",
-                    order.order_id
-                );
-                tracing::warn!(amazon_order_id = %order.order_id, %reason, "order not imported");
-                api_log::write(
-                    &mut *tx,
-                    &api_log::Entry {
-                        run_id,
-                        amazon_order_id: Some(&order.order_id),
-                        code: Some("order_not_imported"),
-                        ..api_log::Entry::new(
-                            Some(shop_id),
-                            ACTION,
-                            api_log::Level::Error,
-                            &message,
-                        )
-                    },
-                )
-                .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn progress(cursor: &Cursor, counts: &Counts) -> Progress {
     Progress {
         window_from: None,
@@ -750,132 +542,4 @@ impl bus::Handler for OrderIngest {
     async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
         self.handle_message(&msg).await
     }
-}
-
-/// What `ctl import-order` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SingleImport {
-    pub run_id: Uuid,
-    pub amazon_order_id: String,
-    /// `new`, `updated`, `unchanged` or `refused`.
-    pub result: String,
-    pub instruction_id: Option<Uuid>,
-    pub unmapped_skus: Vec<String>,
-    pub message: String,
-}
-
-/// Imports one order by id (getOrder): for the order an operator knows is missing. Only
-/// merchant-fulfilled PENDING and UNSHIPPED orders are imported; the run is in the ledger.
-pub async fn import_order(
-    pool: &PgPool,
-    keys: &crypto::Keyring,
-    api: &SpApi,
-    topology: &Topology,
-    shop_id: Uuid,
-    amazon_order_id: &str,
-    requested_by: &str,
-) -> Result<SingleImport, ImportError> {
-    let mut conn = pool.acquire().await?;
-    let shop = shops::get(&mut conn, shop_id).await?;
-    let handle = shop_handle(&mut conn, keys, api, &shop).await?;
-    drop(conn);
-    let started = Utc::now();
-    let order = handle.get_order(amazon_order_id, &INCLUDED_DATA).await?;
-    let mut tx = pool.begin().await?;
-    let run_id = runs::insert(
-        &mut tx,
-        &NewRun {
-            shop_id,
-            action: ACTION,
-            mode: Some("single"),
-            status: RunStatus::Running,
-            command_id: None,
-            requested_by: Some(requested_by),
-        },
-    )
-    .await?;
-    let mut counts = Counts::default();
-    counts.calls.insert("getOrder".into(), 1);
-    let status = order.fulfillment_status().map(|s| s.as_str().to_owned());
-    let importable = matches!(status.as_deref(), Some("PENDING" | "UNSHIPPED"))
-        && order
-            .fulfillment
-            .as_ref()
-            .and_then(|f| f.fulfilled_by.as_ref())
-            .is_none_or(|f| *f == FulfilledBy::Merchant);
-    let mut single = SingleImport {
-        run_id,
-        amazon_order_id: amazon_order_id.to_owned(),
-        result: "refused".into(),
-        instruction_id: None,
-        unmapped_skus: vec![],
-        message: String::new(),
-    };
-    if !importable {
-        single.message = format!(
-            "order {amazon_order_id} is {} ({}): only merchant-fulfilled PENDING and UNSHIPPED orders are imported",
-            status.as_deref().unwrap_or("of unknown status"),
-            order
-                .fulfillment
-                .as_ref()
-                .and_then(|f| f.fulfilled_by.as_ref())
-                .map(|f| f.as_str().to_owned())
-                .unwrap_or_else(|| "fulfiller unknown".into()),
-        );
-    } else {
-        let before = counts.clone();
-        apply_orders(
-            &mut tx,
-            keys,
-            &topology.events_exchange(),
-            shop_id,
-            Some(run_id),
-            std::slice::from_ref(&order),
-            &mut counts,
-        )
-        .await?;
-        let existing = instructions::by_order(&mut tx, shop_id, amazon_order_id).await?;
-        single.instruction_id = existing.map(|i| i.id);
-        single.result = if counts.new > before.new {
-            "new"
-        } else if counts.updated > before.updated {
-            "updated"
-        } else if counts.failed > before.failed {
-            "refused"
-        } else {
-            "unchanged"
-        }
-        .into();
-        single.message = format!("order {amazon_order_id}: {}", single.result);
-        single.unmapped_skus =
-            instructions::lines(&mut tx, single.instruction_id.unwrap_or_default())
-                .await?
-                .into_iter()
-                .filter(|l| l.product_id.is_none())
-                .map(|l| l.sku)
-                .collect();
-    }
-    counts.duration_ms = Some((Utc::now() - started).num_milliseconds());
-    runs::finish(
-        &mut tx,
-        run_id,
-        RunStatus::Succeeded,
-        None,
-        &serde_json::to_value(&counts).unwrap_or_default(),
-        1,
-        None,
-    )
-    .await?;
-    api_log::write(
-        &mut tx,
-        &api_log::Entry {
-            run_id: Some(run_id),
-            amazon_order_id: Some(amazon_order_id),
-            code: Some("import_order"),
-            ..api_log::Entry::new(Some(shop_id), ACTION, api_log::Level::Info, &single.message)
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(single)
 }

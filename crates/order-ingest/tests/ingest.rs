@@ -643,11 +643,18 @@ async fn import_order_recovers_one_order_by_id(pool: PgPool) {
             })
             .unwrap();
         let keys = crypto::Keyring::for_testing();
-        let r = order_ingest::import_order(
+        let handle = {
+            let mut conn = h.pool.acquire().await.unwrap();
+            let shop = store::shops::get(&mut conn, h.shop_id).await.unwrap();
+            runtime::shop_api(&mut conn, &keys, &h.api, &shop.shop)
+                .await
+                .unwrap()
+        };
+        let r = orders::import_order(
             &h.pool,
             &keys,
-            &h.api,
-            &h.topology,
+            &handle,
+            &h.topology.events_exchange(),
             h.shop_id,
             &o.order_id,
             "alice",
@@ -655,11 +662,11 @@ async fn import_order_recovers_one_order_by_id(pool: PgPool) {
         .await
         .unwrap();
         assert_eq!(r.result, "new", "{r:?}");
-        let again = order_ingest::import_order(
+        let again = orders::import_order(
             &h.pool,
             &keys,
-            &h.api,
-            &h.topology,
+            &handle,
+            &h.topology.events_exchange(),
             h.shop_id,
             &o.order_id,
             "alice",
@@ -694,11 +701,11 @@ async fn import_order_recovers_one_order_by_id(pool: PgPool) {
                 ..Default::default()
             })
             .unwrap();
-        let refused = order_ingest::import_order(
+        let refused = orders::import_order(
             &h.pool,
             &keys,
-            &h.api,
-            &h.topology,
+            &handle,
+            &h.topology.events_exchange(),
             h.shop_id,
             &shipped.order_id,
             "alice",

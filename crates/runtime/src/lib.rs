@@ -19,8 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 pub mod metrics;
 mod shop_api;
+mod spapi_client;
 
 pub use shop_api::shop_api;
+pub use spapi_client::{
+    DEFAULT_MAX_LIMITER_WAIT, MAX_LIMITER_WAIT_VAR, max_limiter_wait, spapi_client,
+};
 
 /// Default AMQP URL for the local RabbitMQ.
 pub const DEFAULT_AMQP_URL: &str = bus::DEFAULT_AMQP_URL;
@@ -260,6 +264,8 @@ where
 {
     let _guard = telemetry::init(service)?;
     let config = Config::from_env()?;
+    // Validated at start-up like the rest of the configuration (read by `Ctx::spapi_client`).
+    max_limiter_wait()?;
     let keys = crypto::Keyring::from_env()?;
     let cancel = CancellationToken::new();
     {
@@ -485,11 +491,7 @@ pub fn continuation(
         "system",
         chrono::Utc::now(),
     );
-    let payload = serde_json::to_value(&cmd).expect("a command always serializes");
-    let mut msg = bus::OutboxMessage::new(topology.commands_exchange(), action.as_str(), payload)
-        .not_before(at);
-    msg.id = cmd.message_id;
-    msg
+    bus::OutboxMessage::command(topology, &cmd).not_before(at)
 }
 
 #[cfg(test)]

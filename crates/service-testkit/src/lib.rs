@@ -16,7 +16,7 @@
 //!         let service = Service {
 //!             queue_prefix: "oi-test",
 //!             action: order_ingest::ACTION,
-//!             client: order_ingest::service_client,
+//!             client: runtime::spapi_client,
 //!             make_handler: |ctx: runtime::Ctx, api| {
 //!                 OrderIngest::new(ctx.pool, ctx.keys, api, ctx.topology, IngestConfig::default())
 //!             },
@@ -67,7 +67,7 @@ impl Default for Options {
 }
 
 /// Builds the SP-API client shared by the service and the test (pool, rate scale, longest
-/// limiter wait), e.g. `order_ingest::service_client`.
+/// limiter wait), e.g. `runtime::spapi_client`.
 pub type MakeClient = fn(&PgPool, f64, Duration) -> Result<spapi::SpApi, spapi::Error>;
 
 /// The service under test.
@@ -298,12 +298,7 @@ impl Harness {
     /// Publishes any command (also invalid ones) through the outbox (the service's relay sends
     /// it). Returns its id.
     pub async fn send(&self, cmd: &Command) -> Uuid {
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            cmd.action.as_str(),
-            serde_json::to_value(cmd).unwrap(),
-        );
-        msg.id = cmd.message_id;
+        let msg = bus::OutboxMessage::command(&self.topology, cmd);
         let mut conn = self.pool.acquire().await.unwrap();
         bus::outbox::enqueue(&mut conn, msg).await.unwrap();
         cmd.message_id

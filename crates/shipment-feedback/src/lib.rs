@@ -197,13 +197,7 @@ impl Service {
 
     /// From the runtime context.
     pub fn from_ctx(ctx: runtime::Ctx) -> anyhow::Result<Self> {
-        let api = SpApi::new(
-            ctx.pool.clone(),
-            spapi::ClientConfig {
-                rate_scale: ctx.config.spapi_rate_scale,
-                ..Default::default()
-            },
-        )?;
+        let api = ctx.spapi_client()?;
         let mut service = Self::new(ctx.pool, ctx.keys, api, ctx.topology, Settings::default());
         service.fail = Arc::new(FailPoints::from_env());
         Ok(service)
@@ -940,12 +934,7 @@ impl Service {
             );
             bus::outbox::enqueue(
                 conn,
-                OutboxMessage::new(
-                    self.topology.commands_exchange(),
-                    SERVICE,
-                    serde_json::to_value(&cmd).unwrap_or_default(),
-                )
-                .not_before(at),
+                OutboxMessage::command(&self.topology, &cmd).not_before(at),
             )
             .await?;
             report.continuation = true;

@@ -64,7 +64,7 @@ pub fn validate_tracking(tracking: &str, pattern: Option<&str>) -> Result<(), St
 /// Checks one target against the shop's effective carrier mappings.
 pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal> {
     let order = t.amazon_order_id.as_deref().unwrap_or("");
-    if !spapi::fulfillment_feed::is_amazon_order_id(order) {
+    if !domain::is_amazon_order_id(order) {
         return Err(refusal(
             "invalid_order_id",
             "the instruction has no valid Amazon order id".into(),

@@ -103,15 +103,6 @@ pub struct FulfillmentFeed<K> {
     pub rejected: Vec<RejectedMessage<K>>,
 }
 
-/// True for Amazon order ids (`\w{3}-\w{7}-\w{7}`, ASCII).
-pub fn is_amazon_order_id(id: &str) -> bool {
-    let parts: Vec<&str> = id.split('-').collect();
-    parts.len() == 3
-        && [3usize, 7, 7].iter().zip(&parts).all(|(len, part)| {
-            part.len() == *len && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        })
-}
-
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
@@ -139,7 +130,7 @@ impl ShipmentConfirmation {
     /// (Amazon rejects future dates; ten minutes of clock skew are tolerated).
     pub fn problems(&self, now: DateTime<Utc>) -> Vec<String> {
         let mut p = Vec::new();
-        if !is_amazon_order_id(&self.amazon_order_id) {
+        if !domain::is_amazon_order_id(&self.amazon_order_id) {
             p.push(format!(
                 "AmazonOrderID: {:?} is not in 3-7-7 format",
                 self.amazon_order_id

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ApiRequest, Expect, Shop, segment};
 use crate::error::{Error, Result};
-use crate::fulfillment_feed::is_amazon_order_id;
 use crate::operation::Operation;
+use domain::is_amazon_order_id;
 
 /// `ConfirmShipmentRequest`: one call per package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use domain::{
 use serde::{Deserialize, Serialize};
 use spapi::{
     ErrorClass, SpApi,
-    orders::{FulfilledBy, IncludedData, Order, SearchOrdersParams},
+    orders::{FulfilledBy, Order, SearchOrdersParams},
 };
 use sqlx::{Connection, PgConnection, PgPool};
 use store::{
@@ -46,17 +46,6 @@ pub const ACTION: &str = "status-sync";
 
 /// First `changes` run of a shop: this far back.
 pub const FIRST_LOOKBACK: Duration = Duration::days(7);
-
-/// `includedData` of status sync: what "to paid" fills in, the status, and cancellation
-/// requests.
-pub const INCLUDED_DATA: [IncludedData; 6] = [
-    IncludedData::Buyer,
-    IncludedData::Recipient,
-    IncludedData::Proceeds,
-    IncludedData::Payment,
-    IncludedData::Fulfillment,
-    IncludedData::Cancellation,
-];
 
 /// Tuning of the service.
 #[derive(Debug, Clone)]
@@ -141,8 +130,6 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
-    #[error(transparent)]
-    Import(#[from] order_ingest::ImportError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -342,8 +329,7 @@ impl StatusSync {
             .and_then(|c| serde_json::from_value(c).ok())
             .unwrap_or_default();
         let mut counts: Counts = serde_json::from_value(run.counts.clone()).unwrap_or_default();
-        let handle = match order_ingest::shop_handle(&mut conn, &self.keys, &self.api, &shop).await
-        {
+        let handle = match runtime::shop_api(&mut conn, &self.keys, &self.api, &shop.shop).await {
             Ok(h) => h,
             Err(e) => {
                 drop(conn);
@@ -454,7 +440,7 @@ impl StatusSync {
             fulfilled_by: vec![FulfilledBy::Merchant],
             max_results_per_page: Some(self.config.page_size),
             pagination_token: cursor.next_token.clone(),
-            included_data: INCLUDED_DATA.to_vec(),
+            included_data: orders::included::SYNC.to_vec(),
             ..SearchOrdersParams::default()
         };
         let resp = match handle.search_orders(&params).await {
@@ -521,7 +507,7 @@ impl StatusSync {
             let Some(order_id) = inst.amazon_order_id.clone() else {
                 continue;
             };
-            let order = match handle.get_order(&order_id, &INCLUDED_DATA).await {
+            let order = match handle.get_order(&order_id, &orders::included::SYNC).await {
                 Ok(o) => o,
                 Err(e) if e.status() == Some(404) => {
                     counts.call("getOrder");
@@ -807,8 +793,7 @@ async fn apply_one(
     else {
         return Ok(Applied::NotImported);
     };
-    let data = order_ingest::convert::to_amazon_order(order)
-        .map_err(|e| ApplyError::Data(e.to_string()))?;
+    let data = orders::to_amazon_order(order).map_err(|e| ApplyError::Data(e.to_string()))?;
     let state = SyncState {
         imported_via_api: inst.imported_via_api(),
         status: inst.status()?,
@@ -817,7 +802,7 @@ async fn apply_one(
     match decide(state, data.status) {
         SyncDecision::MarkPaid => {
             let method = if inst.delivery_method_id.is_none() {
-                order_ingest::pick_delivery(rules, &data)
+                orders::pick_delivery(rules, &data)
             } else {
                 None
             };

@@ -39,22 +39,31 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying later may succeed (connection problems, serialization failures).
+    /// Whether retrying later may succeed (connection problems, serialization failures):
+    /// [`is_transient_db`] of the database error.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Db(e) => match e {
-                sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed => true,
-                sqlx::Error::Database(db) => matches!(
-                    db.code().as_deref(),
-                    Some("40001" | "40P01" | "57P01" | "57P03")
-                ),
-                _ => false,
-            },
+            Self::Db(e) => is_transient_db(e),
             _ => false,
         }
+    }
+}
+
+/// Whether a database error may go away when the work is retried later: connection problems
+/// (I/O, pool timed out or closed, worker crashed), serialization failure (40001), deadlock
+/// (40P01), server shutting down or starting (57P01, 57P03). The one retryable-error check of
+/// the workspace.
+pub fn is_transient_db(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("40001" | "40P01" | "57P01" | "57P03")
+        ),
+        _ => false,
     }
 }
 

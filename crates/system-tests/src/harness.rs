@@ -377,8 +377,7 @@ impl System {
         let task = rt.spawn(async move {
             // The SP-API client's rate buckets live in PostgreSQL: the service's own pool.
             let api = |pool: &PgPool| {
-                order_ingest::service_client(pool, RATE_SCALE, Duration::from_millis(500))
-                    .expect("client")
+                runtime::spapi_client(pool, RATE_SCALE, Duration::from_millis(500)).expect("client")
             };
             match svc {
                 Svc::OrderIngest => {
@@ -531,12 +530,7 @@ impl System {
     }
 
     pub async fn send(&self, cmd: &Command) -> Uuid {
-        let mut msg = bus::OutboxMessage::new(
-            self.topology.commands_exchange(),
-            cmd.action.as_str(),
-            serde_json::to_value(cmd).unwrap(),
-        );
-        msg.id = cmd.message_id;
+        let msg = bus::OutboxMessage::command(&self.topology, cmd);
         let mut conn = self.pool.acquire().await.unwrap();
         bus::outbox::enqueue(&mut conn, msg).await.unwrap();
         cmd.message_id

@@ -473,12 +473,7 @@ pub async fn trigger(ctx: Ctx, Form(f): Form<TriggerForm>) -> Result<Response, A
         return refused(&ctx, shop, &refusal(ctx.lang, &err, tz)).await;
     }
     let topo = bus::Topology::new(ctx.state.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
-    let mut msg = bus::OutboxMessage::new(
-        topo.commands_exchange(),
-        action.as_str(),
-        serde_json::to_value(&cmd)?,
-    );
-    msg.id = cmd.message_id;
+    let msg = bus::OutboxMessage::command(&topo, &cmd);
     let mut tx = ctx.state.pool.begin().await?;
     bus::outbox::enqueue(&mut tx, msg).await?;
     tx.commit().await?;

@@ -83,12 +83,7 @@ pub fn ingest_trigger(shop_id: Uuid) -> Command {
 /// Writes `cmd` to the outbox (the relay of a running service publishes it); the current
 /// span's trace context goes into its `traceparent` header.
 pub async fn enqueue(pool: &PgPool, topology: &Topology, cmd: &Command) {
-    let mut msg = bus::OutboxMessage::new(
-        topology.commands_exchange(),
-        cmd.action.as_str(),
-        serde_json::to_value(cmd).unwrap(),
-    );
-    msg.id = cmd.message_id;
+    let msg = bus::OutboxMessage::command(topology, cmd);
     let mut conn = pool.acquire().await.unwrap();
     bus::outbox::enqueue(&mut conn, msg).await.unwrap();
 }

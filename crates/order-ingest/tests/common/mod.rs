@@ -30,7 +30,7 @@ impl Harness {
         let service = Service {
             queue_prefix: "oi-test",
             action: order_ingest::ACTION,
-            client: order_ingest::service_client,
+            client: runtime::spapi_client,
             make_handler: |ctx: runtime::Ctx, api| {
                 OrderIngest::new(
                     ctx.pool,

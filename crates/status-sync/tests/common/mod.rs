@@ -1,22 +1,17 @@
 //! Harness: the shared service harness of `service-testkit` (real PostgreSQL, real RabbitMQ
 //! under a unique prefix, an embedded SP-API simulator) serving status-sync by
 //! `runtime::serve` exactly as in production, plus status-sync's own helpers. Orders are
-//! imported beforehand by calling the order-ingest handler directly (a plain async function of
-//! the message).
+//! imported beforehand through the `orders` library, page by page as order-ingest imports
+//! them (without order-ingest's run ledger).
 #![allow(dead_code)]
-
-use std::time::Duration;
-
 use chrono::Utc;
 use domain::{
     messages::{Action, Command, CommandParams, StatusSyncMode},
-    window::ImportMode,
+    window::{self, ImportMode},
 };
-use order_ingest::{IngestConfig, OrderIngest};
 use service_testkit::Service;
 use sqlx::PgPool;
 use status_sync::{StatusSync, SyncConfig};
-use store::runs::Run;
 use uuid::Uuid;
 
 pub use service_testkit::Options;
@@ -36,7 +31,7 @@ impl Harness {
         let service = Service {
             queue_prefix: "ss-test",
             action: status_sync::ACTION,
-            client: order_ingest::service_client,
+            client: runtime::spapi_client,
             make_handler: |ctx: runtime::Ctx, api| {
                 StatusSync::new(ctx.pool, ctx.keys, api, ctx.topology, SyncConfig::default())
             },
@@ -56,32 +51,39 @@ impl Harness {
         self.send(&cmd).await
     }
 
-    /// Imports orders by calling the order-ingest handler directly (no queue involved).
-    pub async fn import(&self, mode: ImportMode) -> Run {
-        use bus::Handler;
-        let topology = self.topology.clone();
-        let ingest = OrderIngest::new(
-            self.pool.clone(),
-            crypto::Keyring::for_testing(),
-            self.api.clone(),
-            topology,
-            IngestConfig::default(),
-        );
-        let cmd = Command::new(
-            self.shop_id,
-            Action::OrderIngest,
-            CommandParams::OrderIngest { mode },
-            "test",
-            Utc::now(),
-        );
-        ingest
-            .handle(bus::Incoming::new(
-                cmd.message_id,
-                "order-ingest",
-                serde_json::to_value(&cmd).unwrap(),
-            ))
+    /// Imports the simulator's orders of `mode`'s window (first run) through the `orders`
+    /// library, page by page as order-ingest does. Returns what the pages did.
+    pub async fn import(&self, mode: ImportMode) -> orders::Counts {
+        let keys = crypto::Keyring::for_testing();
+        let window = window::plan(mode, None, Utc::now()).expect("window");
+        let mut conn = self.pool.acquire().await.unwrap();
+        let shop = store::shops::get(&mut conn, self.shop_id).await.unwrap();
+        let handle = runtime::shop_api(&mut conn, &keys, &self.api, &shop.shop)
+            .await
+            .expect("shop handle");
+        drop(conn);
+        let mut params = orders::import_search(&shop.shop, window.from, window.to, 100);
+        let mut counts = orders::Counts::default();
+        loop {
+            let page = handle.search_orders(&params).await.expect("searchOrders");
+            let mut tx = self.pool.begin().await.unwrap();
+            orders::apply_orders(
+                &mut tx,
+                &keys,
+                &self.topology.events_exchange(),
+                self.shop_id,
+                None,
+                &page.orders,
+                &mut counts,
+            )
             .await
             .expect("import");
-        self.wait_run(cmd.message_id, Duration::from_secs(30)).await
+            tx.commit().await.unwrap();
+            counts.pages += 1;
+            params.pagination_token = page.pagination.and_then(|p| p.next_token);
+            if params.pagination_token.is_none() {
+                return counts;
+            }
+        }
     }
 }

@@ -12,8 +12,9 @@
 use std::collections::HashMap;
 
 use domain::{
-    Marketplace, PaymentStatus,
-    delivery_rules::{DeliveryRule, RuleInput, first_match},
+    PaymentStatus,
+    delivery_rules::DeliveryRule,
+    eligibility::{SyncState, paid_eligible},
     messages::{Event, EventKind},
     status::InstructionStatus,
 };
@@ -25,17 +26,7 @@ use store::{
 };
 use uuid::Uuid;
 
-use spapi::orders::IncludedData;
-
-/// `includedData` for imports and status sync: buyer, ship-to, totals, payment method,
-/// fulfillment status and service level (items are always inline).
-pub const INCLUDED_DATA: [IncludedData; 5] = [
-    IncludedData::Buyer,
-    IncludedData::Recipient,
-    IncludedData::Proceeds,
-    IncludedData::Payment,
-    IncludedData::Fulfillment,
-];
+use crate::delivery::pick_delivery;
 
 /// What the upsert did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,24 +41,6 @@ pub enum Outcome {
         unmapped_skus: Vec<String>,
     },
     Unchanged,
-}
-
-/// The first delivery rule matching the order, if any.
-pub fn pick_delivery<'r>(
-    rules: &'r [DeliveryRule<DeliveryMethod>],
-    order: &AmazonOrder,
-) -> Option<&'r DeliveryMethod> {
-    let marketplace = Marketplace::from_id(order.marketplace_id.as_deref()?).ok()?;
-    let skus: Vec<String> = order.lines.iter().map(|l| l.sku.clone()).collect();
-    let input = RuleInput {
-        marketplace,
-        ship_service_level: order.ship_service_level.as_deref(),
-        state: order.ship_to.as_ref().and_then(|s| s.state.as_deref()),
-        skus: &skus,
-        order_total: order.order_total,
-        prime: order.is_prime,
-    };
-    first_match(rules, &input)
 }
 
 fn delivery(m: Option<&DeliveryMethod>) -> Delivery<'_> {
@@ -127,13 +100,17 @@ pub async fn upsert_order(
             }
         }
         Some(inst) => {
-            let status = inst.status()?;
-            if !inst.imported_via_api() || !status.is_open_for_sync() {
+            let state = SyncState {
+                imported_via_api: inst.imported_via_api(),
+                status: inst.status()?,
+                payment_status: inst.payment_status()?,
+            };
+            if !touches_known(state) {
                 return Ok(Outcome::Unchanged);
             }
             let mut changed = false;
             let mut paid = false;
-            if order.status.is_paid() && inst.payment_status()? != PaymentStatus::Paid {
+            if paid_eligible(state, order.status) {
                 let method = if inst.delivery_method_id.is_none() {
                     pick_delivery(cx.rules, order)
                 } else {
@@ -244,6 +221,14 @@ pub async fn insert_new_orders(
     Ok(outcomes)
 }
 
+/// Whether a re-import touches a known instruction at all: only API-imported ones still open
+/// (hold or awaiting shipment); hand-entered, allocated, shipped and canceled ones stay as
+/// they are. Among those it touches, "to paid" is `domain::eligibility::paid_eligible`, the
+/// rule status sync applies.
+fn touches_known(state: SyncState) -> bool {
+    state.imported_via_api && state.status.is_open_for_sync()
+}
+
 /// Instruction and payment status of a new instruction.
 fn new_status(order: &AmazonOrder) -> (InstructionStatus, PaymentStatus) {
     if order.status.is_paid() {
@@ -324,21 +309,56 @@ pub enum UpsertError {
 }
 
 impl UpsertError {
-    /// Whether the whole page should be retried rather than the order skipped.
+    /// Whether the whole page should be retried rather than the order skipped
+    /// (`store::is_transient_db`, the workspace's one retryable-error check).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Store(e) => e.is_transient(),
-            Self::Db(e) => {
-                matches!(
-                    e,
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::WorkerCrashed
-                ) || matches!(e, sqlx::Error::Database(db)
-                    if matches!(db.code().as_deref(), Some("40001" | "40P01" | "57P01" | "57P03")))
-            }
+            Self::Db(e) => store::is_transient_db(e),
             Self::Encode(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{
+        AmazonOrderStatus, InstructionStatus, PaymentStatus,
+        eligibility::{SyncDecision, SyncState, decide},
+    };
+
+    use super::touches_known;
+
+    /// A re-import marks an instruction paid exactly when status sync would: for every local
+    /// state and every Amazon status, the two agree (the re-import leaves cancellations and
+    /// attention cases to status sync).
+    #[test]
+    fn reimport_marks_paid_exactly_when_status_sync_would() {
+        let amazon = [
+            AmazonOrderStatus::PendingAvailability,
+            AmazonOrderStatus::Pending,
+            AmazonOrderStatus::Unshipped,
+            AmazonOrderStatus::PartiallyShipped,
+            AmazonOrderStatus::Shipped,
+            AmazonOrderStatus::Cancelled,
+            AmazonOrderStatus::Unfulfillable,
+        ];
+        for imported_via_api in [true, false] {
+            for &status in InstructionStatus::ALL {
+                for &payment_status in PaymentStatus::ALL {
+                    let state = SyncState {
+                        imported_via_api,
+                        status,
+                        payment_status,
+                    };
+                    for a in amazon {
+                        let reimport =
+                            touches_known(state) && domain::eligibility::paid_eligible(state, a);
+                        let sync = decide(state, a) == SyncDecision::MarkPaid;
+                        assert_eq!(reimport, sync, "{state:?} with Amazon {a:?}");
+                    }
+                }
+            }
         }
     }
 }

@@ -1,0 +1,163 @@
+//! One page of Amazon orders applied to the WMS: converted, new orders inserted in batches,
+//! known ones upserted one by one, each order in its own savepoint so one bad order never
+//! stops the others.
+
+use std::collections::HashSet;
+
+use spapi::orders::{FulfilledBy, Order};
+use sqlx::{Connection, PgConnection};
+use store::{StoreError, api_log, catalog, instructions::AmazonOrder};
+use uuid::Uuid;
+
+use crate::{
+    ACTION,
+    convert::to_amazon_order,
+    counts::Counts,
+    upsert::{UpsertCtx, UpsertError, insert_new_orders, upsert_order},
+};
+
+/// Why a page (or a single import) stopped. Every variant is worth retrying: orders that
+/// cannot be imported are refused one by one (API log) and do not stop the page.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Upsert(#[from] UpsertError),
+    #[error(transparent)]
+    Api(#[from] spapi::Error),
+}
+
+/// New orders per bulk statement. sqlx 0.9.0 leaves Nagle's algorithm on (its TCP_NODELAY was
+/// dropped upstream): a statement larger than one TCP segment (64 KiB on loopback) waits for the
+/// server's delayed ACK, about 40 ms. 25 orders keep each statement well below that.
+const BATCH_ORDERS: usize = 25;
+
+/// Applies one page in `tx`: the orders new to the shop in batches, each in a savepoint, and
+/// the others (and every order of a batch the database refused) one by one in their own
+/// savepoints, so one bad order never stops the others.
+pub async fn apply_orders(
+    tx: &mut PgConnection,
+    keys: &crypto::Keyring,
+    events: &str,
+    shop_id: Uuid,
+    run_id: Option<Uuid>,
+    orders: &[Order],
+    counts: &mut Counts,
+) -> Result<(), Error> {
+    let rules = catalog::active_rules(&mut *tx, shop_id).await?;
+    let skus: Vec<String> = orders
+        .iter()
+        .flat_map(|o| {
+            o.order_items
+                .iter()
+                .filter_map(|i| i.product.seller_sku.clone())
+        })
+        .collect();
+    let products = catalog::products_for_skus(&mut *tx, shop_id, &skus).await?;
+    let cx = UpsertCtx {
+        keys,
+        shop_id,
+        run_id,
+        action: ACTION,
+        rules: &rules,
+        products: &products,
+        events_exchange: events,
+    };
+    // Merchant-fulfilled orders (FBA ones are Amazon's to ship), converted; conversion errors
+    // are refused one by one below.
+    // In Amazon order id order: known orders are locked in the order every transaction that
+    // locks several instructions uses (store::feeds::lock_instructions), so no deadlock.
+    let mut converted: Vec<(&Order, Result<AmazonOrder, String>)> = orders
+        .iter()
+        .filter(|o| {
+            !o.fulfillment
+                .as_ref()
+                .and_then(|f| f.fulfilled_by.as_ref())
+                .is_some_and(|f| *f == FulfilledBy::Amazon)
+        })
+        .map(|o| (o, to_amazon_order(o).map_err(|e| e.to_string())))
+        .collect();
+    converted.sort_by(|a, b| a.0.order_id.cmp(&b.0.order_id));
+    // Orders new to the shop go in together; the rest (known ones, a page's repeated order,
+    // and everything of a batch the database refused) one by one.
+    let mut batch: Vec<&AmazonOrder> = Vec::new();
+    let mut seen = HashSet::new();
+    for (_, c) in &converted {
+        if let Ok(a) = c
+            && seen.insert(a.amazon_order_id.as_str())
+        {
+            batch.push(a);
+        }
+    }
+    let mut batched = HashSet::new();
+    for chunk in batch.chunks(BATCH_ORDERS) {
+        let mut sp = tx.begin().await?;
+        match insert_new_orders(&mut sp, &cx, chunk).await {
+            Ok(outcomes) => {
+                sp.commit().await?;
+                for (a, outcome) in chunk.iter().zip(&outcomes) {
+                    if let Some(outcome) = outcome {
+                        counts.add(outcome);
+                        batched.insert(a.amazon_order_id.clone());
+                    }
+                }
+            }
+            Err(e) if e.is_transient() => return Err(e.into()),
+            Err(e) => {
+                sp.rollback().await?;
+                tracing::info!(error = %e, orders = chunk.len(), "batch refused; importing its orders one by one");
+            }
+        }
+    }
+    for (order, converted) in converted {
+        let result = match converted {
+            Err(e) => Err(e),
+            Ok(data) if batched.contains(&data.amazon_order_id) => continue,
+            Ok(data) => {
+                let mut sp = tx.begin().await?;
+                match upsert_order(&mut sp, &cx, &data).await {
+                    Ok(outcome) => {
+                        sp.commit().await?;
+                        Ok(outcome)
+                    }
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    Err(e) => {
+                        sp.rollback().await?;
+                        Err(e.to_string())
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(outcome) => counts.add(&outcome),
+            Err(reason) => {
+                counts.orders += 1;
+                counts.failed += 1;
+                let message = format!(
+                    "order {} was not imported: {reason}; the other orders are unaffected",
+                    order.order_id
+                );
+                tracing::warn!(amazon_order_id = %order.order_id, %reason, "order not imported");
+                api_log::write(
+                    &mut *tx,
+                    &api_log::Entry {
+                        run_id,
+                        amazon_order_id: Some(&order.order_id),
+                        code: Some("order_not_imported"),
+                        ..api_log::Entry::new(
+                            Some(shop_id),
+                            ACTION,
+                            api_log::Level::Error,
+                            &message,
+                        )
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

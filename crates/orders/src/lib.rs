@@ -1,0 +1,33 @@
+//! Amazon orders as shipping instructions, shared by order-ingest, status-sync and
+//! `ctl import-order`:
+//!
+//! * [`convert`]: Amazon's `Order` (v2026-01-01) → the WMS's [`store::instructions::AmazonOrder`];
+//! * [`included`]: the `includedData` sets of imports and status sync;
+//! * [`pick_delivery`]: the delivery rule that sets an order's delivery method;
+//! * [`upsert`]: one order into the WMS by `(shop, amazon_order_id)`;
+//! * [`import_search`]: the `searchOrders` request of an import;
+//! * [`apply_orders`]: one page of orders, each in its own savepoint;
+//! * [`import_order`]: the single-order import (`ctl import-order`).
+//!
+//! SQL stays in `store`; "to paid" and cancellation eligibility in `domain::eligibility`.
+
+mod apply;
+pub mod convert;
+mod counts;
+mod delivery;
+pub mod included;
+mod search;
+mod single;
+pub mod upsert;
+
+pub use apply::{Error, apply_orders};
+pub use convert::{ConvertError, to_amazon_order};
+pub use counts::Counts;
+pub use delivery::pick_delivery;
+pub use search::import_search;
+pub use single::{SingleImport, import_order};
+pub use upsert::Outcome;
+
+/// Action and ledger name of order imports (the order-ingest service and the single-order
+/// import write their runs and API-log entries under it).
+pub const ACTION: &str = "order-ingest";
