@@ -17,6 +17,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub mod job;
 pub mod metrics;
 mod shop_api;
 
@@ -485,11 +486,7 @@ pub fn continuation(
         "system",
         chrono::Utc::now(),
     );
-    let payload = serde_json::to_value(&cmd).expect("a command always serializes");
-    let mut msg = bus::OutboxMessage::new(topology.commands_exchange(), action.as_str(), payload)
-        .not_before(at);
-    msg.id = cmd.message_id;
-    msg
+    job::command_message(topology, &cmd, Some(at))
 }
 
 #[cfg(test)]
