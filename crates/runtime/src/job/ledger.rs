@@ -295,7 +295,6 @@ impl<J: Job> Runner<J> {
         use spapi::ErrorClass;
         let class = e.class();
         let shop_id = live.ctx.shop.shop.id;
-        let calls = self.job.amazon_calls(&live.counts);
         let note = note.map(|n| format!("; {n}")).unwrap_or_default();
         match class {
             ErrorClass::Reauthorize => {
@@ -309,7 +308,7 @@ impl<J: Job> Runner<J> {
                     .fail(
                         &live.ctx,
                         &live.counts,
-                        calls,
+                        self.job.amazon_calls(&live.counts),
                         Level::Attention,
                         "reauthorize",
                         &message,
@@ -324,7 +323,7 @@ impl<J: Job> Runner<J> {
                     .fail(
                         &live.ctx,
                         &live.counts,
-                        calls,
+                        self.job.amazon_calls(&live.counts),
                         Level::Error,
                         "api_error",
                         &message,
@@ -345,7 +344,7 @@ impl<J: Job> Runner<J> {
                     .fail(
                         &live.ctx,
                         &live.counts,
-                        calls,
+                        self.job.amazon_calls(&live.counts),
                         Level::Error,
                         "run_failed",
                         &message,
