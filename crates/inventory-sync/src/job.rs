@@ -3,6 +3,7 @@
 
 use bus::Topology;
 use domain::messages::{Action, CommandParams};
+use runtime::job::errors::Decision;
 use runtime::job::{Job, JobError, Planned, Resume, RunCtx, Step, Summary, Trigger};
 use serde::{Deserialize, Serialize};
 use spapi::SpApi;
@@ -246,12 +247,7 @@ impl Sync {
             None => Ok(()),
             Some(stop) => {
                 report.stopped = Some(stop.reason);
-                report.continuation = matches!(
-                    stop.error.class(),
-                    spapi::ErrorClass::Throttled
-                        | spapi::ErrorClass::Transient
-                        | spapi::ErrorClass::Reconcile
-                );
+                report.continuation = Decision::of(&stop.error).continues();
                 Err(JobError::api_with(
                     stop.operation,
                     stop.error,

@@ -9,10 +9,10 @@ use spapi::fulfillment_feed::Carrier;
 use store::api_log::{self, Entry, Level};
 
 use crate::confirmation::{confirmation, offset_of};
-use crate::db::{self, Target};
 use crate::job::{Feedback, Run, refuse};
 use crate::validate::Checked;
 use crate::{ACTION, FailPoints, RunReport};
+use store::shipments::{self as db, Target};
 
 impl Feedback {
     /// Confirms each validated target with `confirmShipment`.

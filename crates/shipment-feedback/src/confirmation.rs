@@ -5,8 +5,8 @@ use chrono::{DateTime, FixedOffset, NaiveTime, TimeZone, Utc};
 use domain::shop::Shop;
 use spapi::fulfillment_feed::{self, CodCollectionMethod, FulfillmentItem, ShipmentConfirmation};
 
-use crate::db::Target;
 use crate::validate::Checked;
+use store::shipments::Target;
 
 /// The shop's UTC offset at `now`.
 pub(crate) fn offset_of(shop: &Shop, now: DateTime<Utc>) -> FixedOffset {

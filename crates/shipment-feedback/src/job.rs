@@ -7,14 +7,15 @@ use bus::Topology;
 use chrono::Utc;
 use domain::messages::{Action, CommandParams};
 use domain::shop::ShipmentStrategy;
+use runtime::job::errors::Decision;
 use runtime::job::{Job, JobError, Planned, Resume, RunCtx, Step, Summary, Trigger};
-use spapi::{ErrorClass, SpApi};
+use spapi::SpApi;
 use sqlx::{PgConnection, PgPool};
 use store::api_log::{self, Entry, Level};
 use store::shops::ShopRecord;
 
-use crate::db::{self, Target};
 use crate::{ACTION, FailPoints, RunReport, Settings, validate};
+use store::shipments::{self as db, Target};
 
 /// What a run needs from its plan: nothing beyond the shop (the strategy is read at each step).
 pub type Plan = ();
@@ -60,10 +61,7 @@ impl Job for Feedback {
     ) -> Result<Step, JobError> {
         let result = self.run_once(run, report).await;
         if let Err(JobError::Api { error, .. }) = &result {
-            report.continuation = matches!(
-                error.class(),
-                ErrorClass::Throttled | ErrorClass::Transient | ErrorClass::Reconcile
-            );
+            report.continuation = Decision::of(error).continues();
         }
         result.map(|()| Step::Done { watermark: None })
     }

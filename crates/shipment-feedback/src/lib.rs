@@ -25,12 +25,11 @@
 //! permanent refusal or a revoked authorization fails the run with an API-log entry saying what
 //! to do (the runner's error policy, `runtime::job::errors`).
 //!
-//! Modules, one per step: [`job`] (plan and step), `reconcile`, `db` (selection), `validate`,
+//! Modules, one per step: [`job`] (plan and step), `reconcile`, `store::shipments` (selection, API-status changes), `validate`,
 //! `submit` (feed), `confirm` (confirmShipment), `confirmation` (one confirmation's fields).
 
 mod confirm;
 mod confirmation;
-mod db;
 mod fail_points;
 pub mod job;
 mod reconcile;
@@ -47,8 +46,8 @@ use spapi::SpApi;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use db::Target;
 pub use fail_points::{FAIL_POINT_ENV, FailPoints};
+pub use store::shipments::Target;
 pub use validate::{Refusal, validate_tracking};
 
 use job::Feedback;

@@ -15,10 +15,10 @@ use store::feeds::{self as feeds_store, NewMessage};
 use uuid::Uuid;
 
 use crate::confirmation::{confirmation, offset_of};
-use crate::db::{self, Target};
 use crate::job::{Feedback, Run, refuse};
 use crate::validate::Checked;
 use crate::{ACTION, FEED_TYPE, FailPoints, RunReport};
+use store::shipments::{self as db, Target};
 
 impl Feedback {
     /// Amazon accepted `feed_id` for `submission`: feed id, instructions printed, log, event.

@@ -9,6 +9,7 @@ pub mod instructions;
 pub mod inventory;
 pub mod pii;
 pub mod runs;
+pub mod shipments;
 pub mod shops;
 pub mod wms;
 

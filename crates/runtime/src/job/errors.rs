@@ -31,6 +31,49 @@
 //! they did and queue a fresh trigger for the rest.
 
 use bus::HandlerError;
+use spapi::ErrorClass;
+
+/// What the policy decides for an SP-API failure ([`Decision::of`]); the one classification
+/// the runner and feed-poller's per-feed handling share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Amazon's quota: continue when Amazon allows (no failure counted).
+    Wait,
+    /// Transient or unknown outcome: try again later with backoff.
+    Retry,
+    /// The shop's authorization is gone: mark the shop, tell the operator to re-authorize.
+    Reauthorize,
+    /// Amazon refused for good: stop and say what to do.
+    Refuse,
+}
+
+impl Decision {
+    /// The policy's decision for `e`.
+    pub fn of(e: &spapi::Error) -> Self {
+        match e.class() {
+            ErrorClass::Throttled => Self::Wait,
+            ErrorClass::Transient | ErrorClass::Reconcile => Self::Retry,
+            ErrorClass::Reauthorize => Self::Reauthorize,
+            _ => Self::Refuse,
+        }
+    }
+
+    /// The API-log code of a failure of class `e.class()`.
+    pub fn log_code(e: &spapi::Error) -> &'static str {
+        match e.class() {
+            ErrorClass::Throttled => "throttled",
+            ErrorClass::Transient => "transient",
+            ErrorClass::Reconcile => "unknown_outcome",
+            ErrorClass::Reauthorize => "reauthorize",
+            _ => "api_error",
+        }
+    }
+
+    /// Whether the work goes on later (a continuation).
+    pub fn continues(self) -> bool {
+        matches!(self, Self::Wait | Self::Retry)
+    }
+}
 
 /// Why a step stopped.
 #[derive(Debug, thiserror::Error)]

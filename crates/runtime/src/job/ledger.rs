@@ -7,6 +7,7 @@ use store::runs::{self, NewRun, NewRunLease, Progress, RunStatus};
 use store::shops::{self, ShopRecord};
 use uuid::Uuid;
 
+use super::errors::Decision;
 use super::{
     Job, JobError, Planned, Resume, RunCtx, RunOutcome, Runner, RunnerError, Step, Trigger,
     command_message,
@@ -292,12 +293,11 @@ impl<J: Job> Runner<J> {
         note: Option<&str>,
         details: Option<serde_json::Value>,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
-        use spapi::ErrorClass;
-        let class = e.class();
+        let decision = Decision::of(e);
         let shop_id = live.ctx.shop.shop.id;
         let note = note.map(|n| format!("; {n}")).unwrap_or_default();
-        match class {
-            ErrorClass::Reauthorize => {
+        match decision {
+            Decision::Reauthorize => {
                 let mut conn = self.pool.acquire().await?;
                 shops::set_auth_status(&mut conn, shop_id, Some(&e.to_string())).await?;
                 drop(conn);
@@ -315,7 +315,7 @@ impl<J: Job> Runner<J> {
                     )
                     .await;
             }
-            ErrorClass::Permanent => {
+            Decision::Refuse => {
                 let message = format!(
                     "{operation}: Amazon refused the request{note}; check the shop's data and settings, then trigger the action again: {e}"
                 );
@@ -330,10 +330,10 @@ impl<J: Job> Runner<J> {
                     )
                     .await;
             }
-            _ => {}
+            Decision::Wait | Decision::Retry => {}
         }
         let now = Utc::now();
-        if class != ErrorClass::Throttled {
+        if decision == Decision::Retry {
             live.transient_failures += 1;
             if live.transient_failures > self.settings.max_transient_failures {
                 let message = format!(
@@ -352,25 +352,23 @@ impl<J: Job> Runner<J> {
                     .await;
             }
         }
-        let base = match (J::RESUME, class) {
+        let base = match (J::RESUME, decision) {
             (Resume::NextRun, _) => e.retry_at().unwrap_or(now),
-            (Resume::SameRun, ErrorClass::Throttled) => {
-                e.retry_at().unwrap_or(now + Duration::minutes(3))
-            }
+            (Resume::SameRun, Decision::Wait) => e.retry_at().unwrap_or(now + Duration::minutes(3)),
             (Resume::SameRun, _) => {
                 now + self.settings.transient_retry
                     * 2i32.pow(live.transient_failures.saturating_sub(1).min(6))
             }
         };
         let at = base.max(now + self.settings.retry_delay);
-        let (code, what) = match class {
-            ErrorClass::Throttled => ("throttled", "Amazon's quota is used up"),
-            ErrorClass::Reconcile => (
-                "unknown_outcome",
-                "outcome unknown; Amazon is checked before anything is sent again",
-            ),
-            _ => ("transient", "Amazon did not answer properly"),
+        let what = match e.class() {
+            spapi::ErrorClass::Throttled => "Amazon's quota is used up",
+            spapi::ErrorClass::Reconcile => {
+                "outcome unknown; Amazon is checked before anything is sent again"
+            }
+            _ => "Amazon did not answer properly",
         };
+        let code = Decision::log_code(e);
         let message = format!(
             "{operation}: {what}{note}; continuing at {}: {e}",
             at.to_rfc3339()

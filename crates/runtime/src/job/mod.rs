@@ -302,6 +302,43 @@ pub fn command_message(
     }
 }
 
+/// Steps 1–2 for every consumer of an action's queue: decodes the command (contract version,
+/// parameters of this action, window limits) and refuses a trigger for an unknown shop once with
+/// an API-log error. `None`: the shop is unknown (refused; acknowledge the message). A body that
+/// does not decode, or a command of another action, is [`RunnerError::Refused`] (dead-letter).
+/// [`Runner::handle`] starts with it; feed-poller, whose unit of work is a feed claim rather
+/// than a run, uses it directly.
+pub async fn intake(
+    pool: &PgPool,
+    action: Action,
+    msg: &Incoming,
+) -> Result<Option<Command>, RunnerError> {
+    let body = serde_json::to_vec(&msg.payload).unwrap_or_default();
+    let cmd = Command::decode(&body, Utc::now()).map_err(|e| {
+        RunnerError::Refused(match e {
+            domain::messages::CommandError::Malformed(m) => {
+                format!("payload does not decode: {m}")
+            }
+            other => other.to_string(),
+        })
+    })?;
+    if cmd.action != action {
+        return Err(RunnerError::Refused(format!(
+            "{} command on the {action} queue",
+            cmd.action
+        )));
+    }
+    let mut conn = pool.acquire().await?;
+    let known = store::api_log::shop_known_or_refused(
+        &mut conn,
+        action.as_str(),
+        cmd.shop_id,
+        cmd.message_id,
+    )
+    .await?;
+    Ok(known.then_some(cmd))
+}
+
 /// Runs a [`Job`]: one per service, cheap to share.
 pub struct Runner<J: Job> {
     job: J,
@@ -335,35 +372,9 @@ impl<J: Job> Runner<J> {
 
     /// Handles one message of the action's queue (steps 1–8 of the module documentation).
     pub async fn handle(&self, msg: &Incoming) -> Result<RunOutcome<J::Counts>, RunnerError> {
-        let body = serde_json::to_vec(&msg.payload).unwrap_or_default();
-        let cmd = Command::decode(&body, Utc::now()).map_err(|e| {
-            RunnerError::Refused(match e {
-                domain::messages::CommandError::Malformed(m) => {
-                    format!("payload does not decode: {m}")
-                }
-                other => other.to_string(),
-            })
-        })?;
-        if cmd.action != J::ACTION {
-            return Err(RunnerError::Refused(format!(
-                "{} command on the {} queue",
-                cmd.action,
-                J::ACTION
-            )));
-        }
-        {
-            let mut conn = self.pool.acquire().await?;
-            if !store::api_log::shop_known_or_refused(
-                &mut conn,
-                J::ACTION.as_str(),
-                cmd.shop_id,
-                cmd.message_id,
-            )
-            .await?
-            {
-                return Ok(RunOutcome::Nothing);
-            }
-        }
+        let Some(cmd) = intake(&self.pool, J::ACTION, msg).await? else {
+            return Ok(RunOutcome::Nothing);
+        };
         let outcome = match cmd.params {
             CommandParams::Continue { run_id } => self.resume(run_id).await?,
             _ => self.start(Trigger::of(&cmd)).await?,

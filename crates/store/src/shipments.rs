@@ -1,8 +1,12 @@
-//! The service's own queries over shipping instructions (targets and API-status transitions).
+//! Shipment feedback over shipping instructions: the targets of a run and the API-status
+//! transitions (印刷待ち → 印刷済み → 出荷済み / failed) made by shipment-feedback and by
+//! feed-poller's shipment results.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::StoreError;
 
 /// A shipping instruction that may be reported to Amazon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +37,7 @@ pub async fn targets(
     conn: &mut PgConnection,
     shop_id: Uuid,
     today: NaiveDate,
-) -> Result<Vec<Target>, sqlx::Error> {
+) -> Result<Vec<Target>, StoreError> {
     let rows = sqlx::query!(
         r#"SELECT si.id, si.amazon_order_id, si.marketplace_id, si.tracking_numbers, si.shipped_on, si.shipped_at,
                   si.delivery_method_name, dm.external_delivery_method AS "external_delivery_method?",
@@ -89,7 +93,7 @@ pub async fn set_api_error(
     conn: &mut PgConnection,
     id: Uuid,
     error: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE shipping_instructions SET api_error = $2, updated_at = now() WHERE id = $1",
         id,
@@ -101,12 +105,9 @@ pub async fn set_api_error(
 }
 
 /// The feed was accepted: its instructions → printed (印刷済み), locked first in the shared
-/// order ([`store::feeds::lock_instructions`]). Returns how many.
-pub async fn mark_printed(
-    conn: &mut PgConnection,
-    submission: Uuid,
-) -> Result<u64, store::StoreError> {
-    store::feeds::lock_instructions(&mut *conn, submission).await?;
+/// order ([`crate::feeds::lock_instructions`]). Returns how many.
+pub async fn mark_printed(conn: &mut PgConnection, submission: Uuid) -> Result<u64, StoreError> {
+    crate::feeds::lock_instructions(&mut *conn, submission).await?;
     Ok(sqlx::query!(
         r#"UPDATE shipping_instructions SET api_status = 'printed', api_error = NULL, resend_requested_at = NULL,
                   updated_at = now()
@@ -120,7 +121,7 @@ pub async fn mark_printed(
 }
 
 /// confirmShipment succeeded: shipped (出荷済み) at once.
-pub async fn mark_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn mark_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
     sqlx::query!(
         r#"UPDATE shipping_instructions SET api_status = 'shipped', api_error = NULL, resend_requested_at = NULL,
                   updated_at = now()
@@ -133,11 +134,7 @@ pub async fn mark_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), sql
 }
 
 /// Amazon refused the shipment: failed, with Amazon's message.
-pub async fn mark_failed(
-    conn: &mut PgConnection,
-    id: Uuid,
-    error: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> Result<(), StoreError> {
     sqlx::query!(
         r#"UPDATE shipping_instructions SET api_status = 'failed', api_error = $2, resend_requested_at = NULL,
                   updated_at = now()
@@ -151,7 +148,7 @@ pub async fn mark_failed(
 }
 
 /// Amazon order item ids and quantities of an instruction (confirmShipment).
-pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32)>, sqlx::Error> {
+pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32)>, StoreError> {
     let rows = sqlx::query!(
         r#"SELECT amazon_order_item_id AS "item!", quantity FROM instruction_lines
            WHERE instruction_id = $1 AND amazon_order_item_id IS NOT NULL ORDER BY line_no"#,
@@ -160,4 +157,29 @@ pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.item, r.quantity)).collect())
+}
+
+/// A shipment result of a processed feed (feed-poller): shipped (出荷済み), or failed with
+/// Amazon's message. Only instructions still recorded as sent (印刷済み) change: an operator's
+/// later resend is not overwritten.
+pub async fn apply_feed_result(
+    tx: &mut PgConnection,
+    instruction: Uuid,
+    failure: Option<&str>,
+) -> Result<(), StoreError> {
+    let status = if failure.is_some() {
+        "failed"
+    } else {
+        "shipped"
+    };
+    sqlx::query!(
+        r#"UPDATE shipping_instructions SET api_status = $2, api_error = $3, updated_at = now()
+           WHERE id = $1 AND api_status = 'printed'"#,
+        instruction,
+        status,
+        failure
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
 }
