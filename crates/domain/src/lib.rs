@@ -13,7 +13,9 @@ pub mod window;
 
 pub use marketplace::Marketplace;
 pub use money::{Currency, Money};
-pub use status::{AmazonOrderStatus, ApiStatus, InstructionStatus, PaymentMethod, PaymentStatus};
+pub use status::{
+    AmazonOrderStatus, ApiStatus, ApiTransition, InstructionStatus, PaymentMethod, PaymentStatus,
+};
 
 /// Buyer and ship-to value registered while Amazon still withholds them (Pending orders).
 pub const PLACEHOLDER_REGISTRATION: &str = "Amazon 仮登録";

@@ -134,7 +134,9 @@ impl Poller {
             .await?;
         }
         if !inventory.is_empty() {
-            store::inventory::apply_listing_results(&mut tx, sub.id, &inventory, ACTION).await?;
+            report.inventory +=
+                store::inventory::apply_listing_results(&mut tx, sub.id, &inventory, ACTION)
+                    .await?;
         }
         feeds_store::finish(
             &mut tx,
@@ -222,7 +224,9 @@ impl Poller {
             .await?;
         }
         if !inventory.is_empty() {
-            store::inventory::apply_listing_results(&mut tx, sub.id, &inventory, ACTION).await?;
+            report.inventory +=
+                store::inventory::apply_listing_results(&mut tx, sub.id, &inventory, ACTION)
+                    .await?;
         }
         feeds_store::finish(
             &mut tx,

@@ -82,6 +82,8 @@ pub struct PollReport {
     pub finished: Vec<Uuid>,
     pub succeeded: u32,
     pub failed: u32,
+    /// What the inventory messages of the finished feeds did to their SKUs.
+    pub inventory: store::inventory::AppliedResults,
 }
 
 /// Errors that abort a poll (the message is retried).

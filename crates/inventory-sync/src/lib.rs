@@ -22,7 +22,7 @@
 //!    days and change sequence sent (**intent**, committed before any call), upload, mark
 //!    `in_flight`, `createFeed`, then in one transaction: feed id, SKUs `sent`, API log,
 //!    `feed.submitted` (outbox). feed-poller applies the processing report with
-//!    [`store::inventory::apply_listing_results`] (see [`results`]).
+//!    [`store::inventory::apply_listing_results`].
 //! 5. When Amazon throttles or fails, the SKUs not accepted are marked `failed`; a throttled or
 //!    transient failure ends the run with a fresh trigger in the outbox (`not_before`), and the
 //!    next run sends them. A permanent refusal fails the run with an API-log entry saying what
@@ -32,7 +32,6 @@
 //! recorded for the push, so the next run picks it up.
 
 pub mod job;
-pub mod results;
 mod submit;
 
 use std::collections::BTreeMap;
