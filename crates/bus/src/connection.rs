@@ -18,7 +18,8 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// publisher confirms, reapplies `basic_qos`, and redeclares the exchanges, queues, bindings and
 /// consumers that were declared through this connection. In-flight publishes fail (the outbox
 /// relay retries them) and deliveries from before the failure cannot be acknowledged any more
-/// (the broker redelivers them; the inbox deduplicates).
+/// (the broker redelivers them; the consumer's duplicate check, the run ledger for the services,
+/// absorbs them).
 ///
 /// `connection_name` shows in the RabbitMQ management UI; use `<service>@<host>`.
 ///

@@ -26,7 +26,7 @@ use crate::{BusError, HandlerError};
 /// A decoded message as a handler sees it (no AMQP types).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incoming {
-    /// The AMQP `message_id` (the outbox row id); the inbox key.
+    /// The AMQP `message_id` (the outbox row id; a command's own `message_id`).
     pub message_id: Uuid,
     /// Exchange the message was published to (`""` for a DLQ replay).
     pub exchange: String,
@@ -73,8 +73,9 @@ impl Incoming {
 ///
 /// `Ok(())` acknowledges the message; see [`HandlerError`] for the error classes. A panic is
 /// treated as [`HandlerError::Retry`]. Implemented for closures
-/// `Fn(Incoming) -> impl Future<Output = Result<(), HandlerError>>`; for effects in Postgres use
-/// [`crate::WithInbox`].
+/// `Fn(Incoming) -> impl Future<Output = Result<(), HandlerError>>`. The services' handlers are
+/// `runtime::job::Runner`s (duplicates caught by the run ledger); [`crate::WithInbox`] is the
+/// inbox alternative for single-transaction effects.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one message.
     fn handle(&self, msg: Incoming) -> impl Future<Output = Result<(), HandlerError>> + Send;

@@ -78,7 +78,8 @@ pub async fn dlq_peek(
 
 /// Moves up to `limit` messages from the DLQ of `queue` back to `queue`, one at a time:
 /// republish through the default exchange straight to the queue (confirm + mandatory), then
-/// acknowledge the DLQ copy. A crash in between can leave a duplicate, which the inbox absorbs.
+/// acknowledge the DLQ copy. A crash in between can leave a duplicate, which the consumer's duplicate check (the run
+/// ledger for the services) absorbs.
 ///
 /// The replayed message keeps its `message_id`, body and headers (minus `x-delivery-count`, so
 /// it gets a fresh delivery budget) and gains `x-original-routing-key`, which the consumer driver

@@ -4,6 +4,11 @@
 //! acknowledges the message only after that transaction commits. A redelivery (consumer died
 //! before the ack, broker restart, the relay republishing after a crash) then finds the row and
 //! is acknowledged without applying the effect again.
+//!
+//! Retired for the services: none of them wraps its handler in [`WithInbox`]. Their duplicates
+//! are caught by one mechanism, the run ledger (`runtime::job`, `store::runs::lease_new_run`),
+//! and feed-poller's by its atomic claim of due feeds. This module stays as a library piece for
+//! consumers whose whole effect is one transaction (see the bus tests).
 
 use std::future::Future;
 

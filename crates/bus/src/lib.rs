@@ -1,5 +1,5 @@
 //! The message bus of the connector: RabbitMQ topology, a confirmed publisher, the
-//! transactional outbox relay, and a consumer driver with the inbox.
+//! transactional outbox relay, and a consumer driver.
 //!
 //! * [`Topology`] declares the `commands` (direct) and `events` (topic) exchanges, one durable
 //!   quorum queue per service with `x-delivery-limit` and at-least-once dead-lettering, and a
@@ -9,8 +9,10 @@
 //! * [`outbox::enqueue`] writes a message in the caller's transaction; [`Relay`] publishes due
 //!   rows and marks them sent only after a confirm.
 //! * [`consume`] runs a plain async [`Handler`] per message and maps its result to ack, retry
-//!   (reject + requeue, bounded by the delivery limit) or dead-letter; [`WithInbox`] makes a
-//!   database effect exactly-once with the inbox.
+//!   (reject + requeue, bounded by the delivery limit) or dead-letter. [`WithInbox`] makes a
+//!   database effect exactly-once with an inbox row; the services do not use it: their one
+//!   duplicate check is the run ledger (`runtime::job`: a trigger whose run succeeded is not
+//!   run again), and feed-poller's is its atomic claim of due feeds.
 //! * W3C trace context travels in the `traceparent` header (see [`headers`]).
 //!
 //! Payloads are JSON values; the bus knows nothing of the domain.

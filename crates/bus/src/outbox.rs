@@ -8,7 +8,8 @@
 //! `not_before` forward. Rows are never deleted by the relay (see [`purge_sent`]).
 //!
 //! Delivery is at least once: a relay that dies after the confirm and before marking the row
-//! republishes it once the lease expires. Consumers deduplicate on the message id (the inbox).
+//! republishes it once the lease expires. Consumers deduplicate: the services on the command's
+//! id through the run ledger (`runtime::job`), feed-poller through its atomic claim of due feeds.
 //! There is no ordering guarantee between rows (they are published concurrently, and retries
 //! overtake); a consumer that needs order must check versions or timestamps itself.
 //!

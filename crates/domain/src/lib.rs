@@ -16,7 +16,9 @@ pub mod window;
 pub use marketplace::Marketplace;
 pub use money::{Currency, Money};
 pub use order_id::is_amazon_order_id;
-pub use status::{AmazonOrderStatus, ApiStatus, InstructionStatus, PaymentMethod, PaymentStatus};
+pub use status::{
+    AmazonOrderStatus, ApiStatus, ApiTransition, InstructionStatus, PaymentMethod, PaymentStatus,
+};
 
 /// Buyer and ship-to value registered while Amazon still withholds them (Pending orders).
 pub const PLACEHOLDER_REGISTRATION: &str = "Amazon 仮登録";

@@ -111,6 +111,79 @@ impl InstructionStatus {
     }
 }
 
+/// A change of a shipment's API status (the shipment return to Amazon): where it may start and
+/// where it leads. The one statement of the transitions; the store's updates are guarded by
+/// [`ApiTransition::from`] and write [`ApiTransition::to`].
+///
+/// ```text
+/// 印刷待ち awaiting_print ──FeedAccepted──▶ 印刷済み printed ──FeedConfirmed──▶ 出荷済み shipped
+///        │  ▲                                      └────────FeedRefused─────▶ failed
+///        │  └──ResendRequested── failed / awaiting_print (ctl resend-shipment)
+///        ├──ShipmentConfirmed (confirmShipment)──▶ 出荷済み shipped
+///        └──ShipmentRefused (confirmShipment)────▶ failed
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiTransition {
+    /// Amazon accepted the feed carrying the shipment (shipment-feedback).
+    FeedAccepted,
+    /// The feed's processing report confirmed the shipment, or warned (feed-poller).
+    FeedConfirmed,
+    /// The feed's processing report refused the shipment, or the feed failed (feed-poller).
+    FeedRefused,
+    /// `confirmShipment` succeeded (shipment-feedback, strategy confirm_shipment).
+    ShipmentConfirmed,
+    /// `confirmShipment` was refused (shipment-feedback, strategy confirm_shipment).
+    ShipmentRefused,
+    /// An operator asked to send the shipment again (`ctl resend-shipment`).
+    ResendRequested,
+}
+
+impl ApiTransition {
+    /// Every transition.
+    pub const ALL: &'static [ApiTransition] = &[
+        Self::FeedAccepted,
+        Self::FeedConfirmed,
+        Self::FeedRefused,
+        Self::ShipmentConfirmed,
+        Self::ShipmentRefused,
+        Self::ResendRequested,
+    ];
+
+    /// The statuses the transition may start from (any other status is left alone).
+    pub fn from(self) -> &'static [ApiStatus] {
+        use ApiStatus::*;
+        match self {
+            Self::FeedAccepted | Self::ShipmentConfirmed | Self::ShipmentRefused => {
+                &[AwaitingPrint]
+            }
+            Self::FeedConfirmed | Self::FeedRefused => &[Printed],
+            Self::ResendRequested => &[AwaitingPrint, Failed],
+        }
+    }
+
+    /// The status it leads to.
+    pub fn to(self) -> ApiStatus {
+        match self {
+            Self::FeedAccepted => ApiStatus::Printed,
+            Self::FeedConfirmed | Self::ShipmentConfirmed => ApiStatus::Shipped,
+            Self::FeedRefused | Self::ShipmentRefused => ApiStatus::Failed,
+            Self::ResendRequested => ApiStatus::AwaitingPrint,
+        }
+    }
+
+    /// [`Self::from`] as database values (for a guarded update).
+    pub fn from_values(self) -> Vec<String> {
+        self.from().iter().map(|s| s.as_str().to_owned()).collect()
+    }
+}
+
+impl ApiStatus {
+    /// The status after `t`, or `None` when `t` does not apply to this status.
+    pub fn after(self, t: ApiTransition) -> Option<ApiStatus> {
+        t.from().contains(&self).then(|| t.to())
+    }
+}
+
 impl PaymentMethod {
     /// Maps Amazon's payment executions (`CashOnDelivery`, `ConvenienceStore`, `CreditCard`, ...,
     /// or v0's `COD`/`CVS`/`Other`) to the three methods Amazon exposes to sellers. An empty list
@@ -221,6 +294,31 @@ mod tests {
             PaymentMethod::Placeholder.label_ja(),
             crate::PLACEHOLDER_PAYMENT_METHOD
         );
+    }
+
+    #[test]
+    fn api_status_transitions() {
+        use ApiStatus::*;
+        use ApiTransition::*;
+        assert_eq!(AwaitingPrint.after(FeedAccepted), Some(Printed));
+        assert_eq!(Printed.after(FeedConfirmed), Some(Shipped));
+        assert_eq!(Printed.after(FeedRefused), Some(Failed));
+        assert_eq!(AwaitingPrint.after(ShipmentConfirmed), Some(Shipped));
+        assert_eq!(AwaitingPrint.after(ShipmentRefused), Some(Failed));
+        assert_eq!(Failed.after(ResendRequested), Some(AwaitingPrint));
+        // A result never overwrites an operator's resend, nor a confirmed shipment.
+        assert_eq!(AwaitingPrint.after(FeedConfirmed), None);
+        assert_eq!(Shipped.after(FeedRefused), None);
+        assert_eq!(Shipped.after(ResendRequested), None);
+        assert_eq!(Printed.after(ResendRequested), None);
+        assert_eq!(Printed.after(FeedAccepted), None);
+        for t in ApiTransition::ALL {
+            assert!(
+                !t.from().contains(&t.to()) || *t == ResendRequested,
+                "{t:?}"
+            );
+            assert_eq!(t.from_values().len(), t.from().len());
+        }
     }
 
     #[test]

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use domain::Marketplace;
 use domain::shop::ShipmentStrategy;
-use inventory_sync::results::{self, PollOutcome};
 use inventory_sync::{Service, Settings};
 use secrecy::SecretString;
 use sqlx::{Connection, PgConnection};
@@ -125,7 +124,7 @@ async fn bench(url: &str, skus: i32) -> anyhow::Result<()> {
     let api = spapi::SpApi::new(pool.clone(), spapi::ClientConfig::default())?;
     let service = Service::new(
         pool.clone(),
-        keys,
+        keys.clone(),
         api,
         bus::Topology::new("bench.", 5),
         Settings::default(),
@@ -178,15 +177,21 @@ async fn bench(url: &str, skus: i32) -> anyhow::Result<()> {
     let t = Instant::now();
     sim.sim().complete_feeds();
     println!("simulator processed the feeds in {:.2?}", t.elapsed());
-    let shop_api = service.shop_api(&shop).await?;
+    let poller = feed_poller::Poller::new(
+        pool.clone(),
+        keys.clone(),
+        spapi::SpApi::new(pool.clone(), spapi::ClientConfig::default())?,
+        bus::Topology::new("bench", 5),
+        feed_poller::Settings::default(),
+    );
     let t = Instant::now();
     let mut confirmed = 0;
     for id in &report.feed_submission_ids {
-        if let PollOutcome::Applied(a) =
-            results::poll_and_apply(&pool, &shop_api, *id, "feed-poller").await?
-        {
-            confirmed += a.confirmed;
-        }
+        sqlx::query("UPDATE feed_submissions SET next_poll_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await?;
+        confirmed += poller.poll(shop.id, Some(*id)).await?.inventory.confirmed;
     }
     println!(
         "results applied ({confirmed} SKUs confirmed) in {:.2?}",

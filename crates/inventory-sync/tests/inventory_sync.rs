@@ -134,7 +134,6 @@ async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_ca
         cancel.clone(),
         |ctx| inventory_sync::Service::from_ctx(ctx).unwrap(),
     ));
-    let service = fx.service(settings());
 
     let result = async {
         // Run 1: nothing was ever pushed: all 1,000.
@@ -142,7 +141,7 @@ async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_ca
         let subs = fx.submissions(run1).await;
         assert_eq!(subs.len(), 1);
         assert_eq!(subs[0].2, 1000);
-        let applied = fx.apply_results(&service, run1).await;
+        let applied = fx.apply_results(run1).await;
         assert_eq!(applied.confirmed, 1000);
 
         // 37 changes: 20 order-import reservations, 5 releases (cancellation), 12 operator
@@ -201,7 +200,7 @@ async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_ca
             assert_eq!(m["patches"][0]["path"], "/attributes/fulfillment_availability");
             assert_eq!(m["patches"][0]["value"][0]["fulfillment_channel_code"], "DEFAULT");
         }
-        let applied = fx.apply_results(&service, run2).await;
+        let applied = fx.apply_results(run2).await;
         assert_eq!((applied.confirmed, applied.failed), (37, 0));
 
         // Amazon now shows our free stock for every SKU; handling time ours where set.
@@ -267,7 +266,7 @@ async fn unknown_sku_fails_alone_and_is_retried_next_run(pool: PgPool) {
 
     let r1 = service.run(fx.shop.id, false, None, "test").await.unwrap();
     assert_eq!(r1.sent, 10);
-    let applied = fx.apply_results(&service, r1.run_id.unwrap()).await;
+    let applied = fx.apply_results(r1.run_id.unwrap()).await;
     assert_eq!((applied.confirmed, applied.failed), (9, 1));
     let (state, error) = fx.push_state(&sku(4)).await;
     assert_eq!(state, "failed");
@@ -294,7 +293,7 @@ async fn unknown_sku_fails_alone_and_is_retried_next_run(pool: PgPool) {
     let subs = fx.submissions(r2.run_id.unwrap()).await;
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].2, 1);
-    let applied = fx.apply_results(&service, r2.run_id.unwrap()).await;
+    let applied = fx.apply_results(r2.run_id.unwrap()).await;
     assert_eq!((applied.confirmed, applied.failed), (1, 0));
     assert_eq!(fx.push_state(&sku(4)).await.0, "confirmed");
     let free = fx.free_by_sku().await;
@@ -361,12 +360,12 @@ async fn stock_change_during_a_run_is_pushed_by_the_next_run(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(sent_qty, before, "the run pushed what it read");
-    fx.apply_results(&service, r1.run_id.unwrap()).await;
+    fx.apply_results(r1.run_id.unwrap()).await;
 
     let r2 = service.run(fx.shop.id, false, None, "test").await.unwrap();
     assert_eq!(r2.targets, 1);
     assert_eq!(r2.by_reason.get("stock"), Some(&1));
-    fx.apply_results(&service, r2.run_id.unwrap()).await;
+    fx.apply_results(r2.run_id.unwrap()).await;
     assert_eq!(
         fx.sim.sim().listing(&sku(3)).unwrap().quantity,
         Some(u32::try_from(before - 4).unwrap())
@@ -410,7 +409,7 @@ async fn full_mode_one_feed_per_marketplace_split_at_the_limit(pool: PgPool) {
         );
         assert_eq!(f.feed_type, "JSON_LISTINGS_FEED");
     }
-    let applied = fx.apply_results(&service, r1.run_id.unwrap()).await;
+    let applied = fx.apply_results(r1.run_id.unwrap()).await;
     assert_eq!(
         applied.confirmed, 30,
         "each SKU confirmed once per submission it is in"
@@ -436,7 +435,7 @@ async fn throttled_feed_is_sent_by_the_continuation_and_runs_do_not_overlap(pool
     fx.seed(8, 100, &[]).await;
     let service = fx.service(settings());
     let r0 = service.run(fx.shop.id, false, None, "test").await.unwrap();
-    fx.apply_results(&service, r0.run_id.unwrap()).await;
+    fx.apply_results(r0.run_id.unwrap()).await;
     let mut conn = pool.acquire().await.unwrap();
     for i in 1..=8 {
         let p = fx.product(i).await;
@@ -494,7 +493,7 @@ async fn throttled_feed_is_sent_by_the_continuation_and_runs_do_not_overlap(pool
         .unwrap();
     assert_eq!((r2.targets, r2.sent), (8, 8));
     assert_eq!(r2.by_reason.get("failed"), Some(&8));
-    let applied = fx.apply_results(&service, r2.run_id.unwrap()).await;
+    let applied = fx.apply_results(r2.run_id.unwrap()).await;
     assert_eq!(applied.confirmed, 8);
     let free = fx.free_by_sku().await;
     for i in 1..=8 {
@@ -513,7 +512,7 @@ async fn operator_changes_are_recorded_and_validated(pool: PgPool) {
     fx.seed(3, 100, &[]).await;
     let service = fx.service(settings());
     let r = service.run(fx.shop.id, false, None, "test").await.unwrap();
-    fx.apply_results(&service, r.run_id.unwrap()).await;
+    fx.apply_results(r.run_id.unwrap()).await;
     let mut conn = pool.acquire().await.unwrap();
     let p1 = fx.product(1).await;
 

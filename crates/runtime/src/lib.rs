@@ -17,6 +17,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub mod job;
 pub mod metrics;
 mod shop_api;
 mod spapi_client;

@@ -3,7 +3,7 @@
 use spapi::fulfillment_feed::{Carrier, MAX_STRING_LEN};
 use store::carriers::{CarrierMapping, normalize_key};
 
-use crate::db::Target;
+use store::shipments::Target;
 
 /// Why an instruction is not sent (it stays awaiting print).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -297,3 +297,53 @@ async fn a_trigger_handled_twice_runs_once(pool: PgPool) {
     assert_eq!(fx.count("SELECT count(*) FROM action_runs").await, 2);
     assert_eq!(fx.sim.sim().feeds().len(), 1);
 }
+
+/// Amazon refusing `createFeed` for good (400) fails the run (the runner's error policy: the
+/// ledger says `failed`, the API log says what to do), queues no retry, and the shipment stays
+/// awaiting print for the next trigger. (Before the runner, this run ended `succeeded`.)
+#[sqlx::test(migrations = "../../migrations")]
+async fn refused_feed_fails_the_run_and_says_what_to_do(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    let sagawa = fx
+        .delivery_method("sagawa", "飛脚宅配便", Some("sagawa"))
+        .await;
+    let order = fx.sim_order();
+    let id = fx
+        .shipped_instruction(&order, sagawa, &[&tracking12(1)], fx.today())
+        .await;
+    fx.sim
+        .sim()
+        .inject_fault(
+            "createFeed",
+            spapi_sim::Fault::Status { status: 400 },
+            spapi_sim::FaultTrigger::Count(1),
+        )
+        .unwrap();
+    let service = fx.service(fast_feedback());
+    let report = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert!(!report.continuation, "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("createFeed")),
+        "{report:?}"
+    );
+    assert_eq!(
+        fx.count("SELECT count(*) FROM action_runs WHERE status = 'failed'")
+            .await,
+        1
+    );
+    assert_eq!(
+        fx.count("SELECT count(*) FROM api_log WHERE code = 'api_error' AND level = 'error' AND message LIKE '%trigger the action again%'").await,
+        1
+    );
+    assert_eq!(
+        fx.count("SELECT count(*) FROM outbox WHERE routing_key = 'shipment-feedback'")
+            .await,
+        0
+    );
+    assert_eq!(fx.api_status(id).await.0, "awaiting_print");
+    let again = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!(again.sent, 1, "{again:?}");
+}

@@ -492,6 +492,14 @@ pub struct AppliedResults {
     pub failed: u32,
 }
 
+impl std::ops::AddAssign for AppliedResults {
+    fn add_assign(&mut self, other: Self) {
+        self.confirmed += other.confirmed;
+        self.warnings += other.warnings;
+        self.failed += other.failed;
+    }
+}
+
 /// Applies the processing report of a `JSON_LISTINGS_FEED` submission: each message becomes
 /// `success`, `warning` or `error` (with Amazon's code and text); its SKU becomes `confirmed`,
 /// or `failed` with Amazon's issue text (sent again by the next run), and each failed SKU gets

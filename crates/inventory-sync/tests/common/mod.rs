@@ -8,7 +8,6 @@ use std::time::Duration;
 use crypto::Keyring;
 use domain::Marketplace;
 use domain::shop::{ShipmentStrategy, Shop};
-use inventory_sync::results::{self, PollOutcome};
 use inventory_sync::{Service, Settings};
 use secrecy::SecretString;
 use spapi_sim::{RunningSim, SimConfig};
@@ -196,39 +195,50 @@ impl Fixture {
             .map_or(0, |c| c.calls)
     }
 
-    /// Lets Amazon finish the run's feeds and applies their reports (what feed-poller does).
-    pub async fn apply_results(&self, service: &Service, run_id: Uuid) -> AppliedResults {
-        let api = service.shop_api(&self.shop).await.unwrap();
+    /// Lets Amazon finish the run's feeds and applies their reports through feed-poller (the one
+    /// path that reads feed results).
+    pub async fn apply_results(&self, run_id: Uuid) -> AppliedResults {
+        let poller = feed_poller::Poller::new(
+            self.pool.clone(),
+            self.keys.clone(),
+            spapi::SpApi::new(self.pool.clone(), client_config()).unwrap(),
+            bus::Topology::new(format!("t{}", Uuid::now_v7().simple()), 5),
+            feed_poller::Settings::default(),
+        );
         let mut total = AppliedResults::default();
         for (id, _, _) in self.submissions(run_id).await {
-            let state: String =
-                sqlx::query_scalar("SELECT state FROM feed_submissions WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&self.pool)
-                    .await
-                    .unwrap();
-            if state != "submitted" {
-                continue;
-            }
             let deadline = std::time::Instant::now() + Duration::from_secs(15);
             loop {
-                self.sim.sim().complete_feeds();
-                match results::poll_and_apply(&self.pool, &api, id, "feed-poller")
-                    .await
-                    .unwrap()
-                {
-                    PollOutcome::Applied(a) => {
-                        total.confirmed += a.confirmed;
-                        total.warnings += a.warnings;
-                        total.failed += a.failed;
-                        break;
-                    }
-                    PollOutcome::NotProcessed(s) => panic!("feed not processed: {s}"),
-                    PollOutcome::Pending(_) => {
-                        assert!(std::time::Instant::now() < deadline, "feed still pending");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
+                let state: String =
+                    sqlx::query_scalar("SELECT state FROM feed_submissions WHERE id = $1")
+                        .bind(id)
+                        .fetch_one(&self.pool)
+                        .await
+                        .unwrap();
+                if state != "submitted" {
+                    break;
                 }
+                self.sim.sim().complete_feeds();
+                // Due now (the poller's own schedule is not what these tests are about).
+                sqlx::query("UPDATE feed_submissions SET next_poll_at = now() WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .unwrap();
+                let report = poller.poll(self.shop.id, Some(id)).await.unwrap();
+                if report.finished.contains(&id) {
+                    let state: String =
+                        sqlx::query_scalar("SELECT state FROM feed_submissions WHERE id = $1")
+                            .bind(id)
+                            .fetch_one(&self.pool)
+                            .await
+                            .unwrap();
+                    assert_eq!(state, "done", "feed not processed");
+                    total += report.inventory;
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "feed still pending");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         total

@@ -1,8 +1,14 @@
-//! The service's own queries over shipping instructions (targets and API-status transitions).
+//! Shipment feedback over shipping instructions: the targets of a run and the API-status
+//! transitions (印刷待ち → 印刷済み → 出荷済み / failed) made by shipment-feedback and by
+//! feed-poller's shipment results.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use domain::{ApiStatus, ApiTransition};
+
+use crate::StoreError;
 
 /// A shipping instruction that may be reported to Amazon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +39,7 @@ pub async fn targets(
     conn: &mut PgConnection,
     shop_id: Uuid,
     today: NaiveDate,
-) -> Result<Vec<Target>, sqlx::Error> {
+) -> Result<Vec<Target>, StoreError> {
     let rows = sqlx::query!(
         r#"SELECT si.id, si.amazon_order_id, si.marketplace_id, si.tracking_numbers, si.shipped_on, si.shipped_at,
                   si.delivery_method_name, dm.external_delivery_method AS "external_delivery_method?",
@@ -42,13 +48,14 @@ pub async fn targets(
            FROM shipping_instructions si
            LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
            WHERE si.shop_id = $1 AND si.source = 'amazon_api' AND si.status = 'shipped'
-             AND si.api_status = 'awaiting_print' AND cardinality(si.tracking_numbers) > 0
+             AND si.api_status = $3 AND cardinality(si.tracking_numbers) > 0
              AND (si.shipped_on = $2 OR si.resend_requested_at IS NOT NULL)
              AND NOT EXISTS (SELECT 1 FROM feed_messages fm JOIN feed_submissions fs ON fs.id = fm.feed_submission_id
                              WHERE fm.instruction_id = si.id AND fs.state IN ('pending', 'in_flight'))
            ORDER BY si.shipped_at NULLS LAST, si.amazon_order_id"#,
         shop_id,
-        today
+        today,
+        ApiStatus::AwaitingPrint.as_str()
     )
     .fetch_all(conn)
     .await?;
@@ -89,7 +96,7 @@ pub async fn set_api_error(
     conn: &mut PgConnection,
     id: Uuid,
     error: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE shipping_instructions SET api_error = $2, updated_at = now() WHERE id = $1",
         id,
@@ -100,50 +107,54 @@ pub async fn set_api_error(
     Ok(())
 }
 
-/// The feed was accepted: its instructions → printed (印刷済み), locked first in the shared
-/// order ([`store::feeds::lock_instructions`]). Returns how many.
-pub async fn mark_printed(
-    conn: &mut PgConnection,
-    submission: Uuid,
-) -> Result<u64, store::StoreError> {
-    store::feeds::lock_instructions(&mut *conn, submission).await?;
+/// The feed was accepted ([`ApiTransition::FeedAccepted`]): its instructions → printed
+/// (印刷済み), locked first in the shared order ([`crate::feeds::lock_instructions`]). Returns
+/// how many.
+pub async fn mark_printed(conn: &mut PgConnection, submission: Uuid) -> Result<u64, StoreError> {
+    crate::feeds::lock_instructions(&mut *conn, submission).await?;
+    let t = ApiTransition::FeedAccepted;
     Ok(sqlx::query!(
-        r#"UPDATE shipping_instructions SET api_status = 'printed', api_error = NULL, resend_requested_at = NULL,
+        r#"UPDATE shipping_instructions SET api_status = $2, api_error = NULL, resend_requested_at = NULL,
                   updated_at = now()
-           WHERE api_status = 'awaiting_print'
+           WHERE api_status = ANY($3)
              AND id IN (SELECT instruction_id FROM feed_messages WHERE feed_submission_id = $1)"#,
-        submission
+        submission,
+        t.to().as_str(),
+        &t.from_values()
     )
     .execute(conn)
     .await?
     .rows_affected())
 }
 
-/// confirmShipment succeeded: shipped (出荷済み) at once.
-pub async fn mark_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+/// confirmShipment succeeded ([`ApiTransition::ShipmentConfirmed`]): shipped (出荷済み) at once.
+pub async fn mark_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    let t = ApiTransition::ShipmentConfirmed;
     sqlx::query!(
-        r#"UPDATE shipping_instructions SET api_status = 'shipped', api_error = NULL, resend_requested_at = NULL,
+        r#"UPDATE shipping_instructions SET api_status = $2, api_error = NULL, resend_requested_at = NULL,
                   updated_at = now()
-           WHERE id = $1"#,
-        id
+           WHERE id = $1 AND api_status = ANY($3)"#,
+        id,
+        t.to().as_str(),
+        &t.from_values()
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Amazon refused the shipment: failed, with Amazon's message.
-pub async fn mark_failed(
-    conn: &mut PgConnection,
-    id: Uuid,
-    error: &str,
-) -> Result<(), sqlx::Error> {
+/// confirmShipment was refused ([`ApiTransition::ShipmentRefused`]): failed, with Amazon's
+/// message.
+pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> Result<(), StoreError> {
+    let t = ApiTransition::ShipmentRefused;
     sqlx::query!(
-        r#"UPDATE shipping_instructions SET api_status = 'failed', api_error = $2, resend_requested_at = NULL,
+        r#"UPDATE shipping_instructions SET api_status = $3, api_error = $2, resend_requested_at = NULL,
                   updated_at = now()
-           WHERE id = $1"#,
+           WHERE id = $1 AND api_status = ANY($4)"#,
         id,
-        error
+        error,
+        t.to().as_str(),
+        &t.from_values()
     )
     .execute(conn)
     .await?;
@@ -151,7 +162,7 @@ pub async fn mark_failed(
 }
 
 /// Amazon order item ids and quantities of an instruction (confirmShipment).
-pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32)>, sqlx::Error> {
+pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32)>, StoreError> {
     let rows = sqlx::query!(
         r#"SELECT amazon_order_item_id AS "item!", quantity FROM instruction_lines
            WHERE instruction_id = $1 AND amazon_order_item_id IS NOT NULL ORDER BY line_no"#,
@@ -160,4 +171,31 @@ pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.item, r.quantity)).collect())
+}
+
+/// A shipment result of a processed feed (feed-poller): shipped (出荷済み,
+/// [`ApiTransition::FeedConfirmed`]), or failed with Amazon's message
+/// ([`ApiTransition::FeedRefused`]). Only instructions still recorded as sent (印刷済み) change:
+/// an operator's later resend is not overwritten.
+pub async fn apply_feed_result(
+    tx: &mut PgConnection,
+    instruction: Uuid,
+    failure: Option<&str>,
+) -> Result<(), StoreError> {
+    let t = if failure.is_some() {
+        ApiTransition::FeedRefused
+    } else {
+        ApiTransition::FeedConfirmed
+    };
+    sqlx::query!(
+        r#"UPDATE shipping_instructions SET api_status = $2, api_error = $3, updated_at = now()
+           WHERE id = $1 AND api_status = ANY($4)"#,
+        instruction,
+        t.to().as_str(),
+        failure,
+        &t.from_values()
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -1,0 +1,260 @@
+//! The service's part of a run on the job runner: plan (`full` or changes; an inactive shop is
+//! skipped) and one step (release → targets → one feed per marketplace).
+
+use bus::Topology;
+use domain::messages::{Action, CommandParams};
+use runtime::job::errors::Decision;
+use runtime::job::{Job, JobError, Planned, Resume, RunCtx, Step, Summary, Trigger};
+use serde::{Deserialize, Serialize};
+use spapi::SpApi;
+use spapi::listings_feed::{self, InventoryUpdate, ListingsFeedOptions};
+use sqlx::{PgConnection, PgPool};
+use store::api_log::{self, Entry, Level};
+use store::feeds as feeds_store;
+use store::inventory::{self, ListingMessage};
+use store::shops::ShopRecord;
+use uuid::Uuid;
+
+use crate::submit::Stop;
+use crate::{ACTION, FEED_TYPE, RunReport, Settings, issue_locale};
+
+/// What a run pushes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Plan {
+    /// Every mapped SKU, not only the changed ones.
+    pub full: bool,
+}
+
+/// The run context of an inventory-sync step.
+pub(crate) type Run<'a> = RunCtx<'a, Plan>;
+
+/// The inventory-sync job.
+pub(crate) struct Sync {
+    pub(crate) pool: PgPool,
+    pub(crate) keys: crypto::Keyring,
+    pub(crate) api: SpApi,
+    pub(crate) topology: Topology,
+    pub(crate) settings: Settings,
+}
+
+impl Job for Sync {
+    type Plan = Plan;
+    type Cursor = ();
+    type Counts = RunReport;
+    const ACTION: Action = Action::InventorySync;
+    /// Each run selects its SKUs again: what Amazon did not take is marked failed and sent by the
+    /// next run.
+    const RESUME: Resume = Resume::NextRun;
+
+    async fn plan(
+        &self,
+        _conn: &mut PgConnection,
+        shop: &ShopRecord,
+        trigger: &Trigger<'_>,
+    ) -> Result<Planned<Plan>, JobError> {
+        let full = matches!(trigger.params, CommandParams::InventorySync { full: true });
+        let mode = Some(if full { "full" } else { "changes" }.to_owned());
+        if !shop.active {
+            return Ok(Planned::Skip {
+                message: "shop is inactive".into(),
+                mode,
+            });
+        }
+        Ok(Planned::Run {
+            plan: Plan { full },
+            mode,
+        })
+    }
+
+    async fn step(
+        &self,
+        run: &Run<'_>,
+        _cursor: &mut (),
+        report: &mut RunReport,
+    ) -> Result<Step, JobError> {
+        report.full = run.plan.full;
+        self.run_once(run, report).await?;
+        Ok(Step::Done { watermark: None })
+    }
+
+    fn summary(&self, run: &Run<'_>, report: &RunReport) -> Option<Summary> {
+        let shop = &run.shop.shop;
+        if report.targets == 0 {
+            return Some(Summary {
+                level: Level::Info,
+                code: "nothing_to_push",
+                message:
+                    "no stock or handling-time change since the last run: nothing sent to Amazon"
+                        .into(),
+                details: None,
+            });
+        }
+        let message = format!(
+            "{} SKU(s) to push ({}), {} message(s) in {} feed(s) accepted by Amazon for {} marketplace(s){}",
+            report.targets,
+            if report.full { "full" } else { "changes" },
+            report.sent,
+            report.feed_submission_ids.len(),
+            shop.marketplaces.len(),
+            match &report.stopped {
+                Some(why) => format!("; stopped: {why}"),
+                None => String::new(),
+            }
+        );
+        Some(Summary {
+            level: if report.stopped.is_some() {
+                Level::Warning
+            } else {
+                Level::Info
+            },
+            code: "inventory_sync_summary",
+            message,
+            details: serde_json::to_value(report).ok(),
+        })
+    }
+
+    fn amazon_calls(&self, report: &RunReport) -> i32 {
+        i32::try_from(report.amazon_calls).unwrap_or(i32::MAX)
+    }
+
+    fn next_run_params(&self, _plan: &Plan) -> CommandParams {
+        // A continuation is a differential run: what was not accepted is marked failed.
+        CommandParams::InventorySync { full: false }
+    }
+}
+
+impl Sync {
+    /// Release, targets, feeds (see the crate documentation).
+    async fn run_once(&self, run: &Run<'_>, report: &mut RunReport) -> Result<(), JobError> {
+        let shop = &run.shop.shop;
+        // 1. Submissions an interrupted run left open: their SKUs are sent again.
+        {
+            let mut conn = self.pool.acquire().await?;
+            for sub in feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await? {
+                let why =
+                    "interrupted before Amazon's answer was recorded: the SKUs are sent again";
+                let mut tx = self.pool.begin().await?;
+                feeds_store::mark_not_sent(&mut tx, sub.id, why).await?;
+                inventory::mark_skus_not_sent(&mut tx, sub.id, why).await?;
+                tx.commit().await?;
+                report.released += 1;
+            }
+        }
+
+        // 2. Targets: one consistent read of stock and mappings.
+        let targets = {
+            let mut conn = self.pool.acquire().await?;
+            inventory::targets(&mut conn, shop.id, run.plan.full).await?
+        };
+        report.targets = targets.len();
+        for t in &targets {
+            *report
+                .by_reason
+                .entry(
+                    serde_json::to_value(t.reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                )
+                .or_default() += 1;
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+
+        // 3–4. One feed per marketplace (split at 25,000 messages).
+        let api = {
+            let mut conn = self.pool.acquire().await?;
+            runtime::shop_api(&mut conn, &self.keys, &self.api, shop).await?
+        };
+        let mut unsent: Vec<Uuid> = Vec::new();
+        let mut stop: Option<Stop> = None;
+        for (n, marketplace) in shop.marketplaces.iter().enumerate() {
+            let built = listings_feed::build_listings_feeds(
+                &shop.seller_id,
+                targets.iter().enumerate().map(|(i, t)| {
+                    (
+                        i,
+                        InventoryUpdate {
+                            sku: t.sku.clone(),
+                            quantity: u32::try_from(t.quantity).unwrap_or(0),
+                            handling_days: t.handling_days.and_then(|d| u32::try_from(d).ok()),
+                            product_type: None,
+                        },
+                    )
+                }),
+                &ListingsFeedOptions {
+                    issue_locale: Some(issue_locale(*marketplace).to_owned()),
+                    max_messages_per_feed: self.settings.max_messages_per_feed,
+                    ..Default::default()
+                },
+            );
+            if n == 0 && !built.rejected.is_empty() {
+                let mut tx = self.pool.begin().await?;
+                for r in &built.rejected {
+                    let t = &targets[r.key];
+                    let text = format!("not sent to Amazon: {}", r.problem);
+                    inventory::mark_failed(&mut tx, &[t.external_product_id], &text).await?;
+                    api_log::write(
+                        &mut tx,
+                        &Entry {
+                            run_id: Some(run.run_id),
+                            sku: Some(&t.sku),
+                            code: Some("invalid_inventory_update"),
+                            ..Entry::new(Some(shop.id), ACTION, Level::Error, &text)
+                        },
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                report.rejected = built.rejected.len();
+            }
+            for feed in built.feeds {
+                if stop.is_some() {
+                    unsent.extend(
+                        feed.messages
+                            .iter()
+                            .map(|m| targets[m.key].external_product_id),
+                    );
+                    continue;
+                }
+                let messages: Vec<ListingMessage<'_>> = feed
+                    .messages
+                    .iter()
+                    .map(|m| ListingMessage {
+                        message_id: i64::try_from(m.message_id).unwrap_or(i64::MAX),
+                        target: &targets[m.key],
+                    })
+                    .collect();
+                stop = self
+                    .submit(run, &api, marketplace.id(), feed.json, &messages, report)
+                    .await?;
+            }
+        }
+        if !unsent.is_empty() {
+            let why = format!(
+                "not sent yet: {}; sent by the next run",
+                stop.as_ref()
+                    .map_or("the run stopped".to_owned(), |s| s.reason.clone())
+            );
+            let mut conn = self.pool.acquire().await?;
+            unsent.sort();
+            unsent.dedup();
+            inventory::mark_failed(&mut conn, &unsent, &why).await?;
+            report.not_sent += unsent.len();
+        }
+        match stop {
+            None => Ok(()),
+            Some(stop) => {
+                report.stopped = Some(stop.reason);
+                report.continuation = Decision::of(&stop.error).continues();
+                Err(JobError::api_with(
+                    stop.operation,
+                    stop.error,
+                    "the stock is sent by the next run",
+                    Some(serde_json::json!({"feed_submission_id": stop.submission})),
+                ))
+            }
+        }
+    }
+}

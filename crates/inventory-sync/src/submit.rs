@@ -1,0 +1,175 @@
+//! Step 4: one feed: record the submission and every messageId ↔ SKU with the quantity,
+//! handling days and change sequence sent (**intent**, committed before any call), upload, mark
+//! `in_flight`, `createFeed`, then in one transaction: feed id, SKUs `sent`, API log,
+//! `feed.submitted` (outbox).
+
+use bus::OutboxMessage;
+use chrono::Utc;
+use domain::messages::{Event, EventKind};
+use runtime::job::JobError;
+use sha2::{Digest, Sha256};
+use store::api_log::{self, Entry, Level};
+use store::feeds as feeds_store;
+use store::inventory::{self, ListingMessage};
+use uuid::Uuid;
+
+use crate::job::{Run, Sync};
+use crate::{ACTION, FEED_TYPE, RunReport};
+
+/// Why the run stops sending: Amazon did not accept a feed.
+pub(crate) struct Stop {
+    pub(crate) operation: &'static str,
+    pub(crate) error: spapi::Error,
+    pub(crate) submission: Uuid,
+    /// `operation: error`, for the SKUs left unsent and the summary.
+    pub(crate) reason: String,
+}
+
+impl Sync {
+    /// Records, uploads and submits one feed. Returns why the run must stop sending (Amazon
+    /// refused, throttled or failed), after marking the feed's SKUs as not sent.
+    pub(crate) async fn submit(
+        &self,
+        run: &Run<'_>,
+        api: &spapi::Shop,
+        marketplace_id: &str,
+        json: String,
+        messages: &[ListingMessage<'_>],
+        report: &mut RunReport,
+    ) -> Result<Option<Stop>, JobError> {
+        let shop = &run.shop.shop;
+        let sha = hex(&Sha256::digest(json.as_bytes()));
+        // Intent: submission + messageId ↔ SKU, quantity, handling days, change sequence.
+        let submission = {
+            let mut tx = self.pool.begin().await?;
+            let id = inventory::insert_listing_submission(
+                &mut tx,
+                shop.id,
+                run.run_id,
+                marketplace_id,
+                &sha,
+                messages,
+            )
+            .await?;
+            tx.commit().await?;
+            id
+        };
+        report.amazon_calls += 1;
+        let document = match api
+            .prepare_feed_document(spapi::feeds::JSON_CONTENT_TYPE, json.into_bytes())
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                return self
+                    .not_accepted(submission, "createFeedDocument/upload", e, report)
+                    .await
+                    .map(Some);
+            }
+        };
+        {
+            let mut conn = self.pool.acquire().await?;
+            feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
+        }
+        let spec = spapi::feeds::CreateFeedSpecification {
+            feed_type: FEED_TYPE.to_owned(),
+            marketplace_ids: vec![marketplace_id.to_owned()],
+            input_feed_document_id: document.feed_document_id.clone(),
+            feed_options: None,
+        };
+        report.amazon_calls += 1;
+        let created = match api.create_feed(&spec).await {
+            Ok(created) => created,
+            Err(e) => {
+                return self
+                    .not_accepted(submission, "createFeed", e, report)
+                    .await
+                    .map(Some);
+            }
+        };
+        let mut tx = self.pool.begin().await?;
+        let next_poll = Utc::now() + self.settings.first_poll_delay;
+        if feeds_store::mark_submitted(&mut tx, submission, &created.feed_id, next_poll).await? {
+            let skus = inventory::mark_skus_sent(&mut tx, submission, run.run_id).await?;
+            api_log::write(
+                &mut tx,
+                &Entry {
+                    run_id: Some(run.run_id),
+                    code: Some("feed_submitted"),
+                    details: Some(serde_json::json!({
+                        "feed_submission_id": submission,
+                        "feed_id": created.feed_id,
+                        "marketplace_id": marketplace_id,
+                        "messages": messages.len(),
+                    })),
+                    ..Entry::new(
+                        Some(shop.id),
+                        ACTION,
+                        Level::Info,
+                        &format!(
+                            "feed {} accepted by Amazon: stock of {skus} SKU(s) for marketplace {marketplace_id}",
+                            created.feed_id
+                        ),
+                    )
+                },
+            )
+            .await?;
+            let event = Event::new(
+                shop.id,
+                EventKind::FeedSubmitted {
+                    feed_submission_id: submission,
+                    feed_type: FEED_TYPE.to_owned(),
+                },
+                Utc::now(),
+            );
+            bus::outbox::enqueue(
+                &mut tx,
+                OutboxMessage::new(
+                    self.topology.events_exchange(),
+                    event.kind.routing_key(),
+                    serde_json::to_value(&event).unwrap_or_default(),
+                ),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        report.sent += messages.len();
+        report.feed_submission_ids.push(submission);
+        Ok(None)
+    }
+
+    /// Amazon did not accept a feed (or its outcome is unknown: a stock push is safe to repeat,
+    /// so it is treated as not sent). Its SKUs are `failed` and sent by the next run; what
+    /// follows (log, continuation, failed run) is the runner's error policy.
+    async fn not_accepted(
+        &self,
+        submission: Uuid,
+        operation: &'static str,
+        error: spapi::Error,
+        report: &mut RunReport,
+    ) -> Result<Stop, JobError> {
+        let reason = format!("{operation}: {error}");
+        let mut tx = self.pool.begin().await?;
+        feeds_store::mark_not_sent(&mut tx, submission, &reason).await?;
+        let n = inventory::mark_skus_not_sent(&mut tx, submission, &format!("not sent: {reason}"))
+            .await?;
+        tx.commit().await?;
+        report.not_sent += usize::try_from(n).unwrap_or(usize::MAX);
+        Ok(Stop {
+            operation,
+            error,
+            submission,
+            reason,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,607 @@
+//! The job runner against a real PostgreSQL: ledger, lease, duplicates, continuations and the
+//! error policy, with a scripted job.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chrono::{Duration, Utc};
+use domain::Marketplace;
+use domain::messages::{Action, Command, CommandParams};
+use domain::shop::{ShipmentStrategy, ShopCode};
+use runtime::job::{
+    Job, JobError, Planned, Resume, RunCtx, RunOutcome, Runner, RunnerError, Settings, Step,
+    Summary, Trigger,
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use store::api_log::Level;
+use store::shops::ShopRecord;
+use uuid::Uuid;
+
+/// What the scripted job's next step does.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Page,
+    Last,
+    Throttled,
+    Transient,
+    Refused,
+    Revoked,
+    DbDown,
+    Permanent,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct Counts {
+    pages: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cursor {
+    page: u32,
+}
+
+/// A job whose steps follow a script; `NEXT` chooses [`Resume::NextRun`].
+struct Scripted<const NEXT: bool> {
+    script: Mutex<VecDeque<Act>>,
+    /// Pages seen by each step (the cursor it got).
+    seen: Mutex<Vec<u32>>,
+    inactive_skips: bool,
+}
+
+impl<const NEXT: bool> Scripted<NEXT> {
+    fn new(script: &[Act]) -> Self {
+        Self {
+            script: Mutex::new(script.iter().copied().collect()),
+            seen: Mutex::new(Vec::new()),
+            inactive_skips: true,
+        }
+    }
+}
+
+fn api_error(status: u16) -> spapi::Error {
+    spapi::Error::Api {
+        operation: "searchOrders",
+        status,
+        request_id: None,
+        errors: vec![],
+    }
+}
+
+impl<const NEXT: bool> Job for Scripted<NEXT> {
+    type Plan = String;
+    type Cursor = Cursor;
+    type Counts = Counts;
+    const ACTION: Action = Action::OrderIngest;
+    const RESUME: Resume = if NEXT {
+        Resume::NextRun
+    } else {
+        Resume::SameRun
+    };
+
+    async fn plan(
+        &self,
+        _conn: &mut PgConnection,
+        shop: &ShopRecord,
+        trigger: &Trigger<'_>,
+    ) -> Result<Planned<String>, JobError> {
+        if self.inactive_skips && !shop.active {
+            return Ok(Planned::Skip {
+                message: "shop is inactive".into(),
+                mode: None,
+            });
+        }
+        if trigger.requested_by == "mallory" {
+            return Err(JobError::Permanent {
+                code: "invalid_trigger",
+                message: "trigger refused: not allowed".into(),
+            });
+        }
+        Ok(Planned::Run {
+            plan: "the plan".into(),
+            mode: Some("test".into()),
+        })
+    }
+
+    async fn step(
+        &self,
+        run: &RunCtx<'_, String>,
+        cursor: &mut Cursor,
+        counts: &mut Counts,
+    ) -> Result<Step, JobError> {
+        assert_eq!(run.plan, "the plan");
+        self.seen.lock().unwrap().push(cursor.page);
+        let act = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .expect("script too short");
+        match act {
+            Act::Page => {
+                cursor.page += 1;
+                counts.pages += 1;
+                Ok(Step::More)
+            }
+            Act::Last => {
+                counts.pages += 1;
+                Ok(Step::Done {
+                    watermark: Some(Utc::now()),
+                })
+            }
+            Act::Throttled => Err(JobError::api(
+                "searchOrders",
+                spapi::Error::Throttled {
+                    operation: "searchOrders",
+                    retry_at: Utc::now() + Duration::minutes(7),
+                },
+            )),
+            Act::Transient => Err(JobError::api("searchOrders", api_error(503))),
+            Act::Refused => Err(JobError::api_with(
+                "searchOrders",
+                api_error(400),
+                "nothing was imported",
+                None,
+            )),
+            Act::Revoked => Err(JobError::api(
+                "searchOrders",
+                spapi::Error::Authorization {
+                    kind: spapi::AuthorizationKind::InvalidGrant,
+                    message: "revoked".into(),
+                },
+            )),
+            Act::DbDown => Err(JobError::Db(sqlx::Error::PoolTimedOut)),
+            Act::Permanent => Err(JobError::Permanent {
+                code: "no_marketplace",
+                message: "the shop has no marketplace: add one with ctl shop".into(),
+            }),
+        }
+    }
+
+    fn summary(&self, _run: &RunCtx<'_, String>, counts: &Counts) -> Option<Summary> {
+        Some(Summary {
+            level: Level::Info,
+            code: "run_summary",
+            message: format!("{} page(s)", counts.pages),
+            details: None,
+        })
+    }
+
+    fn amazon_calls(&self, counts: &Counts) -> i32 {
+        counts.pages as i32
+    }
+
+    fn next_run_params(&self, _plan: &String) -> CommandParams {
+        CommandParams::Continue {
+            run_id: Uuid::nil(),
+        }
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        max_transient_failures: 1,
+        ..Settings::default()
+    }
+}
+
+fn runner<const NEXT: bool>(pool: &PgPool, script: &[Act]) -> Runner<Scripted<NEXT>> {
+    Runner::new(
+        Scripted::new(script),
+        pool.clone(),
+        bus::Topology::new("t", 5),
+        settings(),
+    )
+}
+
+async fn shop(pool: &PgPool) -> Uuid {
+    let mut conn = pool.acquire().await.unwrap();
+    store::shops::insert(
+        &mut conn,
+        &crypto::Keyring::for_testing(),
+        &store::shops::NewShop {
+            code: "acme".parse::<ShopCode>().unwrap(),
+            name: "Acme".into(),
+            seller_id: "A1SELLER".into(),
+            marketplaces: vec![Marketplace::Japan],
+            time_zone: chrono_tz::Asia::Tokyo,
+            sp_api_endpoint: "http://127.0.0.1:9".into(),
+            lwa_endpoint: "http://127.0.0.1:9/auth/o2/token".into(),
+            shipment_strategy: ShipmentStrategy::Feed,
+            client_id: "amzn1.application-oa2-client.test".into(),
+            client_secret: SecretString::from("secret"),
+            refresh_token: SecretString::from("Atzr|test"),
+        },
+    )
+    .await
+    .unwrap()
+    .shop
+    .id
+}
+
+const PARAMS: CommandParams = CommandParams::ShipmentFeedback {};
+
+fn trigger(shop_id: Uuid, command_id: Option<Uuid>) -> Trigger<'static> {
+    Trigger {
+        shop_id,
+        command_id,
+        requested_by: "test",
+        params: &PARAMS,
+    }
+}
+
+async fn run_row(pool: &PgPool, id: Uuid) -> store::runs::Run {
+    let mut conn = pool.acquire().await.unwrap();
+    store::runs::get(&mut conn, id).await.unwrap()
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn lease_held(pool: &PgPool, shop_id: Uuid) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM action_leases WHERE shop_id = $1")
+        .bind(shop_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        > 0
+}
+
+/// Pages until done: counts and the cursor saved between steps, the ledger `succeeded` with the
+/// counts, the Amazon calls and the watermark, the summary logged, the lease released; the same
+/// trigger again is a duplicate (the ledger is the one duplicate check).
+#[sqlx::test(migrations = "../../migrations")]
+async fn pages_until_done_then_the_same_trigger_is_a_duplicate(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Page, Act::Page, Act::Last]);
+    let command = Uuid::now_v7();
+    let outcome = r.start(trigger(shop_id, Some(command))).await.unwrap();
+    let RunOutcome::Succeeded {
+        run_id,
+        counts,
+        continued_at: None,
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(counts.pages, 3);
+    assert_eq!(*r.job().seen.lock().unwrap(), vec![0, 1, 2]);
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(run.status, "succeeded");
+    assert_eq!(
+        (run.counts["pages"].as_u64(), run.amazon_calls),
+        (Some(3), 3)
+    );
+    assert!(run.watermark.is_some() && run.cursor.is_none());
+    assert_eq!(run.mode.as_deref(), Some("test"));
+    assert!(!lease_held(&pool, shop_id).await);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_log WHERE code = 'run_summary'"
+        )
+        .await,
+        1
+    );
+    let again = runner::<false>(&pool, &[]);
+    let dup = again.start(trigger(shop_id, Some(command))).await.unwrap();
+    assert_eq!(dup, RunOutcome::Duplicate { run_id: None });
+    assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
+}
+
+/// Throttling (same-run jobs): the run waits with its cursor and lease, a `Continue` goes to the
+/// outbox for Amazon's time, a new trigger meanwhile is skipped, and the continuation goes on
+/// from the cursor.
+#[sqlx::test(migrations = "../../migrations")]
+async fn throttled_run_waits_and_continues_from_its_cursor(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Page, Act::Throttled, Act::Page, Act::Last]);
+    let outcome = r.start(trigger(shop_id, None)).await.unwrap();
+    let RunOutcome::Waiting { run_id, at, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        at > Utc::now() + Duration::minutes(6),
+        "Amazon's time: {at}"
+    );
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(run.status, "waiting");
+    assert_eq!(run.counts["pages"], 1);
+    assert!(lease_held(&pool, shop_id).await);
+    let (payload, not_before): (serde_json::Value, chrono::DateTime<Utc>) =
+        sqlx::query_as("SELECT payload, not_before FROM outbox WHERE routing_key = 'order-ingest'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let cmd: Command = serde_json::from_value(payload).unwrap();
+    assert_eq!(cmd.params, CommandParams::Continue { run_id });
+    assert_eq!(not_before.timestamp(), at.timestamp());
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_log WHERE code = 'throttled' AND level = 'warning'"
+        )
+        .await,
+        1
+    );
+
+    let other = runner::<false>(&pool, &[]);
+    let skipped = other.start(trigger(shop_id, None)).await.unwrap();
+    assert!(matches!(skipped, RunOutcome::Skipped { .. }), "{skipped:?}");
+
+    let done = r.resume(run_id).await.unwrap();
+    assert!(matches!(done, RunOutcome::Succeeded { .. }), "{done:?}");
+    assert_eq!(*r.job().seen.lock().unwrap(), vec![0, 1, 1, 2]);
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(
+        (run.status.as_str(), run.counts["pages"].as_u64()),
+        ("succeeded", Some(3))
+    );
+    // A second copy of the continuation finds the run finished.
+    assert_eq!(r.resume(run_id).await.unwrap(), RunOutcome::Nothing);
+}
+
+/// Transient failures back off through continuations; past the limit the run fails with an
+/// API-log error.
+#[sqlx::test(migrations = "../../migrations")]
+async fn transient_failures_back_off_then_fail(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Transient, Act::Transient]);
+    let outcome = r.start(trigger(shop_id, None)).await.unwrap();
+    let RunOutcome::Waiting { run_id, at, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(at >= Utc::now() + Duration::seconds(55), "{at}");
+    let failed = r.resume(run_id).await.unwrap();
+    let RunOutcome::Failed { error, .. } = failed else {
+        panic!("{failed:?}")
+    };
+    assert!(error.contains("2 transient Amazon errors"), "{error}");
+    assert_eq!(run_row(&pool, run_id).await.status, "failed");
+    assert!(!lease_held(&pool, shop_id).await);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_log WHERE code = 'run_failed' AND level = 'error'"
+        )
+        .await,
+        1
+    );
+}
+
+/// Amazon refusing (permanent) fails the run with an API-log error saying what to do; a revoked
+/// authorization marks the shop and asks for re-authorization; neither is retried.
+#[sqlx::test(migrations = "../../migrations")]
+async fn permanent_and_reauthorize_fail_the_run_and_say_what_to_do(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<true>(&pool, &[Act::Refused, Act::Revoked, Act::Permanent]);
+    let refused = r.start(trigger(shop_id, None)).await.unwrap();
+    assert!(matches!(refused, RunOutcome::Failed { .. }), "{refused:?}");
+    let (level, message): (String, String) =
+        sqlx::query_as("SELECT level, message FROM api_log WHERE code = 'api_error'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(level, "error");
+    assert!(
+        message.contains("nothing was imported") && message.contains("trigger the action again"),
+        "{message}"
+    );
+
+    let revoked = r.start(trigger(shop_id, None)).await.unwrap();
+    assert!(matches!(revoked, RunOutcome::Failed { .. }), "{revoked:?}");
+    let status: String = sqlx::query_scalar("SELECT auth_status FROM shops WHERE id = $1")
+        .bind(shop_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "needs_reauthorization");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM api_log WHERE code = 'reauthorize' AND level = 'attention' AND message LIKE '%Seller Central%'").await,
+        1
+    );
+
+    let permanent = r.start(trigger(shop_id, None)).await.unwrap();
+    let RunOutcome::Failed { error, .. } = permanent else {
+        panic!("{permanent:?}")
+    };
+    assert!(error.contains("ctl shop"), "{error}");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM outbox").await,
+        0,
+        "never retried"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM action_runs WHERE status = 'failed'"
+        )
+        .await,
+        3
+    );
+    assert!(!lease_held(&pool, shop_id).await);
+}
+
+/// Next-run jobs: throttling ends the run `succeeded` with what it did and queues a fresh
+/// trigger of the action for Amazon's time (never sooner than `retry_delay`); the lease is free.
+#[sqlx::test(migrations = "../../migrations")]
+async fn next_run_jobs_end_the_run_and_queue_a_fresh_trigger(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<true>(&pool, &[Act::Page, Act::Transient]);
+    let outcome = r.start(trigger(shop_id, None)).await.unwrap();
+    let RunOutcome::Succeeded {
+        run_id,
+        counts,
+        continued_at: Some(at),
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(counts.pages, 1);
+    assert!(at >= Utc::now() + Duration::seconds(55));
+    assert_eq!(run_row(&pool, run_id).await.status, "succeeded");
+    assert!(!lease_held(&pool, shop_id).await);
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE routing_key = 'order-ingest'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let cmd: Command = serde_json::from_value(payload).unwrap();
+    assert_eq!(cmd.requested_by, "system");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_log WHERE code IN ('transient', 'run_summary')"
+        )
+        .await,
+        2
+    );
+}
+
+/// Plans that refuse or skip: a run `rejected` with an `invalid_trigger` error, or `skipped`.
+#[sqlx::test(migrations = "../../migrations")]
+async fn plan_refuses_or_skips(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[]);
+    let t = Trigger {
+        requested_by: "mallory",
+        ..trigger(shop_id, None)
+    };
+    let RunOutcome::Refused { run_id } = r.start(t).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(run_row(&pool, run_id).await.status, "rejected");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_log WHERE code = 'invalid_trigger'"
+        )
+        .await,
+        1
+    );
+    sqlx::query("UPDATE shops SET active = false")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let RunOutcome::Skipped { run_id } = r.start(trigger(shop_id, None)).await.unwrap() else {
+        panic!()
+    };
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(
+        (run.status.as_str(), run.error.as_deref()),
+        ("skipped", Some("shop is inactive"))
+    );
+}
+
+/// A database failure in a step closes the run `failed` and hands the message back for a retry.
+#[sqlx::test(migrations = "../../migrations")]
+async fn infrastructure_failure_closes_the_run_and_retries_the_message(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::DbDown]);
+    let err = r.start(trigger(shop_id, None)).await.unwrap_err();
+    assert!(matches!(err, RunnerError::Infrastructure(_)), "{err:?}");
+    assert!(matches!(
+        bus::HandlerError::from(err),
+        bus::HandlerError::Retry(_)
+    ));
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM action_runs WHERE status = 'failed'"
+        )
+        .await,
+        1
+    );
+    assert!(!lease_held(&pool, shop_id).await);
+}
+
+/// Messages: malformed and foreign commands are refused (dead-lettered); an unknown shop is
+/// refused once in the API log and acknowledged; a good one runs.
+#[sqlx::test(migrations = "../../migrations")]
+async fn handle_decodes_checks_the_action_and_the_shop(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Last]);
+    let msg = |payload| bus::Incoming::new(Uuid::now_v7(), "order-ingest", payload);
+    let err = r
+        .handle(&msg(serde_json::json!({"nope": 1})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunnerError::Refused(_)), "{err:?}");
+    let foreign = Command::new(
+        shop_id,
+        Action::InventorySync,
+        CommandParams::InventorySync { full: false },
+        "t",
+        Utc::now(),
+    );
+    let err = r
+        .handle(&msg(serde_json::to_value(&foreign).unwrap()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(bus::HandlerError::from(err), bus::HandlerError::Reject(m) if m.contains("inventory-sync"))
+    );
+    let mut old = Command::new(
+        shop_id,
+        Action::OrderIngest,
+        CommandParams::Continue {
+            run_id: Uuid::nil(),
+        },
+        "t",
+        Utc::now(),
+    );
+    old.version += 1;
+    let err = r
+        .handle(&msg(serde_json::to_value(&old).unwrap()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("version"), "{err}");
+
+    let stranger = Command::new(
+        Uuid::now_v7(),
+        Action::OrderIngest,
+        CommandParams::Continue {
+            run_id: Uuid::nil(),
+        },
+        "t",
+        Utc::now(),
+    );
+    let nothing = r
+        .handle(&msg(serde_json::to_value(&stranger).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(nothing, RunOutcome::Nothing);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM api_log WHERE shop_id IS NULL AND level = 'error'"
+        )
+        .await,
+        1
+    );
+
+    let good = Command::new(
+        shop_id,
+        Action::OrderIngest,
+        CommandParams::OrderIngest {
+            mode: domain::window::ImportMode::Differential,
+        },
+        "t",
+        Utc::now(),
+    );
+    let ran = r
+        .handle(&msg(serde_json::to_value(&good).unwrap()))
+        .await
+        .unwrap();
+    assert!(matches!(ran, RunOutcome::Succeeded { .. }), "{ran:?}");
+    let command_id: Option<Uuid> = sqlx::query_scalar("SELECT command_id FROM action_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(command_id, Some(good.message_id));
+}

@@ -1,0 +1,154 @@
+//! Step 4, strategy `confirm_shipment`: Orders v0 `confirmShipment` per order (package
+//! reference 1, so a repeat edits the same shipment instead of adding one), result immediate:
+//! 出荷済み (shipped), or `failed` with Amazon's message.
+
+use chrono::{DateTime, Utc};
+use runtime::job::JobError;
+use spapi::ErrorClass;
+use spapi::fulfillment_feed::Carrier;
+use store::api_log::{self, Entry, Level};
+
+use crate::confirmation::{confirmation, offset_of};
+use crate::job::{Feedback, Run, refuse};
+use crate::validate::Checked;
+use crate::{ACTION, FailPoints, RunReport};
+use store::shipments::{self as db, Target};
+
+impl Feedback {
+    /// Confirms each validated target with `confirmShipment`.
+    pub(crate) async fn confirm_each(
+        &self,
+        run: &Run<'_>,
+        api: &spapi::Shop,
+        valid: Vec<(Target, Checked)>,
+        now: DateTime<Utc>,
+        report: &mut RunReport,
+    ) -> Result<(), JobError> {
+        use spapi::orders_v0::{ConfirmShipmentOrderItem, ConfirmShipmentRequest, PackageDetail};
+        let shop = &run.shop.shop;
+        let offset = offset_of(shop, now);
+        let mut conn = self.pool.acquire().await?;
+        for (n, (t, c)) in valid.into_iter().enumerate() {
+            if n > 0 && n % 50 == 0 && !run.keep_lease(&mut conn).await? {
+                return Ok(());
+            }
+            let Some(order_id) = t.amazon_order_id.clone() else {
+                continue;
+            };
+            let lines = db::lines(&mut conn, t.id).await?;
+            if lines.is_empty() {
+                report.refused += 1;
+                refuse(&mut conn, run, &t, "no_order_items", "confirmShipment needs the order's item ids and quantities, and this instruction has no Amazon order items").await?;
+                continue;
+            }
+            let conf = confirmation(shop, &t, &c, offset, now);
+            let (carrier_code, carrier_name) = match &conf.carrier {
+                Carrier::Code(code) => (code.clone(), None),
+                Carrier::Other { name } => ("Other".to_owned(), Some(name.clone())),
+            };
+            let request = ConfirmShipmentRequest {
+                marketplace_id: t
+                    .marketplace_id
+                    .clone()
+                    .unwrap_or_else(|| shop.primary_marketplace().id().to_owned()),
+                package_detail: PackageDetail {
+                    package_reference_id: "1".into(),
+                    carrier_code,
+                    carrier_name,
+                    shipping_method: conf.shipping_method.clone(),
+                    tracking_number: conf.tracking_number.clone(),
+                    ship_date: conf.fulfillment_date.with_timezone(&Utc),
+                    ship_from_supply_source_id: None,
+                    order_items: lines
+                        .iter()
+                        .map(|(item, qty)| ConfirmShipmentOrderItem {
+                            order_item_id: item.clone(),
+                            quantity: *qty as u32,
+                            transparency_codes: vec![],
+                        })
+                        .collect(),
+                },
+                cod_collection_method: conf
+                    .cod_collection_method
+                    .map(|_| "DirectPayment".to_owned()),
+            };
+            let outcome = api.confirm_shipment(&order_id, &request).await;
+            if FailPoints::armed(&self.fail.crash_after_confirm) {
+                return Err(self.fail.hit("crash after confirmShipment"));
+            }
+            let outcome = match outcome {
+                Err(e) if matches!(e.class(), ErrorClass::Reconcile | ErrorClass::Permanent) => {
+                    // Did it land (unknown outcome), or was it already confirmed with this
+                    // tracking number (e.g. "already shipped" after a crash)? The order's
+                    // packages decide.
+                    match api
+                        .get_order(&order_id, &[spapi::orders::IncludedData::Packages])
+                        .await
+                    {
+                        Ok(order)
+                            if order.packages.iter().any(|p| {
+                                p.tracking_number.as_deref() == Some(conf.tracking_number.as_str())
+                            }) =>
+                        {
+                            Ok(())
+                        }
+                        _ => Err(e),
+                    }
+                }
+                other => other,
+            };
+            match outcome {
+                Ok(()) => {
+                    db::mark_confirmed(&mut conn, t.id).await?;
+                    report.sent += 1;
+                    api_log::write(
+                        &mut conn,
+                        &Entry {
+                            run_id: Some(run.run_id),
+                            amazon_order_id: Some(&order_id),
+                            code: Some("shipment_confirmed"),
+                            ..Entry::new(
+                                Some(shop.id),
+                                ACTION,
+                                Level::Info,
+                                "shipment confirmed by Amazon (confirmShipment): 出荷済み",
+                            )
+                        },
+                    )
+                    .await?;
+                }
+                Err(e) if e.class() == ErrorClass::Permanent => {
+                    let (code, msg) = amazon_message(&e);
+                    db::mark_failed(&mut conn, t.id, &msg).await?;
+                    report.failed += 1;
+                    api_log::write(
+                        &mut conn,
+                        &Entry {
+                            run_id: Some(run.run_id),
+                            amazon_order_id: Some(&order_id),
+                            code: Some(&code),
+                            ..Entry::new(Some(shop.id), ACTION, Level::Error, &msg)
+                        },
+                    )
+                    .await?;
+                }
+                Err(e) => return Err(JobError::api("confirmShipment", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Amazon's code and message of a refused call (for the operator).
+fn amazon_message(e: &spapi::Error) -> (String, String) {
+    match e.api_errors().first() {
+        Some(a) => (
+            a.code.clone(),
+            match &a.details {
+                Some(d) if !d.is_empty() => format!("{} ({d})", a.message),
+                _ => a.message.clone(),
+            },
+        ),
+        None => ("api_error".into(), e.to_string()),
+    }
+}

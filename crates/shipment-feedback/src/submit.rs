@@ -1,0 +1,217 @@
+//! Step 4, strategy `feed`: record the submission and every MessageID ↔ instruction
+//! (**intent**), upload the document, mark `in_flight`, `createFeed`, then in one transaction:
+//! feed id, instructions → 印刷済み (printed), API log, `feed.submitted` event (outbox).
+
+use bus::OutboxMessage;
+use chrono::{DateTime, Utc};
+use domain::messages::{Event, EventKind};
+use runtime::job::JobError;
+use sha2::{Digest, Sha256};
+use spapi::ErrorClass;
+use spapi::fulfillment_feed::{self, ShipmentConfirmation};
+use sqlx::PgConnection;
+use store::api_log::{self, Entry, Level};
+use store::feeds::{self as feeds_store, NewMessage};
+use uuid::Uuid;
+
+use crate::confirmation::{confirmation, offset_of};
+use crate::job::{Feedback, Run, refuse};
+use crate::validate::Checked;
+use crate::{ACTION, FEED_TYPE, FailPoints, RunReport};
+use store::shipments::{self as db, Target};
+
+impl Feedback {
+    /// Amazon accepted `feed_id` for `submission`: feed id, instructions printed, log, event.
+    pub(crate) async fn record_accepted(
+        &self,
+        tx: &mut PgConnection,
+        run: &Run<'_>,
+        submission: Uuid,
+        feed_id: &str,
+        reconciled: bool,
+    ) -> Result<(), JobError> {
+        let shop = &run.shop.shop;
+        let next_poll = Utc::now() + self.settings.first_poll_delay;
+        if !feeds_store::mark_submitted(tx, submission, feed_id, next_poll).await? {
+            return Ok(());
+        }
+        let printed = db::mark_printed(tx, submission).await?;
+        let message = if reconciled {
+            format!(
+                "feed {feed_id} found at Amazon after an interruption: {printed} shipments recorded as sent (印刷済み), nothing sent twice"
+            )
+        } else {
+            format!("feed {feed_id} accepted by Amazon: {printed} shipments sent (印刷済み)")
+        };
+        api_log::write(
+            tx,
+            &Entry {
+                run_id: Some(run.run_id),
+                code: Some(if reconciled { "feed_reconciled" } else { "feed_submitted" }),
+                details: Some(serde_json::json!({"feed_submission_id": submission, "feed_id": feed_id, "messages": printed})),
+                ..Entry::new(Some(shop.id), ACTION, Level::Info, &message)
+            },
+        )
+        .await?;
+        let event = Event::new(
+            shop.id,
+            EventKind::FeedSubmitted {
+                feed_submission_id: submission,
+                feed_type: FEED_TYPE.to_owned(),
+            },
+            Utc::now(),
+        );
+        bus::outbox::enqueue(
+            tx,
+            OutboxMessage::new(
+                self.topology.events_exchange(),
+                event.kind.routing_key(),
+                serde_json::to_value(&event).unwrap_or_default(),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends the validated targets in feeds of at most `max_messages_per_feed` messages.
+    pub(crate) async fn send_feeds(
+        &self,
+        run: &Run<'_>,
+        api: &spapi::Shop,
+        valid: Vec<(Target, Checked)>,
+        now: DateTime<Utc>,
+        report: &mut RunReport,
+    ) -> Result<(), JobError> {
+        let shop = &run.shop.shop;
+        let offset = offset_of(shop, now);
+        let confirmations: Vec<(Target, ShipmentConfirmation)> = valid
+            .into_iter()
+            .map(|(t, c)| {
+                let conf = confirmation(shop, &t, &c, offset, now);
+                (t, conf)
+            })
+            .collect();
+        let chunks: Vec<Vec<(Target, ShipmentConfirmation)>> = {
+            let mut out = Vec::new();
+            let mut it = confirmations.into_iter().peekable();
+            while it.peek().is_some() {
+                out.push(
+                    it.by_ref()
+                        .take(self.settings.max_messages_per_feed.max(1))
+                        .collect(),
+                );
+            }
+            out
+        };
+        for chunk in chunks {
+            {
+                let mut conn = self.pool.acquire().await?;
+                if !run.keep_lease(&mut conn).await? {
+                    return Ok(());
+                }
+            }
+            let built = fulfillment_feed::build_fulfillment_feed(&shop.seller_id, chunk, now);
+            {
+                let mut conn = self.pool.acquire().await?;
+                for r in &built.rejected {
+                    report.refused += 1;
+                    let msg = r.key.describe_problems(&r.problems);
+                    refuse(&mut conn, run, &r.key, "invalid_shipment_data", &msg).await?;
+                }
+            }
+            let Some(xml) = built.xml else { continue };
+            let marketplaces = {
+                let mut m: Vec<String> = built
+                    .messages
+                    .iter()
+                    .filter_map(|m| m.key.marketplace_id.clone())
+                    .collect();
+                m.sort();
+                m.dedup();
+                if m.is_empty() {
+                    m.push(shop.primary_marketplace().id().to_owned());
+                }
+                m
+            };
+            let sha = hex(&Sha256::digest(xml.as_bytes()));
+            let messages: Vec<NewMessage> = built
+                .messages
+                .iter()
+                .map(|m| NewMessage {
+                    message_id: m.message_id as i64,
+                    instruction_id: Some(m.key.id),
+                    amazon_order_id: Some(m.amazon_order_id.clone()),
+                    ..Default::default()
+                })
+                .collect();
+            // Intent: submission + MessageID ↔ instruction, committed before any call.
+            let submission = {
+                let mut tx = self.pool.begin().await?;
+                let id = feeds_store::insert(
+                    &mut tx,
+                    shop.id,
+                    Some(run.run_id),
+                    FEED_TYPE,
+                    &marketplaces,
+                    &sha,
+                    &messages,
+                )
+                .await?;
+                tx.commit().await?;
+                id
+            };
+            let mut conn = self.pool.acquire().await?;
+            let document = match api
+                .prepare_feed_document(spapi::feeds::XML_CONTENT_TYPE, xml.into_bytes())
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    feeds_store::mark_not_sent(
+                        &mut conn,
+                        submission,
+                        &format!("document upload failed: {e}"),
+                    )
+                    .await?;
+                    return Err(JobError::api("createFeedDocument/upload", e));
+                }
+            };
+            feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
+            let spec = spapi::feeds::CreateFeedSpecification {
+                feed_type: FEED_TYPE.to_owned(),
+                marketplace_ids: marketplaces.clone(),
+                input_feed_document_id: document.feed_document_id.clone(),
+                feed_options: None,
+            };
+            match api.create_feed(&spec).await {
+                Ok(created) => {
+                    if FailPoints::armed(&self.fail.crash_after_create_feed) {
+                        return Err(self.fail.hit("crash after createFeed"));
+                    }
+                    drop(conn);
+                    let mut tx = self.pool.begin().await?;
+                    self.record_accepted(&mut tx, run, submission, &created.feed_id, false)
+                        .await?;
+                    tx.commit().await?;
+                    report.sent += messages.len();
+                    report.feed_submission_ids.push(submission);
+                }
+                // Stays in_flight: the next run reconciles with getFeeds first.
+                Err(e) if e.class() == ErrorClass::Reconcile => {
+                    return Err(JobError::api("createFeed", e));
+                }
+                Err(e) => {
+                    // Amazon did not take the feed (refused, throttled, never reached).
+                    feeds_store::mark_not_sent(&mut conn, submission, &format!("createFeed: {e}"))
+                        .await?;
+                    return Err(JobError::api("createFeed", e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
