@@ -135,13 +135,7 @@ impl Poller {
 
     /// From the runtime context.
     pub fn from_ctx(ctx: runtime::Ctx) -> anyhow::Result<Self> {
-        let api = SpApi::new(
-            ctx.pool.clone(),
-            spapi::ClientConfig {
-                rate_scale: ctx.config.spapi_rate_scale,
-                ..Default::default()
-            },
-        )?;
+        let api = runtime::spapi_client(&ctx)?;
         Ok(Self::new(
             ctx.pool,
             ctx.keys,

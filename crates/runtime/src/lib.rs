@@ -468,6 +468,19 @@ async fn connect_until_cancelled(
     }
 }
 
+/// The SP-API client of a service, the same for every service: the documented rates multiplied
+/// by `SPAPI_RATE_SCALE`, otherwise [`spapi::ClientConfig::default`] (the limiter waits up to its
+/// default before answering "throttled", and Amazon's rate-limit header is followed).
+pub fn spapi_client(ctx: &Ctx) -> anyhow::Result<spapi::SpApi> {
+    Ok(spapi::SpApi::new(
+        ctx.pool.clone(),
+        spapi::ClientConfig {
+            rate_scale: ctx.config.spapi_rate_scale,
+            ..Default::default()
+        },
+    )?)
+}
+
 /// The outbox message that resumes `run_id` of `action` at `at`: a `Continue` command on the
 /// action's own queue. Runs that wait (for Amazon's quota, or for a dead holder's lease) write it
 /// in the transaction that stores their cursor, then release the message they were handling.

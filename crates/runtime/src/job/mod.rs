@@ -285,6 +285,67 @@ impl<C> RunOutcome<C> {
     }
 }
 
+/// What the runner decided about a trigger, for a service's report ([`Report`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// The run's id, when one was opened.
+    pub run_id: Option<Uuid>,
+    /// Another run held the lease, or the plan skipped: nothing done.
+    pub skipped: bool,
+    /// The trigger already ran: nothing done.
+    pub duplicate: bool,
+    /// The work goes on later (a continuation or a fresh trigger is in the outbox).
+    pub continuation: bool,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+}
+
+/// A service's report of one trigger: its counts with what the runner decided.
+pub trait Report: Default {
+    /// Records the runner's decision in the report.
+    fn decided(&mut self, d: Decided);
+}
+
+impl<C: Report> RunOutcome<C> {
+    /// The service's report: the run's counts (empty when it did not run) and the decision.
+    pub fn into_report(self) -> C {
+        let mut d = Decided {
+            run_id: self.run_id(),
+            ..Decided::default()
+        };
+        let counts = match self {
+            Self::Succeeded {
+                counts,
+                continued_at,
+                ..
+            } => {
+                d.continuation = continued_at.is_some();
+                counts
+            }
+            Self::Waiting { counts, .. } => {
+                d.continuation = true;
+                counts
+            }
+            Self::Failed { counts, error, .. } => {
+                d.error = Some(error);
+                counts
+            }
+            Self::Skipped { .. } => {
+                d.skipped = true;
+                C::default()
+            }
+            Self::Duplicate { .. } => {
+                d.duplicate = true;
+                C::default()
+            }
+            Self::Nothing | Self::Refused { .. } => C::default(),
+        };
+        let mut report = counts;
+        report.decided(d);
+        report
+    }
+}
+
 /// The outbox message of a command: on the commands exchange, routed to the action's queue,
 /// with the command's id as the message id, published not before `at`. The one way a command
 /// becomes an outbox row.
