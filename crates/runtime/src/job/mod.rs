@@ -8,8 +8,11 @@
 //! 2. **Unknown shop**: refused once with an API-log error, the message acknowledged.
 //! 3. **Duplicates**, with one mechanism: the run ledger. A trigger (`command_id`) whose run of
 //!    this action already succeeded is acknowledged without running again; the check is repeated
-//!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. (The
-//!    bus inbox, `bus::WithInbox`, is not used by the services.)
+//!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. For
+//!    [`Resume::SameRun`] jobs any run of the trigger makes a copy a duplicate, except a run left
+//!    `running` (its process died, or the database failed under it): the copy resumes it from
+//!    its cursor, as a continuation does. (The bus inbox, `bus::WithInbox`, is not used by the
+//!    services.)
 //! 4. **Plan** (the job): run, refuse (run `rejected` + API-log `invalid_trigger`) or skip.
 //! 5. **Ledger and lease**: a run row, the per-(shop, action) lease (another live run → this
 //!    one `skipped`); runs of a dead process still `running` are closed as `failed`
@@ -132,6 +135,16 @@ pub trait Job: Send + Sync + 'static {
 
     /// The parameters of the fresh trigger that continues the work ([`Resume::NextRun`]).
     fn next_run_params(&self, plan: &Self::Plan) -> CommandParams;
+
+    /// Where a new run starts (default: [`Default`]), e.g. the `lastUpdatedAfter` its plan chose.
+    fn first_cursor(&self, _plan: &Self::Plan) -> Self::Cursor {
+        Self::Cursor::default()
+    }
+
+    /// The time window the run covers, shown in the ledger (`window_from`, `window_to`).
+    fn window(&self, _plan: &Self::Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (None, None)
+    }
 }
 
 /// The runner's settings of one action.
