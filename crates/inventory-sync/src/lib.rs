@@ -41,7 +41,7 @@ use bus::{Handler, HandlerError, Incoming, Topology};
 use domain::Marketplace;
 use domain::messages::CommandParams;
 use domain::shop::Shop;
-use runtime::job::{RunOutcome, Runner, RunnerError, Trigger};
+use runtime::job::{Decided, Report, Runner, RunnerError, Trigger};
 use serde::{Deserialize, Serialize};
 use spapi::SpApi;
 use spapi::listings_feed;
@@ -115,35 +115,13 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
-impl RunReport {
-    fn of(outcome: RunOutcome<RunReport>) -> Self {
-        let run_id = outcome.run_id();
-        let mut report = match outcome {
-            RunOutcome::Succeeded {
-                counts,
-                continued_at,
-                ..
-            } => RunReport {
-                continuation: continued_at.is_some(),
-                ..counts
-            },
-            RunOutcome::Waiting { counts, .. } => counts,
-            RunOutcome::Failed { counts, error, .. } => RunReport {
-                error: Some(error),
-                ..counts
-            },
-            RunOutcome::Skipped { .. } => RunReport {
-                skipped: true,
-                ..RunReport::default()
-            },
-            RunOutcome::Duplicate { .. } => RunReport {
-                duplicate: true,
-                ..RunReport::default()
-            },
-            RunOutcome::Nothing | RunOutcome::Refused { .. } => RunReport::default(),
-        };
-        report.run_id = run_id;
-        report
+impl Report for RunReport {
+    fn decided(&mut self, d: Decided) {
+        self.run_id = d.run_id;
+        self.skipped = d.skipped;
+        self.duplicate = d.duplicate;
+        self.continuation = d.continuation;
+        self.error = d.error;
     }
 }
 
@@ -236,7 +214,7 @@ impl Service {
                 params: &params,
             })
             .await?;
-        let mut report = RunReport::of(outcome);
+        let mut report = outcome.into_report();
         report.full = full;
         Ok(report)
     }
@@ -244,7 +222,7 @@ impl Service {
 
 impl Handler for Service {
     async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
-        let report = RunReport::of(self.runner.handle(&msg).await?);
+        let report = self.runner.handle(&msg).await?.into_report();
         tracing::info!(
             targets = report.targets,
             sent = report.sent,

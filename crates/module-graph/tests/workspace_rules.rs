@@ -80,7 +80,11 @@ fn services_ctl_and_console_depend_on_no_service() {
 fn the_manifest_reader_sees_dependencies() {
     // The positive control: the reader finds what is known to be there.
     let deps = our_dependencies("ctl");
-    assert!(deps.iter().any(|(s, d)| s == "dependencies" && d == "store"), "{deps:?}");
+    assert!(
+        deps.iter()
+            .any(|(s, d)| s == "dependencies" && d == "store"),
+        "{deps:?}"
+    );
     let deps = our_dependencies("system-tests");
     assert!(deps.iter().any(|(_, d)| d == "order-ingest"), "{deps:?}");
 }

@@ -177,6 +177,13 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
             run_id: Uuid::nil(),
         }
     }
+
+    fn window(
+        &self,
+        _plan: &String,
+    ) -> (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) {
+        (chrono::DateTime::from_timestamp(1_800_000_000, 0), None)
+    }
 }
 
 fn settings() -> Settings {
@@ -290,6 +297,17 @@ async fn pages_until_done_then_the_same_trigger_is_a_duplicate(pool: PgPool) {
     );
     let again = runner::<false>(&pool, &[]);
     let dup = again.start(trigger(shop_id, Some(command))).await.unwrap();
+    assert_eq!(
+        dup,
+        RunOutcome::Duplicate {
+            run_id: Some(run_id)
+        }
+    );
+    let next_run = runner::<true>(&pool, &[]);
+    let dup = next_run
+        .start(trigger(shop_id, Some(command)))
+        .await
+        .unwrap();
     assert_eq!(dup, RunOutcome::Duplicate { run_id: None });
     assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
 }
@@ -498,11 +516,12 @@ async fn plan_refuses_or_skips(pool: PgPool) {
     );
 }
 
-/// A database failure in a step closes the run `failed` and hands the message back for a retry.
+/// A database failure in a step of a next-run job closes the run `failed` and hands the message
+/// back for a retry.
 #[sqlx::test(migrations = "../../migrations")]
 async fn infrastructure_failure_closes_the_run_and_retries_the_message(pool: PgPool) {
     let shop_id = shop(&pool).await;
-    let r = runner::<false>(&pool, &[Act::DbDown]);
+    let r = runner::<true>(&pool, &[Act::DbDown]);
     let err = r.start(trigger(shop_id, None)).await.unwrap_err();
     assert!(matches!(err, RunnerError::Infrastructure(_)), "{err:?}");
     assert!(matches!(
@@ -604,4 +623,57 @@ async fn handle_decodes_checks_the_action_and_the_shop(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(command_id, Some(good.message_id));
+}
+
+/// Same-run jobs: a database failure leaves the run `running` with its cursor and hands the
+/// message back; the redelivered trigger waits for the run's lease (a continuation at its
+/// expiry), then takes the run over and goes on from the cursor. The window is in the ledger.
+#[sqlx::test(migrations = "../../migrations")]
+async fn redelivered_trigger_resumes_a_run_left_running(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Page, Act::DbDown, Act::Last]);
+    let command = Uuid::now_v7();
+    let err = r.start(trigger(shop_id, Some(command))).await.unwrap_err();
+    assert!(matches!(err, RunnerError::Infrastructure(_)), "{err:?}");
+    let run_id: Uuid = sqlx::query_scalar("SELECT id FROM action_runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(
+        (run.status.as_str(), run.counts["pages"].as_u64()),
+        ("running", Some(1))
+    );
+    assert_eq!(
+        run.window_from,
+        chrono::DateTime::from_timestamp(1_800_000_000, 0)
+    );
+
+    // Redelivered while the lease is live: a continuation for when it expires.
+    let waiting = r.start(trigger(shop_id, Some(command))).await.unwrap();
+    assert_eq!(waiting, RunOutcome::Nothing);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM outbox WHERE routing_key = 'order-ingest'"
+        )
+        .await,
+        1
+    );
+    sqlx::query("UPDATE action_leases SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let done = r.start(trigger(shop_id, Some(command))).await.unwrap();
+    assert!(matches!(done, RunOutcome::Succeeded { .. }), "{done:?}");
+    assert_eq!(*r.job().seen.lock().unwrap(), vec![0, 1, 1]);
+    assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
+    // Any later copy is a duplicate of that run.
+    let dup = r.start(trigger(shop_id, Some(command))).await.unwrap();
+    assert_eq!(
+        dup,
+        RunOutcome::Duplicate {
+            run_id: Some(run_id)
+        }
+    );
 }

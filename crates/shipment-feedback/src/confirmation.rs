@@ -59,8 +59,9 @@ pub(crate) fn confirmation(
             fulfillment_feed::MAX_STRING_LEN,
         )),
         tracking_number: c.tracking_number.clone(),
-        cod_collection_method: (jp && t.payment_method == "cod")
-            .then_some(CodCollectionMethod::DirectPayment),
+        cod_collection_method: (jp
+            && t.payment_method == domain::PaymentMethod::CashOnDelivery.as_str())
+        .then_some(CodCollectionMethod::DirectPayment),
         items: Vec::<FulfillmentItem>::new(),
     }
 }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use bus::{Handler, HandlerError, Incoming, Topology};
 use domain::messages::CommandParams;
-use runtime::job::{RunOutcome, Runner, RunnerError, Trigger};
+use runtime::job::{Decided, Report, Runner, RunnerError, Trigger};
 use serde::{Deserialize, Serialize};
 use spapi::SpApi;
 use sqlx::PgPool;
@@ -112,35 +112,13 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
-impl RunReport {
-    fn of(outcome: RunOutcome<RunReport>) -> Self {
-        let run_id = outcome.run_id();
-        let mut report = match outcome {
-            RunOutcome::Succeeded {
-                counts,
-                continued_at,
-                ..
-            } => RunReport {
-                continuation: continued_at.is_some(),
-                ..counts
-            },
-            RunOutcome::Waiting { counts, .. } => counts,
-            RunOutcome::Failed { counts, error, .. } => RunReport {
-                error: Some(error),
-                ..counts
-            },
-            RunOutcome::Skipped { .. } => RunReport {
-                skipped: true,
-                ..RunReport::default()
-            },
-            RunOutcome::Duplicate { .. } => RunReport {
-                duplicate: true,
-                ..RunReport::default()
-            },
-            RunOutcome::Nothing | RunOutcome::Refused { .. } => RunReport::default(),
-        };
-        report.run_id = run_id;
-        report
+impl Report for RunReport {
+    fn decided(&mut self, d: Decided) {
+        self.run_id = d.run_id;
+        self.skipped = d.skipped;
+        self.duplicate = d.duplicate;
+        self.continuation = d.continuation;
+        self.error = d.error;
     }
 }
 
@@ -251,13 +229,13 @@ impl Service {
                 params: &params,
             })
             .await?;
-        Ok(RunReport::of(outcome))
+        Ok(outcome.into_report())
     }
 }
 
 impl Handler for Service {
     async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
-        let report = RunReport::of(self.runner.handle(&msg).await?);
+        let report = self.runner.handle(&msg).await?.into_report();
         tracing::info!(
             sent = report.sent,
             refused = report.refused,

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use domain::{ApiStatus, ApiTransition};
+use domain::{ApiStatus, ApiTransition, InstructionStatus};
 
 use crate::StoreError;
 
@@ -47,7 +47,7 @@ pub async fn targets(
                   si.resend_requested_at IS NOT NULL AS "resend_requested!"
            FROM shipping_instructions si
            LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
-           WHERE si.shop_id = $1 AND si.source = 'amazon_api' AND si.status = 'shipped'
+           WHERE si.shop_id = $1 AND si.source = 'amazon_api' AND si.status = $4
              AND si.api_status = $3 AND cardinality(si.tracking_numbers) > 0
              AND (si.shipped_on = $2 OR si.resend_requested_at IS NOT NULL)
              AND NOT EXISTS (SELECT 1 FROM feed_messages fm JOIN feed_submissions fs ON fs.id = fm.feed_submission_id
@@ -55,7 +55,8 @@ pub async fn targets(
            ORDER BY si.shipped_at NULLS LAST, si.amazon_order_id"#,
         shop_id,
         today,
-        ApiStatus::AwaitingPrint.as_str()
+        ApiStatus::AwaitingPrint.as_str(),
+        InstructionStatus::Shipped.as_str()
     )
     .fetch_all(conn)
     .await?;

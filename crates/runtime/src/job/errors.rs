@@ -18,10 +18,11 @@
 //!   re-authorization, the run ends `failed` with an API-log `attention` entry telling the
 //!   operator to re-authorize the shop in Seller Central. Never retried in a loop.
 //! * **Infrastructure** (database, broker: [`JobError::Store`], [`JobError::Db`],
-//!   [`JobError::Bus`]): the run is closed `failed` when the database still answers, and the
-//!   message is retried by the broker (bounded by the queue's delivery limit, then
-//!   dead-lettered). The redelivered trigger starts a new run: the ledger's duplicate check only
-//!   skips triggers whose run succeeded.
+//!   [`JobError::Bus`]): the message is retried by the broker (bounded by the queue's delivery
+//!   limit, then dead-lettered). A same-run job's run stays `running` with its cursor, and the
+//!   redelivery resumes it once its lease expires; a next-run job's run is closed `failed` (when
+//!   the database still answers) and the redelivered trigger starts a new run (the ledger's
+//!   duplicate check only skips triggers whose run succeeded).
 //! * **Crash simulation** ([`JobError::Abandoned`], test fail points only): the run and its lease
 //!   are left as a dead process leaves them; the next run of the shop closes it as abandoned.
 //!

@@ -28,6 +28,7 @@ struct Live<'a, J: Job> {
     cursor: J::Cursor,
     counts: J::Counts,
     transient_failures: u32,
+    window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
 }
 
 impl<J: Job> Live<'_, J> {
@@ -38,6 +39,8 @@ impl<J: Job> Live<'_, J> {
             "transient_failures": self.transient_failures,
         });
         Progress {
+            window_from: self.window.0,
+            window_to: self.window.1,
             cursor: Some(cursor),
             counts: json(&self.counts),
             ..Progress::default()
@@ -54,10 +57,27 @@ impl<J: Job> Runner<J> {
     pub async fn start(&self, trigger: Trigger<'_>) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let action = J::ACTION.as_str();
         let mut conn = self.pool.acquire().await?;
-        if let Some(id) = trigger.command_id
-            && runs::command_succeeded(&mut conn, id, action).await?
-        {
-            return Ok(RunOutcome::Duplicate { run_id: None });
+        if let Some(id) = trigger.command_id {
+            match J::RESUME {
+                Resume::NextRun => {
+                    if runs::command_succeeded(&mut conn, id, action).await? {
+                        return Ok(RunOutcome::Duplicate { run_id: None });
+                    }
+                }
+                Resume::SameRun => match runs::for_command(&mut conn, id, action).await? {
+                    Some((run_id, status)) if status == RunStatus::Running.as_str() => {
+                        drop(conn);
+                        tracing::info!(%run_id, "trigger redelivered while its run was running: resuming");
+                        return self.resume(run_id).await;
+                    }
+                    Some((run_id, _)) => {
+                        return Ok(RunOutcome::Duplicate {
+                            run_id: Some(run_id),
+                        });
+                    }
+                    None => {}
+                },
+            }
         }
         let shop = shops::get(&mut conn, trigger.shop_id).await?;
         let planned = match self.job.plan(&mut conn, &shop, &trigger).await {
@@ -130,9 +150,10 @@ impl<J: Job> Runner<J> {
         }
         let live = Live::<J> {
             ctx: self.ctx(run_id, &shop, &plan, mode.as_deref(), started_at),
-            cursor: J::Cursor::default(),
+            cursor: self.job.first_cursor(&plan),
             counts: J::Counts::default(),
             transient_failures: 0,
+            window: self.job.window(&plan),
         };
         runs::save_progress(&mut conn, run_id, RunStatus::Running, &live.progress()).await?;
         drop(conn);
@@ -196,6 +217,7 @@ impl<J: Job> Runner<J> {
             cursor: saved.cursor,
             counts,
             transient_failures: saved.transient_failures,
+            window: (None, None),
         };
         self.execute(live).await
     }
@@ -245,6 +267,11 @@ impl<J: Job> Runner<J> {
                     return self.succeed(&live, watermark, None).await;
                 }
                 Err(JobError::Abandoned(point)) => return Err(RunnerError::Abandoned(point)),
+                Err(e) if e.is_infrastructure() && J::RESUME == Resume::SameRun => {
+                    // The run stays `running` with its cursor: the redelivered trigger or
+                    // continuation takes it over once its lease expires.
+                    return Err(RunnerError::Infrastructure(e));
+                }
                 Err(e) if e.is_infrastructure() => {
                     // Best effort: the database may be what failed.
                     let calls = self.job.amazon_calls(&live.counts);

@@ -8,8 +8,11 @@
 //! 2. **Unknown shop**: refused once with an API-log error, the message acknowledged.
 //! 3. **Duplicates**, with one mechanism: the run ledger. A trigger (`command_id`) whose run of
 //!    this action already succeeded is acknowledged without running again; the check is repeated
-//!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. (The
-//!    bus inbox, `bus::WithInbox`, is not used by the services.)
+//!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. For
+//!    [`Resume::SameRun`] jobs any run of the trigger makes a copy a duplicate, except a run left
+//!    `running` (its process died, or the database failed under it): the copy resumes it from
+//!    its cursor, as a continuation does. (The bus inbox, `bus::WithInbox`, is not used by the
+//!    services.)
 //! 4. **Plan** (the job): run, refuse (run `rejected` + API-log `invalid_trigger`) or skip.
 //! 5. **Ledger and lease**: a run row, the per-(shop, action) lease (another live run → this
 //!    one `skipped`); runs of a dead process still `running` are closed as `failed`
@@ -132,6 +135,16 @@ pub trait Job: Send + Sync + 'static {
 
     /// The parameters of the fresh trigger that continues the work ([`Resume::NextRun`]).
     fn next_run_params(&self, plan: &Self::Plan) -> CommandParams;
+
+    /// Where a new run starts (default: [`Default`]), e.g. the `lastUpdatedAfter` its plan chose.
+    fn first_cursor(&self, _plan: &Self::Plan) -> Self::Cursor {
+        Self::Cursor::default()
+    }
+
+    /// The time window the run covers, shown in the ledger (`window_from`, `window_to`).
+    fn window(&self, _plan: &Self::Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (None, None)
+    }
 }
 
 /// The runner's settings of one action.
@@ -282,6 +295,67 @@ impl<C> RunOutcome<C> {
             Self::Waiting { .. } => "waiting",
             Self::Failed { .. } => "failed",
         }
+    }
+}
+
+/// What the runner decided about a trigger, for a service's report ([`Report`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// The run's id, when one was opened.
+    pub run_id: Option<Uuid>,
+    /// Another run held the lease, or the plan skipped: nothing done.
+    pub skipped: bool,
+    /// The trigger already ran: nothing done.
+    pub duplicate: bool,
+    /// The work goes on later (a continuation or a fresh trigger is in the outbox).
+    pub continuation: bool,
+    /// Why the run failed, when it did.
+    pub error: Option<String>,
+}
+
+/// A service's report of one trigger: its counts with what the runner decided.
+pub trait Report: Default {
+    /// Records the runner's decision in the report.
+    fn decided(&mut self, d: Decided);
+}
+
+impl<C: Report> RunOutcome<C> {
+    /// The service's report: the run's counts (empty when it did not run) and the decision.
+    pub fn into_report(self) -> C {
+        let mut d = Decided {
+            run_id: self.run_id(),
+            ..Decided::default()
+        };
+        let counts = match self {
+            Self::Succeeded {
+                counts,
+                continued_at,
+                ..
+            } => {
+                d.continuation = continued_at.is_some();
+                counts
+            }
+            Self::Waiting { counts, .. } => {
+                d.continuation = true;
+                counts
+            }
+            Self::Failed { counts, error, .. } => {
+                d.error = Some(error);
+                counts
+            }
+            Self::Skipped { .. } => {
+                d.skipped = true;
+                C::default()
+            }
+            Self::Duplicate { .. } => {
+                d.duplicate = true;
+                C::default()
+            }
+            Self::Nothing | Self::Refused { .. } => C::default(),
+        };
+        let mut report = counts;
+        report.decided(d);
+        report
     }
 }
 
