@@ -1,16 +1,16 @@
-//! inventory-sync against the simulator, real PostgreSQL and (first test) RabbitMQ.
+//! inventory-sync (and feed-poller, which applies the results) against the simulator, real PostgreSQL and (first test) RabbitMQ.
 
-mod common;
+mod inventory_fixture;
 
 use std::time::Duration;
 
 use bus::lapin::options::QueueDeclareOptions;
 use bus::lapin::types::FieldTable;
 use chrono::Utc;
-use common::{AMAZON_LEAD_TIME, fixture, sku};
 use domain::Marketplace;
 use domain::inventory::HandlingDays;
 use domain::messages::{Action, Command, CommandParams};
+use inventory_fixture::{AMAZON_LEAD_TIME, fixture, sku};
 use inventory_sync::Settings;
 use spapi_sim::{Fault, FaultTrigger};
 use sqlx::PgPool;
@@ -108,7 +108,7 @@ async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_ca
     // The service behind RabbitMQ, and a queue standing in for feed-poller's.
     let prefix = format!("inv{}.", Uuid::now_v7().simple());
     let topology = bus::Topology::new(prefix.clone(), 5);
-    let amqp = bus::connect(&common::amqp_url(), "inventory-sync-test")
+    let amqp = bus::connect(&inventory_fixture::amqp_url(), "inventory-sync-test")
         .await
         .unwrap();
     let setup = amqp.create_channel().await.unwrap();
@@ -117,8 +117,8 @@ async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_ca
         .await
         .unwrap();
     let config = runtime::Config {
-        database_url: common::database_url(&pool),
-        amqp_url: common::amqp_url(),
+        database_url: inventory_fixture::database_url(&pool),
+        amqp_url: inventory_fixture::amqp_url(),
         bus_prefix: prefix.clone(),
         admin_addr: "127.0.0.1:0".parse().unwrap(),
         prefetch: 1,
