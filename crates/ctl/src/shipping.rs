@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
+use domain::{ApiStatus, ApiTransition, InstructionStatus};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -316,24 +317,32 @@ async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
             shop.code
         );
     };
-    if status != "shipped" {
+    if status != InstructionStatus::Shipped {
         bail!(
             "order {} is {status}, not shipped: ship it first (`ctl ship`)",
             a.amazon_order_id
         );
     }
-    match api_status.as_str() {
-        "failed" | "awaiting_print" => {}
-        "printed" => bail!(
+    let refused = |api_status: ApiStatus| match api_status {
+        ApiStatus::Printed => anyhow::anyhow!(
             "order {} was sent and Amazon's result is still pending (印刷済み); wait for feed-poller",
             a.amazon_order_id
         ),
-        _ => bail!(
+        _ => anyhow::anyhow!(
             "order {} is already confirmed by Amazon (出荷済み)",
             a.amazon_order_id
         ),
+    };
+    if api_status.after(ApiTransition::ResendRequested).is_none() {
+        return Err(refused(api_status));
     }
-    store::resend::request(&mut conn, id).await?;
+    if !store::resend::request(&mut conn, id).await? {
+        // Changed meanwhile (feed-poller confirmed it): say what it is now.
+        let now = store::resend::shipment_state(&mut conn, shop.id, &a.amazon_order_id)
+            .await?
+            .map_or(api_status, |s| s.api_status);
+        return Err(refused(now));
+    }
     store::api_log::write(
         &mut conn,
         &store::api_log::Entry {
