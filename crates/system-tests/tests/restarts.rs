@@ -8,11 +8,10 @@ use domain::messages::CommandParams;
 use domain::window::ImportMode;
 use spapi_sim::MarketplaceMix;
 use sqlx::PgPool;
-use system_tests::harness::ShopInfo;
+use system_tests::Svc;
 use system_tests::invariants::{self, Expect};
-use system_tests::proxy::{FaultProxy, Mode};
-use system_tests::{Svc, System};
-use uuid::Uuid;
+use system_tests::proxy::Mode;
+use system_tests::slow_import::{SlowImport, wait_instructions};
 
 const WEEK: ImportMode = ImportMode::Hours { hours: 168 };
 
@@ -79,7 +78,7 @@ async fn broker_restart_mid_import_with_triggers_while_down(pool: PgPool) {
         a,
         proxy,
         ingest,
-    } = SlowImport::start(pool, 300, 31, 100).await;
+    } = SlowImport::start(pool, 300, 31, jp(), 100).await;
     wait_instructions(&sys, 20).await;
     let mut broker = StoppedBroker::stop();
     // The WMS keeps sending triggers: they wait in the outbox.
@@ -160,7 +159,7 @@ async fn db_restart_immediate_mid_import(pool: PgPool) {
         a,
         proxy,
         ingest,
-    } = SlowImport::start(pool, 300, 41, 100).await;
+    } = SlowImport::start(pool, 300, 41, jp(), 100).await;
     wait_instructions(&sys, 20).await;
     assert!(
         run(
@@ -196,7 +195,7 @@ async fn database_sessions_terminated_mid_transaction(pool: PgPool) {
         a,
         proxy,
         ingest,
-    } = SlowImport::start(pool, 200, 51, 60).await;
+    } = SlowImport::start(pool, 200, 51, jp(), 60).await;
     // Kill every other session of this database, three times during the import.
     let mut killed = 0i64;
     for _ in 0..3 {
@@ -223,51 +222,4 @@ async fn database_sessions_terminated_mid_transaction(pool: PgPool) {
     report.assert_ok();
     assert_eq!(report.orders_expected, 200);
     sys.shutdown().await;
-}
-
-/// An order import under way: `orders` JP orders at the simulator behind a proxy adding
-/// `latency_ms` to every call, every service started, and an import of the last week triggered
-/// (the moment the restart tests break something).
-struct SlowImport {
-    sys: System,
-    a: ShopInfo,
-    proxy: FaultProxy,
-    ingest: Uuid,
-}
-
-impl SlowImport {
-    async fn start(pool: PgPool, orders: usize, seed: u64, latency_ms: u64) -> Self {
-        let mut sys = System::new(pool).await;
-        let a = sys.a().clone();
-        sys.sim
-            .sim()
-            .generate_orders_for(spapi_sim::DEFAULT_SELLER_ID, orders, seed, jp());
-        let proxy = FaultProxy::start(sys.sim.addr()).await.unwrap();
-        sys.set_endpoint(a.id, &proxy.http_url()).await;
-        proxy.set(Mode::Latency(latency_ms));
-        sys.start_all();
-        let ingest = sys
-            .trigger(a.id, CommandParams::OrderIngest { mode: WEEK })
-            .await;
-        Self {
-            sys,
-            a,
-            proxy,
-            ingest,
-        }
-    }
-}
-
-/// Waits (at most 6 s) until the import has written `n` shipping instructions.
-async fn wait_instructions(sys: &System, n: i64) {
-    for _ in 0..300 {
-        if sys
-            .count("SELECT count(*) FROM shipping_instructions")
-            .await
-            >= n
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
