@@ -17,7 +17,6 @@ mod env;
 mod machine;
 mod scenarios;
 
-
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
