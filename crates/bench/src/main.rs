@@ -17,8 +17,6 @@ mod env;
 mod machine;
 mod scenarios;
 
-use std::time::Duration;
-
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
@@ -121,26 +119,16 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-fn env_ms(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 /// One service, wired exactly as its binary (`crates/<service>/src/main.rs`) wires it.
 fn serve(service: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let max_wait = Duration::from_millis(env_ms("SPAPI_MAX_LIMITER_WAIT_MS", 1000));
         match service {
             "order-ingest" => {
                 runtime::run(order_ingest::ACTION, &[], move |ctx| {
-                    let api =
-                        runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
-                            .expect("the SP-API client can be built");
+                    let api = ctx.spapi_client().expect("the SP-API client can be built");
                     order_ingest::OrderIngest::new(
                         ctx.pool,
                         ctx.keys,
@@ -153,9 +141,7 @@ fn serve(service: &str) -> anyhow::Result<()> {
             }
             "status-sync" => {
                 runtime::run(status_sync::ACTION, &[], move |ctx| {
-                    let api =
-                        runtime::spapi_client(&ctx.pool, ctx.config.spapi_rate_scale, max_wait)
-                            .expect("the SP-API client can be built");
+                    let api = ctx.spapi_client().expect("the SP-API client can be built");
                     status_sync::StatusSync::new(
                         ctx.pool,
                         ctx.keys,

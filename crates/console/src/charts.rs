@@ -12,6 +12,26 @@ pub struct Series {
     pub values: Vec<f64>,
 }
 
+impl Series {
+    /// A series named `name`, drawn in `color`.
+    pub fn new(name: impl Into<String>, color: &'static str, values: Vec<f64>) -> Self {
+        Series {
+            name: name.into(),
+            color,
+            values,
+        }
+    }
+
+    /// Series coloured from [`PALETTE`] in order (wrapping after the last colour).
+    pub fn in_palette(named: impl IntoIterator<Item = (String, Vec<f64>)>) -> Vec<Series> {
+        named
+            .into_iter()
+            .enumerate()
+            .map(|(k, (name, values))| Series::new(name, PALETTE[k % PALETTE.len()], values))
+            .collect()
+    }
+}
+
 /// Colours that stay apart for the usual colour-vision deficiencies.
 pub const PALETTE: [&str; 8] = [
     "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",

@@ -248,3 +248,45 @@ a{color:#1f5fa8}
 pub fn message(text: &str) -> String {
     format!(r#"<p class="flash err">{}</p>"#, e(text))
 }
+
+/// One header cell of a table: its (untranslated-by-now) label and whether it is right-aligned.
+pub struct Col<'a> {
+    label: &'a str,
+    num: bool,
+}
+
+impl<'a> Col<'a> {
+    /// A text column.
+    pub fn text(label: &'a str) -> Self {
+        Col { label, num: false }
+    }
+
+    /// A numeric column (right-aligned, `class="num"`).
+    pub fn num(label: &'a str) -> Self {
+        Col { label, num: true }
+    }
+}
+
+/// A table's opening up to `<tbody>`: the header cells (escaped) and, when `empty` is given (the
+/// table has no rows), one row across all columns saying so. The caller adds the rows and
+/// `</tbody></table>`.
+pub fn table_open(id: Option<&str>, cols: &[Col<'_>], empty: Option<&str>) -> String {
+    let mut h = match id {
+        Some(id) => format!(r#"<table id="{}"><thead><tr>"#, e(id)),
+        None => "<table><thead><tr>".to_owned(),
+    };
+    for c in cols {
+        let class = if c.num { r#" class="num""# } else { "" };
+        let _ = write!(h, "<th{class}>{}</th>", e(c.label));
+    }
+    h.push_str("</tr></thead><tbody>");
+    if let Some(text) = empty {
+        let _ = write!(
+            h,
+            r#"<tr><td colspan="{}">{}</td></tr>"#,
+            cols.len(),
+            e(text)
+        );
+    }
+    h
+}

@@ -22,14 +22,15 @@ pub const WINDOW: &str = "24 hours";
 /// Count keys of `action_runs.counts` that are not item counts.
 const NOT_ITEMS: [&str; 2] = ["duration_ms", "active_ms"];
 
-/// One metric family being written.
+/// One metric family being written: its samples all carry the family's name.
 struct Family<'a> {
     out: &'a mut String,
+    name: &'a str,
 }
 
 impl Family<'_> {
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        let _ = write!(self.out, "{name}");
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let _ = write!(self.out, "{}", self.name);
         if !labels.is_empty() {
             self.out.push('{');
             for (i, (k, v)) in labels.iter().enumerate() {
@@ -44,10 +45,10 @@ impl Family<'_> {
     }
 }
 
-fn header<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+fn header<'a>(out: &'a mut String, name: &'a str, kind: &str, help: &str) -> Family<'a> {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    Family { out }
+    Family { out, name }
 }
 
 /// Escapes a label value (backslash, double quote, newline).
@@ -79,11 +80,7 @@ pub(crate) async fn render(s: &Sources<'_>) -> String {
         "gauge",
         "1 while the service's consumer is running.",
     )
-    .sample(
-        "connector_consuming",
-        &[("service", svc)],
-        u8::from(s.consuming),
-    );
+    .sample(&[("service", svc)], u8::from(s.consuming));
 
     if let Err(e) = ledger(&mut out, s.pool, svc).await {
         errors.push(("ledger", e.to_string()));
@@ -105,11 +102,7 @@ pub(crate) async fn render(s: &Sources<'_>) -> String {
     );
     for source in ["ledger", "feeds", "outbox", "broker"] {
         let failed = errors.iter().any(|(s, _)| *s == source);
-        f.sample(
-            "connector_scrape_error",
-            &[("service", svc), ("source", source)],
-            u8::from(failed),
-        );
+        f.sample(&[("service", svc), ("source", source)], u8::from(failed));
     }
     for (source, error) in &errors {
         tracing::warn!(source, %error, "metrics source failed");
@@ -135,11 +128,7 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
         "Runs started in the last 24 hours, by action, shop and status.",
     );
     for (shop, status, n) in &runs {
-        f.sample(
-            "connector_runs_24h",
-            &[("action", action), ("shop", shop), ("status", status)],
-            n,
-        );
+        f.sample(&[("action", action), ("shop", shop), ("status", status)], n);
     }
 
     // Integer counts of the runs (order-ingest: new, updated, unchanged, failed, pages, ...).
@@ -169,11 +158,7 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
             "updated" => "updated",
             _ => continue,
         };
-        f.sample(
-            "connector_orders_24h",
-            &[("action", action), ("shop", shop), ("result", result)],
-            n,
-        );
+        f.sample(&[("action", action), ("shop", shop), ("result", result)], n);
     }
     let mut f = header(
         out,
@@ -182,11 +167,7 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
         "Sum of each integer count of the run ledger (action_runs.counts) over the runs started in the last 24 hours.",
     );
     for (shop, key, n) in &counts {
-        f.sample(
-            "connector_run_counts_24h",
-            &[("action", action), ("shop", shop), ("count", key)],
-            n,
-        );
+        f.sample(&[("action", action), ("shop", shop), ("count", key)], n);
     }
 
     let calls: Vec<(String, String, i64)> = sqlx::query_as(
@@ -214,11 +195,7 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
         "Amazon calls recorded by the runs started in the last 24 hours, by operation (operation=\"*\": all, from action_runs.amazon_calls).",
     );
     for (shop, op, n) in &calls {
-        f.sample(
-            "connector_run_amazon_calls_24h",
-            &[("action", action), ("shop", shop), ("operation", op)],
-            n,
-        );
+        f.sample(&[("action", action), ("shop", shop), ("operation", op)], n);
     }
     Ok(())
 }
@@ -245,7 +222,6 @@ async fn feeds(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx
     );
     for (shop, feed_type, result, n) in &rows {
         f.sample(
-            "connector_feed_messages_24h",
             &[
                 ("action", action),
                 ("shop", shop),
@@ -273,29 +249,21 @@ async fn outbox(out: &mut String, pool: &PgPool, service: &str) -> Result<(), sq
         "gauge",
         "Outbox rows due but not yet published (all services share the outbox).",
     )
-    .sample("connector_outbox_backlog", &[("service", service)], due);
+    .sample(&[("service", service)], due);
     header(
         out,
         "connector_outbox_scheduled",
         "gauge",
         "Outbox rows scheduled for later (continuations waiting for Amazon's quota).",
     )
-    .sample(
-        "connector_outbox_scheduled",
-        &[("service", service)],
-        scheduled,
-    );
+    .sample(&[("service", service)], scheduled);
     header(
         out,
         "connector_outbox_oldest_due_seconds",
         "gauge",
         "Age of the oldest due, unpublished outbox row (0 when none).",
     )
-    .sample(
-        "connector_outbox_oldest_due_seconds",
-        &[("service", service)],
-        format!("{oldest:.3}"),
-    );
+    .sample(&[("service", service)], format!("{oldest:.3}"));
     Ok(())
 }
 
@@ -333,7 +301,7 @@ async fn queues(out: &mut String, s: &Sources<'_>, errors: &mut Vec<(&str, Strin
         "Messages ready in the service's work queue (unacknowledged ones not counted).",
     );
     match &work_depth {
-        Ok(n) => f.sample("connector_queue_messages", &[("queue", &work)], n),
+        Ok(n) => f.sample(&[("queue", &work)], n),
         Err(e) => errors.push(("broker", e.clone())),
     }
     let mut f = header(
@@ -343,7 +311,7 @@ async fn queues(out: &mut String, s: &Sources<'_>, errors: &mut Vec<(&str, Strin
         "Messages in the service's dead-letter queue (see docs/operations.md, dead letters).",
     );
     match &dlq_depth {
-        Ok(n) => f.sample("connector_dead_letter_messages", &[("queue", &dlq)], n),
+        Ok(n) => f.sample(&[("queue", &dlq)], n),
         Err(e) => errors.push(("broker", e.clone())),
     }
 }
@@ -360,7 +328,6 @@ fn amazon(out: &mut String, service: &str) {
         let ok = s.calls.saturating_sub(s.throttled + s.errors);
         for (outcome, n) in [("ok", ok), ("throttled", s.throttled), ("error", s.errors)] {
             f.sample(
-                "connector_amazon_calls_total",
                 &[
                     ("service", service),
                     ("seller", seller),
@@ -379,7 +346,6 @@ fn amazon(out: &mut String, service: &str) {
     );
     for ((seller, op), s) in &stats {
         f.sample(
-            "connector_amazon_throttled_total",
             &[("service", service), ("seller", seller), ("operation", op)],
             s.throttled,
         );
@@ -392,7 +358,6 @@ fn amazon(out: &mut String, service: &str) {
     );
     for ((seller, op), s) in &stats {
         f.sample(
-            "connector_amazon_retries_total",
             &[("service", service), ("seller", seller), ("operation", op)],
             s.retries,
         );
@@ -405,7 +370,6 @@ fn amazon(out: &mut String, service: &str) {
     );
     for ((seller, op), s) in &stats {
         f.sample(
-            "connector_amazon_limiter_wait_seconds_total",
             &[("service", service), ("seller", seller), ("operation", op)],
             format!("{:.3}", s.limiter_wait_ms as f64 / 1000.0),
         );
@@ -420,7 +384,7 @@ mod tests {
     fn label_values_are_escaped() {
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         let mut out = String::new();
-        header(&mut out, "m", "gauge", "help").sample("m", &[("l", "x\"y")], 3);
+        header(&mut out, "m", "gauge", "help").sample(&[("l", "x\"y")], 3);
         assert_eq!(out, "# HELP m help\n# TYPE m gauge\nm{l=\"x\\\"y\"} 3\n");
     }
 }

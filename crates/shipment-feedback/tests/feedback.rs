@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{fast_feedback, fixture, tracking12};
+use common::{Fixture, fast_feedback, fixture, tracking12};
 use domain::shop::ShipmentStrategy;
 use sqlx::PgPool;
 
@@ -94,21 +94,7 @@ async fn crash_after_create_feed_is_reconciled_not_resent(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn unknown_outcome_without_feed_is_sent_again_once(pool: PgPool) {
     let fx = fixture(pool, ShipmentStrategy::Feed).await;
-    let sagawa = fx
-        .delivery_method("sagawa", "飛脚宅配便", Some("sagawa"))
-        .await;
-    let order = fx.sim_order();
-    let id = fx
-        .shipped_instruction(&order, sagawa, &[&tracking12(1)], fx.today())
-        .await;
-    fx.sim
-        .sim()
-        .inject_fault(
-            "createFeed",
-            spapi_sim::Fault::Status { status: 500 },
-            spapi_sim::FaultTrigger::Count(1),
-        )
-        .unwrap();
+    let id = shipped_with_create_feed_status(&fx, 500).await;
     let service = fx.service(fast_feedback());
     let first = service.run(fx.shop.id, None, "test").await.unwrap();
     assert!(first.continuation, "{first:?}");
@@ -304,21 +290,7 @@ async fn a_trigger_handled_twice_runs_once(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn refused_feed_fails_the_run_and_says_what_to_do(pool: PgPool) {
     let fx = fixture(pool, ShipmentStrategy::Feed).await;
-    let sagawa = fx
-        .delivery_method("sagawa", "飛脚宅配便", Some("sagawa"))
-        .await;
-    let order = fx.sim_order();
-    let id = fx
-        .shipped_instruction(&order, sagawa, &[&tracking12(1)], fx.today())
-        .await;
-    fx.sim
-        .sim()
-        .inject_fault(
-            "createFeed",
-            spapi_sim::Fault::Status { status: 400 },
-            spapi_sim::FaultTrigger::Count(1),
-        )
-        .unwrap();
+    let id = shipped_with_create_feed_status(&fx, 400).await;
     let service = fx.service(fast_feedback());
     let report = service.run(fx.shop.id, None, "test").await.unwrap();
     assert!(!report.continuation, "{report:?}");
@@ -346,4 +318,25 @@ async fn refused_feed_fails_the_run_and_says_what_to_do(pool: PgPool) {
     assert_eq!(fx.api_status(id).await.0, "awaiting_print");
     let again = service.run(fx.shop.id, None, "test").await.unwrap();
     assert_eq!(again.sent, 1, "{again:?}");
+}
+
+/// One shipped sagawa instruction, awaiting print, whose next `createFeed` Amazon answers with
+/// HTTP `status` (once).
+async fn shipped_with_create_feed_status(fx: &Fixture, status: u16) -> uuid::Uuid {
+    let sagawa = fx
+        .delivery_method("sagawa", "飛脚宅配便", Some("sagawa"))
+        .await;
+    let order = fx.sim_order();
+    let id = fx
+        .shipped_instruction(&order, sagawa, &[&tracking12(1)], fx.today())
+        .await;
+    fx.sim
+        .sim()
+        .inject_fault(
+            "createFeed",
+            spapi_sim::Fault::Status { status },
+            spapi_sim::FaultTrigger::Count(1),
+        )
+        .unwrap();
+    id
 }

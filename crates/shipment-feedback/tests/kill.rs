@@ -62,16 +62,9 @@ async fn killed_after_create_feed_and_restarted_sends_nothing_twice(pool: PgPool
         Utc::now(),
     );
     let mut conn = pool.acquire().await.unwrap();
-    bus::outbox::enqueue(
-        &mut conn,
-        bus::OutboxMessage::new(
-            topology.commands_exchange(),
-            shipment_feedback::SERVICE,
-            serde_json::to_value(&cmd).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
+    bus::outbox::enqueue(&mut conn, bus::OutboxMessage::command(&topology, &cmd))
+        .await
+        .unwrap();
     drop(conn);
 
     let result = async {

@@ -508,8 +508,7 @@ async fn feeds_responses_validate_against_the_model() {
     .await;
     assert_eq!(status, 200);
     model.check_response("getFeedDocument", status, &fd);
-    let (_, _, plain, _) =
-        download_result(&sim, &t, feed["resultFeedDocumentId"].as_str().unwrap()).await;
+    let plain = result_of(&sim, &t, &feed).await;
     xmllint(&format!("{MODELS}/xsd/ProcessingReport.xsd"), &plain).unwrap();
 
     for (op, status, body) in [
@@ -644,7 +643,7 @@ async fn listings_feed_documents_and_reports_follow_the_json_schemas() {
         );
     }
     let t = token_for(&sim, "example-client", "example-secret", "Atzr|example").await;
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "JSON_LISTINGS_FEED",
@@ -653,10 +652,8 @@ async fn listings_feed_documents_and_reports_follow_the_json_schemas() {
         serde_json::to_vec(&example).unwrap(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     assert_eq!(feed["processingStatus"], "DONE");
-    let (_, _, plain, _) =
-        download_result(&sim, &t, feed["resultFeedDocumentId"].as_str().unwrap()).await;
+    let plain = result_of(&sim, &t, &feed).await;
     let report: Value = serde_json::from_slice(&plain).unwrap();
     assert_valid(
         &report_schema,
@@ -692,7 +689,7 @@ async fn listings_feed_documents_and_reports_follow_the_json_schemas() {
         {"messageId": 2, "sku": "SKU-0001", "operationType": "PATCH"},
         {"messageId": 3, "sku": "SKU-0001", "operationType": "PATCH", "productType": "PRODUCT", "patches": [{"op": "merge", "path": "/attributes/fulfillment_availability", "value": [{"fulfillment_channel_code": "DEFAULT", "lead_time_to_ship_max_days": -1}]}]}
     ]});
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t0,
         "JSON_LISTINGS_FEED",
@@ -701,15 +698,13 @@ async fn listings_feed_documents_and_reports_follow_the_json_schemas() {
         serde_json::to_vec(&bad).unwrap(),
     )
     .await;
-    let feed = wait_feed(&sim, &t0, &feed_id).await;
-    let (_, _, plain, _) =
-        download_result(&sim, &t0, feed["resultFeedDocumentId"].as_str().unwrap()).await;
+    let plain = result_of(&sim, &t0, &feed).await;
     let report: Value = serde_json::from_slice(&plain).unwrap();
     assert_valid(&report_schema, &report, "error report");
     assert_eq!(report["summary"]["messagesInvalid"], 3);
     // FATAL report too.
     let fatal = json!({"header": {"sellerId": "X", "version": "2.0"}, "messages": [{"messageId": 1, "sku": "A", "operationType": "DELETE"}]});
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t0,
         "JSON_LISTINGS_FEED",
@@ -718,10 +713,8 @@ async fn listings_feed_documents_and_reports_follow_the_json_schemas() {
         serde_json::to_vec(&fatal).unwrap(),
     )
     .await;
-    let feed = wait_feed(&sim, &t0, &feed_id).await;
     assert_eq!(feed["processingStatus"], "FATAL");
-    let (_, _, plain, _) =
-        download_result(&sim, &t0, feed["resultFeedDocumentId"].as_str().unwrap()).await;
+    let plain = result_of(&sim, &t0, &feed).await;
     assert_valid(
         &report_schema,
         &serde_json::from_slice(&plain).unwrap(),

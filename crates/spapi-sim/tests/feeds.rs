@@ -40,7 +40,7 @@ async fn fulfillment_feed_with_one_bad_tracking_number_ships_the_others() {
             ),
         ],
     );
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "POST_ORDER_FULFILLMENT_DATA",
@@ -49,7 +49,6 @@ async fn fulfillment_feed_with_one_bad_tracking_number_ships_the_others() {
         xml.into_bytes(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     assert_eq!(feed["processingStatus"], "DONE");
     assert!(feed["processingStartTime"].is_string() && feed["processingEndTime"].is_string());
 
@@ -143,7 +142,7 @@ async fn japanese_reports_are_shift_jis_and_gzipped() {
             (&ok.order_id, "YamatoTransport", None, "123456789013"),
         ],
     );
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "POST_ORDER_FULFILLMENT_DATA",
@@ -152,7 +151,6 @@ async fn japanese_reports_are_shift_jis_and_gzipped() {
         xml.into_bytes(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     let (ct, raw, plain, doc) =
         download_result(&sim, &t, feed["resultFeedDocumentId"].as_str().unwrap()).await;
     assert_eq!(doc["compressionAlgorithm"], "GZIP");
@@ -205,7 +203,7 @@ async fn japanese_reports_are_shift_jis_and_gzipped() {
         .unwrap();
     let other = unshipped(&sim, MARKETPLACE_JP);
     let xml = fulfillment_feed(DEFAULT_SELLER_ID, &[(&other.order_id, "Other", None, "X1")]);
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "POST_ORDER_FULFILLMENT_DATA",
@@ -214,7 +212,6 @@ async fn japanese_reports_are_shift_jis_and_gzipped() {
         xml.into_bytes(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     let (ct, _, plain, doc) =
         download_result(&sim, &t, feed["resultFeedDocumentId"].as_str().unwrap()).await;
     assert!(doc.get("compressionAlgorithm").is_none());
@@ -232,7 +229,7 @@ async fn japanese_reports_are_shift_jis_and_gzipped() {
 async fn malformed_fulfillment_xml_is_reported_not_applied() {
     let sim = start(fast_config()).await;
     let t = token(&sim).await;
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "POST_ORDER_FULFILLMENT_DATA",
@@ -241,10 +238,8 @@ async fn malformed_fulfillment_xml_is_reported_not_applied() {
         b"<AmazonEnvelope><Header>".to_vec(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     assert_eq!(feed["processingStatus"], "DONE");
-    let (_, _, plain, _) =
-        download_result(&sim, &t, feed["resultFeedDocumentId"].as_str().unwrap()).await;
+    let plain = result_of(&sim, &t, &feed).await;
     let text = String::from_utf8(plain.clone()).unwrap();
     assert!(
         text.contains("<ResultMessageCode>5000</ResultMessageCode>"),
@@ -348,7 +343,7 @@ async fn listings_feed_merge_keeps_handling_time() {
 async fn removed_and_unuploaded_feeds_end_fatal() {
     let sim = start(fast_config()).await;
     let t = token(&sim).await;
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "POST_INVENTORY_AVAILABILITY_DATA",
@@ -357,7 +352,6 @@ async fn removed_and_unuploaded_feeds_end_fatal() {
         b"<AmazonEnvelope/>".to_vec(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     assert_eq!(feed["processingStatus"], "FATAL");
     let feed_id = submit_feed(
         &sim,
@@ -374,7 +368,7 @@ async fn removed_and_unuploaded_feeds_end_fatal() {
     );
     // Bad JSON listings header → FATAL with a report.
     let body = serde_json::to_vec(&json!({"header": {"sellerId": "SOMEONE-ELSE", "version": "2.0"}, "messages": [{"messageId": 1, "sku": "SKU-0001", "operationType": "DELETE"}]})).unwrap();
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "JSON_LISTINGS_FEED",
@@ -383,7 +377,6 @@ async fn removed_and_unuploaded_feeds_end_fatal() {
         body,
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     assert_eq!(feed["processingStatus"], "FATAL");
     assert!(sim.sim().listing("SKU-0001").is_some());
     sim.shutdown().await;
@@ -619,7 +612,7 @@ async fn truncated_gzip_fault_breaks_the_download() {
         DEFAULT_SELLER_ID,
         &[(&o.order_id, "YamatoTransport", None, "123456789012")],
     );
-    let feed_id = submit_feed(
+    let feed = submit_and_wait(
         &sim,
         &t,
         "POST_ORDER_FULFILLMENT_DATA",
@@ -628,7 +621,6 @@ async fn truncated_gzip_fault_breaks_the_download() {
         xml.into_bytes(),
     )
     .await;
-    let feed = wait_feed(&sim, &t, &feed_id).await;
     sim.sim()
         .inject_fault(
             "downloadDocument",

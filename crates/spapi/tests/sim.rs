@@ -73,6 +73,36 @@ fn sim_calls(sim: &RunningSim, op: &str) -> spapi_sim::CallCount {
     sim.sim().call_counts().get(op).cloned().unwrap_or_default()
 }
 
+/// Uploads `body`, creates a JP `feed_type` feed of it, lets the simulator finish it (DONE) and
+/// returns its processing report's document.
+async fn feed_result(
+    shop: &Shop,
+    sim: &spapi_sim::Sim,
+    feed_type: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> spapi::feeds::FeedDocument {
+    let doc = shop
+        .prepare_feed_document(content_type, body)
+        .await
+        .unwrap();
+    let created = shop
+        .create_feed(&CreateFeedSpecification {
+            feed_type: feed_type.into(),
+            marketplace_ids: jp(),
+            input_feed_document_id: doc.feed_document_id,
+            feed_options: None,
+        })
+        .await
+        .unwrap();
+    sim.complete_feeds();
+    let done = shop.get_feed(&created.feed_id).await.unwrap();
+    assert_eq!(done.processing_status, ProcessingStatus::Done);
+    shop.get_feed_document(done.result_feed_document_id.as_deref().unwrap())
+        .await
+        .unwrap()
+}
+
 async fn get_item(shop: &Shop, sku: &str) -> Result<spapi::listings::ListingsItem, Error> {
     shop.get_listings_item(
         sku,
@@ -818,26 +848,14 @@ async fn fulfillment_feed_round_trip_with_japanese_report(pool: PgPool) {
     );
     assert!(feed.rejected.is_empty());
     let xml = feed.xml.clone().unwrap();
-    let doc = shop
-        .prepare_feed_document(XML_CONTENT_TYPE, xml.into_bytes())
-        .await
-        .unwrap();
-    let created = shop
-        .create_feed(&CreateFeedSpecification {
-            feed_type: POST_ORDER_FULFILLMENT_DATA.into(),
-            marketplace_ids: jp(),
-            input_feed_document_id: doc.feed_document_id,
-            feed_options: None,
-        })
-        .await
-        .unwrap();
-    s.complete_feeds();
-    let done = shop.get_feed(&created.feed_id).await.unwrap();
-    assert_eq!(done.processing_status, ProcessingStatus::Done);
-    let result = shop
-        .get_feed_document(done.result_feed_document_id.as_deref().unwrap())
-        .await
-        .unwrap();
+    let result = feed_result(
+        &shop,
+        s,
+        POST_ORDER_FULFILLMENT_DATA,
+        XML_CONTENT_TYPE,
+        xml.into_bytes(),
+    )
+    .await;
     assert_eq!(
         result.compression_algorithm,
         Some(spapi::feeds::CompressionAlgorithm::Gzip),
@@ -943,26 +961,14 @@ async fn listings_feed_patch_and_get(pool: PgPool) {
         },
     );
     let feed = &built.feeds[0];
-    let doc = shop
-        .prepare_feed_document(JSON_CONTENT_TYPE, feed.json.clone().into_bytes())
-        .await
-        .unwrap();
-    let created = shop
-        .create_feed(&CreateFeedSpecification {
-            feed_type: JSON_LISTINGS_FEED.into(),
-            marketplace_ids: jp(),
-            input_feed_document_id: doc.feed_document_id,
-            feed_options: None,
-        })
-        .await
-        .unwrap();
-    s.complete_feeds();
-    let done = shop.get_feed(&created.feed_id).await.unwrap();
-    assert_eq!(done.processing_status, ProcessingStatus::Done);
-    let document = shop
-        .get_feed_document(done.result_feed_document_id.as_deref().unwrap())
-        .await
-        .unwrap();
+    let document = feed_result(
+        &shop,
+        s,
+        JSON_LISTINGS_FEED,
+        JSON_CONTENT_TYPE,
+        feed.json.clone().into_bytes(),
+    )
+    .await;
     let text = shop.download_document(&document).await.unwrap().text();
     let report = parse_processing_report(&text.text).unwrap();
     let results = report.message_results(feed.messages.iter().map(|m| m.message_id));

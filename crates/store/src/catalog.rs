@@ -14,6 +14,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::{StoreError, map_unique};
 
 /// A product.
@@ -72,10 +73,7 @@ pub async fn product_by_code(
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "product",
-        key: code.to_owned(),
-    })
+    .found("product", code)
 }
 
 /// A product with its stock, for listings.
@@ -319,10 +317,7 @@ pub async fn delivery_method_by_code(
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "delivery method",
-        key: code.to_owned(),
-    })
+    .found("delivery method", code)
 }
 
 /// A stored delivery rule with its target.

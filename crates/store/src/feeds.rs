@@ -10,6 +10,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::StoreError;
 
 /// Submission states (the `feed_submissions.state` column).
@@ -184,10 +185,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Submission, StoreE
            FROM feed_submissions WHERE id = $1"#, id)
         .fetch_optional(conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "feed submission",
-            key: id.to_string(),
-        })
+        .found("feed submission", id)
 }
 
 /// A submission by Amazon's feed id.
@@ -202,10 +200,7 @@ pub async fn get_by_amazon_id(
            FROM feed_submissions WHERE shop_id = $1 AND amazon_feed_id = $2"#, shop_id, amazon_feed_id)
         .fetch_optional(conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "feed",
-            key: amazon_feed_id.to_owned(),
-        })
+        .found("feed", amazon_feed_id)
 }
 
 /// Newest submissions of a shop (optionally one state).

@@ -17,6 +17,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::{StoreError, catalog, pii::PersonalData};
 use crypto::Keyring;
 
@@ -182,10 +183,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Instruction, Store
     select_instruction!("WHERE id = $1", id)
         .fetch_optional(conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "instruction",
-            key: id.to_string(),
-        })
+        .found("instruction", id)
 }
 
 /// Every instruction of a shop, oldest order first.
@@ -675,10 +673,7 @@ pub async fn set_status(
     )
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "instruction",
-        key: instruction_id.to_string(),
-    })?;
+    .found("instruction", instruction_id)?;
     if status == InstructionStatus::Allocated {
         let moved = sqlx::query!(
             r#"UPDATE instruction_lines l SET reserved_quantity = 0

@@ -18,6 +18,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::StoreError;
 
 /// Feed type of inventory pushes.
@@ -265,10 +266,7 @@ pub async fn set_handling_days(
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "external product (SKU)",
-        key: sku.to_owned(),
-    })
+    .found("external product (SKU)", sku)
 }
 
 /// A mapped SKU by its SKU.
@@ -287,10 +285,7 @@ pub async fn mapping(
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "external product (SKU)",
-        key: sku.to_owned(),
-    })
+    .found("external product (SKU)", sku)
 }
 
 /// Why a SKU is pushed.
@@ -518,10 +513,7 @@ pub async fn apply_listing_results(
     )
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "feed submission",
-        key: submission_id.to_string(),
-    })?;
+    .found("feed submission", submission_id)?;
 
     let mut ids = Vec::with_capacity(outcomes.len());
     let mut results = Vec::with_capacity(outcomes.len());

@@ -39,6 +39,22 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A row that must exist: `None` becomes [`StoreError::NotFound`] naming what was looked for and
+/// by which key (the key is only formatted when the row is missing).
+pub(crate) trait Found<T> {
+    /// The value, or `NotFound { what, key }`.
+    fn found(self, what: &'static str, key: impl std::fmt::Display) -> Result<T, StoreError>;
+}
+
+impl<T> Found<T> for Option<T> {
+    fn found(self, what: &'static str, key: impl std::fmt::Display) -> Result<T, StoreError> {
+        self.ok_or_else(|| StoreError::NotFound {
+            what,
+            key: key.to_string(),
+        })
+    }
+}
+
 impl StoreError {
     /// Whether retrying later may succeed (connection problems, serialization failures):
     /// [`is_transient_db`] of the database error.

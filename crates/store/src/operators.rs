@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::StoreError;
 
 /// A shop an operator sees.
@@ -33,10 +34,7 @@ pub async fn upsert(
         let id = sqlx::query_scalar!("SELECT id FROM shops WHERE code = $1", code)
             .fetch_optional(&mut *conn)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "shop",
-                key: code.clone(),
-            })?;
+            .found("shop", code)?;
         shop_ids.push(id);
     }
     let id = sqlx::query_scalar!(

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::StoreError;
 
 /// An instruction's buyer and ship-to data. `Debug` never prints the values.
@@ -125,10 +126,7 @@ pub async fn write(
     )
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "instruction",
-        key: id.to_string(),
-    })?;
+    .found("instruction", id)?;
     seal_row(conn, keys, shop_id, id, data).await
 }
 

@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::StoreError;
 
 /// Outcome of a run.
@@ -99,7 +100,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Run, StoreError> {
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound { what: "run", key: id.to_string() })
+    .found("run", id)
 }
 
 /// Recent runs, newest first (the console and `ctl` filter more: [`crate::read::runs::list`]).

@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::{StoreError, map_unique};
 
 /// LWA credentials of a shop, decrypted. `Debug` redacts the secrets.
@@ -156,7 +157,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<ShopRecord, StoreE
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound { what: "shop", key: id.to_string() })?;
+    .found("shop", id)?;
     row.try_into()
 }
 
@@ -171,7 +172,7 @@ pub async fn get_by_code(conn: &mut PgConnection, code: &str) -> Result<ShopReco
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound { what: "shop", key: code.to_owned() })?;
+    .found("shop", code)?;
     row.try_into()
 }
 
@@ -201,7 +202,7 @@ pub async fn credentials(
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound { what: "shop", key: shop_id.to_string() })?;
+    .found("shop", shop_id)?;
     Ok(Credentials {
         client_id: r.lwa_client_id,
         client_secret: keys
@@ -290,10 +291,7 @@ pub async fn promote_client_secret(
     let creds = credentials(conn, keys, shop_id).await?;
     let next = creds
         .client_secret_next
-        .ok_or_else(|| StoreError::NotFound {
-            what: "staged client secret for shop",
-            key: shop_id.to_string(),
-        })?;
+        .found("staged client secret for shop", shop_id)?;
     let enc = keys.encrypt_secret(&next, &aad(shop_id, "lwa_client_secret"));
     sqlx::query!(
         "UPDATE shops SET lwa_client_secret_enc = $2, lwa_client_secret_next_enc = NULL, updated_at = now() WHERE id = $1",

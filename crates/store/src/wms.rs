@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::Found as _;
 use crate::StoreError;
 
 async fn locked(
@@ -20,7 +21,7 @@ async fn locked(
     )
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound { what: "instruction for order", key: amazon_order_id.to_owned() })?;
+    .found("instruction for order", amazon_order_id)?;
     Ok((row.id, row.status))
 }
 

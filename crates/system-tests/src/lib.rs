@@ -7,5 +7,6 @@ pub mod harness;
 pub mod invariants;
 pub mod processes;
 pub mod proxy;
+pub mod slow_import;
 
 pub use harness::{Svc, System};

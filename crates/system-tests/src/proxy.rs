@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -143,47 +144,33 @@ async fn pipe(
 ) {
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
-    let (mut ir, mut iw) = inbound.into_split();
-    let (mut or, mut ow) = outbound.into_split();
-    let m1 = mode.clone();
-    let up = async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = match ir.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if !forward_delay(&m1).await {
-                // blackholed mid-stream: swallow
-                continue;
-            }
-            if ow.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = ow.shutdown().await;
-    };
-    let m2 = mode.clone();
-    let down = async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = match or.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            if !forward_delay(&m2).await {
-                continue;
-            }
-            if iw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = iw.shutdown().await;
-    };
+    let (ir, iw) = inbound.into_split();
+    let (or, ow) = outbound.into_split();
+    let up = pump(ir, ow, mode.clone());
+    let down = pump(or, iw, mode);
     tokio::select! {
         _ = async { tokio::join!(up, down) } => {}
         _ = generation.changed() => {}
     }
+}
+
+/// Copies one direction of a connection chunk by chunk, applying the current mode to each
+/// (delayed, or swallowed while blackholed mid-stream), then shuts the writer down.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mode: watch::Receiver<Mode>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if !forward_delay(&mode).await {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// Applies the current mode to one chunk: false when it must be swallowed.

@@ -10,6 +10,7 @@ use spapi_sim::{Fault, FaultTrigger, MarketplaceMix};
 use sqlx::PgPool;
 use system_tests::invariants::{self, Expect};
 use system_tests::proxy::{FaultProxy, Mode};
+use system_tests::slow_import::{SlowImport, wait_instructions};
 use system_tests::{Svc, System};
 
 fn jp(pending: f64) -> MarketplaceMix {
@@ -275,32 +276,14 @@ async fn crash_after_amazon_accepted_the_feed_before_the_commit(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn importer_aborted_mid_run_and_restarted_imports_everything_once(pool: PgPool) {
-    let mut sys = System::new(pool).await;
-    let a = sys.a().clone();
-    sys.sim
-        .sim()
-        .generate_orders_for(spapi_sim::DEFAULT_SELLER_ID, 120, 4, jp(0.2));
-    let proxy = FaultProxy::start(sys.sim.addr()).await.unwrap();
-    sys.set_endpoint(a.id, &proxy.http_url()).await;
-    proxy.set(Mode::Latency(150));
-    sys.start_all();
-    let id = sys
-        .trigger(
-            a.id,
-            domain::messages::CommandParams::OrderIngest { mode: WEEK },
-        )
-        .await;
+    let SlowImport {
+        mut sys,
+        a,
+        proxy,
+        ingest: id,
+    } = SlowImport::start(pool, 120, 4, jp(0.2), 150).await;
     // Abort once some pages are committed, before the run ends.
-    for _ in 0..200 {
-        if sys
-            .count("SELECT count(*) FROM shipping_instructions")
-            .await
-            >= 20
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_instructions(&sys, 20).await;
     sys.abort(Svc::OrderIngest).await;
     let partial = sys
         .count("SELECT count(*) FROM shipping_instructions")
@@ -448,31 +431,13 @@ async fn amazon_clock_ten_minutes_ahead_misses_no_order(pool: PgPool) {
 /// (`store::runs::claim_continuation`).
 #[sqlx::test(migrations = "../../migrations")]
 async fn importer_killed_during_a_continuation_resumes_the_run(pool: PgPool) {
-    let mut sys = System::new(pool).await;
-    let a = sys.a().clone();
-    sys.sim
-        .sim()
-        .generate_orders_for(spapi_sim::DEFAULT_SELLER_ID, 200, 6, jp(0.0));
-    let proxy = FaultProxy::start(sys.sim.addr()).await.unwrap();
-    sys.set_endpoint(a.id, &proxy.http_url()).await;
-    proxy.set(Mode::Latency(100));
-    sys.start_all();
-    let id = sys
-        .trigger(
-            a.id,
-            domain::messages::CommandParams::OrderIngest { mode: WEEK },
-        )
-        .await;
-    for _ in 0..400 {
-        if sys
-            .count("SELECT count(*) FROM shipping_instructions")
-            .await
-            >= 20
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let SlowImport {
+        mut sys,
+        a: _,
+        proxy,
+        ingest: id,
+    } = SlowImport::start(pool, 200, 6, jp(0.0), 100).await;
+    wait_instructions(&sys, 20).await;
     // Amazon's quota is spent: the next page waits longer than the limiter may sleep, so the
     // run stores its cursor and schedules a continuation.
     let rate: f64 = sqlx::query_scalar(

@@ -8,9 +8,10 @@ use domain::messages::CommandParams;
 use domain::window::ImportMode;
 use spapi_sim::MarketplaceMix;
 use sqlx::PgPool;
+use system_tests::Svc;
 use system_tests::invariants::{self, Expect};
-use system_tests::proxy::{FaultProxy, Mode};
-use system_tests::{Svc, System};
+use system_tests::proxy::Mode;
+use system_tests::slow_import::{SlowImport, wait_instructions};
 
 const WEEK: ImportMode = ImportMode::Hours { hours: 168 };
 
@@ -72,28 +73,13 @@ impl Drop for StoppedBroker {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn broker_restart_mid_import_with_triggers_while_down(pool: PgPool) {
-    let mut sys = System::new(pool).await;
-    let a = sys.a().clone();
-    sys.sim
-        .sim()
-        .generate_orders_for(spapi_sim::DEFAULT_SELLER_ID, 300, 31, jp());
-    let proxy = FaultProxy::start(sys.sim.addr()).await.unwrap();
-    sys.set_endpoint(a.id, &proxy.http_url()).await;
-    proxy.set(Mode::Latency(100));
-    sys.start_all();
-    let ingest = sys
-        .trigger(a.id, CommandParams::OrderIngest { mode: WEEK })
-        .await;
-    for _ in 0..300 {
-        if sys
-            .count("SELECT count(*) FROM shipping_instructions")
-            .await
-            >= 20
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let SlowImport {
+        sys,
+        a,
+        proxy,
+        ingest,
+    } = SlowImport::start(pool, 300, 31, jp(), 100).await;
+    wait_instructions(&sys, 20).await;
     let mut broker = StoppedBroker::stop();
     // The WMS keeps sending triggers: they wait in the outbox.
     let during = [
@@ -168,28 +154,13 @@ async fn broker_restart_mid_import_with_triggers_while_down(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn db_restart_immediate_mid_import(pool: PgPool) {
-    let mut sys = System::new(pool).await;
-    let a = sys.a().clone();
-    sys.sim
-        .sim()
-        .generate_orders_for(spapi_sim::DEFAULT_SELLER_ID, 300, 41, jp());
-    let proxy = FaultProxy::start(sys.sim.addr()).await.unwrap();
-    sys.set_endpoint(a.id, &proxy.http_url()).await;
-    proxy.set(Mode::Latency(100));
-    sys.start_all();
-    let ingest = sys
-        .trigger(a.id, CommandParams::OrderIngest { mode: WEEK })
-        .await;
-    for _ in 0..300 {
-        if sys
-            .count("SELECT count(*) FROM shipping_instructions")
-            .await
-            >= 20
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let SlowImport {
+        sys,
+        a,
+        proxy,
+        ingest,
+    } = SlowImport::start(pool, 300, 41, jp(), 100).await;
+    wait_instructions(&sys, 20).await;
     assert!(
         run(
             "pg_ctlcluster",
@@ -219,18 +190,12 @@ async fn db_restart_immediate_mid_import(pool: PgPool) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn database_sessions_terminated_mid_transaction(pool: PgPool) {
-    let mut sys = System::new(pool).await;
-    let a = sys.a().clone();
-    sys.sim
-        .sim()
-        .generate_orders_for(spapi_sim::DEFAULT_SELLER_ID, 200, 51, jp());
-    let proxy = FaultProxy::start(sys.sim.addr()).await.unwrap();
-    sys.set_endpoint(a.id, &proxy.http_url()).await;
-    proxy.set(Mode::Latency(60));
-    sys.start_all();
-    let ingest = sys
-        .trigger(a.id, CommandParams::OrderIngest { mode: WEEK })
-        .await;
+    let SlowImport {
+        sys,
+        a,
+        proxy,
+        ingest,
+    } = SlowImport::start(pool, 200, 51, jp(), 60).await;
     // Kill every other session of this database, three times during the import.
     let mut killed = 0i64;
     for _ in 0..3 {

@@ -184,16 +184,9 @@ async fn forty_shipments_through_the_bus(pool: PgPool) {
         Utc::now(),
     );
     let mut conn = pool.acquire().await.unwrap();
-    bus::outbox::enqueue(
-        &mut conn,
-        bus::OutboxMessage::new(
-            topology.commands_exchange(),
-            shipment_feedback::SERVICE,
-            serde_json::to_value(&cmd).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
+    bus::outbox::enqueue(&mut conn, bus::OutboxMessage::command(&topology, &cmd))
+        .await
+        .unwrap();
     drop(conn);
 
     let mut done = false;

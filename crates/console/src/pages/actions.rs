@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::{
     AppError, Ctx,
     auth::ShopRef,
-    html::{badge, e, time, url_enc},
+    html::{Col, badge, e, table_open, time, url_enc},
     i18n::Lang,
     nz,
 };
@@ -294,21 +294,20 @@ async fn render(
     .await?;
     let _ = write!(
         body,
-        r#"<h2>{}</h2><table id="triggers"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
-        e(t("最近の実行依頼", "Recent triggers")),
-        e(t("依頼日時", "Requested")),
-        e(t("アクション", "Action")),
-        e(t("依頼者", "Requested by")),
-        e(t("キュー", "Queue")),
-        e(t("実行", "Run")),
+        "<h2>{}</h2>",
+        e(t("最近の実行依頼", "Recent triggers"))
     );
-    if rows.is_empty() {
-        let _ = write!(
-            body,
-            r#"<tr><td colspan="5">{}</td></tr>"#,
-            e(t("まだありません", "None yet"))
-        );
-    }
+    body.push_str(&table_open(
+        Some("triggers"),
+        &[
+            Col::text(t("依頼日時", "Requested")),
+            Col::text(t("アクション", "Action")),
+            Col::text(t("依頼者", "Requested by")),
+            Col::text(t("キュー", "Queue")),
+            Col::text(t("実行", "Run")),
+        ],
+        rows.is_empty().then(|| t("まだありません", "None yet")),
+    ));
     for r in rows {
         let sent = if r.sent_at.is_some() {
             badge("ok", t("配信済み", "Published"))

@@ -8,7 +8,7 @@ use store::api_log::{self, Record};
 
 use crate::{
     AppError, Ctx,
-    html::{badge, e, opt, options, time_s, url_enc},
+    html::{Col, badge, e, opt, options, table_open, time_s, url_enc},
     nz,
     pages::action_select,
 };
@@ -77,23 +77,21 @@ pub async fn page(ctx: Ctx, Query(q): Query<LogQ>) -> Result<Html<String>, AppEr
 /// an instruction's detail).
 pub fn log_table(ctx: &Ctx, rows: &[Record]) -> String {
     let t = |ja, en| ctx.t(ja, en);
-    let mut h = format!(
-        r#"<table id="api-log"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>SKU</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
-        e(t("日時", "Time")),
-        e(t("ショップ", "Shop")),
-        e(t("アクション", "Action")),
-        e(t("レベル", "Level")),
-        e(t("注文番号", "Order id")),
-        e(t("コード", "Code")),
-        e(t("メッセージ", "Message")),
+    let mut h = table_open(
+        Some("api-log"),
+        &[
+            Col::text(t("日時", "Time")),
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("アクション", "Action")),
+            Col::text(t("レベル", "Level")),
+            Col::text(t("注文番号", "Order id")),
+            Col::text("SKU"),
+            Col::text(t("コード", "Code")),
+            Col::text(t("メッセージ", "Message")),
+        ],
+        rows.is_empty()
+            .then(|| t("該当するログはありません", "No entries match")),
     );
-    if rows.is_empty() {
-        let _ = write!(
-            h,
-            r#"<tr><td colspan="8">{}</td></tr>"#,
-            e(t("該当するログはありません", "No entries match"))
-        );
-    }
     for r in rows {
         let details = r
             .details

@@ -217,39 +217,19 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         ),
         &labels,
         &[
-            Series {
-                name: t("取込", "Imported").into(),
-                color: PALETTE[0],
-                values: imported,
-            },
-            Series {
-                name: t("入金済み", "Paid").into(),
-                color: PALETTE[1],
-                values: paid,
-            },
-            Series {
-                name: t("キャンセル", "Canceled").into(),
-                color: PALETTE[2],
-                values: canceled,
-            },
-            Series {
-                name: t("出荷済み", "Shipped").into(),
-                color: PALETTE[3],
-                values: shipped,
-            },
+            Series::new(t("取込", "Imported"), PALETTE[0], imported),
+            Series::new(t("入金済み", "Paid"), PALETTE[1], paid),
+            Series::new(t("キャンセル", "Canceled"), PALETTE[2], canceled),
+            Series::new(t("出荷済み", "Shipped"), PALETTE[3], shipped),
         ],
         false,
         no_data,
     );
-    let call_series: Vec<Series> = calls
-        .into_iter()
-        .enumerate()
-        .map(|(k, (a, values))| Series {
-            name: ctx.lang.action(a).into(),
-            color: PALETTE[k % PALETTE.len()],
-            values,
-        })
-        .collect();
+    let call_series = Series::in_palette(
+        calls
+            .into_iter()
+            .map(|(a, values)| (ctx.lang.action(a).to_owned(), values)),
+    );
     let calls_chart = charts::lines(
         "chart-calls",
         t(
@@ -264,15 +244,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     let mut busiest: Vec<(String, Vec<f64>)> = op_days.into_iter().collect();
     busiest.sort_by(|a, b| b.1.iter().sum::<f64>().total_cmp(&a.1.iter().sum::<f64>()));
     busiest.truncate(PALETTE.len());
-    let op_series: Vec<Series> = busiest
-        .into_iter()
-        .enumerate()
-        .map(|(k, (name, values))| Series {
-            name,
-            color: PALETTE[k],
-            values,
-        })
-        .collect();
+    let op_series = Series::in_palette(busiest);
     let ops_chart = charts::lines(
         "chart-operations",
         t(
@@ -291,21 +263,9 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         ),
         &labels,
         &[
-            Series {
-                name: t("429応答", "429 responses").into(),
-                color: PALETTE[3],
-                values: throttled,
-            },
-            Series {
-                name: t("クォータ待ち", "Quota waits").into(),
-                color: PALETTE[4],
-                values: waits,
-            },
-            Series {
-                name: t("失敗した実行", "Failed runs").into(),
-                color: PALETTE[2],
-                values: failed_runs,
-            },
+            Series::new(t("429応答", "429 responses"), PALETTE[3], throttled),
+            Series::new(t("クォータ待ち", "Quota waits"), PALETTE[4], waits),
+            Series::new(t("失敗した実行", "Failed runs"), PALETTE[2], failed_runs),
         ],
         false,
         no_data,
@@ -317,11 +277,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
             "Feed success rate (per message, per day)",
         ),
         &labels,
-        &[Series {
-            name: t("成功率", "Success rate").into(),
-            color: PALETTE[1],
-            values: rate,
-        }],
+        &[Series::new(t("成功率", "Success rate"), PALETTE[1], rate)],
         true,
         no_data,
     );

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
-    html::{badge, e, opt, options, time, time_opt},
+    html::{Col, badge, e, opt, options, table_open, time, time_opt},
     nz,
 };
 
@@ -50,27 +50,23 @@ pub async fn list(ctx: Ctx, Query(q): Query<FeedsQ>) -> Result<Html<String>, App
         options(&states, nz(&q.state), t("すべて", "All")),
         e(t("絞り込み", "Filter")),
     );
-    let _ = write!(
-        body,
-        r#"<table id="feeds"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
-        e(t("作成", "Created")),
-        e(t("ショップ", "Shop")),
-        e(t("フィード種別", "Feed type")),
-        e(t("状態", "State")),
-        e(t("AmazonフィードID", "Amazon feed id")),
-        e(t("メッセージ", "Messages")),
-        e(t("成功", "Success")),
-        e(t("警告", "Warning")),
-        e(t("エラー", "Error")),
-        e(t("エラー内容", "Error")),
-    );
-    if rows.is_empty() {
-        let _ = write!(
-            body,
-            r#"<tr><td colspan="10">{}</td></tr>"#,
-            e(t("フィードはありません", "No feeds"))
-        );
-    }
+    body.push_str(&table_open(
+        Some("feeds"),
+        &[
+            Col::text(t("作成", "Created")),
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("フィード種別", "Feed type")),
+            Col::text(t("状態", "State")),
+            Col::text(t("AmazonフィードID", "Amazon feed id")),
+            Col::num(t("メッセージ", "Messages")),
+            Col::num(t("成功", "Success")),
+            Col::num(t("警告", "Warning")),
+            Col::num(t("エラー", "Error")),
+            Col::text(t("エラー内容", "Error")),
+        ],
+        rows.is_empty()
+            .then(|| t("フィードはありません", "No feeds")),
+    ));
     for r in rows {
         let state = format!(
             "{}{}",

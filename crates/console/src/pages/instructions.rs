@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
-    html::{badge, e, opt, options, time, time_opt, url_enc},
+    html::{Col, badge, e, opt, options, table_open, time, time_opt, url_enc},
     i18n::Lang,
     nz,
     pages::api_log::log_table,
@@ -39,36 +39,16 @@ pub struct Q {
 }
 
 fn status_label(lang: Lang, s: &str) -> String {
-    s.parse::<InstructionStatus>()
-        .map(|v| {
-            lang.status(v, InstructionStatus::label_ja, InstructionStatus::label_en)
-                .to_owned()
-        })
-        .unwrap_or_else(|_| s.to_owned())
+    lang.parsed_label(s, InstructionStatus::label_ja, InstructionStatus::label_en)
 }
 fn payment_label(lang: Lang, s: &str) -> String {
-    s.parse::<PaymentStatus>()
-        .map(|v| {
-            lang.status(v, PaymentStatus::label_ja, PaymentStatus::label_en)
-                .to_owned()
-        })
-        .unwrap_or_else(|_| s.to_owned())
+    lang.parsed_label(s, PaymentStatus::label_ja, PaymentStatus::label_en)
 }
 fn api_label(lang: Lang, s: &str) -> String {
-    s.parse::<ApiStatus>()
-        .map(|v| {
-            lang.status(v, ApiStatus::label_ja, ApiStatus::label_en)
-                .to_owned()
-        })
-        .unwrap_or_else(|_| s.to_owned())
+    lang.parsed_label(s, ApiStatus::label_ja, ApiStatus::label_en)
 }
 fn method_label(lang: Lang, s: &str) -> String {
-    s.parse::<PaymentMethod>()
-        .map(|v| {
-            lang.status(v, PaymentMethod::label_ja, PaymentMethod::label_en)
-                .to_owned()
-        })
-        .unwrap_or_else(|_| s.to_owned())
+    lang.parsed_label(s, PaymentMethod::label_ja, PaymentMethod::label_en)
 }
 fn marketplace_label(id: Option<&str>) -> String {
     match id {
@@ -152,33 +132,33 @@ pub async fn list(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     );
     let _ = write!(
         body,
-        r#"<p class="hint">{} {}</p><table id="instructions"><thead><tr>
-<th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
+        r#"<p class="hint">{} {}</p>"#,
         rows.len(),
         e(t("件（最大500件）", "instructions (at most 500)")),
-        e(t("注文番号", "Order id")),
-        e(t("ショップ", "Shop")),
-        e(t("注文日時", "Ordered")),
-        e(t("ステータス", "Status")),
-        e(t("入金", "Payment")),
-        e(t("APIステータス", "API status")),
-        e(t("MP", "MP")),
-        e(t("支払方法", "Payment method")),
-        e(t("配送方法", "Delivery method")),
-        e(t("明細", "Lines")),
-        e(t("合計", "Total")),
-        e(t("問番", "Tracking")),
     );
-    if rows.is_empty() {
-        let _ = write!(
-            body,
-            r#"<tr><td colspan="12">{}</td></tr>"#,
-            e(t(
+    body.push_str(&table_open(
+        Some("instructions"),
+        &[
+            Col::text(t("注文番号", "Order id")),
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("注文日時", "Ordered")),
+            Col::text(t("ステータス", "Status")),
+            Col::text(t("入金", "Payment")),
+            Col::text(t("APIステータス", "API status")),
+            Col::text(t("MP", "MP")),
+            Col::text(t("支払方法", "Payment method")),
+            Col::text(t("配送方法", "Delivery method")),
+            Col::num(t("明細", "Lines")),
+            Col::num(t("合計", "Total")),
+            Col::text(t("問番", "Tracking")),
+        ],
+        rows.is_empty().then(|| {
+            t(
                 "該当する出荷指示はありません",
-                "No shipping instructions match"
-            ))
-        );
-    }
+                "No shipping instructions match",
+            )
+        }),
+    ));
     for r in &rows {
         let order = r.amazon_order_id.as_deref().unwrap_or("—");
         let unmapped = if r.unmapped > 0 {

@@ -11,7 +11,7 @@ use store::{
 
 use crate::{
     AppError, Ctx,
-    html::{badge, e, opt, options, time, time_s},
+    html::{Col, badge, e, opt, options, table_open, time, time_s},
     nz,
     pages::action_select,
 };
@@ -83,27 +83,24 @@ fn duration(run: &Run) -> String {
 pub fn runs_table(ctx: &Ctx, rows: &[Run]) -> String {
     let t = |ja, en| ctx.t(ja, en);
     let tz = ctx.state.tz;
-    let mut h = format!(
-        r#"<table id="runs"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th>{}</th></tr></thead><tbody>"#,
-        e(t("開始", "Started")),
-        e(t("ショップ", "Shop")),
-        e(t("アクション", "Action")),
-        e(t("モード", "Mode")),
-        e(t("結果", "Outcome")),
-        e(t("依頼者", "Requested by")),
-        e(t("対象期間", "Window")),
-        e(t("件数", "Counts")),
-        e(t("API呼び出し", "Amazon calls")),
-        e(t("所要時間", "Duration")),
-        e(t("エラー", "Error")),
+    let mut h = table_open(
+        Some("runs"),
+        &[
+            Col::text(t("開始", "Started")),
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("アクション", "Action")),
+            Col::text(t("モード", "Mode")),
+            Col::text(t("結果", "Outcome")),
+            Col::text(t("依頼者", "Requested by")),
+            Col::text(t("対象期間", "Window")),
+            Col::text(t("件数", "Counts")),
+            Col::num(t("API呼び出し", "Amazon calls")),
+            Col::num(t("所要時間", "Duration")),
+            Col::text(t("エラー", "Error")),
+        ],
+        rows.is_empty()
+            .then(|| t("実行履歴はありません", "No runs")),
     );
-    if rows.is_empty() {
-        let _ = write!(
-            h,
-            r#"<tr><td colspan="11">{}</td></tr>"#,
-            e(t("実行履歴はありません", "No runs"))
-        );
-    }
     for r in rows {
         let window = match (r.window_from, r.window_to) {
             (Some(f), Some(to)) => format!("{} – {}", time(f, tz), time(to, tz)),

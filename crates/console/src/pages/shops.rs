@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
-    html::{badge, e, opt, time_opt, url_enc},
+    html::{Col, badge, e, opt, table_open, time_opt, url_enc},
     pages::runs::runs_table,
 };
 
@@ -51,24 +51,21 @@ async fn shops_table(ctx: &Ctx, ids: &[Uuid]) -> Result<String, AppError> {
     let t = |ja, en| ctx.t(ja, en);
     let mut conn = ctx.state.pool.acquire().await?;
     let rows = store::read::shops::overview(&mut conn, ids).await?;
-    let mut h = format!(
-        r#"<table id="shops"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>"#,
-        e(t("コード", "Code")),
-        e(t("名前", "Name")),
-        e(t("セラーID", "Seller id")),
-        e(t("マーケットプレイス", "Marketplaces")),
-        e(t("タイムゾーン", "Time zone")),
-        e(t("出荷実績の送信方法", "Shipment return")),
-        e(t("認可状態", "Authorization")),
-        e(t("最終成功実行", "Last successful run")),
+    let mut h = table_open(
+        Some("shops"),
+        &[
+            Col::text(t("コード", "Code")),
+            Col::text(t("名前", "Name")),
+            Col::text(t("セラーID", "Seller id")),
+            Col::text(t("マーケットプレイス", "Marketplaces")),
+            Col::text(t("タイムゾーン", "Time zone")),
+            Col::text(t("出荷実績の送信方法", "Shipment return")),
+            Col::text(t("認可状態", "Authorization")),
+            Col::text(t("最終成功実行", "Last successful run")),
+        ],
+        rows.is_empty()
+            .then(|| t("閲覧できるショップがありません", "You have no shops")),
     );
-    if rows.is_empty() {
-        let _ = write!(
-            h,
-            r#"<tr><td colspan="8">{}</td></tr>"#,
-            e(t("閲覧できるショップがありません", "You have no shops"))
-        );
-    }
     for r in rows {
         let auth = if r.auth_status == "needs_reauthorization" {
             format!(

@@ -150,26 +150,33 @@ fn add_rate_limit(resp: &mut Response, op: Op) {
 
 /// How a call is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Guard {
+enum Guard {
     /// SP-API: access token, rate limit.
     SpApi,
     /// LWA / presigned URLs: no access token, no usage plan.
     Open,
 }
 
+impl Guard {
+    /// The guard of `op`: LWA and the presigned document URLs are open, every SP-API operation
+    /// needs an access token and is rate-limited.
+    fn of(op: Op) -> Guard {
+        match op {
+            Op::LwaToken | Op::UploadFeedDocument | Op::DownloadDocument => Guard::Open,
+            _ => Guard::SpApi,
+        }
+    }
+}
+
 /// Runs one operation: authentication, rate limiting, fault injection, counting and
-/// Amazon's response headers.
-pub(crate) async fn call<F, Fut>(
-    sim: &Sim,
-    op: Op,
-    guard: Guard,
-    headers: &HeaderMap,
-    f: F,
-) -> Response
+/// Amazon's response headers. The guard follows from the operation ([`Guard::of`]); `f` gets its
+/// own handle on the simulator and the caller.
+pub(crate) async fn call<F, Fut>(sim: &Sim, op: Op, headers: &HeaderMap, f: F) -> Response
 where
-    F: FnOnce(Caller) -> Fut,
+    F: FnOnce(Sim, Caller) -> Fut,
     Fut: Future<Output = Result<Response, ApiError>>,
 {
+    let guard = Guard::of(op);
     let (caller, fault) = {
         let mut st = sim.lock();
         tick(&mut st);
@@ -234,7 +241,7 @@ where
         }
     }
 
-    let mut resp = match f(caller).await {
+    let mut resp = match f(sim.clone(), caller).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };

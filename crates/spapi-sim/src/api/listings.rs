@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::http::{ApiError, Guard, Query, call, json_response, parse_json_body};
+use super::http::{ApiError, Query, call, json_response, parse_json_body};
 use crate::listing_items::{apply_patches, codes, render_item};
 use crate::ops::Op;
 use crate::sim::Sim;
@@ -37,13 +37,11 @@ pub(crate) async fn get_listings_item(
     Path((seller_id, sku)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let sim2 = sim.clone();
     call(
         &sim,
         Op::GetListingsItem,
-        Guard::SpApi,
         &headers,
-        |caller| async move {
+        |sim2, caller| async move {
             if seller_id != caller.seller_id {
                 return Err(ApiError::unauthorized());
             }
@@ -89,8 +87,7 @@ pub(crate) async fn patch_listings_item(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(&sim, Op::PatchListingsItem, Guard::SpApi, &headers, |caller| async move {
+    call(&sim, Op::PatchListingsItem, &headers, |sim2, caller| async move {
         if seller_id != caller.seller_id {
             return Err(ApiError::unauthorized());
         }

@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::Duration;
 use serde_json::json;
 
-use super::http::{ApiError, Guard, call, json_response, parse_json_body};
+use super::http::{ApiError, call, json_response, parse_json_body};
 use crate::config::DEFAULT_SELLER_ID;
 use crate::ops::Op;
 use crate::sim::Sim;
@@ -68,7 +68,7 @@ fn form_fields(headers: &HeaderMap, body: &[u8]) -> Option<Vec<(String, String)>
 pub(crate) async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Response {
     let sim2 = sim.clone();
     let req_headers = headers.clone();
-    call(&sim, Op::LwaToken, Guard::Open, &headers, |_| async move {
+    call(&sim, Op::LwaToken, &headers, |_, _| async move {
         let headers = req_headers;
         let Some(fields) = form_fields(&headers, &body) else {
             return Ok(lwa_error(
@@ -201,13 +201,11 @@ pub(crate) async fn create_restricted_data_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let sim2 = sim.clone();
     call(
         &sim,
         Op::CreateRestrictedDataToken,
-        Guard::SpApi,
         &headers,
-        |caller| async move {
+        |sim2, caller| async move {
             let v = parse_json_body(&body)?;
             let resources = v
                 .get("restrictedResources")

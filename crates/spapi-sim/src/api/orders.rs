@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use super::http::{ApiError, Guard, Query, call, json_response, parse_time};
+use super::http::{ApiError, Query, call, json_response, parse_time};
 use crate::model::{
     Order, OrderStatus, PaymentMethod, fmt_time, format_amount, is_order_id, marketplace,
 };
@@ -420,8 +420,7 @@ pub(crate) async fn search_orders(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(&sim, Op::SearchOrders, Guard::SpApi, &headers, |caller| async move {
+    call(&sim, Op::SearchOrders, &headers, |sim2, caller| async move {
         let q = Query::parse(raw.as_deref());
         let mut st = sim2.lock();
         let now = st.now();
@@ -527,31 +526,24 @@ pub(crate) async fn get_order(
     Path(order_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(
-        &sim,
-        Op::GetOrder,
-        Guard::SpApi,
-        &headers,
-        |caller| async move {
-            let q = Query::parse(raw.as_deref());
-            let included = Included::parse(&q)?;
-            if !is_order_id(&order_id) {
-                return Err(ApiError::invalid(format!(
-                    "Invalid orderId '{order_id}'. The orderId must be in 3-7-7 format."
-                )));
-            }
-            let st = sim2.lock();
-            let order = st
-                .orders
-                .get(&order_id)
-                .filter(|o| o.seller_id == caller.seller_id)
-                .ok_or_else(|| ApiError::not_found(format!("Order {order_id} was not found.")))?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"order": render_order(order, &included)}),
-            ))
-        },
-    )
+    call(&sim, Op::GetOrder, &headers, |sim2, caller| async move {
+        let q = Query::parse(raw.as_deref());
+        let included = Included::parse(&q)?;
+        if !is_order_id(&order_id) {
+            return Err(ApiError::invalid(format!(
+                "Invalid orderId '{order_id}'. The orderId must be in 3-7-7 format."
+            )));
+        }
+        let st = sim2.lock();
+        let order = st
+            .orders
+            .get(&order_id)
+            .filter(|o| o.seller_id == caller.seller_id)
+            .ok_or_else(|| ApiError::not_found(format!("Order {order_id} was not found.")))?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"order": render_order(order, &included)}),
+        ))
+    })
     .await
 }

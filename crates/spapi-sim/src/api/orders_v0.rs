@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use super::http::{ApiError, Guard, Query, call, json_response, parse_json_body, parse_time};
+use super::http::{ApiError, Query, call, json_response, parse_json_body, parse_time};
 use crate::model::{
     FulfilledBy, Order, OrderStatus, PaymentMethod, fmt_time, format_amount, is_order_id,
     marketplace,
@@ -207,8 +207,7 @@ pub(crate) async fn get_orders(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(&sim, Op::GetOrdersV0, Guard::SpApi, &headers, |caller| async move {
+    call(&sim, Op::GetOrdersV0, &headers, |sim2, caller| async move {
         let q = Query::parse(raw.as_deref());
         let marketplaces = q.list("MarketplaceIds");
         if marketplaces.is_empty() {
@@ -379,21 +378,14 @@ pub(crate) async fn get_order(
     headers: HeaderMap,
     Path(order_id): Path<String>,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(
-        &sim,
-        Op::GetOrderV0,
-        Guard::SpApi,
-        &headers,
-        |caller| async move {
-            let st = sim2.lock();
-            let o = find_order(&st, &order_id, &caller.seller_id)?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"payload": render_order(o, caller.restricted)}),
-            ))
-        },
-    )
+    call(&sim, Op::GetOrderV0, &headers, |sim2, caller| async move {
+        let st = sim2.lock();
+        let o = find_order(&st, &order_id, &caller.seller_id)?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"payload": render_order(o, caller.restricted)}),
+        ))
+    })
     .await
 }
 
@@ -404,13 +396,11 @@ pub(crate) async fn get_order_items(
     Path(order_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let sim2 = sim.clone();
     call(
         &sim,
         Op::GetOrderItemsV0,
-        Guard::SpApi,
         &headers,
-        |caller| async move {
+        |sim2, caller| async move {
             let q = Query::parse(raw.as_deref());
             if q.one("NextToken").is_some() {
                 // Every simulated order fits on one page, so no NextToken is ever issued.
@@ -447,8 +437,7 @@ pub(crate) async fn confirm_shipment(
     Path(order_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(&sim, Op::ConfirmShipment, Guard::SpApi, &headers, |caller| async move {
+    call(&sim, Op::ConfirmShipment, &headers, |sim2, caller| async move {
         if !is_order_id(&order_id) {
             return Err(ApiError::invalid(format!("Invalid orderId '{order_id}': it must be in 3-7-7 format.")));
         }

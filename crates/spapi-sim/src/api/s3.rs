@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::http::{Guard, Query, call};
+use super::http::{Query, call};
 use crate::ops::Op;
 use crate::records::PresignedMethod;
 use crate::sim::Sim;
@@ -69,7 +69,7 @@ pub(crate) async fn upload(
 ) -> Response {
     let sim2 = sim.clone();
     let req_headers = headers.clone();
-    call(&sim, Op::UploadFeedDocument, Guard::Open, &headers, |_| async move {
+    call(&sim, Op::UploadFeedDocument, &headers, |_, _| async move {
         let q = Query::parse(raw.as_deref());
         if let Err(resp) = check(&sim2, &document_id, &q, PresignedMethod::Put) {
             return Ok(*resp);
@@ -108,52 +108,44 @@ pub(crate) async fn download(
     Path(document_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let sim2 = sim.clone();
-    call(
-        &sim,
-        Op::DownloadDocument,
-        Guard::Open,
-        &headers,
-        |_| async move {
-            let q = Query::parse(raw.as_deref());
-            let encoding_header = match check(&sim2, &document_id, &q, PresignedMethod::Get) {
-                Ok(e) => e,
-                Err(resp) => return Ok(*resp),
-            };
-            let st = sim2.lock();
-            let Some(doc) = st.documents.get(&document_id) else {
-                return Ok(s3_error(
-                    StatusCode::NOT_FOUND,
-                    "NoSuchKey",
-                    "The specified key does not exist.",
-                ));
-            };
-            let content = doc.content.clone().unwrap_or_default();
-            let bytes = if doc.gzip {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                enc.write_all(&content)
-                    .and_then(|_| enc.finish())
-                    .unwrap_or_default()
-            } else {
-                content
-            };
-            let mut resp = Response::new(Body::from(bytes));
-            if let Ok(v) = HeaderValue::from_str(&doc.content_type) {
-                resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    call(&sim, Op::DownloadDocument, &headers, |sim2, _| async move {
+        let q = Query::parse(raw.as_deref());
+        let encoding_header = match check(&sim2, &document_id, &q, PresignedMethod::Get) {
+            Ok(e) => e,
+            Err(resp) => return Ok(*resp),
+        };
+        let st = sim2.lock();
+        let Some(doc) = st.documents.get(&document_id) else {
+            return Ok(s3_error(
+                StatusCode::NOT_FOUND,
+                "NoSuchKey",
+                "The specified key does not exist.",
+            ));
+        };
+        let content = doc.content.clone().unwrap_or_default();
+        let bytes = if doc.gzip {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(&content)
+                .and_then(|_| enc.finish())
+                .unwrap_or_default()
+        } else {
+            content
+        };
+        let mut resp = Response::new(Body::from(bytes));
+        if let Ok(v) = HeaderValue::from_str(&doc.content_type) {
+            resp.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        if doc.gzip {
+            resp.headers_mut().insert(
+                "x-amz-meta-sim-compression",
+                HeaderValue::from_static("gzip"),
+            );
+            if encoding_header {
+                resp.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
-            if doc.gzip {
-                resp.headers_mut().insert(
-                    "x-amz-meta-sim-compression",
-                    HeaderValue::from_static("gzip"),
-                );
-                if encoding_header {
-                    resp.headers_mut()
-                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                }
-            }
-            Ok(resp)
-        },
-    )
+        }
+        Ok(resp)
+    })
     .await
 }

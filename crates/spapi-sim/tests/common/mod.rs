@@ -164,6 +164,25 @@ pub async fn wait_feed(sim: &RunningSim, token: &str, feed_id: &str) -> Value {
     panic!("feed {feed_id} did not finish");
 }
 
+/// [`submit_feed`], then [`wait_feed`]: the finished feed.
+pub async fn submit_and_wait(
+    sim: &RunningSim,
+    token: &str,
+    feed_type: &str,
+    marketplace: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Value {
+    let feed_id = submit_feed(sim, token, feed_type, marketplace, content_type, body).await;
+    wait_feed(sim, token, &feed_id).await
+}
+
+/// The processing report of a finished feed, gunzipped.
+pub async fn result_of(sim: &RunningSim, token: &str, feed: &Value) -> Vec<u8> {
+    let document_id = feed["resultFeedDocumentId"].as_str().unwrap();
+    download_result(sim, token, document_id).await.2
+}
+
 /// Downloads a result document: (content type, raw bytes as served, bytes after gunzip).
 pub async fn download_result(
     sim: &RunningSim,
