@@ -30,6 +30,7 @@ enum Act {
     Revoked,
     DbDown,
     Permanent,
+    Crash,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -152,6 +153,7 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
                 },
             )),
             Act::DbDown => Err(JobError::Db(sqlx::Error::PoolTimedOut)),
+            Act::Crash => Err(JobError::Abandoned("crash")),
             Act::Permanent => Err(JobError::Permanent {
                 code: "no_marketplace",
                 message: "the shop has no marketplace: add one with ctl shop".into(),
@@ -604,4 +606,68 @@ async fn handle_decodes_checks_the_action_and_the_shop(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(command_id, Some(good.message_id));
+}
+
+/// A redelivered trigger of a same-run job: a run left `running` by a process that died goes on
+/// from its cursor once the dead holder's lease has expired (no second run, no page done twice);
+/// a run `waiting` for its continuation makes the copy a duplicate.
+#[sqlx::test(migrations = "../../migrations")]
+async fn redelivered_trigger_resumes_a_run_left_running_from_its_cursor(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Page, Act::Crash, Act::Last]);
+    let command = Uuid::now_v7();
+    let err = r.start(trigger(shop_id, Some(command))).await.unwrap_err();
+    assert!(matches!(err, RunnerError::Abandoned("crash")), "{err:?}");
+    sqlx::query("UPDATE action_leases SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let outcome = r.start(trigger(shop_id, Some(command))).await.unwrap();
+    let RunOutcome::Succeeded { counts, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        counts.pages, 2,
+        "the page before the crash is not done again"
+    );
+    assert_eq!(*r.job().seen.lock().unwrap(), vec![0, 1, 1]);
+    assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
+
+    let w = runner::<false>(&pool, &[Act::Throttled]);
+    let waiting = Uuid::now_v7();
+    let outcome = w.start(trigger(shop_id, Some(waiting))).await.unwrap();
+    let RunOutcome::Waiting { run_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let copy = w.start(trigger(shop_id, Some(waiting))).await.unwrap();
+    assert_eq!(
+        copy,
+        RunOutcome::Duplicate {
+            run_id: Some(run_id)
+        }
+    );
+}
+
+/// A window Amazon cannot serve is not refused at decoding: the plan gets the command (and
+/// order-ingest's plan records a `rejected` run with the reason).
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_impossible_window_reaches_the_plan(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Last]);
+    let cmd = Command::new(
+        shop_id,
+        Action::OrderIngest,
+        CommandParams::OrderIngest {
+            mode: domain::window::ImportMode::Hours { hours: 500 },
+        },
+        "t",
+        Utc::now(),
+    );
+    let msg = bus::Incoming::new(
+        Uuid::now_v7(),
+        "order-ingest",
+        serde_json::to_value(&cmd).unwrap(),
+    );
+    let ran = r.handle(&msg).await.unwrap();
+    assert!(matches!(ran, RunOutcome::Succeeded { .. }), "{ran:?}");
 }

@@ -31,17 +31,39 @@ struct Live<'a, J: Job> {
 }
 
 impl<J: Job> Live<'_, J> {
-    fn progress(&self) -> Progress {
-        let cursor = serde_json::json!({
-            "plan": self.ctx.plan,
-            "cursor": self.cursor,
-            "transient_failures": self.transient_failures,
-        });
-        Progress {
-            cursor: Some(cursor),
-            counts: json(&self.counts),
-            ..Progress::default()
-        }
+    fn progress(&self, amazon_calls: i32) -> Progress {
+        progress(
+            self.ctx.plan,
+            &self.cursor,
+            self.transient_failures,
+            &self.counts,
+            amazon_calls,
+            (None, None),
+        )
+    }
+}
+
+/// The ledger's progress of a run: plan, cursor and failures in a row (what [`Saved`] reads
+/// back), counts, Amazon calls and (when the run starts) its window.
+pub(super) fn progress<P: serde::Serialize, C: serde::Serialize, N: serde::Serialize>(
+    plan: &P,
+    cursor: &C,
+    transient_failures: u32,
+    counts: &N,
+    amazon_calls: i32,
+    (window_from, window_to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+) -> Progress {
+    let saved = serde_json::json!({
+        "plan": plan,
+        "cursor": cursor,
+        "transient_failures": transient_failures,
+    });
+    Progress {
+        window_from,
+        window_to,
+        cursor: Some(saved),
+        counts: json(counts),
+        amazon_calls,
     }
 }
 
@@ -58,6 +80,27 @@ impl<J: Job> Runner<J> {
             && runs::command_succeeded(&mut conn, id, action).await?
         {
             return Ok(RunOutcome::Duplicate { run_id: None });
+        }
+        // A redelivered trigger of a run that pages with a cursor: a run still `running` was
+        // left by a process that died, and goes on from its cursor (taken over once the dead
+        // holder's lease has expired); a run `waiting` has its continuation queued already.
+        if J::RESUME == Resume::SameRun
+            && let Some(id) = trigger.command_id
+            && let Some((run_id, status)) = runs::for_command(&mut conn, id, action).await?
+        {
+            match status.as_str() {
+                s if s == RunStatus::Running.as_str() => {
+                    drop(conn);
+                    tracing::info!(%run_id, action, "trigger redelivered while its run was running: resuming it");
+                    return self.resume(run_id).await;
+                }
+                s if s == RunStatus::Waiting.as_str() => {
+                    return Ok(RunOutcome::Duplicate {
+                        run_id: Some(run_id),
+                    });
+                }
+                _ => {}
+            }
         }
         let shop = shops::get(&mut conn, trigger.shop_id).await?;
         let planned = match self.job.plan(&mut conn, &shop, &trigger).await {
@@ -134,7 +177,9 @@ impl<J: Job> Runner<J> {
             counts: J::Counts::default(),
             transient_failures: 0,
         };
-        runs::save_progress(&mut conn, run_id, RunStatus::Running, &live.progress()).await?;
+        let mut first = live.progress(0);
+        (first.window_from, first.window_to) = self.job.window(&plan);
+        runs::save_progress(&mut conn, run_id, RunStatus::Running, &first).await?;
         drop(conn);
         self.execute(live).await
     }
@@ -230,12 +275,13 @@ impl<J: Job> Runner<J> {
             match stepped {
                 Ok(Step::More) => {
                     live.transient_failures = 0;
+                    let calls = self.job.amazon_calls(&live.counts);
                     let mut tx = self.pool.begin().await?;
                     runs::save_progress(
                         &mut tx,
                         live.ctx.run_id,
                         RunStatus::Running,
-                        &live.progress(),
+                        &live.progress(calls),
                     )
                     .await?;
                     live.ctx.keep_lease(&mut tx).await?;
@@ -372,6 +418,8 @@ impl<J: Job> Runner<J> {
             "{operation}: {what}{note}; continuing at {}: {e}",
             at.to_rfc3339()
         );
+        self.job.waiting(&mut live.counts);
+        let calls = self.job.amazon_calls(&live.counts);
         let mut tx = self.pool.begin().await?;
         api_log::write(
             &mut tx,
@@ -389,7 +437,7 @@ impl<J: Job> Runner<J> {
                     &mut tx,
                     live.ctx.run_id,
                     RunStatus::Waiting,
-                    &live.progress(),
+                    &live.progress(calls),
                 )
                 .await?;
                 let ttl = (at - now).max(Duration::zero()) + self.settings.lease_ttl;
@@ -440,7 +488,9 @@ impl<J: Job> Runner<J> {
         continued_at: Option<DateTime<Utc>>,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let ctx = &live.ctx;
-        let counts = json(&live.counts);
+        let mut final_counts = live.counts.clone();
+        self.job.ending(ctx.started_at, &mut final_counts);
+        let counts = json(&final_counts);
         let mut tx = self.pool.begin().await?;
         runs::finish(
             &mut tx,
@@ -448,12 +498,12 @@ impl<J: Job> Runner<J> {
             RunStatus::Succeeded,
             watermark,
             &counts,
-            self.job.amazon_calls(&live.counts),
+            self.job.amazon_calls(&final_counts),
             None,
         )
         .await?;
         runs::release_lease(&mut tx, ctx.shop.shop.id, J::ACTION.as_str(), ctx.run_id).await?;
-        if let Some(s) = self.job.summary(ctx, &live.counts) {
+        if let Some(s) = self.job.summary(ctx, &final_counts) {
             api_log::write(
                 &mut tx,
                 &Entry {
@@ -473,7 +523,7 @@ impl<J: Job> Runner<J> {
         tx.commit().await?;
         Ok(RunOutcome::Succeeded {
             run_id: ctx.run_id,
-            counts: live.counts.clone(),
+            counts: final_counts,
             continued_at,
         })
     }
@@ -489,7 +539,9 @@ impl<J: Job> Runner<J> {
         code: &str,
         message: &str,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
-        let counts_json = json(counts);
+        let mut counts = counts.clone();
+        self.job.ending(ctx.started_at, &mut counts);
+        let counts_json = json(&counts);
         let mut tx = self.pool.begin().await?;
         runs::finish(
             &mut tx,
@@ -516,7 +568,7 @@ impl<J: Job> Runner<J> {
         tracing::error!(run_id = %ctx.run_id, action = %J::ACTION, %message, "run failed");
         Ok(RunOutcome::Failed {
             run_id: ctx.run_id,
-            counts: counts.clone(),
+            counts,
             error: message.to_owned(),
         })
     }

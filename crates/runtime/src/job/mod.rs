@@ -28,6 +28,7 @@
 
 pub mod errors;
 mod ledger;
+pub mod summary;
 
 use std::future::Future;
 
@@ -132,6 +133,19 @@ pub trait Job: Send + Sync + 'static {
 
     /// The parameters of the fresh trigger that continues the work ([`Resume::NextRun`]).
     fn next_run_params(&self, plan: &Self::Plan) -> CommandParams;
+
+    /// The window the plan covers, written to the ledger when the run starts
+    /// (`action_runs.window_from` / `window_to`). None by default.
+    fn window(&self, _plan: &Self::Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (None, None)
+    }
+
+    /// Called when the run is about to wait for its continuation (e.g. to count it).
+    fn waiting(&self, _counts: &mut Self::Counts) {}
+
+    /// Called just before the run's last ledger write (succeeded or failed), e.g. to record
+    /// its duration.
+    fn ending(&self, _started_at: DateTime<Utc>, _counts: &mut Self::Counts) {}
 }
 
 /// The runner's settings of one action.
@@ -195,6 +209,30 @@ pub struct RunCtx<'a, P> {
     action: Action,
     holder: &'a str,
     lease_ttl: Duration,
+}
+
+impl<P: Serialize> RunCtx<'_, P> {
+    /// Saves `cursor` and `counts` as the run's progress on `conn` and renews the lease, so a
+    /// step can commit its effect and its cursor in one transaction (a crash then resumes
+    /// exactly after the committed work). The runner saves the same again after the step.
+    pub async fn checkpoint<C: Serialize, N: Serialize>(
+        &self,
+        conn: &mut PgConnection,
+        cursor: &C,
+        counts: &N,
+        amazon_calls: i32,
+    ) -> Result<(), store::StoreError> {
+        let progress = ledger::progress(self.plan, cursor, 0, counts, amazon_calls, (None, None));
+        store::runs::save_progress(
+            &mut *conn,
+            self.run_id,
+            store::runs::RunStatus::Running,
+            &progress,
+        )
+        .await?;
+        self.keep_lease(conn).await?;
+        Ok(())
+    }
 }
 
 impl<P> RunCtx<'_, P> {
@@ -297,14 +335,21 @@ pub async fn intake(
     msg: &Incoming,
 ) -> Result<Option<Command>, RunnerError> {
     let body = serde_json::to_vec(&msg.payload).unwrap_or_default();
-    let cmd = Command::decode(&body, Utc::now()).map_err(|e| {
-        RunnerError::Refused(match e {
-            domain::messages::CommandError::Malformed(m) => {
-                format!("payload does not decode: {m}")
-            }
-            other => other.to_string(),
-        })
-    })?;
+    let cmd = match Command::decode(&body, Utc::now()) {
+        Ok(cmd) => cmd,
+        // A window Amazon cannot serve is the plan's to refuse (a `rejected` run with the
+        // reason and an API-log error), not a dead letter.
+        Err(domain::messages::CommandError::Window(_)) => serde_json::from_slice(&body)
+            .map_err(|e| RunnerError::Refused(format!("payload does not decode: {e}")))?,
+        Err(e) => {
+            return Err(RunnerError::Refused(match e {
+                domain::messages::CommandError::Malformed(m) => {
+                    format!("payload does not decode: {m}")
+                }
+                other => other.to_string(),
+            }));
+        }
+    };
     if cmd.action != action {
         return Err(RunnerError::Refused(format!(
             "{} command on the {action} queue",
