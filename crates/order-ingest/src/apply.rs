@@ -34,7 +34,7 @@ pub(crate) async fn page(
     .map_err(job_error)?;
     counts.pages += 1;
     if cursor.next_token.is_some() {
-        run.checkpoint(&mut tx, cursor, counts, counts.total_calls())
+        run.checkpoint(&mut tx, cursor, counts, counts.tally.total_calls())
             .await?;
     }
     tx.commit().await?;

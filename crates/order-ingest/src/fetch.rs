@@ -1,7 +1,5 @@
 //! Step, part 1: one `searchOrders` page of the run's window from the cursor.
 
-use std::time::Instant;
-
 use orders::Counts;
 use runtime::job::JobError;
 use spapi::ErrorClass;
@@ -14,7 +12,6 @@ pub(crate) const OPERATION: &str = "searchOrders";
 
 /// Fetches the page after `next_token` (the first page when `None`). Every call Amazon
 /// answered counts, refused or not; a call the shared limiter held back (throttled) does not.
-/// The time spent goes to `counts.active_ms` when the call fails (the apply adds it otherwise).
 pub(crate) async fn page(
     api: &spapi::Shop,
     shop: &domain::shop::Shop,
@@ -22,7 +19,6 @@ pub(crate) async fn page(
     page_size: u32,
     next_token: Option<String>,
     counts: &mut Counts,
-    started: Instant,
 ) -> Result<SearchOrdersResponse, JobError> {
     let params = SearchOrdersParams {
         pagination_token: next_token,
@@ -30,13 +26,12 @@ pub(crate) async fn page(
     };
     match api.search_orders(&params).await {
         Ok(resp) => {
-            counts.call(OPERATION);
+            counts.tally.call(OPERATION);
             Ok(resp)
         }
         Err(e) => {
-            counts.active_ms += started.elapsed().as_millis() as i64;
             if !matches!(e.class(), ErrorClass::Throttled) {
-                counts.call(OPERATION);
+                counts.tally.call(OPERATION);
             }
             Err(JobError::api(OPERATION, e))
         }

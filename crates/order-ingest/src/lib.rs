@@ -18,18 +18,17 @@ mod apply;
 mod fetch;
 pub mod window;
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use bus::{HandlerError, Incoming, Topology};
 use chrono::{DateTime, Duration, Utc};
 use domain::messages::{Action, CommandParams};
 use runtime::job::{
-    Job, JobError, Planned, Resume, RunCtx, Runner, Step, Summary, Trigger, summary,
+    Build, Deps, Job, JobError, Planned, Resume, RunCtx, Service, Settings, Step, Summary, Trigger,
+    summary,
 };
 use serde::{Deserialize, Serialize};
-use spapi::SpApi;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use store::runs::Tally;
 use store::shops::ShopRecord;
 
 pub use orders::Counts;
@@ -72,15 +71,6 @@ pub struct Cursor {
     pub next_token: Option<String>,
 }
 
-/// The order-ingest job: plan, step and summary of a run.
-pub struct Ingest {
-    pool: PgPool,
-    keys: crypto::Keyring,
-    api: SpApi,
-    events: String,
-    page_size: u32,
-}
-
 impl Job for Ingest {
     type Plan = Plan;
     type Cursor = Cursor;
@@ -104,33 +94,24 @@ impl Job for Ingest {
         cursor: &mut Cursor,
         counts: &mut Counts,
     ) -> Result<Step, JobError> {
-        let api = {
-            let mut conn = self.pool.acquire().await?;
-            runtime::shop_api(&mut conn, &self.keys, &self.api, &run.shop.shop)
-                .await
-                .map_err(|e| JobError::Permanent {
-                    code: "run_failed",
-                    message: e.to_string(),
-                })?
-        };
+        let Deps { pool, keys, .. } = &self.deps;
+        let api = self.deps.shop_api(run).await?;
         let started = Instant::now();
         let shop = &run.shop.shop;
         let token = cursor.next_token.clone();
-        let resp =
-            fetch::page(&api, shop, run.plan, self.page_size, token, counts, started).await?;
+        let resp = fetch::page(&api, shop, run.plan, self.page_size, token, counts).await?;
         let fetched = started.elapsed();
         cursor.next_token = resp.pagination.and_then(|p| p.next_token);
         apply::page(
-            &self.pool,
-            &self.keys,
-            &self.events,
+            pool,
+            keys,
+            &self.deps.events,
             run,
             &resp.orders,
             cursor,
             counts,
         )
         .await?;
-        counts.active_ms += started.elapsed().as_millis() as i64;
         tracing::debug!(run_id = %run.run_id, orders = resp.orders.len(), fetch_ms = fetched.as_millis() as u64,
             apply_ms = (started.elapsed() - fetched).as_millis() as u64, "page imported");
         Ok(match cursor.next_token {
@@ -155,7 +136,7 @@ impl Job for Ingest {
             c.unchanged,
             c.failed,
             c.unmapped_lines,
-            summary::calls_and_time(&c.calls, c.continuations, c.duration_ms),
+            c.tally,
         );
         Some(summary::run_summary(
             message,
@@ -165,7 +146,7 @@ impl Job for Ingest {
     }
 
     fn amazon_calls(&self, counts: &Counts) -> i32 {
-        counts.total_calls()
+        counts.tally.total_calls()
     }
 
     fn next_run_params(&self, _plan: &Plan) -> CommandParams {
@@ -178,64 +159,28 @@ impl Job for Ingest {
         (Some(plan.from), Some(plan.to))
     }
 
-    fn waiting(&self, counts: &mut Counts) {
-        counts.continuations += 1;
-    }
-
-    fn ending(&self, started_at: DateTime<Utc>, counts: &mut Counts) {
-        counts.duration_ms = Some((Utc::now() - started_at).num_milliseconds());
+    fn tally(counts: &mut Counts) -> Option<&mut Tally> {
+        Some(&mut counts.tally)
     }
 }
 
-/// The order-ingest handler: the job runner over [`Ingest`]. Cheap to clone.
-#[derive(Clone)]
-pub struct OrderIngest {
-    runner: Arc<Runner<Ingest>>,
+/// The order-ingest handler: the job runner over [`Ingest`] (`OrderIngest::new(pool, keys,
+/// api, topology, config)`).
+pub type OrderIngest = Service<Ingest>;
+
+/// The order-ingest job: plan, step and summary of a run.
+pub struct Ingest {
+    deps: Deps,
+    page_size: u32,
 }
 
-impl std::fmt::Debug for OrderIngest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrderIngest").finish_non_exhaustive()
-    }
-}
+impl Build for Ingest {
+    type Config = IngestConfig;
 
-impl OrderIngest {
-    /// The handler over the pool, the keys, the SP-API client and the bus topology.
-    pub fn new(
-        pool: PgPool,
-        keys: crypto::Keyring,
-        api: SpApi,
-        topology: Topology,
-        config: IngestConfig,
-    ) -> Self {
-        let settings = runtime::job::Settings {
-            lease_ttl: config.lease_ttl,
-            // A continuation comes as soon as Amazon's quota allows the next page.
-            retry_delay: Duration::zero(),
-            transient_retry: config.transient_retry,
-            max_transient_failures: config.max_transient_failures,
-        };
-        let job = Ingest {
-            pool: pool.clone(),
-            keys,
-            api,
-            events: topology.events_exchange(),
-            page_size: config.page_size,
-        };
-        Self {
-            runner: Arc::new(Runner::new(job, pool, topology, settings)),
-        }
-    }
-
-    /// The SP-API client (call statistics).
-    pub fn api(&self) -> &SpApi {
-        &self.runner.job().api
-    }
-}
-
-impl bus::Handler for OrderIngest {
-    async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
-        self.runner.handle(&msg).await?;
-        Ok(())
+    fn build(deps: Deps, config: IngestConfig) -> (Self, Settings) {
+        let c = &config;
+        let settings = Settings::paging(c.lease_ttl, c.transient_retry, c.max_transient_failures);
+        let page_size = config.page_size;
+        (Self { deps, page_size }, settings)
     }
 }

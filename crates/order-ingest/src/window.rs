@@ -3,7 +3,7 @@
 //! last N hours.
 
 use chrono::{DateTime, Utc};
-use domain::messages::CommandParams;
+use domain::messages::{Action, CommandParams};
 use domain::window::{self, ImportMode};
 use runtime::job::{JobError, Planned};
 use serde::{Deserialize, Serialize};
@@ -27,14 +27,7 @@ pub(crate) async fn plan(
     now: DateTime<Utc>,
 ) -> Result<Planned<Plan>, JobError> {
     let CommandParams::OrderIngest { mode } = *params else {
-        return Ok(Planned::Refuse {
-            message: format!(
-                "trigger refused: {} parameters were sent to the order-ingest queue",
-                params.action().map_or("continuation", |a| a.as_str())
-            ),
-            mode: None,
-            details: serde_json::to_value(params).ok(),
-        });
+        return Ok(Planned::wrong_params(params, Action::OrderIngest));
     };
     let watermark = if mode == ImportMode::Differential {
         store::runs::last_watermark(conn, shop.shop.id, ACTION, Some("differential")).await?

@@ -5,28 +5,22 @@
 
 use chrono::{DateTime, Utc};
 use domain::window::OVERLAP;
-use runtime::job::{JobError, RunCtx, Step};
+use runtime::job::{JobError, Step};
 use spapi::ErrorClass;
 use spapi::orders::{FulfilledBy, SearchOrdersParams};
-use sqlx::PgPool;
 
-use crate::plan::Plan;
-use crate::{Counts, Cursor, apply};
+use crate::{Counts, Cursor, Stepping, apply};
 
 const OPERATION: &str = "searchOrders";
 
 /// Fetches and applies the page after the cursor.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn page(
-    pool: &PgPool,
-    keys: &crypto::Keyring,
-    events: &str,
-    api: &spapi::Shop,
-    run: &RunCtx<'_, Plan>,
+    s: &Stepping<'_>,
     page_size: u32,
     cursor: &mut Cursor,
     counts: &mut Counts,
 ) -> Result<Step, JobError> {
+    let run = s.run;
     let Some(after) = run.plan.last_updated_after else {
         return Err(JobError::Permanent {
             code: "run_failed",
@@ -48,18 +42,18 @@ pub(crate) async fn page(
         included_data: orders::included::SYNC.to_vec(),
         ..SearchOrdersParams::default()
     };
-    let resp = api.search_orders(&params).await.map_err(|e| {
+    let resp = s.api.search_orders(&params).await.map_err(|e| {
         if !matches!(e.class(), ErrorClass::Throttled) {
-            counts.call(OPERATION);
+            counts.tally.call(OPERATION);
         }
         JobError::api(OPERATION, e)
     })?;
-    counts.call(OPERATION);
-    let mut tx = pool.begin().await?;
+    counts.tally.call(OPERATION);
+    let mut tx = s.deps.pool.begin().await?;
     apply::orders(
         &mut tx,
-        keys,
-        events,
+        &s.deps.keys,
+        s.events,
         run.shop.shop.id,
         run.run_id,
         &resp.orders,
@@ -69,7 +63,7 @@ pub(crate) async fn page(
     counts.pages += 1;
     cursor.next_token = resp.pagination.and_then(|p| p.next_token);
     if cursor.next_token.is_some() {
-        run.checkpoint(&mut tx, &*cursor, &*counts, counts.total_calls())
+        run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())
             .await?;
         tx.commit().await?;
         return Ok(Step::More);

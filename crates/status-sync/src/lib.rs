@@ -26,19 +26,15 @@ mod changes;
 pub mod plan;
 mod reconcile;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Instant;
-
-use bus::{HandlerError, Incoming, Topology};
 use chrono::{DateTime, Duration, Utc};
 use domain::messages::{Action, CommandParams, StatusSyncMode};
 use runtime::job::{
-    Job, JobError, Planned, Resume, RunCtx, Runner, Step, Summary, Trigger, summary,
+    Build, Deps, Job, JobError, Planned, Resume, RunCtx, Service, Settings, Step, Summary, Trigger,
+    summary,
 };
 use serde::{Deserialize, Serialize};
-use spapi::SpApi;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use store::runs::Tally;
 use store::shops::ShopRecord;
 
 use plan::Plan;
@@ -105,32 +101,19 @@ pub struct Counts {
     pub not_imported: u32,
     /// Orders that could not be applied (listed in the API log).
     pub failed: u32,
-    pub calls: BTreeMap<String, u32>,
-    pub continuations: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<i64>,
-    pub active_ms: i64,
+    /// Amazon calls, continuations and timing.
+    #[serde(flatten)]
+    pub tally: Tally,
 }
 
-impl Counts {
-    /// Amazon calls of every operation.
-    pub fn total_calls(&self) -> i32 {
-        self.calls.values().map(|c| *c as i32).sum()
-    }
-
-    /// Counts one call of `op`.
-    pub fn call(&mut self, op: &str) {
-        *self.calls.entry(op.into()).or_default() += 1;
-    }
-}
-
-/// The status-sync job: plan, step and summary of a run.
-pub struct SyncJob {
-    pool: PgPool,
-    keys: crypto::Keyring,
-    api: SpApi,
-    events: String,
-    config: SyncConfig,
+/// What a step works with.
+pub(crate) struct Stepping<'a> {
+    pub(crate) deps: &'a Deps,
+    /// The events exchange.
+    pub(crate) events: &'a str,
+    /// The shop's SP-API handle.
+    pub(crate) api: &'a spapi::Shop,
+    pub(crate) run: &'a RunCtx<'a, Plan>,
 }
 
 impl Job for SyncJob {
@@ -156,29 +139,21 @@ impl Job for SyncJob {
         cursor: &mut Cursor,
         counts: &mut Counts,
     ) -> Result<Step, JobError> {
-        let api = {
-            let mut conn = self.pool.acquire().await?;
-            runtime::shop_api(&mut conn, &self.keys, &self.api, &run.shop.shop)
-                .await
-                .map_err(|e| JobError::Permanent {
-                    code: "run_failed",
-                    message: e.to_string(),
-                })?
+        let api = self.deps.shop_api(run).await?;
+        let s = Stepping {
+            deps: &self.deps,
+            events: &self.deps.events,
+            api: &api,
+            run,
         };
-        let (pool, keys, events) = (&self.pool, &self.keys, self.events.as_str());
-        let started = Instant::now();
-        let stepped = match run.plan.mode {
+        match run.plan.mode {
             StatusSyncMode::Changes => {
-                let size = self.config.page_size;
-                changes::page(pool, keys, events, &api, run, size, cursor, counts).await
+                changes::page(&s, self.config.page_size, cursor, counts).await
             }
             StatusSyncMode::Reconcile => {
-                let size = self.config.reconcile_batch;
-                reconcile::batch(pool, keys, events, &api, run, size, cursor, counts).await
+                reconcile::batch(&s, self.config.reconcile_batch, cursor, counts).await
             }
-        };
-        counts.active_ms += started.elapsed().as_millis() as i64;
-        stepped
+        }
     }
 
     fn summary(&self, run: &RunCtx<'_, Plan>, c: &Counts) -> Option<Summary> {
@@ -194,7 +169,7 @@ impl Job for SyncJob {
             c.unchanged,
             c.not_imported,
             c.failed,
-            summary::calls_and_time(&c.calls, c.continuations, c.duration_ms),
+            c.tally,
         );
         Some(summary::run_summary(
             message,
@@ -204,7 +179,7 @@ impl Job for SyncJob {
     }
 
     fn amazon_calls(&self, counts: &Counts) -> i32 {
-        counts.total_calls()
+        counts.tally.total_calls()
     }
 
     fn next_run_params(&self, plan: &Plan) -> CommandParams {
@@ -215,59 +190,27 @@ impl Job for SyncJob {
         (plan.last_updated_after, None)
     }
 
-    fn waiting(&self, counts: &mut Counts) {
-        counts.continuations += 1;
-    }
-
-    fn ending(&self, started_at: DateTime<Utc>, counts: &mut Counts) {
-        counts.duration_ms = Some((Utc::now() - started_at).num_milliseconds());
+    fn tally(counts: &mut Counts) -> Option<&mut Tally> {
+        Some(&mut counts.tally)
     }
 }
 
-/// The status-sync handler: the job runner over [`SyncJob`]. Cheap to clone.
-#[derive(Clone)]
-pub struct StatusSync {
-    runner: Arc<Runner<SyncJob>>,
+/// The status-sync handler: the job runner over [`SyncJob`] (`StatusSync::new(pool, keys, api,
+/// topology, config)`).
+pub type StatusSync = Service<SyncJob>;
+
+/// The status-sync job: plan, step and summary of a run.
+pub struct SyncJob {
+    deps: Deps,
+    config: SyncConfig,
 }
 
-impl std::fmt::Debug for StatusSync {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StatusSync").finish_non_exhaustive()
-    }
-}
+impl Build for SyncJob {
+    type Config = SyncConfig;
 
-impl StatusSync {
-    /// The handler over the pool, the keys, the SP-API client and the bus topology.
-    pub fn new(
-        pool: PgPool,
-        keys: crypto::Keyring,
-        api: SpApi,
-        topology: Topology,
-        config: SyncConfig,
-    ) -> Self {
-        let settings = runtime::job::Settings {
-            lease_ttl: config.lease_ttl,
-            // A continuation comes as soon as Amazon's quota allows the next call.
-            retry_delay: Duration::zero(),
-            transient_retry: config.transient_retry,
-            max_transient_failures: config.max_transient_failures,
-        };
-        let job = SyncJob {
-            pool: pool.clone(),
-            keys,
-            api,
-            events: topology.events_exchange(),
-            config,
-        };
-        Self {
-            runner: Arc::new(Runner::new(job, pool, topology, settings)),
-        }
-    }
-}
-
-impl bus::Handler for StatusSync {
-    async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
-        self.runner.handle(&msg).await?;
-        Ok(())
+    fn build(deps: Deps, config: SyncConfig) -> (Self, Settings) {
+        let c = &config;
+        let settings = Settings::paging(c.lease_ttl, c.transient_retry, c.max_transient_failures);
+        (Self { deps, config }, settings)
     }
 }

@@ -2,7 +2,7 @@
 //! ledger (the last watermark minus a small overlap; first run: one week back).
 
 use chrono::{DateTime, Utc};
-use domain::messages::{CommandParams, StatusSyncMode};
+use domain::messages::{Action, CommandParams, StatusSyncMode};
 use domain::window::OVERLAP;
 use runtime::job::{JobError, Planned};
 use serde::{Deserialize, Serialize};
@@ -27,14 +27,7 @@ pub(crate) async fn plan(
     now: DateTime<Utc>,
 ) -> Result<Planned<Plan>, JobError> {
     let CommandParams::StatusSync { mode } = *params else {
-        return Ok(Planned::Refuse {
-            message: format!(
-                "trigger refused: {} parameters were sent to the status-sync queue",
-                params.action().map_or("continuation", |a| a.as_str())
-            ),
-            mode: None,
-            details: None,
-        });
+        return Ok(Planned::wrong_params(params, Action::StatusSync));
     };
     let (name, last_updated_after) = match mode {
         StatusSyncMode::Changes => {

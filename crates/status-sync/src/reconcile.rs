@@ -2,28 +2,22 @@
 //! Amazon order id, each checked with `getOrder` and applied in its own transaction together
 //! with the run's cursor. An order Amazon does not know is a warning in the API log.
 
-use runtime::job::{JobError, RunCtx, Step};
+use runtime::job::{JobError, Step};
 use spapi::ErrorClass;
-use sqlx::PgPool;
 use store::{api_log, instructions};
 
-use crate::plan::Plan;
-use crate::{ACTION, Counts, Cursor, apply};
+use crate::{ACTION, Counts, Cursor, Stepping, apply};
 
 const OPERATION: &str = "getOrder";
 
 /// Checks the next batch of `batch_size` instructions after the cursor.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn batch(
-    pool: &PgPool,
-    keys: &crypto::Keyring,
-    events: &str,
-    api: &spapi::Shop,
-    run: &RunCtx<'_, Plan>,
+    s: &Stepping<'_>,
     batch_size: i64,
     cursor: &mut Cursor,
     counts: &mut Counts,
 ) -> Result<Step, JobError> {
+    let (run, pool) = (s.run, &s.deps.pool);
     let shop_id = run.shop.shop.id;
     let mut conn = pool.acquire().await?;
     let batch = instructions::open_imported(
@@ -38,10 +32,10 @@ pub(crate) async fn batch(
         return Ok(Step::Done { watermark: None });
     }
     for order_id in batch.into_iter().filter_map(|i| i.amazon_order_id) {
-        let order = match api.get_order(&order_id, &orders::included::SYNC).await {
+        let order = match s.api.get_order(&order_id, &orders::included::SYNC).await {
             Ok(o) => o,
             Err(e) if e.status() == Some(404) => {
-                counts.call(OPERATION);
+                counts.tally.call(OPERATION);
                 counts.failed += 1;
                 let message =
                     format!("order {order_id} was not found on Amazon: check it in Seller Central");
@@ -66,17 +60,17 @@ pub(crate) async fn batch(
             }
             Err(e) => {
                 if !matches!(e.class(), ErrorClass::Throttled) {
-                    counts.call(OPERATION);
+                    counts.tally.call(OPERATION);
                 }
                 return Err(JobError::api(OPERATION, e));
             }
         };
-        counts.call(OPERATION);
+        counts.tally.call(OPERATION);
         let mut tx = pool.begin().await?;
         apply::orders(
             &mut tx,
-            keys,
-            events,
+            &s.deps.keys,
+            s.events,
             shop_id,
             run.run_id,
             std::slice::from_ref(&order),
@@ -84,7 +78,7 @@ pub(crate) async fn batch(
         )
         .await?;
         cursor.after_order_id = Some(order_id);
-        run.checkpoint(&mut tx, &*cursor, &*counts, counts.total_calls())
+        run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())
             .await?;
         tx.commit().await?;
     }

@@ -67,6 +67,13 @@ pub(super) fn progress<P: serde::Serialize, C: serde::Serialize, N: serde::Seria
     }
 }
 
+/// Records the run's wall-clock duration in the job's tally (before its last ledger write).
+fn ended<J: Job>(started_at: DateTime<Utc>, counts: &mut J::Counts) {
+    if let Some(t) = J::tally(counts) {
+        t.duration_ms = Some((Utc::now() - started_at).num_milliseconds());
+    }
+}
+
 fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
@@ -268,10 +275,14 @@ impl<J: Job> Runner<J> {
     /// Steps until the job is done, waits or fails.
     async fn execute(&self, mut live: Live<'_, J>) -> Result<RunOutcome<J::Counts>, RunnerError> {
         loop {
+            let started = std::time::Instant::now();
             let stepped = self
                 .job
                 .step(&live.ctx, &mut live.cursor, &mut live.counts)
                 .await;
+            if let Some(t) = J::tally(&mut live.counts) {
+                t.active_ms += started.elapsed().as_millis() as i64;
+            }
             match stepped {
                 Ok(Step::More) => {
                     live.transient_failures = 0;
@@ -418,7 +429,9 @@ impl<J: Job> Runner<J> {
             "{operation}: {what}{note}; continuing at {}: {e}",
             at.to_rfc3339()
         );
-        self.job.waiting(&mut live.counts);
+        if let Some(t) = J::tally(&mut live.counts) {
+            t.continuations += 1;
+        }
         let calls = self.job.amazon_calls(&live.counts);
         let mut tx = self.pool.begin().await?;
         api_log::write(
@@ -489,7 +502,7 @@ impl<J: Job> Runner<J> {
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let ctx = &live.ctx;
         let mut final_counts = live.counts.clone();
-        self.job.ending(ctx.started_at, &mut final_counts);
+        ended::<J>(ctx.started_at, &mut final_counts);
         let counts = json(&final_counts);
         let mut tx = self.pool.begin().await?;
         runs::finish(
@@ -540,7 +553,7 @@ impl<J: Job> Runner<J> {
         message: &str,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let mut counts = counts.clone();
-        self.job.ending(ctx.started_at, &mut counts);
+        ended::<J>(ctx.started_at, &mut counts);
         let counts_json = json(&counts);
         let mut tx = self.pool.begin().await?;
         runs::finish(

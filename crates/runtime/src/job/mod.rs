@@ -28,6 +28,7 @@
 
 pub mod errors;
 mod ledger;
+mod service;
 pub mod summary;
 
 use std::future::Future;
@@ -42,6 +43,7 @@ use store::shops::ShopRecord;
 use uuid::Uuid;
 
 pub use errors::{JobError, RunnerError};
+pub use service::{Build, Deps, Service};
 
 /// How a run goes on after Amazon asked it to wait (throttling, transient failure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,21 @@ pub enum Planned<P> {
         message: String,
         mode: Option<String>,
     },
+}
+
+impl<P> Planned<P> {
+    /// The refusal of a trigger whose parameters are not `action`'s (e.g. a direct call with
+    /// another action's parameters; on the queue such a command is dead-lettered at decoding).
+    pub fn wrong_params(params: &CommandParams, action: Action) -> Self {
+        Self::Refuse {
+            message: format!(
+                "trigger refused: {} parameters were sent to the {action} queue",
+                params.action().map_or("continuation", |a| a.as_str())
+            ),
+            mode: None,
+            details: serde_json::to_value(params).ok(),
+        }
+    }
 }
 
 /// What one [`Job::step`] did.
@@ -140,12 +157,11 @@ pub trait Job: Send + Sync + 'static {
         (None, None)
     }
 
-    /// Called when the run is about to wait for its continuation (e.g. to count it).
-    fn waiting(&self, _counts: &mut Self::Counts) {}
-
-    /// Called just before the run's last ledger write (succeeded or failed), e.g. to record
-    /// its duration.
-    fn ending(&self, _started_at: DateTime<Utc>, _counts: &mut Self::Counts) {}
+    /// The runner's own figures in the counts, when the job keeps them: the runner then counts
+    /// continuations, the time spent in steps and the run's wall-clock duration there.
+    fn tally(_counts: &mut Self::Counts) -> Option<&mut store::runs::Tally> {
+        None
+    }
 }
 
 /// The runner's settings of one action.
