@@ -4,18 +4,23 @@
 //!
 //! The runner owns, in this order ([`Runner::handle`]):
 //! 1. **Decoding** and the contract version ([`domain::messages::Command::decode`]); a body that
-//!    does not decode, or a command for another action, is refused (dead-lettered).
+//!    does not decode, or a command for another action, is refused (dead-lettered). An import
+//!    window Amazon cannot serve is left to the plan (a `rejected` run with the reason).
 //! 2. **Unknown shop**: refused once with an API-log error, the message acknowledged.
 //! 3. **Duplicates**, with one mechanism: the run ledger. A trigger (`command_id`) whose run of
 //!    this action already succeeded is acknowledged without running again; the check is repeated
-//!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. (The
-//!    bus inbox, `bus::WithInbox`, is not used by the services.)
+//!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. For
+//!    jobs that continue the same run ([`Resume::SameRun`]) a redelivered trigger whose run is
+//!    still `running` (its process died) resumes that run from its cursor, and one whose run is
+//!    `waiting` is a duplicate. (The bus inbox, `bus::WithInbox`, is not used by the services.)
 //! 4. **Plan** (the job): run, refuse (run `rejected` + API-log `invalid_trigger`) or skip.
 //! 5. **Ledger and lease**: a run row, the per-(shop, action) lease (another live run → this
 //!    one `skipped`); runs of a dead process still `running` are closed as `failed`
 //!    (abandoned).
 //! 6. **Steps** until the job says done; the cursor and counts are saved between steps and the
-//!    lease renewed.
+//!    lease renewed (a step may also commit its cursor with its effect: [`RunCtx::checkpoint`]).
+//!    Jobs that keep a [`store::runs::Tally`] ([`Job::tally`]) get their continuations, time in
+//!    steps and duration counted by the runner.
 //! 7. **Continuations** through the outbox ([`Resume`]), and the **error policy** of
 //!    [`errors`] (throttling → continuation, transient → backoff, permanent → failed with an
 //!    API-log entry saying what to do).
