@@ -633,6 +633,38 @@ async fn redelivered_trigger_resumes_a_run_left_running_from_its_cursor(pool: Pg
     assert_eq!(*r.job().seen.lock().unwrap(), vec![0, 1, 1]);
     assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
 
+    // Redelivered by the broker (the consumer that held it died): taken over at once, without
+    // waiting for the dead holder's lease to expire.
+    let k = runner::<false>(&pool, &[Act::Page, Act::Crash, Act::Last]);
+    let cmd = Command::new(
+        shop_id,
+        Action::OrderIngest,
+        CommandParams::OrderIngest {
+            mode: domain::window::ImportMode::Differential,
+        },
+        "t",
+        Utc::now(),
+    );
+    let mut msg = bus::Incoming::new(
+        Uuid::now_v7(),
+        "order-ingest",
+        serde_json::to_value(&cmd).unwrap(),
+    );
+    let err = k.handle(&msg).await.unwrap_err();
+    assert!(matches!(err, RunnerError::Abandoned("crash")), "{err:?}");
+    assert!(
+        lease_held(&pool, shop_id).await,
+        "the dead holder's lease is live"
+    );
+    msg.redelivered = true;
+    let outcome = k.handle(&msg).await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(*k.job().seen.lock().unwrap(), vec![0, 1, 1]);
+    assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 2);
+
     let w = runner::<false>(&pool, &[Act::Throttled]);
     let waiting = Uuid::now_v7();
     let outcome = w.start(trigger(shop_id, Some(waiting))).await.unwrap();

@@ -81,6 +81,15 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 impl<J: Job> Runner<J> {
     /// Starts a new run for `trigger` (steps 3–8 of the module documentation).
     pub async fn start(&self, trigger: Trigger<'_>) -> Result<RunOutcome<J::Counts>, RunnerError> {
+        self.begin(trigger, false).await
+    }
+
+    /// [`Runner::start`] for a trigger the broker may have delivered before (`redelivered`).
+    pub(super) async fn begin(
+        &self,
+        trigger: Trigger<'_>,
+        redelivered: bool,
+    ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let action = J::ACTION.as_str();
         let mut conn = self.pool.acquire().await?;
         if let Some(id) = trigger.command_id
@@ -98,6 +107,9 @@ impl<J: Job> Runner<J> {
             match status.as_str() {
                 s if s == RunStatus::Running.as_str() => {
                     drop(conn);
+                    if redelivered {
+                        return self.take_over(run_id).await;
+                    }
                     tracing::info!(%run_id, action, "trigger redelivered while its run was running: resuming it");
                     return self.resume(run_id).await;
                 }
@@ -212,6 +224,30 @@ impl<J: Job> Runner<J> {
         if claim != runs::Continuation::Run {
             return Ok(RunOutcome::Nothing);
         }
+        self.continue_run(run_id).await
+    }
+
+    /// A redelivered trigger of a run still `running`: the broker handed the message back
+    /// because the consumer that held it is gone, so its process no longer runs the run. The
+    /// run's lease (held by the run itself) is renewed for this process at once and the run goes
+    /// on from its cursor.
+    async fn take_over(&self, run_id: Uuid) -> Result<RunOutcome<J::Counts>, RunnerError> {
+        let action = J::ACTION.as_str();
+        let mut conn = self.pool.acquire().await?;
+        let run = runs::get(&mut conn, run_id).await?;
+        let ttl = self.settings.lease_ttl;
+        if run.status != RunStatus::Running.as_str()
+            || !runs::try_lease(&mut conn, run.shop_id, action, run_id, &self.holder, ttl).await?
+        {
+            return Ok(RunOutcome::Nothing);
+        }
+        tracing::warn!(%run_id, action, "trigger redelivered: taking over the run its dead consumer left running");
+        drop(conn);
+        self.continue_run(run_id).await
+    }
+
+    /// Goes on with a run this process holds (claimed or taken over) from its saved cursor.
+    async fn continue_run(&self, run_id: Uuid) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let mut conn = self.pool.acquire().await?;
         let run = runs::get(&mut conn, run_id).await?;
         let shop = shops::get(&mut conn, run.shop_id).await?;

@@ -11,7 +11,8 @@
 //!    this action already succeeded is acknowledged without running again; the check is repeated
 //!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. For
 //!    jobs that continue the same run ([`Resume::SameRun`]) a redelivered trigger whose run is
-//!    still `running` (its process died) resumes that run from its cursor, and one whose run is
+//!    still `running` resumes that run from its cursor: at once when the broker redelivered it
+//!    (the consumer that held it is gone), else when the holder's lease expires; one whose run is
 //!    `waiting` is a duplicate. (The bus inbox, `bus::WithInbox`, is not used by the services.)
 //! 4. **Plan** (the job): run, refuse (run `rejected` + API-log `invalid_trigger`) or skip.
 //! 5. **Ledger and lease**: a run row, the per-(shop, action) lease (another live run → this
@@ -426,7 +427,7 @@ impl<J: Job> Runner<J> {
         };
         let outcome = match cmd.params {
             CommandParams::Continue { run_id } => self.resume(run_id).await?,
-            _ => self.start(Trigger::of(&cmd)).await?,
+            _ => self.begin(Trigger::of(&cmd), msg.redelivered).await?,
         };
         tracing::info!(action = %J::ACTION, shop_id = %cmd.shop_id, run_id = ?outcome.run_id(), outcome = outcome.name(), "run handled");
         Ok(outcome)
