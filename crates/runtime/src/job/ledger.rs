@@ -121,6 +121,10 @@ impl<J: Job> Runner<J> {
                 _ => {}
             }
         }
+        drop(conn);
+        // The run is created, leased and given its plan in one transaction: a process that dies
+        // in between leaves no run without a plan to continue from.
+        let mut conn = self.pool.begin().await?;
         let shop = shops::get(&mut conn, trigger.shop_id).await?;
         let planned = match self.job.plan(&mut conn, &shop, &trigger).await {
             Ok(p) => p,
@@ -148,6 +152,7 @@ impl<J: Job> Runner<J> {
             } => {
                 let run = new_run(mode.as_deref(), RunStatus::Rejected);
                 let run_id = runs::reject(&mut conn, &run, &message, details).await?;
+                conn.commit().await?;
                 return Ok(RunOutcome::Refused { run_id });
             }
             Planned::Skip { message, mode } => {
@@ -164,6 +169,7 @@ impl<J: Job> Runner<J> {
                     Some(&message),
                 )
                 .await?;
+                conn.commit().await?;
                 return Ok(RunOutcome::Skipped { run_id });
             }
         };
@@ -183,8 +189,12 @@ impl<J: Job> Runner<J> {
         .await?
         {
             NewRunLease::Leased => {}
-            NewRunLease::Busy => return Ok(RunOutcome::Skipped { run_id }),
+            NewRunLease::Busy => {
+                conn.commit().await?;
+                return Ok(RunOutcome::Skipped { run_id });
+            }
             NewRunLease::Duplicate => {
+                conn.commit().await?;
                 return Ok(RunOutcome::Duplicate {
                     run_id: Some(run_id),
                 });
@@ -199,7 +209,7 @@ impl<J: Job> Runner<J> {
         let mut first = live.progress(0);
         (first.window_from, first.window_to) = self.job.window(&plan);
         runs::save_progress(&mut conn, run_id, RunStatus::Running, &first).await?;
-        drop(conn);
+        conn.commit().await?;
         self.execute(live).await
     }
 
