@@ -1,18 +1,186 @@
 //! order-ingest (出荷指示取得): imports Amazon orders (PENDING and UNSHIPPED, merchant-fulfilled)
 //! as shipping instructions, through Orders v2026-01-01 `searchOrders`.
 //!
-//! A run: command in → window planned (`domain::window`) → pages fetched one by one, each page
-//! applied (`orders::apply_orders`) in one transaction together with the run's cursor →
-//! watermark = Amazon's `createdBefore` of the last page. When the shared limiter says the
-//! next page is not due soon, the run stores its cursor, schedules a `Continue` command through
-//! the outbox (`not_before`) and acknowledges the message: no handler ever sleeps on Amazon's
-//! quota. The mapping of an order, delivery rules and the single-order import live in the
-//! `orders` library.
+//! Runs on the job runner ([`runtime::job`]: decoding, unknown shop, duplicates, ledger, lease,
+//! continuations, error policy). This crate supplies only its own part, [`Ingest`]:
+//! * **plan** ([`window`]): the window from the command and the ledger (`domain::window`);
+//! * **step**: one page, fetched (`fetch`: `searchOrders` from the cursor) and applied (`apply`:
+//!   `orders::apply_orders` in one transaction together with the run's cursor); the watermark
+//!   is Amazon's `createdBefore` of the last page;
+//! * **summary**: the counts, as an API-log `run_summary`.
 //!
-//! The handler ([`OrderIngest`]) is a plain async function of the message; the binary wires
-//! it with `runtime::run`.
+//! When the shared limiter says the next page is not due soon, the runner stores the cursor,
+//! schedules the same run's `Continue` through the outbox (`not_before`) and acknowledges the
+//! message: no handler ever sleeps on Amazon's quota. The mapping of an order, delivery rules
+//! and the single-order import live in the `orders` library.
 
-mod engine;
+mod apply;
+mod fetch;
+pub mod window;
 
-pub use engine::{ACTION, ImportError, IngestConfig, OrderIngest};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::messages::{Action, CommandParams};
+use runtime::job::{
+    Build, Deps, Job, JobError, Planned, Resume, RunCtx, Service, Settings, Step, Summary, Trigger,
+    summary,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use store::runs::Tally;
+use store::shops::ShopRecord;
+
 pub use orders::Counts;
+pub use runtime::job::{RunOutcome, RunnerError};
+
+use window::Plan;
+
+/// Action, queue and ledger name (the ledger name of every order import).
+pub const ACTION: &str = orders::ACTION;
+
+/// Tuning of the service.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// `maxResultsPerPage` (1-100).
+    pub page_size: u32,
+    /// The (shop, action) lease lasts this long past the last sign of life of a run.
+    pub lease_ttl: Duration,
+    /// First delay before continuing after a transient Amazon failure (doubles each time).
+    pub transient_retry: Duration,
+    /// Transient failures in a row after which the run fails.
+    pub max_transient_failures: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            lease_ttl: Duration::minutes(10),
+            transient_retry: Duration::seconds(30),
+            max_transient_failures: 5,
+        }
+    }
+}
+
+/// Where a run is in Amazon's pagination.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Token of the next page (valid 24 h); `None` before the first page.
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+impl Job for Ingest {
+    type Plan = Plan;
+    type Cursor = Cursor;
+    type Counts = Counts;
+    const ACTION: Action = Action::OrderIngest;
+    /// Pages go on from the cursor: a wait continues the same run.
+    const RESUME: Resume = Resume::SameRun;
+
+    async fn plan(
+        &self,
+        conn: &mut PgConnection,
+        shop: &ShopRecord,
+        trigger: &Trigger<'_>,
+    ) -> Result<Planned<Plan>, JobError> {
+        window::plan(conn, shop, trigger.params, Utc::now()).await
+    }
+
+    async fn step(
+        &self,
+        run: &RunCtx<'_, Plan>,
+        cursor: &mut Cursor,
+        counts: &mut Counts,
+    ) -> Result<Step, JobError> {
+        let Deps { pool, keys, .. } = &self.deps;
+        let api = self.deps.shop_api(run).await?;
+        let started = Instant::now();
+        let shop = &run.shop.shop;
+        let token = cursor.next_token.clone();
+        let resp = fetch::page(&api, shop, run.plan, self.page_size, token, counts).await?;
+        let fetched = started.elapsed();
+        cursor.next_token = resp.pagination.and_then(|p| p.next_token);
+        apply::page(
+            pool,
+            keys,
+            &self.deps.events,
+            run,
+            &resp.orders,
+            cursor,
+            counts,
+        )
+        .await?;
+        tracing::debug!(run_id = %run.run_id, orders = resp.orders.len(), fetch_ms = fetched.as_millis() as u64,
+            apply_ms = (started.elapsed() - fetched).as_millis() as u64, "page imported");
+        Ok(match cursor.next_token {
+            Some(_) => Step::More,
+            None => Step::Done {
+                watermark: Some(resp.created_before.unwrap_or(run.plan.to)),
+            },
+        })
+    }
+
+    fn summary(&self, run: &RunCtx<'_, Plan>, c: &Counts) -> Option<Summary> {
+        let message = format!(
+            "order-ingest {} {} .. {}: {} page(s), {} order(s): {} new, {} updated, {} unchanged, {} not imported; \
+             {} unmapped line(s); {}",
+            run.mode.unwrap_or("-"),
+            run.plan.from.to_rfc3339(),
+            run.plan.to.to_rfc3339(),
+            c.pages,
+            c.orders,
+            c.new,
+            c.updated,
+            c.unchanged,
+            c.failed,
+            c.unmapped_lines,
+            c.tally,
+        );
+        Some(summary::run_summary(
+            message,
+            c.failed > 0 || c.unmapped_lines > 0,
+            c,
+        ))
+    }
+
+    fn amazon_calls(&self, counts: &Counts) -> i32 {
+        counts.tally.total_calls()
+    }
+
+    fn next_run_params(&self, _plan: &Plan) -> CommandParams {
+        CommandParams::OrderIngest {
+            mode: domain::window::ImportMode::Differential,
+        }
+    }
+
+    fn window(&self, plan: &Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        (Some(plan.from), Some(plan.to))
+    }
+
+    fn tally(counts: &mut Counts) -> Option<&mut Tally> {
+        Some(&mut counts.tally)
+    }
+}
+
+/// The order-ingest handler: the job runner over [`Ingest`] (`OrderIngest::new(pool, keys,
+/// api, topology, config)`).
+pub type OrderIngest = Service<Ingest>;
+
+/// The order-ingest job: plan, step and summary of a run.
+pub struct Ingest {
+    deps: Deps,
+    page_size: u32,
+}
+
+impl Build for Ingest {
+    type Config = IngestConfig;
+
+    fn build(deps: Deps, config: IngestConfig) -> (Self, Settings) {
+        let c = &config;
+        let settings = Settings::paging(c.lease_ttl, c.transient_retry, c.max_transient_failures);
+        let page_size = config.page_size;
+        (Self { deps, page_size }, settings)
+    }
+}

@@ -15,7 +15,7 @@ use domain::{
 };
 use order_ingest::Counts;
 use rust_decimal::Decimal;
-use spapi_sim::{ItemSpec, MarketplaceMix, OrderSpec, OrderStatus, PaymentMethod};
+use spapi_sim::{ItemSpec, MarketplaceMix, OrderSpec, OrderStatus};
 use sqlx::PgPool;
 
 const JP_ONLY: MarketplaceMix = MarketplaceMix {
@@ -26,15 +26,7 @@ const JP_ONLY: MarketplaceMix = MarketplaceMix {
 };
 
 fn counts(run: &store::runs::Run) -> Counts {
-    serde_json::from_value(run.counts.clone()).expect("counts")
-}
-
-fn expected_method(m: PaymentMethod) -> &'static str {
-    match m {
-        PaymentMethod::CashOnDelivery => "cod",
-        PaymentMethod::ConvenienceStore => "convenience_store",
-        _ => "other",
-    }
+    service_testkit::run_counts(run)
 }
 
 async fn runs_of_command(pool: &PgPool, command_id: uuid::Uuid) -> i64 {
@@ -71,7 +63,7 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
         let c = counts(&run);
         assert_eq!((c.orders, c.new, c.updated, c.unchanged, c.failed), (250, 250, 0, 0, 0));
         assert_eq!(c.pages, 3);
-        assert_eq!(c.calls.get("searchOrders"), Some(&3));
+        assert_eq!(c.tally.calls.get("searchOrders"), Some(&3));
         assert_eq!(run.amazon_calls, 3);
         assert_eq!(c.unmapped_lines, 0);
         // First differential run: one week back, ending two minutes before now.
@@ -138,7 +130,7 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
                     assert!(p.ship_to_address.as_deref().unwrap().starts_with(&o.address.address_line1));
                     assert_eq!(p.ship_to_phone, o.address.phone);
                     assert_eq!(i.ship_to_country.as_deref(), Some("JP"));
-                    assert_eq!(i.payment_method, expected_method(o.payment_method), "{}", o.order_id);
+                    assert_eq!(i.payment_method, service_testkit::expected_payment_method(o.payment_method), "{}", o.order_id);
                     assert_eq!(i.order_total, Some(o.grand_total()));
                     for (l, it) in lines.iter().zip(&o.items) {
                         assert_eq!(l.unit_price, Some(it.unit_price));
@@ -605,7 +597,7 @@ async fn large_import_completes_through_continuations_without_429(pool: PgPool) 
         );
         assert_eq!(c.new as usize, n);
         assert_eq!(c.pages as usize, n.div_ceil(100));
-        assert!(c.continuations >= 1, "{c:?}");
+        assert!(c.tally.continuations >= 1, "{c:?}");
         let sim = h.sim_calls("searchOrders");
         assert_eq!(sim.throttled, 0, "zero 429s");
         assert_eq!(sim.calls as usize, n.div_ceil(100));
@@ -625,7 +617,7 @@ async fn large_import_completes_through_continuations_without_429(pool: PgPool) 
         let continues = h
             .count("SELECT count(*) FROM outbox WHERE routing_key = 'order-ingest' AND payload->'params'->>'kind' = 'continue' AND payload->>'shop_id' = $1::text")
             .await;
-        assert_eq!(continues, i64::from(c.continuations));
+        assert_eq!(continues, i64::from(c.tally.continuations));
     })
     .await;
 }

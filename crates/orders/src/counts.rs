@@ -1,8 +1,8 @@
 //! Ledger counts of an order import (`action_runs.counts`).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use store::runs::Tally;
 
 use crate::upsert::Outcome;
 
@@ -24,15 +24,9 @@ pub struct Counts {
     pub failed: u32,
     /// Lines imported without a product (listed in the API log).
     pub unmapped_lines: u32,
-    /// Amazon calls by operation.
-    pub calls: BTreeMap<String, u32>,
-    /// Times the run stored its cursor and scheduled its own continuation.
-    pub continuations: u32,
-    /// Wall-clock time from start to finish (waiting included).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<i64>,
-    /// Time spent working (calls and upserts, waiting excluded).
-    pub active_ms: i64,
+    /// Amazon calls, continuations and timing.
+    #[serde(flatten)]
+    pub tally: Tally,
 }
 
 impl Counts {
@@ -50,15 +44,5 @@ impl Counts {
             }
             Outcome::Unchanged => self.unchanged += 1,
         }
-    }
-
-    /// Counts one call of `operation`.
-    pub fn call(&mut self, operation: &str) {
-        *self.calls.entry(operation.into()).or_default() += 1;
-    }
-
-    /// All Amazon calls of the run.
-    pub fn total_calls(&self) -> i32 {
-        self.calls.values().map(|c| *c as i32).sum()
     }
 }

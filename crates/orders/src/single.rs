@@ -65,7 +65,7 @@ pub async fn import_order(
     )
     .await?;
     let mut counts = Counts::default();
-    counts.calls.insert("getOrder".into(), 1);
+    counts.tally.call("getOrder");
     let status = order.fulfillment_status().map(|s| s.as_str().to_owned());
     let importable = matches!(status.as_deref(), Some("PENDING" | "UNSHIPPED"))
         && order
@@ -125,7 +125,7 @@ pub async fn import_order(
                 .map(|l| l.sku)
                 .collect();
     }
-    counts.duration_ms = Some((Utc::now() - started).num_milliseconds());
+    counts.tally.duration_ms = Some((Utc::now() - started).num_milliseconds());
     runs::finish(
         &mut tx,
         run_id,

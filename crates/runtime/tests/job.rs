@@ -30,6 +30,7 @@ enum Act {
     Revoked,
     DbDown,
     Permanent,
+    Crash,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -152,6 +153,7 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
                 },
             )),
             Act::DbDown => Err(JobError::Db(sqlx::Error::PoolTimedOut)),
+            Act::Crash => Err(JobError::Abandoned("crash")),
             Act::Permanent => Err(JobError::Permanent {
                 code: "no_marketplace",
                 message: "the shop has no marketplace: add one with ctl shop".into(),
@@ -176,13 +178,6 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
         CommandParams::Continue {
             run_id: Uuid::nil(),
         }
-    }
-
-    fn window(
-        &self,
-        _plan: &String,
-    ) -> (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) {
-        (chrono::DateTime::from_timestamp(1_800_000_000, 0), None)
     }
 }
 
@@ -297,17 +292,6 @@ async fn pages_until_done_then_the_same_trigger_is_a_duplicate(pool: PgPool) {
     );
     let again = runner::<false>(&pool, &[]);
     let dup = again.start(trigger(shop_id, Some(command))).await.unwrap();
-    assert_eq!(
-        dup,
-        RunOutcome::Duplicate {
-            run_id: Some(run_id)
-        }
-    );
-    let next_run = runner::<true>(&pool, &[]);
-    let dup = next_run
-        .start(trigger(shop_id, Some(command)))
-        .await
-        .unwrap();
     assert_eq!(dup, RunOutcome::Duplicate { run_id: None });
     assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
 }
@@ -516,12 +500,11 @@ async fn plan_refuses_or_skips(pool: PgPool) {
     );
 }
 
-/// A database failure in a step of a next-run job closes the run `failed` and hands the message
-/// back for a retry.
+/// A database failure in a step closes the run `failed` and hands the message back for a retry.
 #[sqlx::test(migrations = "../../migrations")]
 async fn infrastructure_failure_closes_the_run_and_retries_the_message(pool: PgPool) {
     let shop_id = shop(&pool).await;
-    let r = runner::<true>(&pool, &[Act::DbDown]);
+    let r = runner::<false>(&pool, &[Act::DbDown]);
     let err = r.start(trigger(shop_id, None)).await.unwrap_err();
     assert!(matches!(err, RunnerError::Infrastructure(_)), "{err:?}");
     assert!(matches!(
@@ -625,55 +608,98 @@ async fn handle_decodes_checks_the_action_and_the_shop(pool: PgPool) {
     assert_eq!(command_id, Some(good.message_id));
 }
 
-/// Same-run jobs: a database failure leaves the run `running` with its cursor and hands the
-/// message back; the redelivered trigger waits for the run's lease (a continuation at its
-/// expiry), then takes the run over and goes on from the cursor. The window is in the ledger.
+/// A redelivered trigger of a same-run job: a run left `running` by a process that died goes on
+/// from its cursor once the dead holder's lease has expired (no second run, no page done twice);
+/// a run `waiting` for its continuation makes the copy a duplicate.
 #[sqlx::test(migrations = "../../migrations")]
-async fn redelivered_trigger_resumes_a_run_left_running(pool: PgPool) {
+async fn redelivered_trigger_resumes_a_run_left_running_from_its_cursor(pool: PgPool) {
     let shop_id = shop(&pool).await;
-    let r = runner::<false>(&pool, &[Act::Page, Act::DbDown, Act::Last]);
+    let r = runner::<false>(&pool, &[Act::Page, Act::Crash, Act::Last]);
     let command = Uuid::now_v7();
     let err = r.start(trigger(shop_id, Some(command))).await.unwrap_err();
-    assert!(matches!(err, RunnerError::Infrastructure(_)), "{err:?}");
-    let run_id: Uuid = sqlx::query_scalar("SELECT id FROM action_runs")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let run = run_row(&pool, run_id).await;
-    assert_eq!(
-        (run.status.as_str(), run.counts["pages"].as_u64()),
-        ("running", Some(1))
-    );
-    assert_eq!(
-        run.window_from,
-        chrono::DateTime::from_timestamp(1_800_000_000, 0)
-    );
-
-    // Redelivered while the lease is live: a continuation for when it expires.
-    let waiting = r.start(trigger(shop_id, Some(command))).await.unwrap();
-    assert_eq!(waiting, RunOutcome::Nothing);
-    assert_eq!(
-        count(
-            &pool,
-            "SELECT count(*) FROM outbox WHERE routing_key = 'order-ingest'"
-        )
-        .await,
-        1
-    );
+    assert!(matches!(err, RunnerError::Abandoned("crash")), "{err:?}");
     sqlx::query("UPDATE action_leases SET expires_at = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();
-    let done = r.start(trigger(shop_id, Some(command))).await.unwrap();
-    assert!(matches!(done, RunOutcome::Succeeded { .. }), "{done:?}");
+    let outcome = r.start(trigger(shop_id, Some(command))).await.unwrap();
+    let RunOutcome::Succeeded { counts, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        counts.pages, 2,
+        "the page before the crash is not done again"
+    );
     assert_eq!(*r.job().seen.lock().unwrap(), vec![0, 1, 1]);
     assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 1);
-    // Any later copy is a duplicate of that run.
-    let dup = r.start(trigger(shop_id, Some(command))).await.unwrap();
+
+    // Redelivered by the broker (the consumer that held it died): taken over at once, without
+    // waiting for the dead holder's lease to expire.
+    let k = runner::<false>(&pool, &[Act::Page, Act::Crash, Act::Last]);
+    let cmd = Command::new(
+        shop_id,
+        Action::OrderIngest,
+        CommandParams::OrderIngest {
+            mode: domain::window::ImportMode::Differential,
+        },
+        "t",
+        Utc::now(),
+    );
+    let mut msg = bus::Incoming::new(
+        Uuid::now_v7(),
+        "order-ingest",
+        serde_json::to_value(&cmd).unwrap(),
+    );
+    let err = k.handle(&msg).await.unwrap_err();
+    assert!(matches!(err, RunnerError::Abandoned("crash")), "{err:?}");
+    assert!(
+        lease_held(&pool, shop_id).await,
+        "the dead holder's lease is live"
+    );
+    msg.redelivered = true;
+    let outcome = k.handle(&msg).await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(*k.job().seen.lock().unwrap(), vec![0, 1, 1]);
+    assert_eq!(count(&pool, "SELECT count(*) FROM action_runs").await, 2);
+
+    let w = runner::<false>(&pool, &[Act::Throttled]);
+    let waiting = Uuid::now_v7();
+    let outcome = w.start(trigger(shop_id, Some(waiting))).await.unwrap();
+    let RunOutcome::Waiting { run_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let copy = w.start(trigger(shop_id, Some(waiting))).await.unwrap();
     assert_eq!(
-        dup,
+        copy,
         RunOutcome::Duplicate {
             run_id: Some(run_id)
         }
     );
+}
+
+/// A window Amazon cannot serve is not refused at decoding: the plan gets the command (and
+/// order-ingest's plan records a `rejected` run with the reason).
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_impossible_window_reaches_the_plan(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let r = runner::<false>(&pool, &[Act::Last]);
+    let cmd = Command::new(
+        shop_id,
+        Action::OrderIngest,
+        CommandParams::OrderIngest {
+            mode: domain::window::ImportMode::Hours { hours: 500 },
+        },
+        "t",
+        Utc::now(),
+    );
+    let msg = bus::Incoming::new(
+        Uuid::now_v7(),
+        "order-ingest",
+        serde_json::to_value(&cmd).unwrap(),
+    );
+    let ran = r.handle(&msg).await.unwrap();
+    assert!(matches!(ran, RunOutcome::Succeeded { .. }), "{ran:?}");
 }

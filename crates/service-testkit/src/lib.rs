@@ -421,3 +421,18 @@ impl Harness {
         let _ = bus::close(&self.amqp).await;
     }
 }
+
+/// The counts a finished run's job wrote (`action_runs.counts`), read as `C`.
+pub fn run_counts<C: serde::de::DeserializeOwned>(run: &store::runs::Run) -> C {
+    serde_json::from_value(run.counts.clone()).expect("the run's counts read as the job's counts")
+}
+
+/// The WMS payment method an imported order of the simulator's payment method `m` gets
+/// (what the import and status-sync are expected to write).
+pub fn expected_payment_method(m: spapi_sim::PaymentMethod) -> &'static str {
+    match m {
+        spapi_sim::PaymentMethod::CashOnDelivery => "cod",
+        spapi_sim::PaymentMethod::ConvenienceStore => "convenience_store",
+        _ => "other",
+    }
+}

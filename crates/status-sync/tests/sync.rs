@@ -11,7 +11,7 @@ use domain::{
     messages::StatusSyncMode, window::ImportMode,
 };
 use rust_decimal::Decimal;
-use spapi_sim::{MarketplaceMix, OrderStatus, PaymentMethod, StatusChange};
+use spapi_sim::{MarketplaceMix, OrderStatus, StatusChange};
 use sqlx::PgPool;
 use status_sync::Counts;
 use uuid::Uuid;
@@ -24,15 +24,7 @@ const ALL_PENDING: MarketplaceMix = MarketplaceMix {
 };
 
 fn counts(run: &store::runs::Run) -> Counts {
-    serde_json::from_value(run.counts.clone()).expect("counts")
-}
-
-fn expected_method(m: PaymentMethod) -> &'static str {
-    match m {
-        PaymentMethod::CashOnDelivery => "cod",
-        PaymentMethod::ConvenienceStore => "convenience_store",
-        _ => "other",
-    }
+    service_testkit::run_counts(run)
 }
 
 /// Everything a sync could change: instructions, lines, stock, API log, events.
@@ -159,7 +151,7 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
             assert_eq!(p.ship_to_state.as_deref(), Some(a.address.state_or_region.as_str()));
             assert_eq!(p.ship_to_city.as_deref(), Some(a.address.city.as_str()));
             assert_eq!(p.ship_to_phone, a.address.phone);
-            assert_eq!(i.payment_method, expected_method(a.payment_method));
+            assert_eq!(i.payment_method, service_testkit::expected_payment_method(a.payment_method));
             assert_eq!(i.order_total, Some(a.grand_total()));
             let lines = store::instructions::lines(&mut conn, i.id).await.unwrap();
             for (l, it) in lines.iter().zip(&a.items) {
@@ -269,7 +261,7 @@ async fn reconcile_checks_every_open_instruction_by_get_order(pool: PgPool) {
             (12, 1, 1, 1),
             "{c:?}"
         );
-        assert_eq!(c.calls.get("getOrder"), Some(&12));
+        assert_eq!(c.tally.calls.get("getOrder"), Some(&12));
         assert_eq!(h.sim_calls("getOrder").calls, 12);
         // Only open instructions are checked: the canceled one is no longer asked for.
         let run2 = h
@@ -317,7 +309,7 @@ async fn reconcile_continues_through_the_outbox_when_the_quota_runs_out(pool: Pg
         let c = counts(&run);
         eprintln!("reconcile with continuations: {c:?}");
         assert_eq!((c.seen, c.paid, c.failed), (34, 10, 0), "{c:?}");
-        assert!(c.continuations >= 1, "{c:?}");
+        assert!(c.tally.continuations >= 1, "{c:?}");
         assert_eq!(h.sim_calls("getOrder").throttled, 0);
         assert_eq!(h.sim_calls("getOrder").calls, 34);
     })

@@ -94,6 +94,41 @@ pub async fn write(conn: &mut PgConnection, e: &Entry<'_>) -> Result<i64, StoreE
     .await?)
 }
 
+/// Writes `e` (an entry about one Amazon order: `shop_id`, `amazon_order_id` and `code` set)
+/// once per state of that order on Amazon: `amazon_last_updated` goes to the entry's details, and
+/// an entry with the same shop, order, code and Amazon update time already logged makes this a
+/// no-op. Returns whether the entry was new (e.g. status-sync's `attention` entries: a
+/// cancellation after allocation, a buyer's cancellation request).
+pub async fn write_once_per_amazon_update(
+    conn: &mut PgConnection,
+    e: &Entry<'_>,
+    amazon_last_updated: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let stamp = amazon_last_updated.to_rfc3339();
+    let seen: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM api_log WHERE shop_id = $1 AND amazon_order_id = $2 AND code = $3
+                          AND details->>'amazon_last_updated' = $4) AS "seen!""#,
+        e.shop_id,
+        e.amazon_order_id,
+        e.code,
+        stamp
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if seen {
+        return Ok(false);
+    }
+    write(
+        conn,
+        &Entry {
+            details: Some(serde_json::json!({"amazon_last_updated": stamp})),
+            ..e.clone()
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
 /// A stored entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {

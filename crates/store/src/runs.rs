@@ -8,6 +8,53 @@ use uuid::Uuid;
 use crate::Found as _;
 use crate::StoreError;
 
+/// What every paging run counts besides its own figures (flattened into its
+/// `action_runs.counts`): Amazon calls by operation, continuations, wall-clock and active time.
+/// Its [`Display`](std::fmt::Display) is the tail of the run's summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    /// Amazon calls by operation.
+    #[serde(default)]
+    pub calls: std::collections::BTreeMap<String, u32>,
+    /// Times the run stored its cursor and scheduled its own continuation.
+    #[serde(default)]
+    pub continuations: u32,
+    /// Wall-clock time from start to finish (waiting included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// Time spent working (calls and writes, waiting excluded).
+    #[serde(default)]
+    pub active_ms: i64,
+}
+
+impl Tally {
+    /// Counts one call of `operation`.
+    pub fn call(&mut self, operation: &str) {
+        *self.calls.entry(operation.into()).or_default() += 1;
+    }
+
+    /// All Amazon calls of the run.
+    pub fn total_calls(&self) -> i32 {
+        self.calls.values().map(|c| *c as i32).sum()
+    }
+}
+
+impl std::fmt::Display for Tally {
+    /// "`N` Amazon call(s) (op n, …); `K` continuation(s); `S` s".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let by_operation: Vec<String> =
+            self.calls.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        write!(
+            f,
+            "{} Amazon call(s) ({}); {} continuation(s); {:.1} s",
+            self.total_calls(),
+            by_operation.join(", "),
+            self.continuations,
+            self.duration_ms.unwrap_or_default() as f64 / 1000.0
+        )
+    }
+}
+
 /// Outcome of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -28,23 +28,49 @@ struct Live<'a, J: Job> {
     cursor: J::Cursor,
     counts: J::Counts,
     transient_failures: u32,
-    window: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
 }
 
 impl<J: Job> Live<'_, J> {
-    fn progress(&self) -> Progress {
-        let cursor = serde_json::json!({
-            "plan": self.ctx.plan,
-            "cursor": self.cursor,
-            "transient_failures": self.transient_failures,
-        });
-        Progress {
-            window_from: self.window.0,
-            window_to: self.window.1,
-            cursor: Some(cursor),
-            counts: json(&self.counts),
-            ..Progress::default()
-        }
+    fn progress(&self, amazon_calls: i32) -> Progress {
+        progress(
+            self.ctx.plan,
+            &self.cursor,
+            self.transient_failures,
+            &self.counts,
+            amazon_calls,
+            (None, None),
+        )
+    }
+}
+
+/// The ledger's progress of a run: plan, cursor and failures in a row (what [`Saved`] reads
+/// back), counts, Amazon calls and (when the run starts) its window.
+pub(super) fn progress<P: serde::Serialize, C: serde::Serialize, N: serde::Serialize>(
+    plan: &P,
+    cursor: &C,
+    transient_failures: u32,
+    counts: &N,
+    amazon_calls: i32,
+    (window_from, window_to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+) -> Progress {
+    let saved = serde_json::json!({
+        "plan": plan,
+        "cursor": cursor,
+        "transient_failures": transient_failures,
+    });
+    Progress {
+        window_from,
+        window_to,
+        cursor: Some(saved),
+        counts: json(counts),
+        amazon_calls,
+    }
+}
+
+/// Records the run's wall-clock duration in the job's tally (before its last ledger write).
+fn ended<J: Job>(started_at: DateTime<Utc>, counts: &mut J::Counts) {
+    if let Some(t) = J::tally(counts) {
+        t.duration_ms = Some((Utc::now() - started_at).num_milliseconds());
     }
 }
 
@@ -55,30 +81,50 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 impl<J: Job> Runner<J> {
     /// Starts a new run for `trigger` (steps 3–8 of the module documentation).
     pub async fn start(&self, trigger: Trigger<'_>) -> Result<RunOutcome<J::Counts>, RunnerError> {
+        self.begin(trigger, false).await
+    }
+
+    /// [`Runner::start`] for a trigger the broker may have delivered before (`redelivered`).
+    pub(super) async fn begin(
+        &self,
+        trigger: Trigger<'_>,
+        redelivered: bool,
+    ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let action = J::ACTION.as_str();
         let mut conn = self.pool.acquire().await?;
-        if let Some(id) = trigger.command_id {
-            match J::RESUME {
-                Resume::NextRun => {
-                    if runs::command_succeeded(&mut conn, id, action).await? {
-                        return Ok(RunOutcome::Duplicate { run_id: None });
+        if let Some(id) = trigger.command_id
+            && runs::command_succeeded(&mut conn, id, action).await?
+        {
+            return Ok(RunOutcome::Duplicate { run_id: None });
+        }
+        // A redelivered trigger of a run that pages with a cursor: a run still `running` was
+        // left by a process that died, and goes on from its cursor (taken over once the dead
+        // holder's lease has expired); a run `waiting` has its continuation queued already.
+        if J::RESUME == Resume::SameRun
+            && let Some(id) = trigger.command_id
+            && let Some((run_id, status)) = runs::for_command(&mut conn, id, action).await?
+        {
+            match status.as_str() {
+                s if s == RunStatus::Running.as_str() => {
+                    drop(conn);
+                    if redelivered {
+                        return self.take_over(run_id).await;
                     }
+                    tracing::info!(%run_id, action, "trigger redelivered while its run was running: resuming it");
+                    return self.resume(run_id).await;
                 }
-                Resume::SameRun => match runs::for_command(&mut conn, id, action).await? {
-                    Some((run_id, status)) if status == RunStatus::Running.as_str() => {
-                        drop(conn);
-                        tracing::info!(%run_id, "trigger redelivered while its run was running: resuming");
-                        return self.resume(run_id).await;
-                    }
-                    Some((run_id, _)) => {
-                        return Ok(RunOutcome::Duplicate {
-                            run_id: Some(run_id),
-                        });
-                    }
-                    None => {}
-                },
+                s if s == RunStatus::Waiting.as_str() => {
+                    return Ok(RunOutcome::Duplicate {
+                        run_id: Some(run_id),
+                    });
+                }
+                _ => {}
             }
         }
+        drop(conn);
+        // The run is created, leased and given its plan in one transaction: a process that dies
+        // in between leaves no run without a plan to continue from.
+        let mut conn = self.pool.begin().await?;
         let shop = shops::get(&mut conn, trigger.shop_id).await?;
         let planned = match self.job.plan(&mut conn, &shop, &trigger).await {
             Ok(p) => p,
@@ -106,6 +152,7 @@ impl<J: Job> Runner<J> {
             } => {
                 let run = new_run(mode.as_deref(), RunStatus::Rejected);
                 let run_id = runs::reject(&mut conn, &run, &message, details).await?;
+                conn.commit().await?;
                 return Ok(RunOutcome::Refused { run_id });
             }
             Planned::Skip { message, mode } => {
@@ -122,6 +169,7 @@ impl<J: Job> Runner<J> {
                     Some(&message),
                 )
                 .await?;
+                conn.commit().await?;
                 return Ok(RunOutcome::Skipped { run_id });
             }
         };
@@ -141,8 +189,12 @@ impl<J: Job> Runner<J> {
         .await?
         {
             NewRunLease::Leased => {}
-            NewRunLease::Busy => return Ok(RunOutcome::Skipped { run_id }),
+            NewRunLease::Busy => {
+                conn.commit().await?;
+                return Ok(RunOutcome::Skipped { run_id });
+            }
             NewRunLease::Duplicate => {
+                conn.commit().await?;
                 return Ok(RunOutcome::Duplicate {
                     run_id: Some(run_id),
                 });
@@ -150,13 +202,14 @@ impl<J: Job> Runner<J> {
         }
         let live = Live::<J> {
             ctx: self.ctx(run_id, &shop, &plan, mode.as_deref(), started_at),
-            cursor: self.job.first_cursor(&plan),
+            cursor: J::Cursor::default(),
             counts: J::Counts::default(),
             transient_failures: 0,
-            window: self.job.window(&plan),
         };
-        runs::save_progress(&mut conn, run_id, RunStatus::Running, &live.progress()).await?;
-        drop(conn);
+        let mut first = live.progress(0);
+        (first.window_from, first.window_to) = self.job.window(&plan);
+        runs::save_progress(&mut conn, run_id, RunStatus::Running, &first).await?;
+        conn.commit().await?;
         self.execute(live).await
     }
 
@@ -181,6 +234,30 @@ impl<J: Job> Runner<J> {
         if claim != runs::Continuation::Run {
             return Ok(RunOutcome::Nothing);
         }
+        self.continue_run(run_id).await
+    }
+
+    /// A redelivered trigger of a run still `running`: the broker handed the message back
+    /// because the consumer that held it is gone, so its process no longer runs the run. The
+    /// run's lease (held by the run itself) is renewed for this process at once and the run goes
+    /// on from its cursor.
+    async fn take_over(&self, run_id: Uuid) -> Result<RunOutcome<J::Counts>, RunnerError> {
+        let action = J::ACTION.as_str();
+        let mut conn = self.pool.acquire().await?;
+        let run = runs::get(&mut conn, run_id).await?;
+        let ttl = self.settings.lease_ttl;
+        if run.status != RunStatus::Running.as_str()
+            || !runs::try_lease(&mut conn, run.shop_id, action, run_id, &self.holder, ttl).await?
+        {
+            return Ok(RunOutcome::Nothing);
+        }
+        tracing::warn!(%run_id, action, "trigger redelivered: taking over the run its dead consumer left running");
+        drop(conn);
+        self.continue_run(run_id).await
+    }
+
+    /// Goes on with a run this process holds (claimed or taken over) from its saved cursor.
+    async fn continue_run(&self, run_id: Uuid) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let mut conn = self.pool.acquire().await?;
         let run = runs::get(&mut conn, run_id).await?;
         let shop = shops::get(&mut conn, run.shop_id).await?;
@@ -217,7 +294,6 @@ impl<J: Job> Runner<J> {
             cursor: saved.cursor,
             counts,
             transient_failures: saved.transient_failures,
-            window: (None, None),
         };
         self.execute(live).await
     }
@@ -245,19 +321,24 @@ impl<J: Job> Runner<J> {
     /// Steps until the job is done, waits or fails.
     async fn execute(&self, mut live: Live<'_, J>) -> Result<RunOutcome<J::Counts>, RunnerError> {
         loop {
+            let started = std::time::Instant::now();
             let stepped = self
                 .job
                 .step(&live.ctx, &mut live.cursor, &mut live.counts)
                 .await;
+            if let Some(t) = J::tally(&mut live.counts) {
+                t.active_ms += started.elapsed().as_millis() as i64;
+            }
             match stepped {
                 Ok(Step::More) => {
                     live.transient_failures = 0;
+                    let calls = self.job.amazon_calls(&live.counts);
                     let mut tx = self.pool.begin().await?;
                     runs::save_progress(
                         &mut tx,
                         live.ctx.run_id,
                         RunStatus::Running,
-                        &live.progress(),
+                        &live.progress(calls),
                     )
                     .await?;
                     live.ctx.keep_lease(&mut tx).await?;
@@ -267,11 +348,6 @@ impl<J: Job> Runner<J> {
                     return self.succeed(&live, watermark, None).await;
                 }
                 Err(JobError::Abandoned(point)) => return Err(RunnerError::Abandoned(point)),
-                Err(e) if e.is_infrastructure() && J::RESUME == Resume::SameRun => {
-                    // The run stays `running` with its cursor: the redelivered trigger or
-                    // continuation takes it over once its lease expires.
-                    return Err(RunnerError::Infrastructure(e));
-                }
                 Err(e) if e.is_infrastructure() => {
                     // Best effort: the database may be what failed.
                     let calls = self.job.amazon_calls(&live.counts);
@@ -399,6 +475,10 @@ impl<J: Job> Runner<J> {
             "{operation}: {what}{note}; continuing at {}: {e}",
             at.to_rfc3339()
         );
+        if let Some(t) = J::tally(&mut live.counts) {
+            t.continuations += 1;
+        }
+        let calls = self.job.amazon_calls(&live.counts);
         let mut tx = self.pool.begin().await?;
         api_log::write(
             &mut tx,
@@ -416,7 +496,7 @@ impl<J: Job> Runner<J> {
                     &mut tx,
                     live.ctx.run_id,
                     RunStatus::Waiting,
-                    &live.progress(),
+                    &live.progress(calls),
                 )
                 .await?;
                 let ttl = (at - now).max(Duration::zero()) + self.settings.lease_ttl;
@@ -467,7 +547,9 @@ impl<J: Job> Runner<J> {
         continued_at: Option<DateTime<Utc>>,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         let ctx = &live.ctx;
-        let counts = json(&live.counts);
+        let mut final_counts = live.counts.clone();
+        ended::<J>(ctx.started_at, &mut final_counts);
+        let counts = json(&final_counts);
         let mut tx = self.pool.begin().await?;
         runs::finish(
             &mut tx,
@@ -475,12 +557,12 @@ impl<J: Job> Runner<J> {
             RunStatus::Succeeded,
             watermark,
             &counts,
-            self.job.amazon_calls(&live.counts),
+            self.job.amazon_calls(&final_counts),
             None,
         )
         .await?;
         runs::release_lease(&mut tx, ctx.shop.shop.id, J::ACTION.as_str(), ctx.run_id).await?;
-        if let Some(s) = self.job.summary(ctx, &live.counts) {
+        if let Some(s) = self.job.summary(ctx, &final_counts) {
             api_log::write(
                 &mut tx,
                 &Entry {
@@ -500,7 +582,7 @@ impl<J: Job> Runner<J> {
         tx.commit().await?;
         Ok(RunOutcome::Succeeded {
             run_id: ctx.run_id,
-            counts: live.counts.clone(),
+            counts: final_counts,
             continued_at,
         })
     }
@@ -516,7 +598,9 @@ impl<J: Job> Runner<J> {
         code: &str,
         message: &str,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {
-        let counts_json = json(counts);
+        let mut counts = counts.clone();
+        ended::<J>(ctx.started_at, &mut counts);
+        let counts_json = json(&counts);
         let mut tx = self.pool.begin().await?;
         runs::finish(
             &mut tx,
@@ -543,7 +627,7 @@ impl<J: Job> Runner<J> {
         tracing::error!(run_id = %ctx.run_id, action = %J::ACTION, %message, "run failed");
         Ok(RunOutcome::Failed {
             run_id: ctx.run_id,
-            counts: counts.clone(),
+            counts,
             error: message.to_owned(),
         })
     }

@@ -4,21 +4,24 @@
 //!
 //! The runner owns, in this order ([`Runner::handle`]):
 //! 1. **Decoding** and the contract version ([`domain::messages::Command::decode`]); a body that
-//!    does not decode, or a command for another action, is refused (dead-lettered).
+//!    does not decode, or a command for another action, is refused (dead-lettered). An import
+//!    window Amazon cannot serve is left to the plan (a `rejected` run with the reason).
 //! 2. **Unknown shop**: refused once with an API-log error, the message acknowledged.
 //! 3. **Duplicates**, with one mechanism: the run ledger. A trigger (`command_id`) whose run of
 //!    this action already succeeded is acknowledged without running again; the check is repeated
 //!    under the lease ([`store::runs::lease_new_run`]), so copies handled at once run once. For
-//!    [`Resume::SameRun`] jobs any run of the trigger makes a copy a duplicate, except a run left
-//!    `running` (its process died, or the database failed under it): the copy resumes it from
-//!    its cursor, as a continuation does. (The bus inbox, `bus::WithInbox`, is not used by the
-//!    services.)
+//!    jobs that continue the same run ([`Resume::SameRun`]) a redelivered trigger whose run is
+//!    still `running` resumes that run from its cursor: at once when the broker redelivered it
+//!    (the consumer that held it is gone), else when the holder's lease expires; one whose run is
+//!    `waiting` is a duplicate. (The bus inbox, `bus::WithInbox`, is not used by the services.)
 //! 4. **Plan** (the job): run, refuse (run `rejected` + API-log `invalid_trigger`) or skip.
 //! 5. **Ledger and lease**: a run row, the per-(shop, action) lease (another live run → this
 //!    one `skipped`); runs of a dead process still `running` are closed as `failed`
 //!    (abandoned).
 //! 6. **Steps** until the job says done; the cursor and counts are saved between steps and the
-//!    lease renewed.
+//!    lease renewed (a step may also commit its cursor with its effect: [`RunCtx::checkpoint`]).
+//!    Jobs that keep a [`store::runs::Tally`] ([`Job::tally`]) get their continuations, time in
+//!    steps and duration counted by the runner.
 //! 7. **Continuations** through the outbox ([`Resume`]), and the **error policy** of
 //!    [`errors`] (throttling → continuation, transient → backoff, permanent → failed with an
 //!    API-log entry saying what to do).
@@ -31,6 +34,8 @@
 
 pub mod errors;
 mod ledger;
+mod service;
+pub mod summary;
 
 use std::future::Future;
 
@@ -44,6 +49,7 @@ use store::shops::ShopRecord;
 use uuid::Uuid;
 
 pub use errors::{JobError, RunnerError};
+pub use service::{Build, Deps, Service};
 
 /// How a run goes on after Amazon asked it to wait (throttling, transient failure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +81,21 @@ pub enum Planned<P> {
         message: String,
         mode: Option<String>,
     },
+}
+
+impl<P> Planned<P> {
+    /// The refusal of a trigger whose parameters are not `action`'s (e.g. a direct call with
+    /// another action's parameters; on the queue such a command is dead-lettered at decoding).
+    pub fn wrong_params(params: &CommandParams, action: Action) -> Self {
+        Self::Refuse {
+            message: format!(
+                "trigger refused: {} parameters were sent to the {action} queue",
+                params.action().map_or("continuation", |a| a.as_str())
+            ),
+            mode: None,
+            details: serde_json::to_value(params).ok(),
+        }
+    }
 }
 
 /// What one [`Job::step`] did.
@@ -136,14 +157,16 @@ pub trait Job: Send + Sync + 'static {
     /// The parameters of the fresh trigger that continues the work ([`Resume::NextRun`]).
     fn next_run_params(&self, plan: &Self::Plan) -> CommandParams;
 
-    /// Where a new run starts (default: [`Default`]), e.g. the `lastUpdatedAfter` its plan chose.
-    fn first_cursor(&self, _plan: &Self::Plan) -> Self::Cursor {
-        Self::Cursor::default()
-    }
-
-    /// The time window the run covers, shown in the ledger (`window_from`, `window_to`).
+    /// The window the plan covers, written to the ledger when the run starts
+    /// (`action_runs.window_from` / `window_to`). None by default.
     fn window(&self, _plan: &Self::Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         (None, None)
+    }
+
+    /// The runner's own figures in the counts, when the job keeps them: the runner then counts
+    /// continuations, the time spent in steps and the run's wall-clock duration there.
+    fn tally(_counts: &mut Self::Counts) -> Option<&mut store::runs::Tally> {
+        None
     }
 }
 
@@ -208,6 +231,30 @@ pub struct RunCtx<'a, P> {
     action: Action,
     holder: &'a str,
     lease_ttl: Duration,
+}
+
+impl<P: Serialize> RunCtx<'_, P> {
+    /// Saves `cursor` and `counts` as the run's progress on `conn` and renews the lease, so a
+    /// step can commit its effect and its cursor in one transaction (a crash then resumes
+    /// exactly after the committed work). The runner saves the same again after the step.
+    pub async fn checkpoint<C: Serialize, N: Serialize>(
+        &self,
+        conn: &mut PgConnection,
+        cursor: &C,
+        counts: &N,
+        amazon_calls: i32,
+    ) -> Result<(), store::StoreError> {
+        let progress = ledger::progress(self.plan, cursor, 0, counts, amazon_calls, (None, None));
+        store::runs::save_progress(
+            &mut *conn,
+            self.run_id,
+            store::runs::RunStatus::Running,
+            &progress,
+        )
+        .await?;
+        self.keep_lease(conn).await?;
+        Ok(())
+    }
 }
 
 impl<P> RunCtx<'_, P> {
@@ -298,6 +345,95 @@ impl<C> RunOutcome<C> {
     }
 }
 
+/// Steps 1–2 for every consumer of an action's queue: decodes the command (contract version,
+/// parameters of this action, window limits) and refuses a trigger for an unknown shop once with
+/// an API-log error. `None`: the shop is unknown (refused; acknowledge the message). A body that
+/// does not decode, or a command of another action, is [`RunnerError::Refused`] (dead-letter).
+/// [`Runner::handle`] starts with it; feed-poller, whose unit of work is a feed claim rather
+/// than a run, uses it directly.
+pub async fn intake(
+    pool: &PgPool,
+    action: Action,
+    msg: &Incoming,
+) -> Result<Option<Command>, RunnerError> {
+    let body = serde_json::to_vec(&msg.payload).unwrap_or_default();
+    let cmd = match Command::decode(&body, Utc::now()) {
+        Ok(cmd) => cmd,
+        // A window Amazon cannot serve is the plan's to refuse (a `rejected` run with the
+        // reason and an API-log error), not a dead letter.
+        Err(domain::messages::CommandError::Window(_)) => serde_json::from_slice(&body)
+            .map_err(|e| RunnerError::Refused(format!("payload does not decode: {e}")))?,
+        Err(e) => {
+            return Err(RunnerError::Refused(match e {
+                domain::messages::CommandError::Malformed(m) => {
+                    format!("payload does not decode: {m}")
+                }
+                other => other.to_string(),
+            }));
+        }
+    };
+    if cmd.action != action {
+        return Err(RunnerError::Refused(format!(
+            "{} command on the {action} queue",
+            cmd.action
+        )));
+    }
+    let mut conn = pool.acquire().await?;
+    let known = store::api_log::shop_known_or_refused(
+        &mut conn,
+        action.as_str(),
+        cmd.shop_id,
+        cmd.message_id,
+    )
+    .await?;
+    Ok(known.then_some(cmd))
+}
+
+/// Runs a [`Job`]: one per service, cheap to share.
+pub struct Runner<J: Job> {
+    job: J,
+    pool: PgPool,
+    topology: Topology,
+    settings: Settings,
+    holder: String,
+}
+
+impl<J: Job> Runner<J> {
+    /// A runner of `job` over the pool, publishing through the outbox of `topology`.
+    pub fn new(job: J, pool: PgPool, topology: Topology, settings: Settings) -> Self {
+        Self {
+            job,
+            pool,
+            topology,
+            settings,
+            holder: format!("{}@{}", J::ACTION, std::process::id()),
+        }
+    }
+
+    /// The job.
+    pub fn job(&self) -> &J {
+        &self.job
+    }
+
+    /// The runner's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Handles one message of the action's queue (steps 1–8 of the module documentation).
+    pub async fn handle(&self, msg: &Incoming) -> Result<RunOutcome<J::Counts>, RunnerError> {
+        let Some(cmd) = intake(&self.pool, J::ACTION, msg).await? else {
+            return Ok(RunOutcome::Nothing);
+        };
+        let outcome = match cmd.params {
+            CommandParams::Continue { run_id } => self.resume(run_id).await?,
+            _ => self.begin(Trigger::of(&cmd), msg.redelivered).await?,
+        };
+        tracing::info!(action = %J::ACTION, shop_id = %cmd.shop_id, run_id = ?outcome.run_id(), outcome = outcome.name(), "run handled");
+        Ok(outcome)
+    }
+}
+
 /// What the runner decided about a trigger, for a service's report ([`Report`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decided {
@@ -356,87 +492,5 @@ impl<C: Report> RunOutcome<C> {
         let mut report = counts;
         report.decided(d);
         report
-    }
-}
-
-/// Steps 1–2 for every consumer of an action's queue: decodes the command (contract version,
-/// parameters of this action, window limits) and refuses a trigger for an unknown shop once with
-/// an API-log error. `None`: the shop is unknown (refused; acknowledge the message). A body that
-/// does not decode, or a command of another action, is [`RunnerError::Refused`] (dead-letter).
-/// [`Runner::handle`] starts with it; feed-poller, whose unit of work is a feed claim rather
-/// than a run, uses it directly.
-pub async fn intake(
-    pool: &PgPool,
-    action: Action,
-    msg: &Incoming,
-) -> Result<Option<Command>, RunnerError> {
-    let body = serde_json::to_vec(&msg.payload).unwrap_or_default();
-    let cmd = Command::decode(&body, Utc::now()).map_err(|e| {
-        RunnerError::Refused(match e {
-            domain::messages::CommandError::Malformed(m) => {
-                format!("payload does not decode: {m}")
-            }
-            other => other.to_string(),
-        })
-    })?;
-    if cmd.action != action {
-        return Err(RunnerError::Refused(format!(
-            "{} command on the {action} queue",
-            cmd.action
-        )));
-    }
-    let mut conn = pool.acquire().await?;
-    let known = store::api_log::shop_known_or_refused(
-        &mut conn,
-        action.as_str(),
-        cmd.shop_id,
-        cmd.message_id,
-    )
-    .await?;
-    Ok(known.then_some(cmd))
-}
-
-/// Runs a [`Job`]: one per service, cheap to share.
-pub struct Runner<J: Job> {
-    job: J,
-    pool: PgPool,
-    topology: Topology,
-    settings: Settings,
-    holder: String,
-}
-
-impl<J: Job> Runner<J> {
-    /// A runner of `job` over the pool, publishing through the outbox of `topology`.
-    pub fn new(job: J, pool: PgPool, topology: Topology, settings: Settings) -> Self {
-        Self {
-            job,
-            pool,
-            topology,
-            settings,
-            holder: format!("{}@{}", J::ACTION, std::process::id()),
-        }
-    }
-
-    /// The job.
-    pub fn job(&self) -> &J {
-        &self.job
-    }
-
-    /// The runner's settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// Handles one message of the action's queue (steps 1–8 of the module documentation).
-    pub async fn handle(&self, msg: &Incoming) -> Result<RunOutcome<J::Counts>, RunnerError> {
-        let Some(cmd) = intake(&self.pool, J::ACTION, msg).await? else {
-            return Ok(RunOutcome::Nothing);
-        };
-        let outcome = match cmd.params {
-            CommandParams::Continue { run_id } => self.resume(run_id).await?,
-            _ => self.start(Trigger::of(&cmd)).await?,
-        };
-        tracing::info!(action = %J::ACTION, shop_id = %cmd.shop_id, run_id = ?outcome.run_id(), outcome = outcome.name(), "run handled");
-        Ok(outcome)
     }
 }

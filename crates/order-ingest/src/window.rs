@@ -1,0 +1,52 @@
+//! Plan: the window of a run, from the command and the ledger (`domain::window`): differential
+//! (from the last watermark, first run one week back), a range of at most one week, or the
+//! last N hours.
+
+use chrono::{DateTime, Utc};
+use domain::messages::{Action, CommandParams};
+use domain::window::{self, ImportMode};
+use runtime::job::{JobError, Planned};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use store::shops::ShopRecord;
+
+use crate::ACTION;
+
+/// What a run imports: orders created in `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Plans a run from the trigger's parameters; an impossible window refuses the trigger.
+pub(crate) async fn plan(
+    conn: &mut PgConnection,
+    shop: &ShopRecord,
+    params: &CommandParams,
+    now: DateTime<Utc>,
+) -> Result<Planned<Plan>, JobError> {
+    let CommandParams::OrderIngest { mode } = *params else {
+        return Ok(Planned::wrong_params(params, Action::OrderIngest));
+    };
+    let watermark = if mode == ImportMode::Differential {
+        store::runs::last_watermark(conn, shop.shop.id, ACTION, Some("differential")).await?
+    } else {
+        None
+    };
+    let name = Some(mode.name().to_owned());
+    Ok(match window::plan(mode, watermark, now) {
+        Ok(w) => Planned::Run {
+            plan: Plan {
+                from: w.from,
+                to: w.to,
+            },
+            mode: name,
+        },
+        Err(e) => Planned::Refuse {
+            message: format!("trigger refused: {e}"),
+            mode: name,
+            details: serde_json::to_value(params).ok(),
+        },
+    })
+}
