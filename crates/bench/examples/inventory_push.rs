@@ -12,10 +12,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use domain::Marketplace;
-use domain::shop::ShipmentStrategy;
 use inventory_sync::{Service, Settings};
-use secrecy::SecretString;
 use sqlx::{Connection, PgConnection};
 use store::shops::NewShop;
 
@@ -82,19 +79,12 @@ async fn bench(url: &str, skus: i32) -> anyhow::Result<()> {
         store::shops::insert(
             &mut conn,
             &keys,
-            &NewShop {
-                code: "bench".parse()?,
-                name: "Bench".into(),
-                seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-                marketplaces: vec![Marketplace::Japan],
-                time_zone: chrono_tz::Asia::Tokyo,
-                sp_api_endpoint: base.clone(),
-                lwa_endpoint: format!("{base}/auth/o2/token"),
-                shipment_strategy: ShipmentStrategy::Feed,
-                client_id: "amzn1.application-oa2-client.bench".into(),
-                client_secret: SecretString::from("secret".to_owned()),
-                refresh_token: SecretString::from("Atzr|bench".to_owned()),
-            },
+            &NewShop::japan_at(
+                "bench".parse()?,
+                "Bench",
+                spapi_sim::DEFAULT_SELLER_ID,
+                &base,
+            ),
         )
         .await?
         .shop

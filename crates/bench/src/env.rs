@@ -14,12 +14,10 @@ use anyhow::{Context, bail};
 use bus::Topology;
 use chrono::{DateTime, Utc};
 use domain::{
-    Marketplace,
     delivery_rules::RuleConditions,
     messages::{Command, CommandParams},
-    shop::{ShipmentStrategy, ShopCode},
+    shop::ShopCode,
 };
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use spapi_sim::{RunningSim, SimConfig};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -159,19 +157,12 @@ impl Env {
         let shop = store::shops::insert(
             &mut tx,
             &keys,
-            &store::shops::NewShop {
-                code: "bench-jp".parse::<ShopCode>()?,
-                name: "Bench JP".into(),
-                seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-                marketplaces: vec![Marketplace::Japan],
-                time_zone: chrono_tz::Asia::Tokyo,
-                sp_api_endpoint: base.clone(),
-                lwa_endpoint: format!("{base}/auth/o2/token"),
-                shipment_strategy: ShipmentStrategy::Feed,
-                client_id: "amzn1.application-oa2-client.bench".into(),
-                client_secret: SecretString::from("bench-secret"),
-                refresh_token: SecretString::from("Atzr|bench"),
-            },
+            &store::shops::NewShop::japan_at(
+                "bench-jp".parse::<ShopCode>()?,
+                "Bench JP",
+                spapi_sim::DEFAULT_SELLER_ID,
+                &base,
+            ),
         )
         .await?;
         self.shop_id = shop.shop.id;

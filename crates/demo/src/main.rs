@@ -15,13 +15,11 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::Parser;
 use domain::{
-    Marketplace,
     delivery_rules::RuleConditions,
     messages::{Action, Command, CommandParams, StatusSyncMode},
-    shop::{ShipmentStrategy, ShopCode},
+    shop::ShopCode,
     window::ImportMode,
 };
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use spapi_sim::{MarketplaceMix, SimConfig, StatusChange};
 use sqlx::PgPool;
@@ -592,19 +590,12 @@ async fn setup_shop(pool: &PgPool, keys: &crypto::Keyring, sim_url: &str) -> any
     let shop = store::shops::insert(
         &mut tx,
         keys,
-        &store::shops::NewShop {
-            code: "demo-jp".parse::<ShopCode>()?,
-            name: "Demo Shop Japan".into(),
-            seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-            marketplaces: vec![Marketplace::Japan],
-            time_zone: chrono_tz::Asia::Tokyo,
-            sp_api_endpoint: sim_url.to_owned(),
-            lwa_endpoint: format!("{sim_url}/auth/o2/token"),
-            shipment_strategy: ShipmentStrategy::Feed,
-            client_id: "amzn1.application-oa2-client.demo".into(),
-            client_secret: SecretString::from("demo-client-secret"),
-            refresh_token: SecretString::from("Atzr|demo-refresh-token"),
-        },
+        &store::shops::NewShop::japan_at(
+            "demo-jp".parse::<ShopCode>()?,
+            "Demo Shop Japan",
+            spapi_sim::DEFAULT_SELLER_ID,
+            sim_url,
+        ),
     )
     .await?;
     let shop_id = shop.shop.id;

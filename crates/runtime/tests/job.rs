@@ -5,14 +5,12 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use chrono::{Duration, Utc};
-use domain::Marketplace;
 use domain::messages::{Action, Command, CommandParams};
-use domain::shop::{ShipmentStrategy, ShopCode};
+use domain::shop::ShopCode;
 use runtime::job::{
     Job, JobError, Planned, Resume, RunCtx, RunOutcome, Runner, RunnerError, Settings, Step,
     Summary, Trigger,
 };
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use store::api_log::Level;
@@ -202,19 +200,12 @@ async fn shop(pool: &PgPool) -> Uuid {
     store::shops::insert(
         &mut conn,
         &crypto::Keyring::for_testing(),
-        &store::shops::NewShop {
-            code: "acme".parse::<ShopCode>().unwrap(),
-            name: "Acme".into(),
-            seller_id: "A1SELLER".into(),
-            marketplaces: vec![Marketplace::Japan],
-            time_zone: chrono_tz::Asia::Tokyo,
-            sp_api_endpoint: "http://127.0.0.1:9".into(),
-            lwa_endpoint: "http://127.0.0.1:9/auth/o2/token".into(),
-            shipment_strategy: ShipmentStrategy::Feed,
-            client_id: "amzn1.application-oa2-client.test".into(),
-            client_secret: SecretString::from("secret"),
-            refresh_token: SecretString::from("Atzr|test"),
-        },
+        &store::shops::NewShop::japan_at(
+            "acme".parse::<ShopCode>().unwrap(),
+            "Acme",
+            "A1SELLER",
+            "http://127.0.0.1:9",
+        ),
     )
     .await
     .unwrap()

@@ -29,13 +29,7 @@
 use std::time::Duration;
 
 use bus::Topology;
-use domain::{
-    Marketplace,
-    delivery_rules::RuleConditions,
-    messages::Command,
-    shop::{ShipmentStrategy, ShopCode},
-};
-use secrecy::SecretString;
+use domain::{delivery_rules::RuleConditions, messages::Command, shop::ShopCode};
 use spapi_sim::{RunningSim, SimConfig};
 use sqlx::PgPool;
 use store::runs::Run;
@@ -136,19 +130,12 @@ pub async fn seed_shop(pool: &PgPool, code: &str, sim_base_url: &str, unmapped: 
     let shop = store::shops::insert(
         &mut conn,
         &keys,
-        &store::shops::NewShop {
-            code: code.parse::<ShopCode>().unwrap(),
-            name: "Acme JP".into(),
-            seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-            marketplaces: vec![Marketplace::Japan],
-            time_zone: chrono_tz::Asia::Tokyo,
-            sp_api_endpoint: sim_base_url.to_owned(),
-            lwa_endpoint: format!("{sim_base_url}/auth/o2/token"),
-            shipment_strategy: ShipmentStrategy::Feed,
-            client_id: "amzn1.application-oa2-client.test".into(),
-            client_secret: SecretString::from("secret"),
-            refresh_token: SecretString::from("Atzr|test"),
-        },
+        &store::shops::NewShop::japan_at(
+            code.parse::<ShopCode>().unwrap(),
+            "Acme JP",
+            spapi_sim::DEFAULT_SELLER_ID,
+            sim_base_url,
+        ),
     )
     .await
     .unwrap();

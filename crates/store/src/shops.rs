@@ -39,6 +39,28 @@ pub struct NewShop {
     pub refresh_token: SecretString,
 }
 
+impl NewShop {
+    /// A shop on Amazon.co.jp (Asia/Tokyo, shipments by feed) whose SP-API and LWA endpoints are
+    /// at `base_url`, e.g. the simulator of a demo, a benchmark or a test, with placeholder
+    /// credentials; change any field with `NewShop { field, ..NewShop::japan_at(…) }`.
+    pub fn japan_at(code: ShopCode, name: &str, seller_id: &str, base_url: &str) -> Self {
+        let base = base_url.trim_end_matches('/');
+        Self {
+            code,
+            name: name.to_owned(),
+            seller_id: seller_id.to_owned(),
+            marketplaces: vec![Marketplace::Japan],
+            time_zone: chrono_tz::Asia::Tokyo,
+            sp_api_endpoint: base.to_owned(),
+            lwa_endpoint: format!("{base}/auth/o2/token"),
+            shipment_strategy: ShipmentStrategy::Feed,
+            client_id: "amzn1.application-oa2-client.test".to_owned(),
+            client_secret: SecretString::from("secret"),
+            refresh_token: SecretString::from("Atzr|test"),
+        }
+    }
+}
+
 /// A shop with its operational state (no secrets).
 #[derive(Debug, Clone)]
 pub struct ShopRecord {

@@ -10,9 +10,7 @@ use bus::Topology;
 use bus::lapin::options::{BasicGetOptions, QueueDeclareOptions};
 use bus::lapin::types::FieldTable;
 use chrono::{NaiveDate, Utc};
-use domain::Marketplace;
 use domain::messages::{Action, Command, CommandParams, StatusSyncMode};
-use domain::shop::ShipmentStrategy;
 use domain::window::ImportMode;
 use secrecy::SecretString;
 use spapi_sim::{RunningSim, SimConfig};
@@ -275,17 +273,15 @@ impl System {
             &mut conn,
             &self.keys,
             &store::shops::NewShop {
-                code: code.parse().unwrap(),
-                name: format!("Shop {code}"),
-                seller_id: seller_id.into(),
-                marketplaces: vec![Marketplace::Japan],
-                time_zone: chrono_tz::Asia::Tokyo,
-                sp_api_endpoint: base.clone(),
-                lwa_endpoint: format!("{base}/auth/o2/token"),
-                shipment_strategy: ShipmentStrategy::Feed,
                 client_id: client_id.into(),
                 client_secret: SecretString::from(client_secret.clone()),
                 refresh_token: SecretString::from(refresh.to_owned()),
+                ..store::shops::NewShop::japan_at(
+                    code.parse().unwrap(),
+                    &format!("Shop {code}"),
+                    seller_id,
+                    &base,
+                )
             },
         )
         .await

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use crypto::Keyring;
-use domain::Marketplace;
 use domain::shop::{ShipmentStrategy, Shop};
-use secrecy::SecretString;
 use spapi_sim::{ItemSpec, OrderSpec, OrderStatus, RunningSim, SimConfig};
 use sqlx::PgPool;
 use store::shops::NewShop;
@@ -41,17 +39,13 @@ pub async fn fixture(pool: PgPool, strategy: ShipmentStrategy) -> Fixture {
         &mut conn,
         &keys,
         &NewShop {
-            code: "acme-jp".parse().unwrap(),
-            name: "Acme Japan".into(),
-            seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
-            marketplaces: vec![Marketplace::Japan],
-            time_zone: chrono_tz::Asia::Tokyo,
-            sp_api_endpoint: base.clone(),
-            lwa_endpoint: format!("{base}/auth/o2/token"),
             shipment_strategy: strategy,
-            client_id: "amzn1.application-oa2-client.test".into(),
-            client_secret: SecretString::from("secret".to_owned()),
-            refresh_token: SecretString::from("Atzr|refresh".to_owned()),
+            ..NewShop::japan_at(
+                "acme-jp".parse().unwrap(),
+                "Acme Japan",
+                spapi_sim::DEFAULT_SELLER_ID,
+                &base,
+            )
         },
     )
     .await

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use crypto::Keyring;
 use domain::Marketplace;
-use domain::shop::{ShipmentStrategy, Shop};
+use domain::shop::Shop;
 use inventory_sync::{Service, Settings};
-use secrecy::SecretString;
 use spapi_sim::{RunningSim, SimConfig};
 use sqlx::PgPool;
 use store::inventory::AppliedResults;
@@ -42,17 +41,13 @@ pub async fn fixture(pool: PgPool, marketplaces: &[Marketplace]) -> Fixture {
         &mut conn,
         &keys,
         &NewShop {
-            code: "acme-jp".parse().unwrap(),
-            name: "Acme".into(),
-            seller_id: spapi_sim::DEFAULT_SELLER_ID.into(),
             marketplaces: marketplaces.to_vec(),
-            time_zone: chrono_tz::Asia::Tokyo,
-            sp_api_endpoint: base.clone(),
-            lwa_endpoint: format!("{base}/auth/o2/token"),
-            shipment_strategy: ShipmentStrategy::Feed,
-            client_id: "amzn1.application-oa2-client.test".into(),
-            client_secret: SecretString::from("secret".to_owned()),
-            refresh_token: SecretString::from("Atzr|refresh".to_owned()),
+            ..NewShop::japan_at(
+                "acme-jp".parse().unwrap(),
+                "Acme",
+                spapi_sim::DEFAULT_SELLER_ID,
+                &base,
+            )
         },
     )
     .await
