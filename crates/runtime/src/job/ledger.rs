@@ -399,35 +399,34 @@ impl<J: Job> Runner<J> {
         let shop_id = live.ctx.shop.shop.id;
         let note = note.map(|n| format!("; {n}")).unwrap_or_default();
         match decision {
-            Decision::Reauthorize => {
-                let mut conn = self.pool.acquire().await?;
-                shops::set_auth_status(&mut conn, shop_id, Some(&e.to_string())).await?;
-                drop(conn);
-                let message = format!(
-                    "{operation}: the shop must be re-authorized in Seller Central{note}: {e}"
-                );
-                return self
-                    .fail(
-                        &live.ctx,
-                        &live.counts,
-                        self.job.amazon_calls(&live.counts),
+            Decision::Reauthorize | Decision::Refuse => {
+                let (level, code, message) = if decision == Decision::Reauthorize {
+                    let mut conn = self.pool.acquire().await?;
+                    shops::set_auth_status(&mut conn, shop_id, Some(&e.to_string())).await?;
+                    drop(conn);
+                    (
                         Level::Attention,
                         "reauthorize",
-                        &message,
+                        format!(
+                            "{operation}: the shop must be re-authorized in Seller Central{note}: {e}"
+                        ),
                     )
-                    .await;
-            }
-            Decision::Refuse => {
-                let message = format!(
-                    "{operation}: Amazon refused the request{note}; check the shop's data and settings, then trigger the action again: {e}"
-                );
+                } else {
+                    (
+                        Level::Error,
+                        "api_error",
+                        format!(
+                            "{operation}: Amazon refused the request{note}; check the shop's data and settings, then trigger the action again: {e}"
+                        ),
+                    )
+                };
                 return self
                     .fail(
                         &live.ctx,
                         &live.counts,
                         self.job.amazon_calls(&live.counts),
-                        Level::Error,
-                        "api_error",
+                        level,
+                        code,
                         &message,
                     )
                     .await;
