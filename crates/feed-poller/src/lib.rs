@@ -219,7 +219,7 @@ impl Poller {
 
     async fn shop_api(&self, shop: &Shop) -> Result<spapi::Shop, PollError> {
         let mut conn = self.pool.acquire().await?;
-        Ok(runtime::shop_api(&mut conn, &self.keys, &self.api, shop).await?)
+        Ok(job_api::shop_api(&mut conn, &self.keys, &self.api, shop).await?)
     }
 }
 

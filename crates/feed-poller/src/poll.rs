@@ -2,7 +2,7 @@
 //! next poll with backoff; SP-API failures by the runner's error policy.
 
 use chrono::Utc;
-use runtime::job::errors::Decision;
+use job_api::errors::Decision;
 use spapi::feeds::ProcessingStatus;
 use store::api_log::{self, Entry, Level};
 use store::feeds::{self as feeds_store, Submission};

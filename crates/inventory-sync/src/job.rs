@@ -1,18 +1,16 @@
 //! The service's part of a run on the job runner: plan (`full` or changes; an inactive shop is
 //! skipped) and one step (release → targets → one feed per marketplace).
 
-use bus::Topology;
 use domain::messages::{Action, CommandParams};
-use runtime::job::errors::Decision;
-use runtime::job::{Job, JobError, Planned, Resume, RunCtx, Step, Summary, Trigger};
+use job_api::errors::Decision;
+use job_api::{
+    Build, Deps, Job, JobError, Planned, Planning, Resume, RunCtx, Running, Step, Summary,
+};
 use serde::{Deserialize, Serialize};
-use spapi::SpApi;
 use spapi::listings_feed::{self, InventoryUpdate, ListingsFeedOptions};
-use sqlx::{PgConnection, PgPool};
 use store::api_log::{self, Entry, Level};
 use store::feeds as feeds_store;
 use store::inventory::{self, ListingMessage};
-use store::shops::ShopRecord;
 use uuid::Uuid;
 
 use crate::submit::Stop;
@@ -30,11 +28,17 @@ pub(crate) type Run<'a> = RunCtx<'a, Plan>;
 
 /// The inventory-sync job.
 pub(crate) struct Sync {
-    pub(crate) pool: PgPool,
-    pub(crate) keys: crypto::Keyring,
-    pub(crate) api: SpApi,
-    pub(crate) topology: Topology,
+    pub(crate) deps: Deps,
     pub(crate) settings: Settings,
+}
+
+impl Build for Sync {
+    type Config = Settings;
+
+    fn build(deps: Deps, settings: Settings) -> (Self, job_api::Settings) {
+        let runner = job_api::Settings::one_step(settings.lease_ttl, settings.retry_delay);
+        (Self { deps, settings }, runner)
+    }
 }
 
 impl Job for Sync {
@@ -46,15 +50,13 @@ impl Job for Sync {
     /// next run.
     const RESUME: Resume = Resume::NextRun;
 
-    async fn plan(
-        &self,
-        _conn: &mut PgConnection,
-        shop: &ShopRecord,
-        trigger: &Trigger<'_>,
-    ) -> Result<Planned<Plan>, JobError> {
-        let full = matches!(trigger.params, CommandParams::InventorySync { full: true });
+    async fn plan(&self, at: Planning<'_>) -> Result<Planned<Plan>, JobError> {
+        let full = matches!(
+            at.trigger.params,
+            CommandParams::InventorySync { full: true }
+        );
         let mode = Some(if full { "full" } else { "changes" }.to_owned());
-        if !shop.active {
+        if !at.shop.active {
             return Ok(Planned::Skip {
                 message: "shop is inactive".into(),
                 mode,
@@ -66,12 +68,12 @@ impl Job for Sync {
         })
     }
 
-    async fn step(
-        &self,
-        run: &Run<'_>,
-        _cursor: &mut (),
-        report: &mut RunReport,
-    ) -> Result<Step, JobError> {
+    async fn step(&self, running: &mut Running<'_, Self>) -> Result<Step, JobError> {
+        let Running {
+            ctx: run,
+            counts: report,
+            ..
+        } = running;
         report.full = run.plan.full;
         self.run_once(run, report).await?;
         Ok(Step::Done { watermark: None })
@@ -129,11 +131,11 @@ impl Sync {
         let shop = &run.shop.shop;
         // 1. Submissions an interrupted run left open: their SKUs are sent again.
         {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.deps.pool.acquire().await?;
             for sub in feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await? {
                 let why =
                     "interrupted before Amazon's answer was recorded: the SKUs are sent again";
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.deps.pool.begin().await?;
                 feeds_store::mark_not_sent(&mut tx, sub.id, why).await?;
                 inventory::mark_skus_not_sent(&mut tx, sub.id, why).await?;
                 tx.commit().await?;
@@ -143,7 +145,7 @@ impl Sync {
 
         // 2. Targets: one consistent read of stock and mappings.
         let targets = {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.deps.pool.acquire().await?;
             inventory::targets(&mut conn, shop.id, run.plan.full).await?
         };
         report.targets = targets.len();
@@ -164,8 +166,8 @@ impl Sync {
 
         // 3–4. One feed per marketplace (split at 25,000 messages).
         let api = {
-            let mut conn = self.pool.acquire().await?;
-            runtime::shop_api(&mut conn, &self.keys, &self.api, shop).await?
+            let mut conn = self.deps.pool.acquire().await?;
+            job_api::shop_api(&mut conn, &self.deps.keys, &self.deps.api, shop).await?
         };
         let mut unsent: Vec<Uuid> = Vec::new();
         let mut stop: Option<Stop> = None;
@@ -190,7 +192,7 @@ impl Sync {
                 },
             );
             if n == 0 && !built.rejected.is_empty() {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.deps.pool.begin().await?;
                 for r in &built.rejected {
                     let t = &targets[r.key];
                     let text = format!("not sent to Amazon: {}", r.problem);
@@ -237,7 +239,7 @@ impl Sync {
                 stop.as_ref()
                     .map_or("the run stopped".to_owned(), |s| s.reason.clone())
             );
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.deps.pool.acquire().await?;
             unsent.sort();
             unsent.dedup();
             inventory::mark_failed(&mut conn, &unsent, &why).await?;

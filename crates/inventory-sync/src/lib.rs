@@ -35,13 +35,12 @@ pub mod job;
 mod submit;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bus::{Handler, HandlerError, Incoming, Topology};
 use domain::Marketplace;
 use domain::messages::CommandParams;
 use domain::shop::Shop;
-use runtime::job::{Decided, Report, Runner, RunnerError, Trigger};
+use runtime::job::{Decided, Report, RunnerError, Trigger};
 use serde::{Deserialize, Serialize};
 use spapi::SpApi;
 use spapi::listings_feed;
@@ -149,7 +148,7 @@ impl From<RunError> for HandlerError {
 /// The inventory-sync service: the job runner over [`job`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
-    runner: Arc<Runner<Sync>>,
+    jobs: runtime::job::Service<Sync>,
 }
 
 impl Service {
@@ -160,21 +159,8 @@ impl Service {
         topology: Topology,
         settings: Settings,
     ) -> Self {
-        let runner_settings = runtime::job::Settings {
-            lease_ttl: settings.lease_ttl,
-            retry_delay: settings.retry_delay,
-            ..Default::default()
-        };
-        let job = Sync {
-            pool: pool.clone(),
-            keys,
-            api,
-            topology: topology.clone(),
-            settings,
-        };
-        Self {
-            runner: Arc::new(Runner::new(job, pool, topology, runner_settings)),
-        }
+        let jobs = runtime::job::Service::new(pool, keys, api, topology, settings);
+        Self { jobs }
     }
 
     /// From the runtime context.
@@ -191,9 +177,9 @@ impl Service {
 
     /// The SP-API handle of a shop (its endpoints and decrypted credentials).
     pub async fn shop_api(&self, shop: &Shop) -> Result<spapi::Shop, RunError> {
-        let job = self.runner.job();
-        let mut conn = job.pool.acquire().await?;
-        Ok(runtime::shop_api(&mut conn, &job.keys, &job.api, shop).await?)
+        let deps = &self.jobs.runner().job().deps;
+        let mut conn = deps.pool.acquire().await?;
+        Ok(job_api::shop_api(&mut conn, &deps.keys, &deps.api, shop).await?)
     }
 
     /// Runs the action for one shop now (`full`: every mapped SKU).
@@ -206,7 +192,8 @@ impl Service {
     ) -> Result<RunReport, RunError> {
         let params = CommandParams::InventorySync { full };
         let outcome = self
-            .runner
+            .jobs
+            .runner()
             .start(Trigger {
                 shop_id,
                 command_id,
@@ -222,7 +209,7 @@ impl Service {
 
 impl Handler for Service {
     async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
-        let report = self.runner.handle(&msg).await?.into_report();
+        let report = self.jobs.runner().handle(&msg).await?.into_report();
         tracing::info!(
             targets = report.targets,
             sent = report.sent,

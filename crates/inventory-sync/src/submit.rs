@@ -6,7 +6,7 @@
 use bus::OutboxMessage;
 use chrono::Utc;
 use domain::messages::{Event, EventKind};
-use runtime::job::JobError;
+use job_api::JobError;
 use sha2::{Digest, Sha256};
 use store::api_log::{self, Entry, Level};
 use store::feeds as feeds_store;
@@ -41,7 +41,7 @@ impl Sync {
         let sha = hex(&Sha256::digest(json.as_bytes()));
         // Intent: submission + messageId ↔ SKU, quantity, handling days, change sequence.
         let submission = {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.deps.pool.begin().await?;
             let id = inventory::insert_listing_submission(
                 &mut tx,
                 shop.id,
@@ -68,7 +68,7 @@ impl Sync {
             }
         };
         {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.deps.pool.acquire().await?;
             feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
         }
         let spec = spapi::feeds::CreateFeedSpecification {
@@ -87,7 +87,7 @@ impl Sync {
                     .map(Some);
             }
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.deps.pool.begin().await?;
         let next_poll = Utc::now() + self.settings.first_poll_delay;
         if feeds_store::mark_submitted(&mut tx, submission, &created.feed_id, next_poll).await? {
             let skus = inventory::mark_skus_sent(&mut tx, submission, run.run_id).await?;
@@ -125,7 +125,7 @@ impl Sync {
             bus::outbox::enqueue(
                 &mut tx,
                 OutboxMessage::new(
-                    self.topology.events_exchange(),
+                    &self.deps.events,
                     event.kind.routing_key(),
                     serde_json::to_value(&event).unwrap_or_default(),
                 ),
@@ -149,7 +149,7 @@ impl Sync {
         report: &mut RunReport,
     ) -> Result<Stop, JobError> {
         let reason = format!("{operation}: {error}");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.deps.pool.begin().await?;
         feeds_store::mark_not_sent(&mut tx, submission, &reason).await?;
         let n = inventory::mark_skus_not_sent(&mut tx, submission, &format!("not sent: {reason}"))
             .await?;

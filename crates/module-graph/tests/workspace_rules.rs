@@ -89,8 +89,8 @@ fn the_manifest_reader_sees_dependencies() {
     assert!(deps.iter().any(|(_, d)| d == "order-ingest"), "{deps:?}");
 }
 
-/// Source files of `crate_name` (src/ only) that run SQL themselves.
-fn files_with_sql(crate_name: &str) -> Vec<String> {
+/// Source files of `crate_name` (src/ only) whose text contains any of `needles`.
+fn files_containing(crate_name: &str, needles: &[&str]) -> Vec<String> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
@@ -107,12 +107,34 @@ fn files_with_sql(crate_name: &str) -> Vec<String> {
         .into_iter()
         .filter(|f| {
             let text = std::fs::read_to_string(f).unwrap_or_default();
-            ["sqlx::query", "query!(", "query_as!(", "query_scalar!("]
-                .iter()
-                .any(|q| text.contains(q))
+            needles.iter().any(|q| text.contains(q))
         })
         .map(|f| f.display().to_string())
         .collect()
+}
+
+/// Source files of `crate_name` (src/ only) that run SQL themselves.
+fn files_with_sql(crate_name: &str) -> Vec<String> {
+    let sql = ["sqlx::query", "query!(", "query_as!(", "query_scalar!("];
+    files_containing(crate_name, &sql)
+}
+
+/// A service's steps call forward only (docs/architecture.md, the path of one trigger): the job
+/// contract (`job-api`), the libraries and `store`, never back into the runner (`runtime`), which
+/// only `main.rs` and `lib.rs` name, to wire the job to its queue.
+#[test]
+fn service_steps_never_call_back_into_the_runner() {
+    let offences: Vec<String> = SERVICES
+        .iter()
+        .flat_map(|c| files_containing(c, &["runtime::"]))
+        .filter(|f| !f.ends_with("/main.rs") && !f.ends_with("/lib.rs"))
+        .collect();
+    assert!(
+        offences.is_empty(),
+        "use job_api (the job contract) in a service's modules, not runtime: {offences:#?}"
+    );
+    // The positive control: the wiring does name the runner.
+    assert!(!files_containing("order-ingest", &["runtime::"]).is_empty());
 }
 
 #[test]

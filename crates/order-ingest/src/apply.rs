@@ -1,8 +1,8 @@
 //! Step, part 2: one page's orders applied (`orders::apply_orders`) in one transaction together
 //! with the run's cursor, so a process that dies resumes exactly after the last committed page.
 
+use job_api::{JobError, RunCtx};
 use orders::Counts;
-use runtime::job::{JobError, RunCtx};
 use spapi::orders::Order;
 use sqlx::PgPool;
 use store::StoreError;

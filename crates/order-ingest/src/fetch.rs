@@ -1,7 +1,7 @@
 //! Step, part 1: one `searchOrders` page of the run's window from the cursor.
 
+use job_api::JobError;
 use orders::Counts;
-use runtime::job::JobError;
 use spapi::ErrorClass;
 use spapi::orders::{SearchOrdersParams, SearchOrdersResponse};
 

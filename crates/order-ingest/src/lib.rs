@@ -22,14 +22,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::messages::{Action, CommandParams};
-use runtime::job::{
-    Build, Deps, Job, JobError, Planned, Resume, RunCtx, Service, Settings, Step, Summary, Trigger,
+use job_api::{
+    Build, Deps, Job, JobError, Planned, Planning, RunCtx, Running, Settings, Step, Summary,
     summary,
 };
+use runtime::job::Service;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use store::runs::Tally;
-use store::shops::ShopRecord;
 
 pub use orders::Counts;
 pub use runtime::job::{RunOutcome, RunnerError};
@@ -76,24 +75,20 @@ impl Job for Ingest {
     type Cursor = Cursor;
     type Counts = Counts;
     const ACTION: Action = Action::OrderIngest;
-    /// Pages go on from the cursor: a wait continues the same run.
-    const RESUME: Resume = Resume::SameRun;
 
-    async fn plan(
-        &self,
-        conn: &mut PgConnection,
-        shop: &ShopRecord,
-        trigger: &Trigger<'_>,
-    ) -> Result<Planned<Plan>, JobError> {
-        window::plan(conn, shop, trigger.params, Utc::now()).await
+    async fn plan(&self, at: Planning<'_>) -> Result<Planned<Plan>, JobError> {
+        window::plan(at.conn, at.shop, at.trigger.params, at.now).await
     }
 
-    async fn step(
-        &self,
-        run: &RunCtx<'_, Plan>,
-        cursor: &mut Cursor,
-        counts: &mut Counts,
-    ) -> Result<Step, JobError> {
+    /// One page, from the cursor (a wait continues the same run).
+    async fn step(&self, running: &mut Running<'_, Self>) -> Result<Step, JobError> {
+        let Running {
+            ctx: run,
+            cursor,
+            counts,
+            ..
+        } = running;
+        let run = &*run;
         let Deps { pool, keys, .. } = &self.deps;
         let api = self.deps.shop_api(run).await?;
         let started = Instant::now();
@@ -123,26 +118,24 @@ impl Job for Ingest {
     }
 
     fn summary(&self, run: &RunCtx<'_, Plan>, c: &Counts) -> Option<Summary> {
+        let Counts {
+            pages,
+            orders,
+            new,
+            updated,
+            unchanged,
+            failed,
+            unmapped_lines,
+            tally,
+        } = c;
+        let (mode, from, to) = (run.mode.unwrap_or("-"), run.plan.from, run.plan.to);
+        let (from, to) = (from.to_rfc3339(), to.to_rfc3339());
         let message = format!(
-            "order-ingest {} {} .. {}: {} page(s), {} order(s): {} new, {} updated, {} unchanged, {} not imported; \
-             {} unmapped line(s); {}",
-            run.mode.unwrap_or("-"),
-            run.plan.from.to_rfc3339(),
-            run.plan.to.to_rfc3339(),
-            c.pages,
-            c.orders,
-            c.new,
-            c.updated,
-            c.unchanged,
-            c.failed,
-            c.unmapped_lines,
-            c.tally,
+            "order-ingest {mode} {from} .. {to}: {pages} page(s), {orders} order(s): {new} new, {updated} updated, \
+             {unchanged} unchanged, {failed} not imported; {unmapped_lines} unmapped line(s); {tally}"
         );
-        Some(summary::run_summary(
-            message,
-            c.failed > 0 || c.unmapped_lines > 0,
-            c,
-        ))
+        let attention = *failed > 0 || *unmapped_lines > 0;
+        Some(summary::run_summary(message, attention, c))
     }
 
     fn amazon_calls(&self, counts: &Counts) -> i32 {

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use domain::messages::{Action, CommandParams};
 use domain::window::{self, ImportMode};
-use runtime::job::{JobError, Planned};
+use job_api::{JobError, Planned};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use store::shops::ShopRecord;

@@ -19,10 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 pub mod job;
 pub mod metrics;
-mod shop_api;
 mod spapi_client;
 
-pub use shop_api::shop_api;
+pub use job_api::shop_api;
 pub use spapi_client::{
     DEFAULT_MAX_LIMITER_WAIT, MAX_LIMITER_WAIT_VAR, max_limiter_wait, spapi_client,
 };

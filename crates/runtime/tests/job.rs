@@ -8,13 +8,12 @@ use chrono::{Duration, Utc};
 use domain::messages::{Action, Command, CommandParams};
 use domain::shop::ShopCode;
 use runtime::job::{
-    Job, JobError, Planned, Resume, RunCtx, RunOutcome, Runner, RunnerError, Settings, Step,
-    Summary, Trigger,
+    Job, JobError, Planned, Planning, Resume, RunCtx, RunOutcome, Runner, RunnerError, Running,
+    Settings, Step, Summary, Trigger,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use store::api_log::Level;
-use store::shops::ShopRecord;
 use uuid::Uuid;
 
 /// What the scripted job's next step does.
@@ -79,12 +78,8 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
         Resume::SameRun
     };
 
-    async fn plan(
-        &self,
-        _conn: &mut PgConnection,
-        shop: &ShopRecord,
-        trigger: &Trigger<'_>,
-    ) -> Result<Planned<String>, JobError> {
+    async fn plan(&self, at: Planning<'_>) -> Result<Planned<String>, JobError> {
+        let (shop, trigger) = (at.shop, at.trigger);
         if self.inactive_skips && !shop.active {
             return Ok(Planned::Skip {
                 message: "shop is inactive".into(),
@@ -103,12 +98,13 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
         })
     }
 
-    async fn step(
-        &self,
-        run: &RunCtx<'_, String>,
-        cursor: &mut Cursor,
-        counts: &mut Counts,
-    ) -> Result<Step, JobError> {
+    async fn step(&self, running: &mut Running<'_, Self>) -> Result<Step, JobError> {
+        let Running {
+            ctx: run,
+            cursor,
+            counts,
+            ..
+        } = running;
         assert_eq!(run.plan, "the plan");
         self.seen.lock().unwrap().push(cursor.page);
         let act = self

@@ -3,7 +3,7 @@
 //! 出荷済み (shipped), or `failed` with Amazon's message.
 
 use chrono::{DateTime, Utc};
-use runtime::job::JobError;
+use job_api::JobError;
 use spapi::ErrorClass;
 use spapi::fulfillment_feed::Carrier;
 use store::api_log::{self, Entry, Level};
@@ -27,7 +27,7 @@ impl Feedback {
         use spapi::orders_v0::{ConfirmShipmentOrderItem, ConfirmShipmentRequest, PackageDetail};
         let shop = &run.shop.shop;
         let offset = offset_of(shop, now);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.deps.pool.acquire().await?;
         for (n, (t, c)) in valid.into_iter().enumerate() {
             if n > 0 && n % 50 == 0 && !run.keep_lease(&mut conn).await? {
                 return Ok(());

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use runtime::job::JobError;
+use job_api::JobError;
 
 /// Environment variable that arms a fail point in the service binary (fault-injection tests
 /// only): `crash_after_create_feed` or `crash_after_confirm`. The process then aborts at that

@@ -3,16 +3,15 @@
 
 use std::sync::Arc;
 
-use bus::Topology;
 use chrono::Utc;
 use domain::messages::{Action, CommandParams};
 use domain::shop::ShipmentStrategy;
-use runtime::job::errors::Decision;
-use runtime::job::{Job, JobError, Planned, Resume, RunCtx, Step, Summary, Trigger};
-use spapi::SpApi;
-use sqlx::{PgConnection, PgPool};
+use job_api::errors::Decision;
+use job_api::{
+    Build, Deps, Job, JobError, Planned, Planning, Resume, RunCtx, Running, Step, Summary,
+};
+use sqlx::PgConnection;
 use store::api_log::{self, Entry, Level};
-use store::shops::ShopRecord;
 
 use crate::{ACTION, FailPoints, RunReport, Settings, validate};
 use store::shipments::{self as db, Target};
@@ -25,12 +24,27 @@ pub(crate) type Run<'a> = RunCtx<'a, Plan>;
 
 /// The shipment-feedback job.
 pub(crate) struct Feedback {
-    pub(crate) pool: PgPool,
-    pub(crate) keys: crypto::Keyring,
-    pub(crate) api: SpApi,
-    pub(crate) topology: Topology,
+    pub(crate) deps: Deps,
     pub(crate) settings: Settings,
     pub(crate) fail: Arc<FailPoints>,
+}
+
+impl Build for Feedback {
+    /// The service's tuning and the crash hooks of its tests.
+    type Config = (Settings, FailPoints);
+
+    fn build(deps: Deps, (settings, fail): Self::Config) -> (Self, job_api::Settings) {
+        let runner = job_api::Settings::one_step(settings.lease_ttl, settings.retry_delay);
+        let fail = Arc::new(fail);
+        (
+            Self {
+                deps,
+                settings,
+                fail,
+            },
+            runner,
+        )
+    }
 }
 
 impl Job for Feedback {
@@ -41,24 +55,20 @@ impl Job for Feedback {
     /// Each run selects its targets again: what Amazon did not take is sent by the next run.
     const RESUME: Resume = Resume::NextRun;
 
-    async fn plan(
-        &self,
-        _conn: &mut PgConnection,
-        shop: &ShopRecord,
-        _trigger: &Trigger<'_>,
-    ) -> Result<Planned<Plan>, JobError> {
+    async fn plan(&self, at: Planning<'_>) -> Result<Planned<Plan>, JobError> {
+        let mode = at.shop.shop.shipment_strategy.as_str().to_owned();
         Ok(Planned::Run {
             plan: (),
-            mode: Some(shop.shop.shipment_strategy.as_str().to_owned()),
+            mode: Some(mode),
         })
     }
 
-    async fn step(
-        &self,
-        run: &Run<'_>,
-        _cursor: &mut (),
-        report: &mut RunReport,
-    ) -> Result<Step, JobError> {
+    async fn step(&self, running: &mut Running<'_, Self>) -> Result<Step, JobError> {
+        let Running {
+            ctx: run,
+            counts: report,
+            ..
+        } = running;
         let result = self.run_once(run, report).await;
         if let Err(JobError::Api { error, .. }) = &result {
             report.continuation = Decision::of(error).continues();
@@ -71,7 +81,7 @@ impl Job for Feedback {
     }
 
     fn amazon_calls(&self, _counts: &RunReport) -> i32 {
-        i32::try_from(self.api.take_stats().total_calls()).unwrap_or(i32::MAX)
+        i32::try_from(self.deps.api.take_stats().total_calls()).unwrap_or(i32::MAX)
     }
 
     fn next_run_params(&self, _plan: &Plan) -> CommandParams {
@@ -84,8 +94,8 @@ impl Feedback {
     async fn run_once(&self, run: &Run<'_>, report: &mut RunReport) -> Result<(), JobError> {
         let shop = &run.shop.shop;
         let api = {
-            let mut conn = self.pool.acquire().await?;
-            runtime::shop_api(&mut conn, &self.keys, &self.api, shop).await?
+            let mut conn = self.deps.pool.acquire().await?;
+            job_api::shop_api(&mut conn, &self.deps.keys, &self.deps.api, shop).await?
         };
         let now = Utc::now();
 
@@ -96,7 +106,7 @@ impl Feedback {
 
         // 2. Targets.
         let today = domain::eligibility::today_in(shop.time_zone, now);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.deps.pool.acquire().await?;
         let targets = db::targets(&mut conn, shop.id, today).await?;
         report.targets = targets.len();
         if targets.is_empty() {

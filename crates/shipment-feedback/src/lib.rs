@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use bus::{Handler, HandlerError, Incoming, Topology};
 use domain::messages::CommandParams;
-use runtime::job::{Decided, Report, Runner, RunnerError, Trigger};
+use runtime::job::{Decided, Report, RunnerError, Trigger};
 use serde::{Deserialize, Serialize};
 use spapi::SpApi;
 use sqlx::PgPool;
@@ -154,7 +154,7 @@ impl From<RunError> for HandlerError {
 /// The shipment-feedback service: the job runner over [`job`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Service {
-    runner: Arc<Runner<Feedback>>,
+    jobs: runtime::job::Service<Feedback>,
 }
 
 impl Service {
@@ -165,51 +165,22 @@ impl Service {
         topology: Topology,
         settings: Settings,
     ) -> Self {
-        Self::with_fail_points(pool, keys, api, topology, settings, FailPoints::default())
-    }
-
-    fn with_fail_points(
-        pool: PgPool,
-        keys: crypto::Keyring,
-        api: SpApi,
-        topology: Topology,
-        settings: Settings,
-        fail: FailPoints,
-    ) -> Self {
-        let runner_settings = runtime::job::Settings {
-            lease_ttl: settings.lease_ttl,
-            retry_delay: settings.retry_delay,
-            ..Default::default()
-        };
-        let job = Feedback {
-            pool: pool.clone(),
-            keys,
-            api,
-            topology: topology.clone(),
-            settings,
-            fail: Arc::new(fail),
-        };
-        Self {
-            runner: Arc::new(Runner::new(job, pool, topology, runner_settings)),
-        }
+        let config = (settings, FailPoints::default());
+        let jobs = runtime::job::Service::new(pool, keys, api, topology, config);
+        Self { jobs }
     }
 
     /// From the runtime context.
     pub fn from_ctx(ctx: runtime::Ctx) -> anyhow::Result<Self> {
         let api = ctx.spapi_client()?;
-        Ok(Self::with_fail_points(
-            ctx.pool,
-            ctx.keys,
-            api,
-            ctx.topology,
-            Settings::default(),
-            FailPoints::from_env(),
-        ))
+        let config = (Settings::default(), FailPoints::from_env());
+        let jobs = runtime::job::Service::new(ctx.pool, ctx.keys, api, ctx.topology, config);
+        Ok(Self { jobs })
     }
 
     /// The crash hooks (tests).
     pub fn fail_points(&self) -> &Arc<FailPoints> {
-        &self.runner.job().fail
+        &self.jobs.runner().job().fail
     }
 
     /// Runs the action for one shop now (`command_id`: the trigger, for the duplicate check).
@@ -221,7 +192,8 @@ impl Service {
     ) -> Result<RunReport, RunError> {
         let params = CommandParams::ShipmentFeedback {};
         let outcome = self
-            .runner
+            .jobs
+            .runner()
             .start(Trigger {
                 shop_id,
                 command_id,
@@ -235,7 +207,7 @@ impl Service {
 
 impl Handler for Service {
     async fn handle(&self, msg: Incoming) -> Result<(), HandlerError> {
-        let report = self.runner.handle(&msg).await?.into_report();
+        let report = self.jobs.runner().handle(&msg).await?.into_report();
         tracing::info!(
             sent = report.sent,
             refused = report.refused,

@@ -2,7 +2,7 @@
 //! outcome between Amazon accepting the feed and our commit) are resolved with `getFeeds`
 //! before anything could be sent twice.
 
-use runtime::job::JobError;
+use job_api::JobError;
 use store::api_log::{self, Entry, Level};
 use store::feeds as feeds_store;
 
@@ -19,7 +19,7 @@ impl Feedback {
         report: &mut RunReport,
     ) -> Result<bool, JobError> {
         let shop = &run.shop.shop;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.deps.pool.acquire().await?;
         let open = feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await?;
         for sub in open {
             if sub.state == feeds_store::state::PENDING {
@@ -96,7 +96,7 @@ impl Feedback {
                 }
                 1 => {
                     let feed_id = candidates.remove(0).feed_id;
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.deps.pool.begin().await?;
                     self.record_accepted(&mut tx, run, sub.id, &feed_id, true)
                         .await?;
                     tx.commit().await?;

@@ -5,7 +5,7 @@
 use bus::OutboxMessage;
 use chrono::{DateTime, Utc};
 use domain::messages::{Event, EventKind};
-use runtime::job::JobError;
+use job_api::JobError;
 use sha2::{Digest, Sha256};
 use spapi::ErrorClass;
 use spapi::fulfillment_feed::{self, ShipmentConfirmation};
@@ -64,7 +64,7 @@ impl Feedback {
         bus::outbox::enqueue(
             tx,
             OutboxMessage::new(
-                self.topology.events_exchange(),
+                &self.deps.events,
                 event.kind.routing_key(),
                 serde_json::to_value(&event).unwrap_or_default(),
             ),
@@ -105,14 +105,14 @@ impl Feedback {
         };
         for chunk in chunks {
             {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.deps.pool.acquire().await?;
                 if !run.keep_lease(&mut conn).await? {
                     return Ok(());
                 }
             }
             let built = fulfillment_feed::build_fulfillment_feed(&shop.seller_id, chunk, now);
             {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.deps.pool.acquire().await?;
                 for r in &built.rejected {
                     report.refused += 1;
                     let msg = r.key.describe_problems(&r.problems);
@@ -146,7 +146,7 @@ impl Feedback {
                 .collect();
             // Intent: submission + MessageID ↔ instruction, committed before any call.
             let submission = {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.deps.pool.begin().await?;
                 let id = feeds_store::insert(
                     &mut tx,
                     shop.id,
@@ -160,7 +160,7 @@ impl Feedback {
                 tx.commit().await?;
                 id
             };
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.deps.pool.acquire().await?;
             let document = match api
                 .prepare_feed_document(spapi::feeds::XML_CONTENT_TYPE, xml.into_bytes())
                 .await
@@ -189,7 +189,7 @@ impl Feedback {
                         return Err(self.fail.hit("crash after createFeed"));
                     }
                     drop(conn);
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.deps.pool.begin().await?;
                     self.record_accepted(&mut tx, run, submission, &created.feed_id, false)
                         .await?;
                     tx.commit().await?;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::window::OVERLAP;
-use runtime::job::{JobError, Step};
+use job_api::{JobError, Step};
 use spapi::ErrorClass;
 use spapi::orders::{FulfilledBy, SearchOrdersParams};
 

@@ -28,14 +28,13 @@ mod reconcile;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::messages::{Action, CommandParams, StatusSyncMode};
-use runtime::job::{
-    Build, Deps, Job, JobError, Planned, Resume, RunCtx, Service, Settings, Step, Summary, Trigger,
+use job_api::{
+    Build, Deps, Job, JobError, Planned, Planning, RunCtx, Running, Settings, Step, Summary,
     summary,
 };
+use runtime::job::Service;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use store::runs::Tally;
-use store::shops::ShopRecord;
 
 use plan::Plan;
 
@@ -121,31 +120,28 @@ impl Job for SyncJob {
     type Cursor = Cursor;
     type Counts = Counts;
     const ACTION: Action = Action::StatusSync;
-    /// Pages and batches go on from the cursor: a wait continues the same run.
-    const RESUME: Resume = Resume::SameRun;
 
-    async fn plan(
-        &self,
-        conn: &mut PgConnection,
-        shop: &ShopRecord,
-        trigger: &Trigger<'_>,
-    ) -> Result<Planned<Plan>, JobError> {
-        plan::plan(conn, shop, trigger.params, Utc::now()).await
+    async fn plan(&self, at: Planning<'_>) -> Result<Planned<Plan>, JobError> {
+        plan::plan(at.conn, at.shop, at.trigger.params, at.now).await
     }
 
-    async fn step(
-        &self,
-        run: &RunCtx<'_, Plan>,
-        cursor: &mut Cursor,
-        counts: &mut Counts,
-    ) -> Result<Step, JobError> {
-        let api = self.deps.shop_api(run).await?;
+    /// One page of changes or one batch of the reconciliation, from the cursor (a wait
+    /// continues the same run).
+    async fn step(&self, running: &mut Running<'_, Self>) -> Result<Step, JobError> {
+        let api = self.deps.shop_api(running).await?;
+        let Running {
+            ctx,
+            cursor,
+            counts,
+            ..
+        } = running;
         let s = Stepping {
             deps: &self.deps,
             events: &self.deps.events,
             api: &api,
-            run,
+            run: ctx,
         };
+        let run = &s.run;
         match run.plan.mode {
             StatusSyncMode::Changes => {
                 changes::page(&s, self.config.page_size, cursor, counts).await
@@ -157,25 +153,25 @@ impl Job for SyncJob {
     }
 
     fn summary(&self, run: &RunCtx<'_, Plan>, c: &Counts) -> Option<Summary> {
+        let mode = run.mode.unwrap_or("-");
+        let Counts {
+            seen,
+            paid,
+            canceled,
+            released,
+            attention,
+            unchanged,
+            not_imported,
+            failed,
+            tally,
+            ..
+        } = c;
         let message = format!(
-            "status-sync {}: {} order(s) seen: {} paid, {} canceled ({} reserved released), {} need attention, \
-             {} unchanged, {} not imported, {} failed; {}",
-            run.mode.unwrap_or("-"),
-            c.seen,
-            c.paid,
-            c.canceled,
-            c.released,
-            c.attention,
-            c.unchanged,
-            c.not_imported,
-            c.failed,
-            c.tally,
+            "status-sync {mode}: {seen} order(s) seen: {paid} paid, {canceled} canceled ({released} reserved released), \
+             {attention} need attention, {unchanged} unchanged, {not_imported} not imported, {failed} failed; {tally}"
         );
-        Some(summary::run_summary(
-            message,
-            c.failed > 0 || c.attention > 0,
-            c,
-        ))
+        let warn = *failed > 0 || *attention > 0;
+        Some(summary::run_summary(message, warn, c))
     }
 
     fn amazon_calls(&self, counts: &Counts) -> i32 {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::messages::{Action, CommandParams, StatusSyncMode};
 use domain::window::OVERLAP;
-use runtime::job::{JobError, Planned};
+use job_api::{JobError, Planned};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use store::shops::ShopRecord;

@@ -2,7 +2,7 @@
 //! Amazon order id, each checked with `getOrder` and applied in its own transaction together
 //! with the run's cursor. An order Amazon does not know is a warning in the API log.
 
-use runtime::job::{JobError, Step};
+use job_api::{JobError, Step};
 use spapi::ErrorClass;
 use store::{api_log, instructions};
 

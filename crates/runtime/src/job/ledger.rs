@@ -3,13 +3,14 @@
 use chrono::{DateTime, Duration, Utc};
 use domain::messages::Command;
 use store::api_log::{self, Entry, Level};
-use store::runs::{self, NewRun, NewRunLease, Progress, RunStatus};
+use store::runs::{self, NewRun, NewRunLease, RunStatus};
 use store::shops::{self, ShopRecord};
 use uuid::Uuid;
 
 use super::errors::Decision;
 use super::{
-    Job, JobError, Planned, Resume, RunCtx, RunOutcome, Runner, RunnerError, Step, Trigger,
+    Job, JobError, Planned, Planning, Resume, RunCtx, RunOutcome, Runner, RunnerError, Running,
+    Step, Trigger,
 };
 
 /// What a run keeps in `action_runs.cursor` between messages.
@@ -20,51 +21,6 @@ struct Saved<P, C> {
     cursor: C,
     #[serde(default)]
     transient_failures: u32,
-}
-
-/// A run being executed.
-struct Live<'a, J: Job> {
-    ctx: RunCtx<'a, J::Plan>,
-    cursor: J::Cursor,
-    counts: J::Counts,
-    transient_failures: u32,
-}
-
-impl<J: Job> Live<'_, J> {
-    fn progress(&self, amazon_calls: i32) -> Progress {
-        progress(
-            self.ctx.plan,
-            &self.cursor,
-            self.transient_failures,
-            &self.counts,
-            amazon_calls,
-            (None, None),
-        )
-    }
-}
-
-/// The ledger's progress of a run: plan, cursor and failures in a row (what [`Saved`] reads
-/// back), counts, Amazon calls and (when the run starts) its window.
-pub(super) fn progress<P: serde::Serialize, C: serde::Serialize, N: serde::Serialize>(
-    plan: &P,
-    cursor: &C,
-    transient_failures: u32,
-    counts: &N,
-    amazon_calls: i32,
-    (window_from, window_to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
-) -> Progress {
-    let saved = serde_json::json!({
-        "plan": plan,
-        "cursor": cursor,
-        "transient_failures": transient_failures,
-    });
-    Progress {
-        window_from,
-        window_to,
-        cursor: Some(saved),
-        counts: json(counts),
-        amazon_calls,
-    }
 }
 
 /// Records the run's wall-clock duration in the job's tally (before its last ledger write).
@@ -126,7 +82,13 @@ impl<J: Job> Runner<J> {
         // in between leaves no run without a plan to continue from.
         let mut conn = self.pool.begin().await?;
         let shop = shops::get(&mut conn, trigger.shop_id).await?;
-        let planned = match self.job.plan(&mut conn, &shop, &trigger).await {
+        let at = Planning {
+            conn: &mut conn,
+            shop: &shop,
+            trigger: &trigger,
+            now: Utc::now(),
+        };
+        let planned = match self.job.plan(at).await {
             Ok(p) => p,
             Err(JobError::Permanent { message, .. }) => Planned::Refuse {
                 message,
@@ -200,7 +162,7 @@ impl<J: Job> Runner<J> {
                 });
             }
         }
-        let live = Live::<J> {
+        let live = Running::<J> {
             ctx: self.ctx(run_id, &shop, &plan, mode.as_deref(), started_at),
             cursor: J::Cursor::default(),
             counts: J::Counts::default(),
@@ -283,7 +245,7 @@ impl<J: Job> Runner<J> {
                 .fail(&plan_less, &counts, 0, Level::Error, "run_failed", message)
                 .await;
         };
-        let live = Live::<J> {
+        let live = Running::<J> {
             ctx: self.ctx(
                 run_id,
                 &shop,
@@ -319,13 +281,13 @@ impl<J: Job> Runner<J> {
     }
 
     /// Steps until the job is done, waits or fails.
-    async fn execute(&self, mut live: Live<'_, J>) -> Result<RunOutcome<J::Counts>, RunnerError> {
+    async fn execute(
+        &self,
+        mut live: Running<'_, J>,
+    ) -> Result<RunOutcome<J::Counts>, RunnerError> {
         loop {
             let started = std::time::Instant::now();
-            let stepped = self
-                .job
-                .step(&live.ctx, &mut live.cursor, &mut live.counts)
-                .await;
+            let stepped = self.job.step(&mut live).await;
             if let Some(t) = J::tally(&mut live.counts) {
                 t.active_ms += started.elapsed().as_millis() as i64;
             }
@@ -389,7 +351,7 @@ impl<J: Job> Runner<J> {
     /// The error policy for an SP-API failure (see [`super::errors`]).
     async fn api_failure(
         &self,
-        live: &mut Live<'_, J>,
+        live: &mut Running<'_, J>,
         operation: &str,
         e: &spapi::Error,
         note: Option<&str>,
@@ -541,7 +503,7 @@ impl<J: Job> Runner<J> {
     /// Ends the run `succeeded` with its summary, and gives the lease back.
     async fn succeed(
         &self,
-        live: &Live<'_, J>,
+        live: &Running<'_, J>,
         watermark: Option<DateTime<Utc>>,
         continued_at: Option<DateTime<Utc>>,
     ) -> Result<RunOutcome<J::Counts>, RunnerError> {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use store::api_log::Level;
 
-use super::Summary;
+use crate::Summary;
 
 /// A `run_summary` entry with the counts as details: a warning when `warn` (something needs a
 /// look), else info.

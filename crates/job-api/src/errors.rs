@@ -1,6 +1,6 @@
 //! How a run ends when something goes wrong: the error policy of every action.
 //!
-//! A job's step returns a [`JobError`]; the runner ([`super::Runner`]) decides what follows, the
+//! A job's step returns a [`JobError`]; the runner (`runtime::job::Runner`) decides what follows, the
 //! same way for every service:
 //!
 //! * **Amazon throttling** ([`spapi::ErrorClass::Throttled`]): not a failure. The run waits:
@@ -26,7 +26,7 @@
 //! * **Crash simulation** ([`JobError::Abandoned`], test fail points only): the run and its lease
 //!   are left as a dead process leaves them; the next run of the shop closes it as abandoned.
 //!
-//! Where the continuation goes depends on the job ([`super::Resume`]): jobs with a cursor
+//! Where the continuation goes depends on the job ([`crate::Resume`]): jobs with a cursor
 //! continue the same run from its cursor (`Continue { run_id }`, the run `waiting` and its lease
 //! kept until then); jobs that redo their selection each time end the run `succeeded` with what
 //! they did and queue a fresh trigger for the rest.
