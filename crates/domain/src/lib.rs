@@ -11,6 +11,7 @@ pub mod money;
 pub mod order_id;
 pub mod shop;
 pub mod status;
+pub mod tracking;
 pub mod window;
 
 pub use marketplace::Marketplace;

@@ -99,21 +99,30 @@ pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal
     } else {
         Carrier::Code(m.carrier_code.clone())
     };
-    let Some(tracking) = domain::eligibility::first_tracking_number(&t.tracking_numbers) else {
+    let Some(raw) = domain::eligibility::first_tracking_number(&t.tracking_numbers) else {
         return Err(refusal(
             "invalid_tracking_number",
             "the instruction has no tracking number".into(),
         ));
     };
-    validate_tracking(tracking, m.tracking_pattern.as_deref()).map_err(|e| {
+    // Full-width characters, spaces and hyphens as printed on the label are the same number.
+    let tracking = domain::tracking::normalize(raw);
+    validate_tracking(&tracking, m.tracking_pattern.as_deref()).map_err(|e| {
+        let expected = match m.tracking_pattern.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(p) => format!("the carrier's format is {p}"),
+            None => format!("at most {MAX_STRING_LEN} letters and digits"),
+        };
         refusal(
             "invalid_tracking_number",
-            format!("{e} (carrier {external})"),
+            format!(
+                "tracking number {raw:?} (read as {tracking:?}) of carrier {external}: {e}; expected: {expected}. \
+                 Correct it in the shipment and send it again (console: shipments to resend, or `ctl resend-shipment`)"
+            ),
         )
     })?;
     Ok(Checked {
         carrier,
-        tracking_number: tracking.to_owned(),
+        tracking_number: tracking,
     })
 }
 
@@ -194,11 +203,36 @@ mod tests {
             check(&target(None, &["1"]), &maps).unwrap_err().code,
             "no_carrier_mapping"
         );
-        assert_eq!(
-            check(&target(Some("yamato"), &["12-34"]), &maps)
-                .unwrap_err()
-                .code,
-            "invalid_tracking_number"
+        let refused = check(&target(Some("yamato"), &["12-34"]), &maps).unwrap_err();
+        assert_eq!(refused.code, "invalid_tracking_number");
+        assert!(refused.message.contains("\"12-34\""), "{}", refused.message);
+        assert!(
+            refused.message.contains("^[0-9]{12}$"),
+            "{}",
+            refused.message
         );
+    }
+
+    /// 「先頭の1つのみを返します」: the first number is sent as the carrier expects it, whatever
+    /// width or separators the warehouse typed it with (issue 17, item 2).
+    #[test]
+    fn full_width_and_separated_numbers_are_sent_normalised() {
+        let maps = vec![CarrierMapping {
+            id: uuid::Uuid::nil(),
+            shop_id: None,
+            external_delivery_method: "yamato".into(),
+            carrier_code: "YamatoTransport".into(),
+            carrier_name: None,
+            tracking_pattern: Some("^[0-9]{12}$".into()),
+        }];
+        for typed in [
+            "４０００－１２３４－５６７８",
+            "4000 1234 5678",
+            "4000-1234-5678",
+        ] {
+            let ok = check(&target(Some("yamato"), &[typed, "999988887777"]), &maps)
+                .unwrap_or_else(|r| panic!("{typed}: {r:?}"));
+            assert_eq!(ok.tracking_number, "400012345678", "{typed}");
+        }
     }
 }
