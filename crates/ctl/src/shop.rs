@@ -54,6 +54,19 @@ pub enum ShopCommand {
         after_help = "Environment: LWA_REFRESH_TOKEN (required): the seller's new refresh token."
     )]
     Reauthorize(ShopArg),
+    /// Change a shop's options.
+    Set(SetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Shop code (see `ctl shop list`).
+    #[arg(long)]
+    pub shop: String,
+    /// For SKUs without 出荷作業日数: `true` leaves Amazon's handling time as it is; `false`
+    /// (the default, the seed's rule) sets it back to Amazon's default at the next push.
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub keep_amazon_handling_time: bool,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +266,21 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
                     "shop {}: new refresh token stored; re-authorization flag cleared",
                     a.shop
                 ),
+            );
+        }
+        ShopCommand::Set(a) => {
+            let rec = shop_by_code(&mut conn, &a.shop).await?;
+            let keep = a.keep_amazon_handling_time;
+            shops::set_keep_amazon_handling_time(&mut conn, rec.shop.id, keep).await?;
+            let what = if keep {
+                "SKUs without handling days keep Amazon's handling time"
+            } else {
+                "SKUs without handling days get Amazon's default handling time at the next push"
+            };
+            done(
+                json_out,
+                json!({"shop": a.shop, "keep_amazon_handling_time": keep}),
+                &format!("shop {}: {what}", a.shop),
             );
         }
     }

@@ -143,10 +143,13 @@ impl Sync {
             }
         }
 
-        // 2. Targets: one consistent read of stock and mappings.
-        let targets = {
+        // 2. Targets: one consistent read of stock and mappings; and whether SKUs without
+        //    handling days get Amazon's default handling time back (the seed) or keep Amazon's.
+        let (targets, keep_amazon_handling_time) = {
             let mut conn = self.deps.pool.acquire().await?;
-            inventory::targets(&mut conn, shop.id, run.plan.full).await?
+            let targets = inventory::targets(&mut conn, shop.id, run.plan.full).await?;
+            let keep = store::shops::keep_amazon_handling_time(&mut conn, shop.id).await?;
+            (targets, keep)
         };
         report.targets = targets.len();
         for t in &targets {
@@ -181,6 +184,7 @@ impl Sync {
                             sku: t.sku.clone(),
                             quantity: u32::try_from(t.quantity).unwrap_or(0),
                             handling_days: t.handling_days.and_then(|d| u32::try_from(d).ok()),
+                            default_handling_time: !keep_amazon_handling_time,
                             product_type: None,
                         },
                     )

@@ -1,9 +1,12 @@
 //! `JSON_LISTINGS_FEED` for inventory: one `PATCH` message per SKU with a JSON Patch `merge`
 //! on `/attributes/fulfillment_availability`.
 //!
-//! `merge` (not `replace`) updates `quantity` without resetting fields that are not sent, so
-//! `lead_time_to_ship_max_days` (handling time) is only sent where the caller sets it. Feeds
-//! are split at 25,000 messages (Amazon's limit per feed); message ids restart at 1 per feed.
+//! `merge` updates `quantity` without resetting fields that are not sent, so
+//! `lead_time_to_ship_max_days` (handling time) is only sent where the caller sets it. Where the
+//! caller wants Amazon's default handling time back ([`InventoryUpdate::default_handling_time`]),
+//! the attribute is sent with `replace`: replaced as a whole, a handling time not sent falls back
+//! to Amazon's default. Feeds are split at 25,000 messages (Amazon's limit per feed); message ids
+//! restart at 1 per feed.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -24,8 +27,11 @@ pub struct InventoryUpdate {
     pub sku: String,
     /// Quantity available to sell.
     pub quantity: u32,
-    /// `lead_time_to_ship_max_days`; `None` leaves Amazon's value unchanged.
+    /// `lead_time_to_ship_max_days`; `None`: see `default_handling_time`.
     pub handling_days: Option<u32>,
+    /// With no `handling_days`: `true` sets Amazon's handling time back to its default (the
+    /// attribute is replaced), `false` leaves Amazon's value as it is (merged).
+    pub default_handling_time: bool,
     /// Product type; `None` uses `PRODUCT`.
     pub product_type: Option<String>,
 }
@@ -208,7 +214,11 @@ pub fn build_listings_feeds<K>(
                     .as_deref()
                     .unwrap_or(DEFAULT_PRODUCT_TYPE),
                 patches: [Patch {
-                    op: "merge",
+                    op: if update.handling_days.is_none() && update.default_handling_time {
+                        "replace"
+                    } else {
+                        "merge"
+                    },
                     path: FULFILLMENT_AVAILABILITY_PATH,
                     value: [fulfillment_availability_value(
                         update.quantity,
@@ -241,8 +251,39 @@ mod tests {
             sku: sku.into(),
             quantity,
             handling_days,
+            default_handling_time: false,
             product_type: None,
         }
+    }
+
+    /// 「外部商品で出荷作業日数を設定していない商品はAmazonの商品設定から出荷作業日数の設定が
+    /// デフォルトに設定されます」: an update without handling days that asks for Amazon's default
+    /// replaces the attribute (no handling time in it); one that keeps Amazon's value merges.
+    #[test]
+    fn default_handling_time_replaces_the_attribute() {
+        let reset = InventoryUpdate {
+            default_handling_time: true,
+            ..update("SKU-1", 4, None)
+        };
+        let set = InventoryUpdate {
+            default_handling_time: true,
+            ..update("SKU-2", 4, Some(2))
+        };
+        let keep = update("SKU-3", 4, None);
+        let built = build_listings_feeds(
+            "A1SELLER",
+            vec![(1, reset), (2, set), (3, keep)],
+            &ListingsFeedOptions::default(),
+        );
+        let doc: Value = serde_json::from_str(&built.feeds[0].json).unwrap();
+        let m = &doc["messages"];
+        assert_eq!(m[0]["patches"][0]["op"], "replace");
+        assert_eq!(
+            m[0]["patches"][0]["value"][0],
+            json!({"fulfillment_channel_code":"DEFAULT","quantity":4})
+        );
+        assert_eq!(m[1]["patches"][0]["op"], "merge");
+        assert_eq!(m[2]["patches"][0]["op"], "merge");
     }
 
     #[test]

@@ -168,6 +168,7 @@ fn listings_feed_validates_against_amazons_json_schema() {
                 sku: format!("SKU-{i}-日本"),
                 quantity: i * 3,
                 handling_days: (i % 2 == 0).then_some(i),
+                default_handling_time: i % 3 == 0,
                 product_type: None,
             },
         )

@@ -260,6 +260,37 @@ pub async fn set_auth_status(
     Ok(())
 }
 
+/// Whether inventory-sync leaves Amazon's handling time as it is for SKUs without 出荷作業日数
+/// (`true`), instead of setting it back to Amazon's default (the seed's rule, `false`).
+pub async fn keep_amazon_handling_time(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+) -> Result<bool, StoreError> {
+    sqlx::query_scalar!(
+        "SELECT keep_amazon_handling_time FROM shops WHERE id = $1",
+        shop_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .found("shop", shop_id)
+}
+
+/// Sets [`keep_amazon_handling_time`].
+pub async fn set_keep_amazon_handling_time(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    keep: bool,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE shops SET keep_amazon_handling_time = $2, updated_at = now() WHERE id = $1",
+        shop_id,
+        keep
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Replaces the refresh token (re-authorization) and clears the re-authorization flag.
 pub async fn set_refresh_token(
     conn: &mut PgConnection,

@@ -280,6 +280,7 @@ async fn inventory_results_set_push_state(pool: PgPool) {
                     sku: sku.to_string(),
                     quantity: 5,
                     handling_days: None,
+                    default_handling_time: false,
                     product_type: None,
                 },
             )

@@ -196,24 +196,27 @@ async fn thirty_seven_changed_skus_make_one_feed_of_37_and_no_change_makes_no_ca
         assert_eq!(skus, (1..=37).map(sku).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>());
         for m in messages {
             assert_eq!(m["operationType"], "PATCH");
-            assert_eq!(m["patches"][0]["op"], "merge");
+            // Handling days set: merged; none: the attribute replaced (Amazon's default back).
+            let with_days = ["SKU-00001", "SKU-00002", "SKU-00003"].contains(&m["sku"].as_str().unwrap());
+            assert_eq!(m["patches"][0]["op"], if with_days { "merge" } else { "replace" }, "{m}");
             assert_eq!(m["patches"][0]["path"], "/attributes/fulfillment_availability");
             assert_eq!(m["patches"][0]["value"][0]["fulfillment_channel_code"], "DEFAULT");
         }
         let applied = fx.apply_results(run2).await;
         assert_eq!((applied.confirmed, applied.failed), (37, 0));
 
-        // Amazon now shows our free stock for every SKU; handling time ours where set.
+        // Amazon now shows our free stock for every SKU; handling time ours where set, Amazon's
+        // default (none) where not (all 1,000 were pushed by run 1).
         let free = fx.free_by_sku().await;
         for i in 1..=1000 {
             let listing = fx.sim.sim().listing(&sku(i)).unwrap();
             assert_eq!(listing.quantity, Some(u32::try_from(free[&sku(i)]).unwrap()), "{}", sku(i));
             let expected_lead = match i {
-                1..=3 => 7,
-                i if i % 100 == 0 => 2,
-                _ => AMAZON_LEAD_TIME,
+                1..=3 => Some(7),
+                i if i % 100 == 0 => Some(2),
+                _ => None,
             };
-            assert_eq!(listing.lead_time_to_ship_max_days, Some(expected_lead), "{}", sku(i));
+            assert_eq!(listing.lead_time_to_ship_max_days, expected_lead, "{}", sku(i));
         }
 
         // Run 3: nothing changed: no feed, no Amazon call at all.
@@ -425,6 +428,54 @@ async fn full_mode_one_feed_per_marketplace_split_at_the_limit(pool: PgPool) {
         (30, 60, 4)
     );
     assert_eq!(r3.by_reason.get("full"), Some(&30));
+}
+
+/// 「外部商品で出荷作業日数を設定していない商品はAmazonの商品設定から出荷作業日数の設定がデフォルトに
+/// 設定されます」: by default a SKU without handling days gets Amazon's default handling time back;
+/// a shop with `keep_amazon_handling_time` keeps Amazon's value (issue 17, item 3).
+#[sqlx::test(migrations = "../../migrations")]
+async fn handling_time_default_for_skus_without_handling_days_unless_the_shop_keeps_amazons(
+    pool: PgPool,
+) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    // SKU-00004 and SKU-00008 have 2 handling days; the others none.
+    fx.seed(8, 4, &[]).await;
+    let service = fx.service(settings());
+    let mut conn = pool.acquire().await.unwrap();
+    store::shops::set_keep_amazon_handling_time(&mut conn, fx.shop.id, true)
+        .await
+        .unwrap();
+    let kept = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!(kept.sent, 8);
+    fx.apply_results(kept.run_id.unwrap()).await;
+    for i in 1..=8 {
+        let lead = fx
+            .sim
+            .sim()
+            .listing(&sku(i))
+            .unwrap()
+            .lead_time_to_ship_max_days;
+        let expected = if i % 4 == 0 { 2 } else { AMAZON_LEAD_TIME };
+        assert_eq!(lead, Some(expected), "kept: {}", sku(i));
+    }
+
+    // The seed's rule (the default): a full push sets Amazon's default back where none is set.
+    store::shops::set_keep_amazon_handling_time(&mut conn, fx.shop.id, false)
+        .await
+        .unwrap();
+    let reset = service.run(fx.shop.id, true, None, "test").await.unwrap();
+    assert_eq!(reset.sent, 8);
+    fx.apply_results(reset.run_id.unwrap()).await;
+    for i in 1..=8 {
+        let lead = fx
+            .sim
+            .sim()
+            .listing(&sku(i))
+            .unwrap()
+            .lead_time_to_ship_max_days;
+        let expected = (i % 4 == 0).then_some(2);
+        assert_eq!(lead, expected, "default: {}", sku(i));
+    }
 }
 
 /// Amazon refusing `createFeed` (quota) leaves the SKUs failed, schedules a continuation,
