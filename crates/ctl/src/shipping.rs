@@ -23,6 +23,10 @@ pub enum ShippingCommand {
     ResendShipment(ResendArgs),
     /// WMS: allocate (引当) an instruction awaiting shipment.
     Allocate(OrderArgs),
+    /// Put an order's instruction on hold (保留) as an operator, or release a hold (--release).
+    /// An operator's hold stays when Amazon reports the order paid; only the import's own
+    /// "not paid yet" hold is released by payment.
+    Hold(HoldArgs),
     /// WMS: ship (出荷) an instruction with its tracking numbers.
     Ship(ShipArgs),
 }
@@ -105,6 +109,18 @@ pub struct OrderArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// Shop code (see `ctl shop list`).
+    #[arg(long)]
+    pub shop: String,
+    /// Amazon order id.
+    pub amazon_order_id: String,
+    /// Release the hold (保留 → 出荷待ち) instead, whatever its reason.
+    #[arg(long)]
+    pub release: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ShipArgs {
     /// Shop code (see `ctl shop list`).
     #[arg(long)]
@@ -126,6 +142,7 @@ pub async fn run(config: &Config, command: ShippingCommand, json_out: bool) -> a
         ShippingCommand::Feeds(c) => feeds(&pool, c, json_out).await,
         ShippingCommand::ResendShipment(a) => resend(&pool, a).await,
         ShippingCommand::Allocate(a) => allocate(&pool, a).await,
+        ShippingCommand::Hold(a) => hold(&pool, a, json_out).await,
         ShippingCommand::Ship(a) => ship(&pool, a).await,
     }
 }
@@ -383,6 +400,40 @@ async fn allocate(pool: &PgPool, a: OrderArgs) -> anyhow::Result<()> {
         .map_err(|e| wms_error(e, &a.amazon_order_id, shop.code.as_str(), ""))?;
     tx.commit().await?;
     println!("order {} allocated (引当済み)", a.amazon_order_id);
+    Ok(())
+}
+
+async fn hold(pool: &PgPool, a: HoldArgs, json_out: bool) -> anyhow::Result<()> {
+    let shop = shop_of(pool, &a.shop).await?;
+    let order = a.amazon_order_id.as_str();
+    let mut conn = pool.acquire().await?;
+    let (done, text) = if a.release {
+        let done = store::instructions::release_hold(&mut conn, shop.id, order).await?;
+        (done, format!("order {order}: hold released (出荷待ち)"))
+    } else {
+        let reason = domain::HoldReason::Operator;
+        let done = store::instructions::place_hold(&mut conn, shop.id, order, reason).await?;
+        (
+            done,
+            format!("order {order}: on hold by an operator (保留)"),
+        )
+    };
+    if !done {
+        let state = if a.release {
+            "not on hold"
+        } else {
+            "not open (only 保留 and 出荷待ち instructions can be held)"
+        };
+        bail!(
+            "order {order} in shop {}: no instruction, or it is {state}",
+            shop.code
+        );
+    }
+    if json_out {
+        println!("{}", json!({"order": order, "held": !a.release}));
+    } else {
+        println!("{text}");
+    }
     Ok(())
 }
 

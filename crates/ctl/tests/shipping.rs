@@ -75,6 +75,22 @@ async fn carriers_ship_and_resend(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
+    // An operator's hold (issue 17, item 4), and its release.
+    let hold_state = async || -> (String, Option<String>) {
+        sqlx::query_as("SELECT status, hold_reason FROM shipping_instructions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    env.ok(&["hold", "--shop", "acme", "503-1111111-2222222"]);
+    assert_eq!(hold_state().await, ("hold".into(), Some("operator".into())));
+    env.ok(&["hold", "--shop", "acme", "503-1111111-2222222", "--release"]);
+    assert_eq!(hold_state().await, ("awaiting_shipment".into(), None));
+    env.fails(
+        &["hold", "--shop", "acme", "503-1111111-2222222", "--release"],
+        "not on hold",
+    );
     env.fails(
         &[
             "ship",
@@ -106,6 +122,10 @@ async fn carriers_ship_and_resend(pool: PgPool) {
     .unwrap();
     assert_eq!(status, "shipped");
     assert_eq!(tracking, vec!["123456789012", "999999999999"]);
+    env.fails(
+        &["hold", "--shop", "acme", "503-1111111-2222222"],
+        "not open",
+    );
     assert_eq!(shipped_on.to_string(), "2026-11-27");
 
     // Resend: only failed (or refused) shipments; marks it a target again.

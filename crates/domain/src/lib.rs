@@ -18,7 +18,8 @@ pub use marketplace::Marketplace;
 pub use money::{Currency, Money};
 pub use order_id::is_amazon_order_id;
 pub use status::{
-    AmazonOrderStatus, ApiStatus, ApiTransition, InstructionStatus, PaymentMethod, PaymentStatus,
+    AmazonOrderStatus, ApiStatus, ApiTransition, HoldReason, InstructionStatus, PaymentMethod,
+    PaymentStatus,
 };
 
 /// Buyer and ship-to value registered while Amazon still withholds them (Pending orders).

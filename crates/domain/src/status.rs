@@ -67,6 +67,18 @@ labelled_enum! {
 }
 
 labelled_enum! {
+    /// Why an instruction is on hold (保留理由). Payment releases only [`HoldReason::Unpaid`].
+    HoldReason, "hold reason" {
+        /// 未入金: the import held the order because it was not paid yet.
+        Unpaid => "unpaid", "未入金", "Not paid yet",
+        /// オペレーター: an operator put it on hold.
+        Operator => "operator", "オペレーター保留", "Held by an operator",
+        /// その他
+        Other => "other", "その他", "Other",
+    }
+}
+
+labelled_enum! {
     /// Payment status.
     PaymentStatus, "payment status" {
         Unpaid => "unpaid", "未入金", "Unpaid",

@@ -226,6 +226,59 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
 
 /// Reconcile mode (after an outage): every open imported instruction is checked with
 /// getOrder; payments and cancellations are applied the same way.
+/// 「出荷指示が「入金済み」に更新されます」: payment changes the payment status. A hold the import
+/// placed because the order was unpaid is released with it; a hold an operator placed stays on
+/// hold, paid (issue 17, item 4).
+#[sqlx::test(migrations = "../../migrations")]
+async fn payment_releases_only_the_imports_unpaid_hold(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(2, 17, ALL_PENDING);
+        let import = h.import(ImportMode::Differential).await;
+        assert_eq!(import.failed, 0, "{import:?}");
+        let (unpaid_hold, operator_hold) = (&orders[0].order_id, &orders[1].order_id);
+        let mut conn = h.pool.acquire().await.unwrap();
+        let held = store::instructions::place_hold(
+            &mut conn,
+            h.shop_id,
+            operator_hold,
+            domain::HoldReason::Operator,
+        )
+        .await
+        .unwrap();
+        assert!(held);
+        for o in [unpaid_hold, operator_hold] {
+            sim.set_order_status(o, StatusChange::Unshipped).unwrap();
+        }
+        let run = h
+            .wait_run(
+                h.trigger(StatusSyncMode::Reconcile).await,
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        assert_eq!(counts(&run).paid, 2);
+        let state = async |order: &str| -> (String, String, Option<String>) {
+            sqlx::query_as(
+                "SELECT status, payment_status, hold_reason FROM shipping_instructions WHERE amazon_order_id = $1",
+            )
+            .bind(order)
+            .fetch_one(&h.pool)
+            .await
+            .unwrap()
+        };
+        assert_eq!(
+            state(unpaid_hold).await,
+            ("awaiting_shipment".into(), "paid".into(), None)
+        );
+        assert_eq!(
+            state(operator_hold).await,
+            ("hold".into(), "paid".into(), Some("operator".into()))
+        );
+    })
+    .await;
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn reconcile_checks_every_open_instruction_by_get_order(pool: PgPool) {
     Harness::run(pool, common::Options::default(), async |h| {

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    AmazonOrderStatus, InstructionStatus, PLACEHOLDER_DELIVERY_METHOD, PLACEHOLDER_REGISTRATION,
-    PaymentMethod, PaymentStatus,
+    AmazonOrderStatus, HoldReason, InstructionStatus, PLACEHOLDER_DELIVERY_METHOD,
+    PLACEHOLDER_REGISTRATION, PaymentMethod, PaymentStatus,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -332,9 +332,12 @@ pub async fn insert_imported_many(
         r#"INSERT INTO shipping_instructions
              (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
               amazon_last_updated_at, ordered_at, pii_enc, ship_to_country, payment_method,
-              delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total)
+              delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
+              hold_reason)
            SELECT id, $2, 'amazon_api', oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
-                  dmi, dmn, lvl, prime, cur, tot
+                  dmi, dmn, lvl, prime, cur, tot,
+                  -- the import holds an order only because it is not paid yet
+                  CASE WHEN st = 'hold' THEN 'unpaid' END
              FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::text[], $12::text[],
                          $13::uuid[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::numeric[])
@@ -539,7 +542,8 @@ pub async fn add_missing_lines(
 }
 
 /// Fills in what Amazon exposes once an order is paid: payment status paid, buyer, ship-to,
-/// payment method, prices and totals; an instruction on hold moves to awaiting shipment. The
+/// payment method, prices and totals. A hold the import placed because the order was unpaid
+/// (`hold_reason = 'unpaid'`) is released (awaiting shipment); any other hold stays. The
 /// delivery method is replaced only while it is still the placeholder and a rule matched.
 pub async fn apply_paid(
     conn: &mut PgConnection,
@@ -558,7 +562,8 @@ pub async fn apply_paid(
     sqlx::query!(
         r#"UPDATE shipping_instructions SET
               payment_status = 'paid',
-              status = CASE WHEN status = 'hold' THEN 'awaiting_shipment' ELSE status END,
+              status = CASE WHEN status = 'hold' AND hold_reason = 'unpaid' THEN 'awaiting_shipment' ELSE status END,
+              hold_reason = CASE WHEN status = 'hold' AND hold_reason = 'unpaid' THEN NULL ELSE hold_reason END,
               amazon_status = $2, amazon_last_updated_at = $3,
               pii_enc = $4, ship_to_country = $5,
               buyer_name = NULL, buyer_email = NULL, ship_to_name = NULL, ship_to_postal_code = NULL,
@@ -710,4 +715,60 @@ pub async fn set_status(
         }
     }
     Ok(())
+}
+
+/// Puts the open instruction (保留 or 出荷待ち) of an Amazon order on hold for `reason`, or changes
+/// the reason of its hold. Returns false when there is no open instruction of that order in the
+/// shop (allocated, shipped and canceled ones are not held).
+pub async fn place_hold(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+    reason: HoldReason,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query!(
+        r#"UPDATE shipping_instructions SET status = 'hold', hold_reason = $3, updated_at = now()
+           WHERE shop_id = $1 AND amazon_order_id = $2 AND status IN ('hold', 'awaiting_shipment')"#,
+        shop_id,
+        amazon_order_id,
+        reason.as_str()
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Releases the hold of an Amazon order's instruction (保留 → 出荷待ち) whatever its reason.
+/// Returns false when it is not on hold (or there is no such order in the shop).
+pub async fn release_hold(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query!(
+        r#"UPDATE shipping_instructions SET status = 'awaiting_shipment', hold_reason = NULL, updated_at = now()
+           WHERE shop_id = $1 AND amazon_order_id = $2 AND status = 'hold'"#,
+        shop_id,
+        amazon_order_id
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// The hold reason of an instruction (`None` when it is not on hold or has none recorded).
+pub async fn hold_reason(
+    conn: &mut PgConnection,
+    instruction_id: Uuid,
+) -> Result<Option<HoldReason>, StoreError> {
+    let r = sqlx::query_scalar!(
+        "SELECT hold_reason FROM shipping_instructions WHERE id = $1",
+        instruction_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .found("shipping instruction", instruction_id)?;
+    Ok(r.and_then(|r| r.parse().ok()))
 }
