@@ -4,9 +4,9 @@
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use clap::{Args, Subcommand};
-use domain::{ApiStatus, ApiTransition, InstructionStatus};
 use serde_json::json;
 use sqlx::PgPool;
+use store::resend::Resend;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -97,6 +97,9 @@ pub struct ResendArgs {
     pub shop: String,
     /// Amazon order id.
     pub amazon_order_id: String,
+    /// Who asks (recorded with the request and in the API log).
+    #[arg(long, env = "CTL_REQUESTED_BY", default_value = "ctl")]
+    pub requested_by: String,
 }
 
 #[derive(Debug, Args)]
@@ -321,59 +324,18 @@ async fn feeds(pool: &PgPool, c: FeedsCommand, json_out: bool) -> anyhow::Result
 async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
     let shop = shop_of(pool, &a.shop).await?;
     let mut conn = pool.acquire().await?;
-    let row = store::resend::shipment_state(&mut conn, shop.id, &a.amazon_order_id).await?;
-    let Some(store::resend::ShipmentState {
-        id,
-        status,
-        api_status,
-    }) = row
-    else {
-        bail!(
-            "no instruction for order {} in shop {}",
-            a.amazon_order_id,
-            shop.code
-        );
-    };
-    if status != InstructionStatus::Shipped {
-        bail!(
-            "order {} is {status}, not shipped: ship it first (`ctl ship`)",
-            a.amazon_order_id
-        );
-    }
-    let refused = |api_status: ApiStatus| match api_status {
-        ApiStatus::Printed => anyhow::anyhow!(
-            "order {} was sent and Amazon's result is still pending (印刷済み); wait for feed-poller",
-            a.amazon_order_id
+    let order = &a.amazon_order_id;
+    match store::resend::ask(&mut conn, shop.id, order, &a.requested_by).await? {
+        Resend::Requested => {}
+        Resend::Unknown => bail!("no instruction for order {order} in shop {}", shop.code),
+        Resend::NotShipped(status) => {
+            bail!("order {order} is {status}, not shipped: ship it first (`ctl ship`)")
+        }
+        Resend::Pending => bail!(
+            "order {order} was sent and Amazon's result is still pending (印刷済み); wait for feed-poller"
         ),
-        _ => anyhow::anyhow!(
-            "order {} is already confirmed by Amazon (出荷済み)",
-            a.amazon_order_id
-        ),
-    };
-    if api_status.after(ApiTransition::ResendRequested).is_none() {
-        return Err(refused(api_status));
+        Resend::Confirmed => bail!("order {order} is already confirmed by Amazon (出荷済み)"),
     }
-    if !store::resend::request(&mut conn, id).await? {
-        // Changed meanwhile (feed-poller confirmed it): say what it is now.
-        let now = store::resend::shipment_state(&mut conn, shop.id, &a.amazon_order_id)
-            .await?
-            .map_or(api_status, |s| s.api_status);
-        return Err(refused(now));
-    }
-    store::api_log::write(
-        &mut conn,
-        &store::api_log::Entry {
-            amazon_order_id: Some(&a.amazon_order_id),
-            code: Some("resend_requested"),
-            ..store::api_log::Entry::new(
-                Some(shop.id),
-                "shipment-feedback",
-                store::api_log::Level::Info,
-                "an operator asked to send this shipment again (印刷待ち)",
-            )
-        },
-    )
-    .await?;
     println!(
         "order {} is awaiting print again; the next shipment-feedback run sends it (`ctl trigger shipment-feedback --shop {}`)",
         a.amazon_order_id, shop.code

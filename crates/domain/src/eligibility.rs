@@ -87,6 +87,20 @@ pub fn today_in(tz: Tz, now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&tz).date_naive()
 }
 
+/// The time zone an order's "today" is taken in: its marketplace's (JP Asia/Tokyo, AU
+/// Australia/Sydney, SG Asia/Singapore), so a shop selling on several marketplaces sends each
+/// order on its own day; the shop's zone when the marketplace is unknown or missing.
+pub fn order_time_zone(marketplace_id: Option<&str>, shop_tz: Tz) -> Tz {
+    marketplace_id
+        .and_then(|m| crate::Marketplace::from_id(m).ok())
+        .map_or(shop_tz, crate::Marketplace::time_zone)
+}
+
+/// "Today" of an order ([`order_time_zone`]).
+pub fn order_today(marketplace_id: Option<&str>, shop_tz: Tz, now: DateTime<Utc>) -> NaiveDate {
+    today_in(order_time_zone(marketplace_id, shop_tz), now)
+}
+
 /// Seed 3: imported through the API; has a tracking number; API status awaiting print;
 /// shipped; ship date is the day the action runs (in the shop's time zone).
 pub fn feedback_eligible(state: &FeedbackState<'_>, today: NaiveDate) -> bool {
@@ -103,6 +117,32 @@ pub fn first_tracking_number(tracking_numbers: &[String]) -> Option<&str> {
         .iter()
         .map(|t| t.trim())
         .find(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod today_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Issue 17, item 8: 2026-12-02 23:30 in Tokyo is already 2026-12-03 01:30 in Sydney and
+    /// still 2026-12-02 22:30 in Singapore: each order's day is its marketplace's.
+    #[test]
+    fn today_per_marketplace() {
+        let now = chrono_tz::Asia::Tokyo
+            .with_ymd_and_hms(2026, 12, 2, 23, 30, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let shop = chrono_tz::Asia::Tokyo;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        assert_eq!(order_today(Some("A1VC38T7YXB528"), shop, now), day(2));
+        assert_eq!(order_today(Some("A39IBJ37TRP1C6"), shop, now), day(3));
+        assert_eq!(order_today(Some("A19VAU5U5O7RUS"), shop, now), day(2));
+        assert_eq!(order_today(None, shop, now), day(2));
+        assert_eq!(
+            order_today(Some("XXXX"), chrono_tz::Australia::Sydney, now),
+            day(3)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -104,10 +104,10 @@ impl Feedback {
             return Ok(());
         }
 
-        // 2. Targets.
-        let today = domain::eligibility::today_in(shop.time_zone, now);
+        // 2. Targets (each order on its marketplace's day), and the late ones told once.
         let mut conn = self.deps.pool.acquire().await?;
-        let targets = db::targets(&mut conn, shop.id, today).await?;
+        report.late = notice_late(&mut conn, run, now).await?;
+        let targets = db::targets(&mut conn, shop.id, shop.time_zone, now).await?;
         report.targets = targets.len();
         if targets.is_empty() {
             return Ok(());
@@ -160,4 +160,53 @@ pub(crate) async fn refuse(
     )
     .await?;
     Ok(())
+}
+
+/// Seed 3 sends only what shipped on the order's day (「出荷日がアクション実行日当日」). A shipment
+/// from an earlier day still 印刷待ち (shipped after that day's last run, or its retry landed the
+/// next day) is never sent automatically: one attention entry per instruction says so and what
+/// to do. Returns how many were new.
+async fn notice_late(
+    conn: &mut PgConnection,
+    run: &Run<'_>,
+    now: chrono::DateTime<Utc>,
+) -> Result<usize, JobError> {
+    let shop = &run.shop.shop;
+    let late: Vec<_> = db::late(conn, &[shop.id], |_| shop.time_zone, now)
+        .await?
+        .into_iter()
+        .filter(|l| l.noticed_at.is_none())
+        .collect();
+    if late.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for l in &late {
+        let message = format!(
+            "order {} shipped on {} with tracking number {} was never sent to Amazon: only the \
+             shipments of the day are sent automatically, and this one missed its day's runs. \
+             Amazon counts it as shipped late until it is confirmed: resend it (console: 要対応 > \
+             late shipments, or `ctl resend-shipment --shop {} {}`)",
+            l.amazon_order_id, l.shipped_on, l.tracking_number, shop.code, l.amazon_order_id
+        );
+        api_log::write(
+            &mut tx,
+            &Entry {
+                run_id: Some(run.run_id),
+                amazon_order_id: Some(&l.amazon_order_id),
+                code: Some("late_shipment"),
+                details: Some(serde_json::json!({
+                    "instruction_id": l.id,
+                    "shipped_on": l.shipped_on,
+                    "tracking_number": l.tracking_number,
+                })),
+                ..Entry::new(Some(shop.id), ACTION, Level::Attention, &message)
+            },
+        )
+        .await?;
+    }
+    let ids: Vec<_> = late.iter().map(|l| l.id).collect();
+    db::mark_late_noticed(&mut tx, &ids).await?;
+    tx.commit().await?;
+    Ok(late.len())
 }

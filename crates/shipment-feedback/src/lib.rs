@@ -95,6 +95,9 @@ pub struct RunReport {
     pub targets: usize,
     /// Refused before sending (stay awaiting print).
     pub refused: usize,
+    /// Shipments of an earlier day still awaiting print, newly told to the operator (attention).
+    #[serde(default)]
+    pub late: usize,
     /// Sent in feeds accepted by Amazon (printed) or confirmed (shipped).
     pub sent: usize,
     /// confirm-shipment: refused by Amazon (failed).

@@ -3,6 +3,8 @@
 //! feed-poller's shipment results.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use domain::eligibility::{order_today, today_in};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -33,13 +35,16 @@ impl Target {
 }
 
 /// The seed's targets (section 3): imported through the API, has a tracking number, API status
-/// awaiting print, shipped, ship date = `today` (or a resend requested by an operator), and not
-/// part of a submission whose outcome is still unknown.
+/// awaiting print, shipped, ship date = the order's today (in its marketplace's time zone,
+/// `domain::eligibility::order_today`; `shop_tz` when unknown) or a resend requested by an
+/// operator, and not part of a submission whose outcome is still unknown.
 pub async fn targets(
     conn: &mut PgConnection,
     shop_id: Uuid,
-    today: NaiveDate,
+    shop_tz: Tz,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Target>, StoreError> {
+    let earliest = earliest_today(shop_tz, now);
     let rows = sqlx::query!(
         r#"SELECT si.id, si.amazon_order_id, si.marketplace_id, si.tracking_numbers, si.shipped_on, si.shipped_at,
                   si.delivery_method_name, dm.external_delivery_method AS "external_delivery_method?",
@@ -49,12 +54,12 @@ pub async fn targets(
            LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
            WHERE si.shop_id = $1 AND si.source = 'amazon_api' AND si.status = $4
              AND si.api_status = $3 AND cardinality(si.tracking_numbers) > 0
-             AND (si.shipped_on = $2 OR si.resend_requested_at IS NOT NULL)
+             AND (si.shipped_on >= $2 OR si.resend_requested_at IS NOT NULL)
              AND NOT EXISTS (SELECT 1 FROM feed_messages fm JOIN feed_submissions fs ON fs.id = fm.feed_submission_id
                              WHERE fm.instruction_id = si.id AND fs.state IN ('pending', 'in_flight'))
            ORDER BY si.shipped_at NULLS LAST, si.amazon_order_id"#,
         shop_id,
-        today,
+        earliest,
         ApiStatus::AwaitingPrint.as_str(),
         InstructionStatus::Shipped.as_str()
     )
@@ -63,7 +68,8 @@ pub async fn targets(
     Ok(rows
         .into_iter()
         .filter(|r| {
-            // The domain's rule decides; the query only narrows.
+            // The domain's rule decides, on the order's own day; the query only narrows.
+            let today = order_today(r.marketplace_id.as_deref(), shop_tz, now);
             let state = domain::eligibility::FeedbackState {
                 imported_via_api: r.source == "amazon_api",
                 tracking_numbers: &r.tracking_numbers,
@@ -90,6 +96,84 @@ pub async fn targets(
             resend_requested: r.resend_requested,
         })
         .collect())
+}
+
+/// The earliest "today" over the marketplaces and `shop_tz` at `now` (a query narrows with it;
+/// the order's own day decides).
+fn earliest_today(shop_tz: Tz, now: DateTime<Utc>) -> NaiveDate {
+    domain::Marketplace::ALL
+        .iter()
+        .map(|m| today_in(m.time_zone(), now))
+        .fold(today_in(shop_tz, now), NaiveDate::min)
+}
+
+/// A shipment the automatic run will never send: shipped with a tracking number on an earlier
+/// day than the order's today and still 印刷待ち, no resend asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateShipment {
+    pub id: Uuid,
+    pub shop_id: Uuid,
+    pub amazon_order_id: String,
+    pub shipped_on: NaiveDate,
+    /// The first tracking number (what would be sent).
+    pub tracking_number: String,
+    /// When shipment-feedback raised its attention entry (once per instruction).
+    pub noticed_at: Option<DateTime<Utc>>,
+}
+
+/// The late shipments of `shop_ids` at `now` ([`LateShipment`]); `shop_tz` gives each shop's
+/// zone for orders without a known marketplace.
+pub async fn late(
+    conn: &mut PgConnection,
+    shop_ids: &[Uuid],
+    shop_tz: impl Fn(Uuid) -> Tz,
+    now: DateTime<Utc>,
+) -> Result<Vec<LateShipment>, StoreError> {
+    let rows = sqlx::query!(
+        r#"SELECT si.id, si.shop_id, si.amazon_order_id AS "amazon_order_id!", si.marketplace_id,
+                  si.shipped_on AS "shipped_on!", si.tracking_numbers, si.late_noticed_at
+           FROM shipping_instructions si
+           WHERE si.shop_id = ANY($1) AND si.source = 'amazon_api' AND si.status = $2
+             AND si.api_status = $3 AND cardinality(si.tracking_numbers) > 0
+             AND si.amazon_order_id IS NOT NULL AND si.shipped_on IS NOT NULL
+             AND si.shipped_on < $4 AND si.resend_requested_at IS NULL
+           ORDER BY si.shipped_on, si.amazon_order_id"#,
+        shop_ids,
+        InstructionStatus::Shipped.as_str(),
+        ApiStatus::AwaitingPrint.as_str(),
+        // no zone's today is later than UTC's tomorrow; the order's own day decides below
+        (now + chrono::Duration::days(1)).date_naive(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            r.shipped_on < order_today(r.marketplace_id.as_deref(), shop_tz(r.shop_id), now)
+        })
+        .filter_map(|r| {
+            let tracking = domain::eligibility::first_tracking_number(&r.tracking_numbers)?;
+            Some(LateShipment {
+                id: r.id,
+                shop_id: r.shop_id,
+                amazon_order_id: r.amazon_order_id,
+                shipped_on: r.shipped_on,
+                tracking_number: tracking.to_owned(),
+                noticed_at: r.late_noticed_at,
+            })
+        })
+        .collect())
+}
+
+/// Records that the attention entry of these late shipments was written.
+pub async fn mark_late_noticed(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE shipping_instructions SET late_noticed_at = now() WHERE id = ANY($1) AND late_noticed_at IS NULL",
+        ids
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Sets (or clears) the operator-visible error of an instruction; the API status is unchanged.

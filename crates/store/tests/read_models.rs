@@ -335,7 +335,7 @@ async fn a_resend_puts_the_shipment_back_to_awaiting_print(pool: PgPool) {
         (s.id, s.status.as_str(), s.api_status.as_str()),
         (id, "shipped", "failed")
     );
-    store::resend::request(&mut conn, id).await.unwrap();
+    store::resend::request(&mut conn, id, "test").await.unwrap();
     let (api_status, api_error, asked): (String, Option<String>, bool) = sqlx::query_as(
         "SELECT api_status, api_error, resend_requested_at IS NOT NULL FROM shipping_instructions WHERE id = $1",
     )
