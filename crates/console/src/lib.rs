@@ -126,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds", get(pages::feeds::list))
         .route("/feeds/{id}", get(pages::feeds::detail))
         .route("/attention", get(pages::attention::page))
+        .route("/shipments/{id}/resend", post(pages::attention::resend))
         .route("/livez", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(lang_cookie))

@@ -539,11 +539,38 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     );
     b.step("api-log").await?;
 
+    // A parcel shipped two days ago that was never sent (issue 17, item 1).
+    let late = instruction(
+        pool,
+        shop_id,
+        "503-8888888-0000001",
+        "Late Buyer",
+        Utc::now(),
+    )
+    .await;
+    sqlx::query("UPDATE shipping_instructions SET status = 'shipped', tracking_numbers = '{400012345678}', shipped_on = (now() - interval '2 days')::date WHERE id = $1")
+        .bind(late)
+        .execute(pool)
+        .await?;
+
     // The attention list names the unmapped SKU of the imported orders and what to do.
     b.click_nav("header nav a[href='/attention']").await?;
     let unmapped = b.text("#attention-unmapped").await?;
     ensure!(unmapped.contains("SKU-UNMAPPED-1"), "attention: {unmapped}");
+    let late_rows = b.text("#attention-late").await?;
+    ensure!(
+        late_rows.contains("503-8888888-0000001"),
+        "late: {late_rows}"
+    );
     b.step("attention").await?;
+    // The operator resends it from the page.
+    b.click_nav("#attention-late button.resend").await?;
+    let flash = b.text("#resend-flash").await?;
+    ensure!(
+        flash.contains("再送を依頼しました") && flash.contains("503-8888888-0000001"),
+        "resend flash: {flash}"
+    );
+    b.step("attention-resent").await?;
     b.click_nav("header nav a[href='/']").await?;
     b.find("svg#chart-calls").await?;
     b.find("svg#chart-operations").await?;
@@ -584,6 +611,12 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     ensure!(
         card.contains("Last N hours") && card.contains("Date range"),
         "actions in English: {card}"
+    );
+    b.goto(&format!("{base}/attention")).await?;
+    let todo = b.text("#late-shipments").await?;
+    ensure!(
+        todo.contains("Shipments that missed their day"),
+        "attention in English: {todo}"
     );
     b.goto(&format!("{base}/")).await?;
     b.step("dashboard-en").await?;

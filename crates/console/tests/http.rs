@@ -281,6 +281,84 @@ async fn operators_see_only_their_shops(pool: PgPool) {
     assert_eq!(c.get(&format!("/instructions/{mine}")).await.status, 200);
 }
 
+/// Issue 17, item 1 (b): 要対応 lists a shipment that missed its day with a Resend button; the
+/// resend is recorded with the operator's name (instruction and API log), needs the CSRF token,
+/// and an operator who does not see the shop cannot resend it.
+#[sqlx::test(migrations = "../../migrations")]
+async fn late_shipment_is_listed_and_resent_by_the_operator(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    shop(&pool, "other-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    user(&pool, "bob", &["other-jp"]).await;
+    let order = "503-2222222-1111111";
+    let id = instruction(&pool, acme, order, "山田 太郎", Utc::now()).await;
+    let two_days_ago = (Utc::now() - chrono::Duration::days(2)).date_naive();
+    sqlx::query(
+        "UPDATE shipping_instructions SET status = 'shipped', api_status = 'awaiting_print',
+             tracking_numbers = '{400012345678}', shipped_on = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(two_days_ago)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let srv = start(pool.clone(), "").await;
+
+    let mut bob = Client::new(&srv.base);
+    bob.sign_in("bob").await;
+    let bob_csrf = bob.csrf().await;
+    assert!(!bob.get("/attention").await.body.contains(order));
+    let refused = bob
+        .post(&format!("/shipments/{id}/resend"), &[("csrf", &bob_csrf)])
+        .await;
+    assert_eq!(refused.status, 404);
+
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let page = c.get("/attention").await;
+    assert!(
+        page.body.contains(r#"id="attention-late""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(order) && page.body.contains("400012345678"));
+    assert!(
+        page.body
+            .contains(&format!(r#"action="/shipments/{id}/resend""#))
+    );
+    assert_eq!(
+        c.post(&format!("/shipments/{id}/resend"), &[("csrf", "forged")])
+            .await
+            .status,
+        403
+    );
+    let done = c
+        .post(&format!("/shipments/{id}/resend"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let to = done.location.unwrap();
+    assert!(to.contains("result=requested"), "{to}");
+    let flash = c.get(&to).await.body;
+    assert!(flash.contains(r#"id="resend-flash""#), "{flash}");
+    // No longer late: a resend is asked for.
+    assert!(!flash.contains(r#"id="attention-late""#));
+    let by: Option<String> =
+        sqlx::query_scalar("SELECT resend_requested_by FROM shipping_instructions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(by.as_deref(), Some("alice"));
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_log WHERE code = 'resend_requested' AND details->>'operator' = 'alice' AND message LIKE '%alice%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, 1);
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn personal_data_is_masked_until_revealed_and_the_reveal_is_logged(pool: PgPool) {
     let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;

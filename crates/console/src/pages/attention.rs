@@ -2,10 +2,19 @@
 
 use std::fmt::Write as _;
 
-use axum::response::Html;
+use axum::{
+    Form,
+    extract::{Path, Query},
+    response::{Html, Redirect},
+};
 use chrono::Utc;
+use chrono_tz::Tz;
 use domain::feed_stuck;
+use serde::Deserialize;
 use store::read::attention;
+use store::resend::Resend;
+use store::shipments::LateShipment;
+use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
@@ -55,11 +64,29 @@ fn section<T>(
     body.push_str("</tbody></table>");
 }
 
-pub async fn page(ctx: Ctx) -> Result<Html<String>, AppError> {
+/// The outcome of a resend asked for on this page (after the redirect).
+#[derive(Deserialize)]
+pub struct Q {
+    resent: Option<String>,
+    result: Option<String>,
+}
+
+pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError> {
     let shops = ctx.op.shop_ids();
     let t = |ja, en| ctx.t(ja, en);
     let mut conn = ctx.state.pool.acquire().await?;
-    let mut body = String::new();
+    let mut body = resend_flash(&ctx, &q);
+    let zones = |id: Uuid| {
+        ctx.op
+            .shop_by_id(id)
+            .and_then(|s| s.time_zone.parse::<Tz>().ok())
+            .unwrap_or(ctx.state.tz)
+    };
+    late(
+        &ctx,
+        &mut body,
+        &store::shipments::late(&mut conn, &shops, zones, Utc::now()).await?,
+    );
     reauth(
         &ctx,
         &mut body,
@@ -254,6 +281,126 @@ fn stuck(ctx: &Ctx, body: &mut String, rows: &[attention::StuckFeed]) {
                     ctx.state.tz
                 ),
                 r.poll_attempts
+            )
+        },
+    );
+}
+
+#[derive(Deserialize)]
+pub struct ResendForm {
+    csrf: String,
+}
+
+/// 再送: an operator asks to send a late (or refused) shipment again. Recorded with the
+/// operator's name on the instruction and in the API log (`store::resend::ask`); the next
+/// shipment-feedback run sends it.
+pub async fn resend(
+    ctx: Ctx,
+    Path(id): Path<Uuid>,
+    Form(f): Form<ResendForm>,
+) -> Result<Redirect, AppError> {
+    ctx.check_csrf(&f.csrf)?;
+    let mut conn = ctx.state.pool.acquire().await?;
+    let row = match store::instructions::get(&mut conn, id).await {
+        Ok(r) if ctx.op.shop_by_id(r.shop_id).is_some() => r,
+        Ok(_) | Err(store::StoreError::NotFound { .. }) => return Err(AppError::NotFound),
+        Err(err) => return Err(err.into()),
+    };
+    let order = row.amazon_order_id.ok_or(AppError::NotFound)?;
+    let outcome = store::resend::ask(&mut conn, row.shop_id, &order, &ctx.op.username).await?;
+    let result = match outcome {
+        Resend::Requested => "requested",
+        Resend::Unknown => return Err(AppError::NotFound),
+        Resend::NotShipped(_) => "not_shipped",
+        Resend::Pending => "pending",
+        Resend::Confirmed => "confirmed",
+    };
+    tracing::info!(instruction_id = %id, operator = %ctx.op.username, result, "resend asked in the console");
+    Ok(Redirect::to(&format!(
+        "/attention?resent={}&result={result}#late-shipments",
+        url_enc(&order)
+    )))
+}
+
+fn resend_flash(ctx: &Ctx, q: &Q) -> String {
+    let (Some(order), Some(result)) = (q.resent.as_deref(), q.result.as_deref()) else {
+        return String::new();
+    };
+    let t = |ja, en| ctx.t(ja, en);
+    let (class, text) = match result {
+        "requested" => (
+            "ok",
+            t(
+                "再送を依頼しました。次回の出荷実績戻しで送信されます:",
+                "Resend requested; the next shipment-result run sends it:",
+            ),
+        ),
+        "pending" => (
+            "error",
+            t(
+                "送信済みでAmazonの結果待ち（印刷済み）のため再送できません:",
+                "Already sent and awaiting Amazon's result (printed); not resent:",
+            ),
+        ),
+        "confirmed" => (
+            "error",
+            t(
+                "Amazonで確認済み（出荷済み）のため再送できません:",
+                "Already confirmed by Amazon (shipped); not resent:",
+            ),
+        ),
+        _ => (
+            "error",
+            t(
+                "まだ出荷されていないため再送できません:",
+                "Not shipped yet; nothing to resend:",
+            ),
+        ),
+    };
+    format!(
+        r#"<p class="flash {class}" id="resend-flash">{} <code>{}</code></p>"#,
+        e(text),
+        e(order)
+    )
+}
+
+fn late(ctx: &Ctx, body: &mut String, rows: &[LateShipment]) {
+    let t = |ja, en| ctx.t(ja, en);
+    section(
+        ctx,
+        body,
+        "late-shipments",
+        t(
+            "出荷日を過ぎても未送信の出荷（印刷待ち）",
+            "Shipments that missed their day (awaiting print)",
+        ),
+        t(
+            "出荷実績戻しは出荷日当日の出荷だけを自動で送ります。この出荷はその日の実行に間に合わず、Amazonには未出荷のままです（出荷遅延）。追跡番号を確認して「再送」を押してください。次回の出荷実績戻しで送信されます。",
+            "Shipment-result return sends only the day's shipments automatically. These missed their day's runs and Amazon still sees them as unshipped (late shipment). Check the tracking number and press Resend; the next shipment-result run sends them.",
+        ),
+        &table_open(
+            Some("attention-late"),
+            &[
+                Col::text(t("ショップ", "Shop")),
+                Col::text(t("注文番号", "Order")),
+                Col::text(t("出荷日", "Shipped on")),
+                Col::text(t("追跡番号", "Tracking number")),
+                Col::text(""),
+            ],
+            None,
+        ),
+        rows,
+        |r| {
+            format!(
+                r#"<tr><td>{}</td><td><a href="/instructions/{}">{}</a></td><td>{}</td><td>{}</td><td><form method="post" action="/shipments/{}/resend"><input type="hidden" name="csrf" value="{}"><button type="submit" class="resend">{}</button></form></td></tr>"#,
+                e(ctx.op.code_of(Some(r.shop_id))),
+                r.id,
+                e(&r.amazon_order_id),
+                r.shipped_on,
+                e(&r.tracking_number),
+                r.id,
+                e(&ctx.op.csrf),
+                e(t("再送", "Resend"))
             )
         },
     );
