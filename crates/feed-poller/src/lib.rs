@@ -53,6 +53,9 @@ pub struct Settings {
     pub stuck_after: chrono::Duration,
     /// How long a claim protects a feed from a concurrent poll.
     pub claim_lease: chrono::Duration,
+    /// Polls of a feed DONE without a result document before its results are given up as
+    /// unknown.
+    pub missing_report_polls: u32,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             max_delay: Duration::from_secs(5 * 60),
             stuck_after: chrono::Duration::hours(3),
             claim_lease: chrono::Duration::minutes(2),
+            missing_report_polls: 5,
         }
     }
 }

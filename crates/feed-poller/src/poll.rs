@@ -82,7 +82,9 @@ impl Poller {
             ProcessingStatus::Done => {
                 let outcome = match &feed.result_feed_document_id {
                     Some(doc) => self.fetch_report(api, doc).await,
-                    None => Ok(None),
+                    // DONE without a report is not "all succeeded": ask again, then leave the
+                    // messages unconfirmed.
+                    None => return self.missing_report(shop, &sub, report).await,
                 };
                 match outcome {
                     Ok(parsed) => {
@@ -221,6 +223,59 @@ impl Poller {
                 self.reschedule(shop, sub, status).await
             }
         }
+    }
+
+    /// A DONE feed without a result document: polled again with backoff up to
+    /// `Settings::missing_report_polls` times; then the submission ends `failed`, shipments stay
+    /// 印刷済み (sent, not confirmed), inventory SKUs are sent again by the next run, and an
+    /// attention entry says what to check.
+    async fn missing_report(
+        &self,
+        shop: &Shop,
+        sub: &Submission,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        let mut conn = self.pool.acquire().await?;
+        let seen = feeds_store::note_missing_report(&mut conn, sub.id).await?;
+        drop(conn);
+        if seen <= self.settings.missing_report_polls as i32 {
+            report.still_processing += 1;
+            return self.reschedule(shop, sub, "DONE").await;
+        }
+        let feed = sub.amazon_feed_id.as_deref().unwrap_or("?");
+        let why = format!(
+            "Amazon reports feed {feed} DONE but gave no processing report after {seen} polls: its results are unknown"
+        );
+        let mut tx = self.pool.begin().await?;
+        feeds_store::finish(
+            &mut tx,
+            sub.id,
+            feeds_store::state::FAILED,
+            "DONE",
+            None,
+            Some(&why),
+        )
+        .await?;
+        let resent = store::inventory::mark_skus_not_sent(&mut tx, sub.id, &why).await?;
+        let message = format!(
+            "{why}. Shipments stay 印刷済み (sent, not confirmed): check these orders in Seller Central \
+             (Manage Orders) and confirm any that do not show as shipped there. {resent} SKU(s) will \
+             be sent again by the next inventory sync."
+        );
+        api_log::write(
+            &mut tx,
+            &Entry {
+                code: Some("report_missing"),
+                details: Some(serde_json::json!({
+                    "feed_submission_id": sub.id, "feed_id": sub.amazon_feed_id, "polls": seen,
+                })),
+                ..Entry::new(Some(shop.id), ACTION, Level::Attention, &message)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        report.finished.push(sub.id);
+        Ok(())
     }
 
     async fn unreadable(

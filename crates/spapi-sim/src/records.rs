@@ -44,6 +44,9 @@ pub(crate) struct Feed {
     pub input_document_id: String,
     pub result_document_id: Option<String>,
     pub feed_options: BTreeMap<String, String>,
+    /// `getFeed` answers DONE without `resultFeedDocumentId` this many more times (a control:
+    /// Amazon sometimes reports a feed DONE before its report is available).
+    pub withhold_report: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -335,6 +335,13 @@ impl Sim {
         st.feeds.get(feed_id).map(|f| f.info(&st.documents))
     }
 
+    /// The next `polls` answers of `getFeed` for each feed submitted from now on, once DONE,
+    /// leave out `resultFeedDocumentId` (Amazon reporting DONE before the report is ready; a
+    /// large number: a report that never comes).
+    pub fn withhold_feed_reports(&self, polls: u32) {
+        self.lock().options.withhold_reports = polls;
+    }
+
     /// Finishes every queued feed now (as if `feed_processing` had elapsed).
     pub fn complete_feeds(&self) {
         let mut st = self.lock();

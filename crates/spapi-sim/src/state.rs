@@ -117,6 +117,9 @@ pub struct SimOptions {
     pub shift_jis_reports_for_jp: bool,
     /// Feed processing time in milliseconds (IN_QUEUE → DONE).
     pub feed_processing_ms: u64,
+    /// `getFeed` answers for each new feed, once DONE, that leave out `resultFeedDocumentId`
+    /// (`Sim::withhold_feed_reports`).
+    pub withhold_reports: u32,
 }
 
 impl Default for SimOptions {
@@ -127,6 +130,7 @@ impl Default for SimOptions {
             gzip_results: GzipPolicy::JapanOnly,
             shift_jis_reports_for_jp: true,
             feed_processing_ms: 3000,
+            withhold_reports: 0,
         }
     }
 }

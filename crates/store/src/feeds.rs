@@ -293,6 +293,18 @@ pub async fn schedule_poll(
     .await?)
 }
 
+/// Counts one more poll that found the feed DONE without a result document; returns how many so
+/// far (the caller decides whether to ask again).
+pub async fn note_missing_report(conn: &mut PgConnection, id: Uuid) -> Result<i32, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"UPDATE feed_submissions SET missing_report_polls = missing_report_polls + 1
+           WHERE id = $1 RETURNING missing_report_polls"#,
+        id
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Records that the feed was flagged as stuck (once).
 pub async fn flag_stuck(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError> {
     let n = sqlx::query!(

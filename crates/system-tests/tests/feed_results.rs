@@ -468,3 +468,70 @@ async fn already_shipped_warning_counts_as_success(pool: PgPool) {
         .unwrap();
     assert_eq!(result, "warning");
 }
+
+/// Issue 17, item 7: a feed Amazon reports DONE without a result document is not all success.
+/// A report that comes on a later poll is applied as usual; one that never comes leaves the
+/// shipment 印刷済み (sent, unconfirmed) with an attention entry saying what to check.
+#[sqlx::test(migrations = "../../migrations")]
+async fn done_without_a_report_is_asked_again_then_left_unconfirmed(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    let yamato = fx.delivery_method("yamato", "宅急便", Some("yamato")).await;
+    let settings = feed_poller::Settings {
+        missing_report_polls: 3,
+        ..fast()
+    };
+
+    // The report comes on the third DONE answer: applied, confirmed.
+    fx.sim.sim().withhold_feed_reports(2);
+    let late_report = fx.sim_order();
+    let i_late = fx
+        .shipped_instruction(&late_report, yamato, &[&tracking12(1)], fx.today())
+        .await;
+    fx.service(fast_feedback())
+        .run(fx.shop.id, None, "test")
+        .await
+        .unwrap();
+    fx.wait_sim_feeds_done().await;
+    poll_until_final(&fx, &poller(&fx, settings.clone())).await;
+    assert_eq!(fx.api_status(i_late).await.0, "shipped");
+    assert_eq!(
+        fx.count("SELECT count(*) FROM feed_submissions WHERE state = 'done' AND missing_report_polls = 2")
+            .await,
+        1
+    );
+
+    // The report never comes: not applied as success.
+    fx.sim.sim().withhold_feed_reports(u32::MAX);
+    let no_report = fx.sim_order();
+    let i_none = fx
+        .shipped_instruction(&no_report, yamato, &[&tracking12(2)], fx.today())
+        .await;
+    fx.service(fast_feedback())
+        .run(fx.shop.id, None, "test")
+        .await
+        .unwrap();
+    fx.wait_sim_feeds_done().await;
+    poll_until_final(&fx, &poller(&fx, settings)).await;
+    assert_eq!(fx.api_status(i_none).await.0, "printed", "unconfirmed");
+    assert_eq!(
+        fx.count("SELECT count(*) FROM feed_submissions WHERE state = 'failed' AND missing_report_polls = 4 AND error LIKE '%no processing report%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        fx.count("SELECT count(*) FROM api_log WHERE code = 'report_missing' AND level = 'attention' AND message LIKE '%Seller Central%'")
+            .await,
+        1
+    );
+    let result: Option<String> =
+        sqlx::query_scalar("SELECT result FROM feed_messages WHERE amazon_order_id = $1")
+            .bind(&no_report.order_id)
+            .fetch_one(&fx.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        result.as_deref(),
+        Some("pending"),
+        "no result recorded for an unknown outcome"
+    );
+}

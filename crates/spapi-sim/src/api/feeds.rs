@@ -178,6 +178,7 @@ pub(crate) async fn create_feed(
         st.next_feed_id += 1;
         let feed_id = st.next_feed_id.to_string();
         let now = st.now();
+        let withhold_report = st.options.withhold_reports;
         st.feeds.insert(
             feed_id.clone(),
             Feed {
@@ -192,6 +193,7 @@ pub(crate) async fn create_feed(
                 processing_end_time: None,
                 input_document_id: input_id,
                 result_document_id: None,
+                withhold_report,
                 feed_options,
             },
         );
@@ -221,13 +223,20 @@ pub(crate) async fn get_feed(
 ) -> Response {
     call(&sim, Op::GetFeed, &headers, |sim2, caller| async move {
         check_feed_id(&feed_id)?;
-        let st = sim2.lock();
+        let mut st = sim2.lock();
         let feed = st
             .feeds
-            .get(&feed_id)
+            .get_mut(&feed_id)
             .filter(|f| f.seller_id == caller.seller_id)
             .ok_or_else(|| ApiError::not_found(format!("Feed {feed_id} was not found.")))?;
-        Ok(json_response(StatusCode::OK, &render_feed(feed)))
+        let mut v = render_feed(feed);
+        if feed.status == FeedStatus::Done && feed.withhold_report > 0 {
+            feed.withhold_report -= 1;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("resultFeedDocumentId");
+            }
+        }
+        Ok(json_response(StatusCode::OK, &v))
     })
     .await
 }
