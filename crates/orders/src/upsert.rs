@@ -163,7 +163,7 @@ pub async fn upsert_order(
             }
         }
     };
-    log_unmapped(conn, cx, &order.amazon_order_id, &outcome).await?;
+    log_attention(conn, cx, order, &outcome).await?;
     Ok(outcome)
 }
 
@@ -215,7 +215,7 @@ pub async fn insert_new_orders(
     bus::outbox::enqueue_many(&mut *conn, events).await?;
     for (order, outcome) in orders.iter().zip(&outcomes) {
         if let Some(outcome) = outcome {
-            log_unmapped(conn, cx, &order.amazon_order_id, outcome).await?;
+            log_attention(conn, cx, order, outcome).await?;
         }
     }
     Ok(outcomes)
@@ -238,19 +238,45 @@ fn new_status(order: &AmazonOrder) -> (InstructionStatus, PaymentStatus) {
     }
 }
 
-/// An `attention` API-log entry per line imported without a product.
-async fn log_unmapped(
+/// The `attention` API-log entries of an upserted order: one per line imported without a
+/// product, and one when the order became paid without buyer or ship-to
+/// ([`crate::personal`]).
+async fn log_attention(
     conn: &mut PgConnection,
     cx: &UpsertCtx<'_>,
-    amazon_order_id: &str,
+    order: &AmazonOrder,
     outcome: &Outcome,
 ) -> Result<(), UpsertError> {
-    let unmapped = match outcome {
-        Outcome::New { unmapped_skus, .. } | Outcome::Updated { unmapped_skus, .. } => {
-            unmapped_skus.as_slice()
-        }
-        Outcome::Unchanged => &[],
+    let amazon_order_id = order.amazon_order_id.as_str();
+    let (unmapped, paid_now) = match outcome {
+        Outcome::New { unmapped_skus, .. } => (unmapped_skus.as_slice(), order.status.is_paid()),
+        Outcome::Updated {
+            unmapped_skus,
+            paid,
+            ..
+        } => (unmapped_skus.as_slice(), *paid),
+        Outcome::Unchanged => (&[][..], false),
     };
+    if let Some(message) = paid_now
+        .then(|| crate::missing_personal_data(order))
+        .flatten()
+    {
+        api_log::write(
+            &mut *conn,
+            &api_log::Entry {
+                run_id: cx.run_id,
+                amazon_order_id: Some(amazon_order_id),
+                code: Some(crate::personal::CODE),
+                ..api_log::Entry::new(
+                    Some(cx.shop_id),
+                    cx.action,
+                    api_log::Level::Attention,
+                    &message,
+                )
+            },
+        )
+        .await?;
+    }
     for sku in unmapped {
         let message = format!(
             "SKU {sku} of order {amazon_order_id} has no product in the external-product table: the line was imported without a \

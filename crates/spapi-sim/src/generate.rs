@@ -494,6 +494,7 @@ pub fn build_order(
         latest_ship_date: created + Duration::days(ship_days),
         earliest_delivery_date: created + Duration::days(ship_days + 1),
         latest_delivery_date: created + Duration::days(ship_days + 4),
+        pii_withheld: false,
     };
     match status {
         OrderStatus::Pending | OrderStatus::Unshipped => order.status = status,

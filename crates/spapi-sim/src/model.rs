@@ -270,6 +270,10 @@ pub struct Order {
     pub latest_ship_date: DateTime<Utc>,
     pub earliest_delivery_date: DateTime<Utc>,
     pub latest_delivery_date: DateTime<Utc>,
+    /// Amazon returns no buyer and no recipient for this order even once it is paid (the app
+    /// lacks the PII role, or Amazon withholds the data): `Sim::withhold_order_pii`.
+    #[serde(default)]
+    pub pii_withheld: bool,
 }
 
 impl Order {

@@ -127,6 +127,18 @@ impl Sim {
         self.lock().set_order_status(order_id, change)
     }
 
+    /// From now on Amazon returns no buyer and no recipient for `order_id`, even once paid (the
+    /// app lacks the PII role for it, or Amazon withholds the data).
+    pub fn withhold_order_pii(&self, order_id: &str) -> Result<(), SimError> {
+        let mut st = self.lock();
+        let o = st
+            .orders
+            .get_mut(order_id)
+            .ok_or_else(|| SimError::OrderNotFound(order_id.to_owned()))?;
+        o.pii_withheld = true;
+        Ok(())
+    }
+
     /// An order with its packages (carrier, tracking, ship time).
     pub fn order(&self, order_id: &str) -> Option<Order> {
         let mut st = self.lock();

@@ -23,7 +23,10 @@ use crate::{ACTION, Counts};
 /// What applying one Amazon order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Applied {
-    Paid,
+    /// `attention`: paid without buyer or ship-to (an attention entry was written).
+    Paid {
+        attention: bool,
+    },
     Canceled(i64),
     Attention,
     Unchanged,
@@ -53,7 +56,10 @@ pub(crate) async fn orders(
             Ok(applied) => {
                 sp.commit().await?;
                 match applied {
-                    Applied::Paid => counts.paid += 1,
+                    Applied::Paid { attention } => {
+                        counts.paid += 1;
+                        counts.attention += u32::from(attention);
+                    }
                     Applied::Canceled(q) => {
                         counts.canceled += 1;
                         counts.released += q;
@@ -131,6 +137,13 @@ async fn apply_one(
             };
             let delivery = method.map_or(Delivery::Placeholder, Delivery::Method);
             instructions::apply_paid(&mut *conn, keys, &inst, &data, delivery).await?;
+            let attention_entry = match orders::missing_personal_data(&data) {
+                Some(message) => {
+                    let code = orders::personal::CODE;
+                    attention(conn, (shop_id, run_id), order, code, &message).await?
+                }
+                None => false,
+            };
             event(
                 conn,
                 shop_id,
@@ -141,7 +154,9 @@ async fn apply_one(
                 },
             )
             .await?;
-            Ok(Applied::Paid)
+            Ok(Applied::Paid {
+                attention: attention_entry,
+            })
         }
         SyncDecision::Cancel => {
             let reason = format!("amazon order {} cancelled", order.order_id);

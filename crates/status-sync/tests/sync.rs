@@ -226,6 +226,49 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
 
 /// Reconcile mode (after an outage): every open imported instruction is checked with
 /// getOrder; payments and cancellations are applied the same way.
+/// Issue 17, item 5: a paid order whose buyer and ship-to Amazon does not return (PII role
+/// missing, data withheld) is marked paid, keeps its 「Amazon 仮登録」 placeholders, and is
+/// flagged for attention instead of passing silently.
+#[sqlx::test(migrations = "../../migrations")]
+async fn paid_without_buyer_or_address_is_flagged(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(2, 23, ALL_PENDING);
+        let import = h.import(ImportMode::Differential).await;
+        assert_eq!(import.failed, 0, "{import:?}");
+        let (full, withheld) = (&orders[0].order_id, &orders[1].order_id);
+        sim.withhold_order_pii(withheld).unwrap();
+        for o in [full, withheld] {
+            sim.set_order_status(o, StatusChange::Unshipped).unwrap();
+        }
+        let run = h
+            .wait_run(
+                h.trigger(StatusSyncMode::Reconcile).await,
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        let c = counts(&run);
+        assert_eq!((c.paid, c.attention), (2, 1), "{c:?}");
+        let flagged: Vec<String> = sqlx::query_scalar(
+            "SELECT amazon_order_id FROM api_log WHERE code = 'paid_without_address' AND level = 'attention' AND message LIKE '%Amazon 仮登録%'",
+        )
+        .fetch_all(&h.pool)
+        .await
+        .unwrap();
+        assert_eq!(flagged, vec![withheld.clone()]);
+        let paid: String = sqlx::query_scalar(
+            "SELECT payment_status FROM shipping_instructions WHERE amazon_order_id = $1",
+        )
+        .bind(withheld)
+        .fetch_one(&h.pool)
+        .await
+        .unwrap();
+        assert_eq!(paid, "paid");
+    })
+    .await;
+}
+
 /// 「出荷指示が「入金済み」に更新されます」: payment changes the payment status. A hold the import
 /// placed because the order was unpaid is released with it; a hold an operator placed stays on
 /// hold, paid (issue 17, item 4).

@@ -116,13 +116,13 @@ pub(crate) fn render_order(o: &Order, inc: &Included) -> Value {
         "salesChannel".into(),
         json!({"channelName": "AMAZON", "marketplaceId": o.marketplace_id, "marketplaceName": mname}),
     );
-    if inc.buyer && pii {
+    if inc.buyer && pii && !o.pii_withheld {
         order.insert(
             "buyer".into(),
             json!({"buyerName": o.buyer.name, "buyerEmail": o.buyer.email}),
         );
     }
-    if inc.recipient && pii {
+    if inc.recipient && pii && !o.pii_withheld {
         let a = &o.address;
         let mut addr = Map::new();
         addr.insert("name".into(), json!(a.name));
