@@ -786,3 +786,71 @@ async fn a_page_whose_batch_fails_is_imported_order_by_order(pool: PgPool) {
     })
     .await;
 }
+
+/// Issue 17, item 9 (seed 1: 「ステータスが Pending と Unshipped の注文」 are the orders imported):
+/// a range import and an hours import leave out Shipped, Cancelled, PartiallyShipped and
+/// Amazon-fulfilled orders, whatever the window.
+#[sqlx::test(migrations = "../../migrations")]
+async fn range_and_hours_imports_take_only_pending_and_unshipped_merchant_orders(pool: PgPool) {
+    Harness::run(pool, Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let mut wanted = Vec::new();
+        let specs = [
+            (OrderStatus::Pending, spapi_sim::FulfilledBy::Merchant, true),
+            (OrderStatus::Unshipped, spapi_sim::FulfilledBy::Merchant, true),
+            (OrderStatus::Shipped, spapi_sim::FulfilledBy::Merchant, false),
+            (OrderStatus::Cancelled, spapi_sim::FulfilledBy::Merchant, false),
+            (OrderStatus::PartiallyShipped, spapi_sim::FulfilledBy::Merchant, false),
+            (OrderStatus::Unshipped, spapi_sim::FulfilledBy::Amazon, false),
+            (OrderStatus::Pending, spapi_sim::FulfilledBy::Amazon, false),
+        ];
+        for (status, fulfilled_by, imported) in specs {
+            let o = sim
+                .create_order(OrderSpec {
+                    status: Some(status),
+                    fulfilled_by: Some(fulfilled_by),
+                    created_time: Some(Utc::now() - ChronoDuration::hours(2)),
+                    items: vec![ItemSpec {
+                        seller_sku: Some(sku(1)),
+                        quantity: Some(2),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .unwrap();
+            if imported {
+                wanted.push(o.order_id);
+            }
+        }
+        wanted.sort();
+        let imported = async || -> Vec<String> {
+            sqlx::query_scalar(
+                "SELECT amazon_order_id FROM shipping_instructions WHERE shop_id = $1 ORDER BY amazon_order_id",
+            )
+            .bind(h.shop_id)
+            .fetch_all(&h.pool)
+            .await
+            .unwrap()
+        };
+        let now = Utc::now();
+        let range = ImportMode::Range {
+            from: now - ChronoDuration::hours(3),
+            to: now - ChronoDuration::minutes(5),
+        };
+        let run = h.wait_run(h.trigger(range).await, Duration::from_secs(30)).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        assert_eq!(imported().await, wanted, "range import");
+
+        // The same through an hours import, on a clean table.
+        sqlx::query("DELETE FROM shipping_instructions WHERE shop_id = $1")
+            .bind(h.shop_id)
+            .execute(&h.pool)
+            .await
+            .unwrap();
+        let hours = ImportMode::Hours { hours: 3 };
+        let run = h.wait_run(h.trigger(hours).await, Duration::from_secs(30)).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        assert_eq!(imported().await, wanted, "hours import");
+    })
+    .await;
+}
