@@ -376,6 +376,14 @@ async fn personal_data_is_masked_until_revealed_and_the_reveal_is_logged(pool: P
     }
     assert!(page.body.contains("●●●●●●"));
     assert!(page.body.contains(r#"id="reveal""#));
+    // The order's amounts: total, shipping and COD fee, each its own (not in the line total).
+    for amount in [
+        "<dd>4130.00 JPY</dd>",
+        "<dd>500.00 JPY</dd>",
+        "<dd>330.00 JPY</dd>",
+    ] {
+        assert!(page.body.contains(amount), "{amount} not shown");
+    }
     // Lines are there, escaped.
     assert!(page.body.contains("SKU-UNMAPPED-1"));
     assert!(page.body.contains("テスト商品 &lt;b&gt;太字&lt;/b&gt;"));

@@ -116,6 +116,7 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
                     assert_eq!(p.ship_to_postal_code, None);
                     assert_eq!(i.payment_method, "placeholder");
                     assert_eq!(i.order_total, None);
+                    assert_eq!((i.shipping_total, i.cod_fee), (None, None));
                     assert!(lines.iter().all(|l| l.unit_price.is_none()));
                 }
                 OrderStatus::Unshipped => {
@@ -132,6 +133,8 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
                     assert_eq!(i.ship_to_country.as_deref(), Some("JP"));
                     assert_eq!(i.payment_method, service_testkit::expected_payment_method(o.payment_method), "{}", o.order_id);
                     assert_eq!(i.order_total, Some(o.grand_total()));
+                    // Shipping and COD fee are the instruction's own amounts, not in a line total.
+                    assert_eq!((i.shipping_total, i.cod_fee), (Some(o.shipping_price), Some(o.cod_fee)));
                     for (l, it) in lines.iter().zip(&o.items) {
                         assert_eq!(l.unit_price, Some(it.unit_price));
                         assert_eq!(l.line_total, Some(it.unit_price * Decimal::from(it.quantity_ordered)));
@@ -154,6 +157,9 @@ async fn imports_250_orders_through_the_queue_and_reruns_create_nothing(pool: Pg
                 }
             }
         }
+        let paid: Vec<_> = orders.iter().filter(|o| o.status == OrderStatus::Unshipped).collect();
+        assert!(paid.iter().any(|o| !o.shipping_price.is_zero()), "a paid order with shipping");
+        assert!(paid.iter().any(|o| !o.cod_fee.is_zero()), "a paid COD order");
         // Every payment-method mapping was exercised.
         for m in ["placeholder", "cod", "convenience_store", "other"] {
             assert!(stored.values().any(|i| i.payment_method == m), "no {m} order generated");

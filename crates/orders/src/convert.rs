@@ -3,7 +3,7 @@
 
 use domain::{AmazonOrderStatus, PaymentMethod};
 use rust_decimal::Decimal;
-use spapi::orders::Order;
+use spapi::orders::{Order, ProceedsBreakdown, ProceedsType};
 use store::instructions::{AmazonLine, AmazonOrder, BuyerData, ShipTo};
 
 /// Why an order cannot be imported (it is skipped and listed in the API log; the others go on).
@@ -40,6 +40,35 @@ fn check_len(field: &'static str, value: &Option<String>) -> Result<(), ConvertE
     }
 }
 
+/// The sum of the breakdown entries of one proceeds category; `None` when there is none.
+fn category(breakdowns: &[ProceedsBreakdown], kind: &ProceedsType) -> Option<Decimal> {
+    breakdowns
+        .iter()
+        .filter(|b| &b.kind == kind)
+        .map(|b| b.subtotal.amount)
+        .reduce(|a, b| a + b)
+}
+
+/// An order-level charge (`SHIPPING`, `COD_FEE`): Amazon's order breakdown, which aggregates
+/// the items', or else the items' own; zero when Amazon lists proceeds without it, `None` when
+/// it sent no proceeds at all.
+fn order_charge(o: &Order, kind: &ProceedsType) -> Option<Decimal> {
+    if let Some(p) = o.proceeds.as_ref().filter(|p| !p.breakdowns.is_empty()) {
+        return Some(category(&p.breakdowns, kind).unwrap_or_default());
+    }
+    let items: Vec<_> = o
+        .order_items
+        .iter()
+        .filter_map(|i| i.proceeds.as_ref())
+        .collect();
+    (!items.is_empty()).then(|| {
+        items
+            .iter()
+            .filter_map(|p| category(&p.breakdowns, kind))
+            .sum()
+    })
+}
+
 fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|v| v.trim())
@@ -49,6 +78,10 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 
 /// Converts an order. Buyer, ship-to, payment method and prices are taken only once Amazon
 /// considers the order paid (UNSHIPPED or later); before that the placeholders apply.
+///
+/// A line's total (合計金額(明細)) is the item's own price × quantity: Amazon's `ITEM` proceeds
+/// of the item, else unit price × quantity. The item's `proceedsTotal` is not used: it includes
+/// shipping and the COD fee, which are kept as the order's own amounts (`SHIPPING`, `COD_FEE`).
 pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
     let fs = o.fulfillment_status().ok_or(ConvertError::NoFulfillment)?;
     let status: AmazonOrderStatus = fs
@@ -80,8 +113,7 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
         let line_total = if paid {
             it.proceeds
                 .as_ref()
-                .and_then(|p| p.proceeds_total.as_ref())
-                .map(|m| m.amount)
+                .and_then(|p| category(&p.breakdowns, &ProceedsType::Item))
                 .or_else(|| unit_price.map(|u| u * Decimal::from(quantity)))
         } else {
             None
@@ -181,6 +213,12 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
         } else {
             None
         },
+        shipping_total: paid
+            .then(|| order_charge(o, &ProceedsType::Shipping))
+            .flatten(),
+        cod_fee: paid
+            .then(|| order_charge(o, &ProceedsType::CodFee))
+            .flatten(),
         payment_method,
         buyer,
         ship_to,
@@ -228,6 +266,52 @@ mod tests {
         assert!(a.is_prime);
     }
 
+    /// 合計金額(明細) is the line's own amount. Seed (ステータス同期, 入金済への更新): "処理が成功すると
+    /// コマースロボの出荷指示が「入金済み」に更新されます。また、下記の情報を更新します。… ・単価
+    /// ・合計金額(明細)". Amazon's item `proceedsTotal` also carries the shipping charge and the
+    /// COD fee; the line total must be the item price × quantity, and shipping and COD fee stay
+    /// the order's own amounts.
+    #[test]
+    fn line_total_is_the_item_price_and_shipping_and_cod_fee_are_kept_apart() {
+        let money = |a: u32| serde_json::json!({"amount": a.to_string(), "currencyCode": "JPY"});
+        let (item, shipping, cod) = (1650 * 2, 500, 330);
+        let breakdowns = serde_json::json!([
+            {"type": "ITEM", "subtotal": money(item)},
+            {"type": "SHIPPING", "subtotal": money(shipping)},
+            {"type": "COD_FEE", "subtotal": money(cod)},
+        ]);
+        let mut j = base("UNSHIPPED");
+        j["orderItems"][0]["proceeds"] = serde_json::json!({
+            "proceedsTotal": money(item + shipping + cod), "breakdowns": breakdowns});
+        j["proceeds"] = serde_json::json!({
+            "grandTotal": money(item + shipping + cod), "breakdowns": breakdowns});
+
+        let a = to_amazon_order(&order(j.clone())).unwrap();
+        assert_eq!(a.lines[0].unit_price, Some(Decimal::from(1650)));
+        assert_eq!(a.lines[0].line_total, Some(Decimal::from(item)));
+        assert_eq!(a.shipping_total, Some(Decimal::from(shipping)));
+        assert_eq!(a.cod_fee, Some(Decimal::from(cod)));
+        assert_eq!(a.order_total, Some(Decimal::from(item + shipping + cod)));
+
+        // Only the items' breakdowns: the same amounts.
+        j["proceeds"] = serde_json::json!({"grandTotal": money(item + shipping + cod)});
+        let b = to_amazon_order(&order(j.clone())).unwrap();
+        assert_eq!(
+            (b.lines[0].line_total, b.shipping_total, b.cod_fee),
+            (a.lines[0].line_total, a.shipping_total, a.cod_fee)
+        );
+
+        // Free shipping, no COD fee: zero, not unknown.
+        j["orderItems"][0]["proceeds"] = serde_json::json!({
+            "proceedsTotal": money(item), "breakdowns": [{"type": "ITEM", "subtotal": money(item)}]});
+        let c = to_amazon_order(&order(j)).unwrap();
+        assert_eq!(c.lines[0].line_total, Some(Decimal::from(item)));
+        assert_eq!(
+            (c.shipping_total, c.cod_fee),
+            (Some(Decimal::ZERO), Some(Decimal::ZERO))
+        );
+    }
+
     #[test]
     fn oversized_fields_are_refused_without_their_content() {
         let mut j = base("UNSHIPPED");
@@ -254,6 +338,7 @@ mod tests {
         assert!(a.buyer.is_none() && a.ship_to.is_none());
         assert_eq!(a.lines[0].unit_price, None);
         assert_eq!(a.order_total, None);
+        assert_eq!((a.shipping_total, a.cod_fee), (None, None));
     }
 
     #[test]

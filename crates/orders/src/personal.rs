@@ -56,6 +56,8 @@ mod tests {
             is_prime: false,
             currency: None,
             order_total: None,
+            shipping_total: None,
+            cod_fee: None,
             payment_method: domain::PaymentMethod::Other,
             buyer: buyer.map(|n| BuyerData {
                 name: Some(n.to_owned()),

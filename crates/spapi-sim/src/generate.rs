@@ -447,7 +447,7 @@ pub fn build_order(
     }
 
     let free_shipping = rng.random_bool(0.6);
-    let shipping_price = if free_shipping {
+    let shipping_price = spec.shipping_price.unwrap_or(if free_shipping {
         Decimal::ZERO
     } else {
         match m.currency {
@@ -455,7 +455,7 @@ pub fn build_order(
             "AUD" => Decimal::new(995, 2),
             _ => Decimal::new(499, 2),
         }
-    };
+    });
     let cod_fee = if payment == PaymentMethod::CashOnDelivery && m.currency == "JPY" {
         Decimal::from(330)
     } else {

@@ -290,6 +290,16 @@ impl Order {
         self.items_total() + self.shipping_price + self.cod_fee
     }
 
+    /// The shipping charge and COD fee attributed to the item at `idx`: the order's, on its
+    /// first item (the item proceeds of both API versions carry them there).
+    pub fn item_charges(&self, idx: usize) -> (Decimal, Decimal) {
+        if idx == 0 {
+            (self.shipping_price, self.cod_fee)
+        } else {
+            (Decimal::ZERO, Decimal::ZERO)
+        }
+    }
+
     pub fn items_shipped(&self) -> u32 {
         self.items.iter().map(|i| i.quantity_shipped).sum()
     }
@@ -347,6 +357,9 @@ pub struct OrderSpec {
     pub address: Option<Address>,
     pub seller_order_id: Option<String>,
     pub service_level: Option<String>,
+    /// Shipping charge of the whole order; default: free for about 60 % of the orders, a flat
+    /// rate of the marketplace for the others. (The COD fee follows the payment method.)
+    pub shipping_price: Option<Decimal>,
     pub items: Vec<ItemSpec>,
 }
 

@@ -133,6 +133,7 @@ fn seed_orders(sim: &spapi_sim::RunningSim) -> Vec<spapi_sim::Order> {
         s.create_order(OrderSpec {
             status: Some(OrderStatus::Unshipped),
             payment_method: Some(PaymentMethod::CashOnDelivery),
+            shipping_price: Some(rust_decimal::Decimal::from(500)),
             ..Default::default()
         })
         .unwrap(),

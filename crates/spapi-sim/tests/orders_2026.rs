@@ -5,8 +5,11 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use spapi_sim::{MarketplaceMix, OrderSpec, OrderStatus, SimConfig, StatusChange};
+use spapi_sim::{
+    ItemSpec, MarketplaceMix, OrderSpec, OrderStatus, PaymentMethod, SimConfig, StatusChange,
+};
 
 #[tokio::test]
 async fn pagination_over_250_orders_returns_each_exactly_once() {
@@ -220,6 +223,87 @@ async fn pending_orders_carry_no_pii_and_no_prices() {
     assert!(o["payment"]["paymentExecutions"][0]["paymentMethod"].is_string());
     assert!(o["orderItems"][0]["product"]["price"]["unitPrice"]["amount"].is_string());
     assert_ne!(o["lastUpdatedTime"], o["createdTime"]);
+    sim.shutdown().await;
+}
+
+/// Shipping charges and COD fees are their own proceeds categories, on the order and on the
+/// item that carries them, so that item's `proceedsTotal` is more than its price × quantity.
+/// Generated orders have them too (some, by seed).
+#[tokio::test]
+async fn proceeds_break_down_item_price_shipping_and_cod_fee() {
+    let sim = start(fast_config()).await;
+    let order = sim
+        .sim()
+        .create_order(OrderSpec {
+            status: Some(OrderStatus::Unshipped),
+            payment_method: Some(PaymentMethod::CashOnDelivery),
+            shipping_price: Some(Decimal::from(500)),
+            items: vec![
+                ItemSpec {
+                    quantity: Some(2),
+                    ..Default::default()
+                },
+                ItemSpec::default(),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(!order.cod_fee.is_zero(), "a JP COD order has a COD fee");
+    let tok = token(&sim).await;
+    let path = format!(
+        "/orders/2026-01-01/orders/{}?includedData=PROCEEDS",
+        order.order_id
+    );
+    let (status, _, body) = get(&sim, &tok, &path).await;
+    assert_eq!(status, 200, "{body}");
+    let o = &body["order"];
+    let amount = |v: &Value| v["amount"].as_str().unwrap().parse::<Decimal>().unwrap();
+    let category = |p: &Value, kind: &str| {
+        p["breakdowns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == kind)
+            .map(|b| amount(&b["subtotal"]))
+    };
+    let order_proceeds = &o["proceeds"];
+    assert_eq!(category(order_proceeds, "ITEM"), Some(order.items_total()));
+    assert_eq!(
+        category(order_proceeds, "SHIPPING"),
+        Some(order.shipping_price)
+    );
+    assert_eq!(category(order_proceeds, "COD_FEE"), Some(order.cod_fee));
+    assert_eq!(amount(&order_proceeds["grandTotal"]), order.grand_total());
+    let items = o["orderItems"].as_array().unwrap();
+    for (idx, (item, it)) in items.iter().zip(&order.items).enumerate() {
+        let p = &item["proceeds"];
+        let line = it.unit_price * Decimal::from(it.quantity_ordered);
+        let (shipping, cod_fee) = if idx == 0 {
+            (order.shipping_price, order.cod_fee)
+        } else {
+            (Decimal::ZERO, Decimal::ZERO)
+        };
+        assert_eq!(category(p, "ITEM"), Some(line));
+        assert_eq!(category(p, "SHIPPING").unwrap_or_default(), shipping);
+        assert_eq!(category(p, "COD_FEE").unwrap_or_default(), cod_fee);
+        assert_eq!(amount(&p["proceedsTotal"]), line + shipping + cod_fee);
+    }
+    assert_ne!(
+        amount(&items[0]["proceeds"]["proceedsTotal"]),
+        order.items[0].unit_price * Decimal::from(order.items[0].quantity_ordered)
+    );
+
+    let generated = sim.sim().generate_orders(100, 5, MarketplaceMix::default());
+    assert!(generated.iter().any(|o| !o.shipping_price.is_zero()));
+    assert!(generated.iter().any(|o| o.shipping_price.is_zero()));
+    assert!(generated.iter().any(|o| !o.cod_fee.is_zero()));
+    for o in &generated {
+        assert_eq!(
+            o.cod_fee.is_zero(),
+            o.payment_method != PaymentMethod::CashOnDelivery || o.currency != "JPY",
+            "COD fee only on JP cash-on-delivery orders"
+        );
+    }
     sim.shutdown().await;
 }
 

@@ -68,6 +68,29 @@ string_enum! {
 }
 
 string_enum! {
+    /// A proceeds category (`type` of `OrderProceedsBreakdown` and `ItemProceedsBreakdown`).
+    pub enum ProceedsType {
+        /// The items' price (unit price × quantity).
+        Item = "ITEM",
+        /// Shipping charges.
+        Shipping = "SHIPPING",
+        /// Gift wrapping.
+        GiftWrap = "GIFT_WRAP",
+        /// Cash-on-delivery fee.
+        CodFee = "COD_FEE",
+        /// Tax.
+        Tax = "TAX",
+        /// Discounts.
+        Discount = "DISCOUNT",
+        /// A delivery tip (order level only, charged separately).
+        DeliveryTip = "DELIVERY_TIP",
+        /// Amazon's own "other" category (`OTHER`; the variant `Other(..)` holds values not
+        /// documented yet).
+        OtherCharges = "OTHER",
+    }
+}
+
+string_enum! {
     /// Address type.
     pub enum AddressType {
         /// A home.
@@ -287,9 +310,9 @@ pub struct OrderProceeds {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProceedsBreakdown {
-    /// Kind (`ITEM`, `SHIPPING`, `GIFT_WRAP`, `COD_FEE`, ...).
+    /// Category.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ProceedsType,
     /// Status, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -439,10 +462,11 @@ pub struct ItemPrice {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ItemProceeds {
-    /// Total of the line.
+    /// Total of the line: every category, shipping and COD fee included (the line's own
+    /// price is the `ITEM` breakdown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proceeds_total: Option<Money>,
-    /// Breakdown (`ITEM`, `SHIPPING`, `COD_FEE`, ...).
+    /// Breakdown by category.
     #[serde(default)]
     pub breakdowns: Vec<ProceedsBreakdown>,
 }

@@ -11,7 +11,7 @@ use domain::{
     messages::StatusSyncMode, window::ImportMode,
 };
 use rust_decimal::Decimal;
-use spapi_sim::{MarketplaceMix, OrderStatus, StatusChange};
+use spapi_sim::{ItemSpec, MarketplaceMix, OrderSpec, OrderStatus, PaymentMethod, StatusChange};
 use sqlx::PgPool;
 use status_sync::Counts;
 use uuid::Uuid;
@@ -153,6 +153,7 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
             assert_eq!(p.ship_to_phone, a.address.phone);
             assert_eq!(i.payment_method, service_testkit::expected_payment_method(a.payment_method));
             assert_eq!(i.order_total, Some(a.grand_total()));
+            assert_eq!((i.shipping_total, i.cod_fee), (Some(a.shipping_price), Some(a.cod_fee)));
             let lines = store::instructions::lines(&mut conn, i.id).await.unwrap();
             for (l, it) in lines.iter().zip(&a.items) {
                 assert_eq!(l.unit_price, Some(it.unit_price));
@@ -166,6 +167,8 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
                 assert_eq!(i.delivery_method_name, PLACEHOLDER_DELIVERY_METHOD);
             }
         }
+        assert!(paid.iter().any(|o| !amazon[&o.order_id].shipping_price.is_zero()), "an order with shipping paid");
+        assert!(paid.iter().any(|o| !amazon[&o.order_id].cod_fee.is_zero()), "a COD order paid");
         for o in cancel_open {
             let i = store::instructions::get(&mut conn, ids[&o.order_id]).await.unwrap();
             assert_eq!(i.status, "canceled");
@@ -220,6 +223,71 @@ async fn one_run_applies_60_payments_15_cancellations_and_flags_5_allocated(pool
         assert!(run2.watermark.unwrap() >= run.watermark.unwrap(), "the watermark only moves forward");
         h.wait_outbox_drained(Duration::from_secs(20)).await;
         assert_eq!(snapshot(&h.pool).await, before, "the second run changed nothing");
+    })
+    .await;
+}
+
+/// Seed (ステータス同期, 入金済への更新): "処理が成功するとコマースロボの出荷指示が「入金済み」に更新
+/// されます。また、下記の情報を更新します。… ・単価 ・合計金額(明細)". 合計金額(明細) is the line's own
+/// amount: Amazon's item `proceedsTotal` also carries the order's shipping charge and COD fee.
+/// An order imported paid and one paid later both store each line's price × quantity, and the
+/// shipping charge and the COD fee as the instruction's own amounts (issue 17, item 6).
+#[sqlx::test(migrations = "../../migrations")]
+async fn line_totals_leave_shipping_and_cod_fee_to_the_instruction(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let spec = |status| OrderSpec {
+            status: Some(status),
+            payment_method: Some(PaymentMethod::CashOnDelivery),
+            shipping_price: Some(Decimal::from(500)),
+            items: vec![
+                ItemSpec { seller_sku: Some("SKU-0003".into()), quantity: Some(2), ..Default::default() },
+                ItemSpec { seller_sku: Some("SKU-0007".into()), ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        let imported_paid = sim.create_order(spec(OrderStatus::Unshipped)).unwrap();
+        let paid_later = sim.create_order(spec(OrderStatus::Pending)).unwrap();
+        let import = h.import(ImportMode::Differential).await;
+        assert_eq!((import.new, import.failed), (2, 0), "{import:?}");
+        sim.set_order_status(&paid_later.order_id, StatusChange::Unshipped).unwrap();
+        let run = h.wait_run(h.trigger(StatusSyncMode::Changes).await, Duration::from_secs(30)).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        assert_eq!(counts(&run).paid, 1);
+
+        for o in [&imported_paid, &paid_later] {
+            assert!(!o.shipping_price.is_zero() && !o.cod_fee.is_zero(), "{}: shipping and COD fee", o.order_id);
+            let (shipping, cod_fee, total): (Option<Decimal>, Option<Decimal>, Option<Decimal>) = sqlx::query_as(
+                "SELECT shipping_total, cod_fee, order_total FROM shipping_instructions WHERE amazon_order_id = $1",
+            )
+            .bind(&o.order_id)
+            .fetch_one(&h.pool)
+            .await
+            .unwrap();
+            assert_eq!(shipping, Some(o.shipping_price), "{}", o.order_id);
+            assert_eq!(cod_fee, Some(o.cod_fee), "{}", o.order_id);
+            assert_eq!(total, Some(o.grand_total()), "{}", o.order_id);
+            let lines: Vec<(Option<String>, Option<Decimal>)> = sqlx::query_as(
+                "SELECT l.amazon_order_item_id, l.line_total FROM instruction_lines l
+                   JOIN shipping_instructions si ON si.id = l.instruction_id
+                  WHERE si.amazon_order_id = $1 ORDER BY l.line_no",
+            )
+            .bind(&o.order_id)
+            .fetch_all(&h.pool)
+            .await
+            .unwrap();
+            assert_eq!(lines.len(), o.items.len());
+            for ((item_id, line_total), it) in lines.iter().zip(&o.items) {
+                assert_eq!(item_id.as_deref(), Some(it.order_item_id.as_str()));
+                assert_eq!(
+                    *line_total,
+                    Some(it.unit_price * Decimal::from(it.quantity_ordered)),
+                    "{} line {}: the item's price × quantity, without shipping or COD fee",
+                    o.order_id,
+                    it.order_item_id
+                );
+            }
+        }
     })
     .await;
 }

@@ -49,6 +49,7 @@ pub struct AmazonLine {
     pub title: Option<String>,
     pub quantity: i32,
     pub unit_price: Option<Decimal>,
+    /// 合計金額(明細): the item's own price × quantity, without shipping or COD fee.
     pub line_total: Option<Decimal>,
 }
 
@@ -65,6 +66,10 @@ pub struct AmazonOrder {
     pub is_prime: bool,
     pub currency: Option<String>,
     pub order_total: Option<Decimal>,
+    /// Shipping charges of the whole order.
+    pub shipping_total: Option<Decimal>,
+    /// Cash-on-delivery fee of the whole order.
+    pub cod_fee: Option<Decimal>,
     pub payment_method: PaymentMethod,
     pub buyer: Option<BuyerData>,
     pub ship_to: Option<ShipTo>,
@@ -93,6 +98,8 @@ pub struct Instruction {
     pub is_prime: bool,
     pub currency: Option<String>,
     pub order_total: Option<Decimal>,
+    pub shipping_total: Option<Decimal>,
+    pub cod_fee: Option<Decimal>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -139,7 +146,7 @@ macro_rules! select_instruction {
             r#"SELECT id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
                       amazon_last_updated_at, ordered_at, ship_to_country, payment_method,
                       delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
-                      updated_at
+                      shipping_total, cod_fee, updated_at
                FROM shipping_instructions "# + $where,
             $($arg),*
         )
@@ -303,6 +310,7 @@ pub async fn insert_imported_many(
     let (mut sealed, mut to_country, mut pay_methods) = (vec![], vec![], vec![]);
     let (mut dm_ids, mut dm_names, mut levels, mut primes, mut currencies, mut totals) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut shipping, mut cod_fees) = (vec![], vec![]);
     for o in orders {
         let (personal, country) = personal_data(o.order);
         let (dm_id, dm_name) = match o.delivery {
@@ -327,22 +335,25 @@ pub async fn insert_imported_many(
         primes.push(o.order.is_prime);
         currencies.push(o.order.currency.clone());
         totals.push(o.order.order_total);
+        shipping.push(o.order.shipping_total);
+        cod_fees.push(o.order.cod_fee);
     }
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO shipping_instructions
              (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
               amazon_last_updated_at, ordered_at, pii_enc, ship_to_country, payment_method,
               delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
-              hold_reason)
+              shipping_total, cod_fee, hold_reason)
            SELECT id, $2, 'amazon_api', oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
-                  dmi, dmn, lvl, prime, cur, tot,
+                  dmi, dmn, lvl, prime, cur, tot, ship, cod,
                   -- the import holds an order only because it is not paid yet
                   CASE WHEN st = 'hold' THEN 'unpaid' END
              FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::text[], $12::text[],
-                         $13::uuid[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::numeric[])
+                         $13::uuid[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::numeric[],
+                         $19::numeric[], $20::numeric[])
                AS t(id, oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
-                    dmi, dmn, lvl, prime, cur, tot)
+                    dmi, dmn, lvl, prime, cur, tot, ship, cod)
            ON CONFLICT (shop_id, amazon_order_id) DO NOTHING
            RETURNING id"#,
         &ids,
@@ -363,6 +374,8 @@ pub async fn insert_imported_many(
         &primes,
         &currencies as &[Option<String>],
         &totals as &[Option<Decimal>],
+        &shipping as &[Option<Decimal>],
+        &cod_fees as &[Option<Decimal>],
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -542,7 +555,7 @@ pub async fn add_missing_lines(
 }
 
 /// Fills in what Amazon exposes once an order is paid: payment status paid, buyer, ship-to,
-/// payment method, prices and totals. A hold the import placed because the order was unpaid
+/// payment method, prices and totals (line totals, order total, shipping and COD fee). A hold the import placed because the order was unpaid
 /// (`hold_reason = 'unpaid'`) is released (awaiting shipment); any other hold stays. The
 /// delivery method is replaced only while it is still the placeholder and a rule matched.
 pub async fn apply_paid(
@@ -570,6 +583,7 @@ pub async fn apply_paid(
               ship_to_state = NULL, ship_to_city = NULL, ship_to_address = NULL, ship_to_phone = NULL,
               payment_method = $6, ship_service_level = COALESCE($7, ship_service_level), is_prime = $8,
               currency = COALESCE($9, currency), order_total = COALESCE($10, order_total),
+              shipping_total = COALESCE($13, shipping_total), cod_fee = COALESCE($14, cod_fee),
               delivery_method_id = CASE WHEN delivery_method_id IS NULL AND $11::uuid IS NOT NULL THEN $11 ELSE delivery_method_id END,
               delivery_method_name = CASE WHEN delivery_method_id IS NULL AND $11::uuid IS NOT NULL THEN $12 ELSE delivery_method_name END,
               updated_at = now()
@@ -586,6 +600,8 @@ pub async fn apply_paid(
         order.order_total,
         dm_id,
         dm_name,
+        order.shipping_total,
+        order.cod_fee,
     )
     .execute(&mut *conn)
     .await?;

@@ -255,6 +255,10 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
     let order = r.amazon_order_id.clone().unwrap_or_else(|| "—".to_owned());
 
     let mut body = String::new();
+    let amount = |v: Option<String>| match v {
+        Some(v) => format!("{} {}", e(v), opt(r.currency.as_deref())),
+        None => "—".to_owned(),
+    };
     let kv = |items: &[(&str, String)]| {
         let mut h = String::from(r#"<dl class="kv">"#);
         for (k, v) in items {
@@ -312,10 +316,15 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         ),
         (
             t("合計", "Total"),
-            match (&r.order_total, &r.currency) {
-                (Some(v), c) => format!("{} {}", e(v.round_dp(2)), opt(c.as_deref())),
-                _ => "—".to_owned(),
-            },
+            amount(r.order_total.map(|v| v.round_dp(2).to_string())),
+        ),
+        (
+            t("送料", "Shipping"),
+            amount(r.shipping_total.map(|v| v.round_dp(2).to_string())),
+        ),
+        (
+            t("代引手数料", "COD fee"),
+            amount(r.cod_fee.map(|v| v.round_dp(2).to_string())),
         ),
         (
             t("問番", "Tracking numbers"),

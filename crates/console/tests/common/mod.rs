@@ -65,9 +65,10 @@ pub async fn instruction(
     };
     sqlx::query(
         "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status, payment_status,
-             amazon_status, ordered_at, pii_enc, ship_to_country, payment_method, currency, order_total)
+             amazon_status, ordered_at, pii_enc, ship_to_country, payment_method, currency, order_total,
+             shipping_total, cod_fee)
          VALUES ($1, $2, $3, 'A1VC38T7YXB528', 'awaiting_shipment', 'paid', 'UNSHIPPED', $4, $5, 'JP',
-                 'cod', 'JPY', 3300)",
+                 'cod', 'JPY', 4130, 500, 330)",
     )
     .bind(id)
     .bind(shop_id)

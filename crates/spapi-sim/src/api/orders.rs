@@ -181,7 +181,8 @@ pub(crate) fn render_order(o: &Order, inc: &Included) -> Value {
     let items: Vec<Value> = o
         .items
         .iter()
-        .map(|it| {
+        .enumerate()
+        .map(|(idx, it)| {
             let mut item = Map::new();
             item.insert("orderItemId".into(), json!(it.order_item_id));
             item.insert("quantityOrdered".into(), json!(it.quantity_ordered));
@@ -202,9 +203,17 @@ pub(crate) fn render_order(o: &Order, inc: &Included) -> Value {
             item.insert("product".into(), Value::Object(product));
             if inc.proceeds && priced {
                 let line = it.unit_price * Decimal::from(it.quantity_ordered);
+                let (shipping, cod_fee) = o.item_charges(idx);
+                let mut breakdowns = vec![json!({"type": "ITEM", "subtotal": money(line, cur)})];
+                if !shipping.is_zero() {
+                    breakdowns.push(json!({"type": "SHIPPING", "subtotal": money(shipping, cur)}));
+                }
+                if !cod_fee.is_zero() {
+                    breakdowns.push(json!({"type": "COD_FEE", "subtotal": money(cod_fee, cur)}));
+                }
                 item.insert(
                     "proceeds".into(),
-                    json!({"proceedsTotal": money(line, cur), "breakdowns": [{"type": "ITEM", "subtotal": money(line, cur)}]}),
+                    json!({"proceedsTotal": money(line + shipping + cod_fee, cur), "breakdowns": breakdowns}),
                 );
             }
             if inc.cancellation {

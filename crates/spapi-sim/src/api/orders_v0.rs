@@ -144,6 +144,7 @@ fn render_items(o: &Order) -> Vec<Value> {
             v.insert("ProductInfo".into(), json!({"NumberOfItems": "1"}));
             if priced {
                 let zero = Decimal::ZERO;
+                let (shipping, cod_fee) = o.item_charges(idx);
                 v.insert(
                     "ItemPrice".into(),
                     money(
@@ -151,19 +152,13 @@ fn render_items(o: &Order) -> Vec<Value> {
                         &o.currency,
                     ),
                 );
-                v.insert(
-                    "ShippingPrice".into(),
-                    money(if idx == 0 { o.shipping_price } else { zero }, &o.currency),
-                );
+                v.insert("ShippingPrice".into(), money(shipping, &o.currency));
                 v.insert("ItemTax".into(), money(zero, &o.currency));
                 v.insert("ShippingTax".into(), money(zero, &o.currency));
                 v.insert("ShippingDiscount".into(), money(zero, &o.currency));
                 v.insert("PromotionDiscount".into(), money(zero, &o.currency));
                 if o.payment_method == PaymentMethod::CashOnDelivery {
-                    v.insert(
-                        "CODFee".into(),
-                        money(if idx == 0 { o.cod_fee } else { zero }, &o.currency),
-                    );
+                    v.insert("CODFee".into(), money(cod_fee, &o.currency));
                     v.insert("CODFeeDiscount".into(), money(zero, &o.currency));
                 }
                 v.insert("IsGift".into(), json!("false"));

@@ -111,6 +111,10 @@ pub struct Detail {
     pub ship_service_level: Option<String>,
     pub currency: Option<String>,
     pub order_total: Option<Decimal>,
+    /// Shipping charges of the order (not in the line totals).
+    pub shipping_total: Option<Decimal>,
+    /// Cash-on-delivery fee of the order (not in the line totals).
+    pub cod_fee: Option<Decimal>,
     pub tracking_numbers: Vec<String>,
     pub shipped_on: Option<NaiveDate>,
     pub ship_to_country: Option<String>,
@@ -125,7 +129,8 @@ pub async fn detail(conn: &mut PgConnection, id: Uuid) -> Result<Option<Detail>,
         r#"SELECT si.id, si.shop_id, si.amazon_order_id, si.marketplace_id, si.ordered_at, si.created_at,
                   si.status, si.payment_status, si.api_status, si.api_error, si.amazon_status, si.payment_method,
                   si.delivery_method_name, dm.name AS "dm_name?", si.ship_service_level, si.currency,
-                  si.order_total, si.tracking_numbers, si.shipped_on, si.ship_to_country, si.pii_purged_at
+                  si.order_total, si.shipping_total, si.cod_fee, si.tracking_numbers, si.shipped_on,
+                  si.ship_to_country, si.pii_purged_at
            FROM shipping_instructions si
            LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
            WHERE si.id = $1"#,
