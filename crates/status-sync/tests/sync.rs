@@ -294,6 +294,96 @@ async fn line_totals_leave_shipping_and_cod_fee_to_the_instruction(pool: PgPool)
 
 /// Reconcile mode (after an outage): every open imported instruction is checked with
 /// getOrder; payments and cancellations are applied the same way.
+/// Issue 17, item 9: Amazon cancelling a paid 出荷待ち instruction cancels it and releases its
+/// reservation; Amazon cancelling one the warehouse already shipped changes nothing and raises
+/// one attention entry (the parcel has left: a return and refund, not a cancellation).
+#[sqlx::test(migrations = "../../migrations")]
+async fn cancelling_a_paid_open_instruction_and_a_shipped_one(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(2, 29, ALL_PENDING);
+        h.import(ImportMode::Differential).await;
+        let (open, shipped) = (&orders[0].order_id, &orders[1].order_id);
+        for o in [open, shipped] {
+            sim.set_order_status(o, StatusChange::Unshipped).unwrap();
+        }
+        let sync = async || {
+            // The changes since the last run (lastUpdatedAfter): every order Amazon changed,
+            // shipped ones included.
+            let run = h
+                .wait_run(
+                    h.trigger(StatusSyncMode::Changes).await,
+                    Duration::from_secs(30),
+                )
+                .await;
+            assert_eq!(run.status, "succeeded", "{:?}", run.error);
+            counts(&run)
+        };
+        assert_eq!(sync().await.paid, 2);
+        let mut conn = h.pool.acquire().await.unwrap();
+        store::wms::allocate(&mut conn, h.shop_id, shipped).await.unwrap();
+        let today = chrono::Utc::now().date_naive();
+        store::wms::ship(&mut conn, h.shop_id, shipped, &["400012345678".into()], today)
+            .await
+            .unwrap();
+        let id_of = async |o: &str| {
+            let mut conn = h.pool.acquire().await.unwrap();
+            store::instructions::by_order(&mut conn, h.shop_id, o)
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let (open_id, shipped_id) = (id_of(open).await, id_of(shipped).await);
+        let reserved_before: i32 = store::instructions::lines(&mut conn, open_id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.reserved_quantity)
+            .sum();
+        assert!(reserved_before > 0);
+        let stock_reserved = async || -> i64 {
+            sqlx::query_scalar("SELECT COALESCE(sum(reserved), 0)::bigint FROM stock")
+                .fetch_one(&h.pool)
+                .await
+                .unwrap()
+        };
+        let stock_before = stock_reserved().await;
+        let shipped_before = store::instructions::get(&mut conn, shipped_id).await.unwrap();
+
+        for o in [open, shipped] {
+            let cancel = StatusChange::Cancelled {
+                cancelled_by: None,
+                reason: None,
+            };
+            sim.set_order_status(o, cancel).unwrap();
+        }
+        let c = sync().await;
+        assert_eq!((c.canceled, c.attention), (1, 1), "{c:?}");
+        let after = store::instructions::get(&mut conn, open_id).await.unwrap();
+        assert_eq!(after.status, "canceled");
+        assert_eq!(stock_reserved().await, stock_before - i64::from(reserved_before));
+        let shipped_after = store::instructions::get(&mut conn, shipped_id).await.unwrap();
+        assert_eq!(shipped_after.status, "shipped");
+        assert_eq!(
+            format!("{shipped_after:?}"),
+            format!("{shipped_before:?}"),
+            "nothing changed on the shipped instruction"
+        );
+        let flagged: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_log WHERE code = 'amazon_cancelled_after_allocation' AND amazon_order_id = $1",
+        )
+        .bind(shipped)
+        .fetch_one(&h.pool)
+        .await
+        .unwrap();
+        assert_eq!(flagged, 1);
+        // Read again: said once.
+        assert_eq!(sync().await.attention, 0);
+    })
+    .await;
+}
+
 /// Issue 17, item 5: a paid order whose buyer and ship-to Amazon does not return (PII role
 /// missing, data withheld) is marked paid, keeps its 「Amazon 仮登録」 placeholders, and is
 /// flagged for attention instead of passing silently.

@@ -1,4 +1,4 @@
-//! Issue 17, items 1 and 8: shipments that missed their day, and "today" per marketplace.
+//! Issue 17: the seed's shipment rules exactly (late shipments, today per marketplace, the shipping method).
 
 mod common;
 
@@ -113,4 +113,45 @@ async fn today_is_the_marketplaces_own(pool: PgPool) {
 
 fn day(d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+}
+
+/// 「コマースロボの「配送方法名」がAmazonの配送方法に連携されます」 and 「コマースロボの「外部連携先配送方法」で
+/// 選択した配送方法がAmazonの配送業者に連携されます」: the feed carries our delivery-method name as
+/// Amazon's shipping method and the carrier mapped from the external delivery method.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_delivery_method_name_is_amazons_shipping_method(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    let yamato = fx
+        .delivery_method("yamato-cool", "クール宅急便", Some("yamato"))
+        .await;
+    let order = fx.sim_order();
+    fx.shipped_instruction(
+        &order,
+        yamato,
+        &[&tracking12(7), &tracking12(8)],
+        fx.today(),
+    )
+    .await;
+    let report = fx
+        .service(fast_feedback())
+        .run(fx.shop.id, None, "test")
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    let feed = fx.sim.sim().feeds().pop().expect("a feed");
+    let xml = feed.input.expect("the feed document");
+    for expected in [
+        "<ShippingMethod>クール宅急便</ShippingMethod>".to_owned(),
+        "<CarrierCode>YamatoTransport</CarrierCode>".to_owned(),
+        format!(
+            "<ShipperTrackingNumber>{}</ShipperTrackingNumber>",
+            tracking12(7)
+        ),
+    ] {
+        assert!(xml.contains(&expected), "{expected} not in {xml}");
+    }
+    assert!(
+        !xml.contains(&tracking12(8)),
+        "only the first tracking number"
+    );
 }
