@@ -126,6 +126,30 @@ fn token_hash(token: &str) -> Vec<u8> {
 
 /// Checks a username and password; on success opens a session and returns its cookie token.
 /// `None` for an unknown user, a wrong password or a deactivated user (the same answer for each).
+/// Failed sign-ins (for a user name, or from one address) within [`FAILURE_WINDOW`] after which
+/// each further attempt waits.
+pub const FAILURES_BEFORE_DELAY: i64 = 5;
+/// How far back failed sign-ins count.
+pub const FAILURE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+/// The longest wait between two attempts.
+pub const MAX_SIGN_IN_DELAY_SECS: i64 = 300;
+
+/// How long the next sign-in attempt must still wait, given the recent failures: nothing below
+/// [`FAILURES_BEFORE_DELAY`], then 2 s after the last failure, doubling with each further one
+/// (4 s, 8 s, …) up to [`MAX_SIGN_IN_DELAY_SECS`].
+pub fn sign_in_wait(
+    failures: operators::SignInFailures,
+    now: chrono::DateTime<Utc>,
+) -> Option<chrono::Duration> {
+    if failures.count < FAILURES_BEFORE_DELAY {
+        return None;
+    }
+    let doublings = (failures.count - FAILURES_BEFORE_DELAY).min(10) as u32;
+    let delay = (2i64 << doublings).min(MAX_SIGN_IN_DELAY_SECS);
+    let until = failures.last? + chrono::Duration::seconds(delay);
+    (until > now).then(|| until - now)
+}
+
 pub async fn sign_in(
     pool: &PgPool,
     username: &str,
@@ -204,5 +228,26 @@ mod tests {
         assert!(!valid_username("-a"));
         assert!(!valid_username("a b"));
         assert!(!valid_username("<script>"));
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+    use store::operators::SignInFailures;
+
+    #[test]
+    fn waits_grow_after_five_failures() {
+        let now = Utc::now();
+        let at = |count, ago_secs| SignInFailures {
+            count,
+            last: Some(now - chrono::Duration::seconds(ago_secs)),
+        };
+        assert_eq!(sign_in_wait(at(4, 0), now), None);
+        let secs = chrono::Duration::seconds;
+        assert_eq!(sign_in_wait(at(5, 0), now), Some(secs(2)));
+        assert_eq!(sign_in_wait(at(7, 1), now), Some(secs(7)));
+        assert_eq!(sign_in_wait(at(7, 9), now), None);
+        assert_eq!(sign_in_wait(at(40, 0), now), Some(secs(300)));
     }
 }

@@ -46,6 +46,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Opens the sealed buyer and ship-to data (`CONNECTOR_ENCRYPTION_KEYS`).
     pub keys: crypto::Keyring,
+    /// Take the client's address from `X-Forwarded-For` (`CONSOLE_TRUST_X_FORWARDED_FOR=1`,
+    /// only behind a proxy that sets it): sign-in throttling counts failures per address.
+    pub trust_forwarded_for: bool,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             bus_prefix: bus_prefix.into(),
             tz: chrono_tz::Asia::Tokyo,
             secure_cookies: false,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct Config {
     pub bus_prefix: String,
     pub tz: Tz,
     pub secure_cookies: bool,
+    pub trust_forwarded_for: bool,
 }
 
 impl Config {
@@ -96,6 +101,10 @@ impl Config {
             bus_prefix: var("BUS_PREFIX").unwrap_or_default(),
             tz,
             secure_cookies: matches!(var("CONSOLE_SECURE_COOKIES").as_deref(), Some("1" | "true")),
+            trust_forwarded_for: matches!(
+                var("CONSOLE_TRUST_X_FORWARDED_FOR").as_deref(),
+                Some("1" | "true")
+            ),
         })
     }
 }
@@ -139,7 +148,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             let mut state = console::AppState::new(pool, config.bus_prefix.clone(), keys);
             state.tz = config.tz;
             state.secure_cookies = config.secure_cookies;
+            state.trust_forwarded_for = config.trust_forwarded_for;
             console::serve(listener, state, shutdown()).await?;
         }
         Cmd::User {

@@ -73,6 +73,74 @@ async fn sign_in_is_required_and_checked(pool: PgPool) {
     assert_eq!(c.get("/").await.status, 303);
 }
 
+/// Issue 17 (sign-in throttling): after 5 failed sign-ins for a user name within 15 minutes the
+/// next attempt waits (429 with Retry-After, even with the right password) with a growing
+/// delay; the failures are recorded without the password, and a success clears them.
+#[sqlx::test(migrations = "../../migrations")]
+async fn failed_sign_ins_are_throttled_with_a_growing_delay(pool: PgPool) {
+    shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    let wrong = "hunter2-wrong";
+    let attempt = async |c: &mut Client, password: &str| {
+        c.post("/login", &[("username", "alice"), ("password", password)])
+            .await
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt(&mut c, wrong).await.status, 401);
+    }
+    let throttled = attempt(&mut c, PASSWORD).await;
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    assert!(
+        throttled.body.contains("秒後にもう一度お試しください"),
+        "{}",
+        throttled.body
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sign_in_failures WHERE username = 'alice' AND address = '127.0.0.1'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 5, "the throttled attempt is not a failure");
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sign_in_failures WHERE username LIKE '%hunter2%' OR address LIKE '%hunter2%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0, "no password stored");
+
+    // Time passes (the failures moved back in the table): after the 2 s delay one more attempt
+    // is allowed; a 6th failure doubles the wait to 4 s.
+    let age = async |secs: i32| {
+        sqlx::query("UPDATE sign_in_failures SET at = at - make_interval(secs => $1)")
+            .bind(f64::from(secs))
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+    age(3).await;
+    assert_eq!(attempt(&mut c, wrong).await.status, 401);
+    age(2).await;
+    assert_eq!(attempt(&mut c, PASSWORD).await.status, 429, "4 s now");
+    age(3).await;
+    let r = c
+        .post(
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD), ("next", "/")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sign_in_failures WHERE username = 'alice'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "a success clears the user's failures");
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_week_range_is_refused_and_nothing_is_published(pool: PgPool) {
     shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;

@@ -157,3 +157,68 @@ pub async fn shops_of(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Shop
     .fetch_all(conn)
     .await?)
 }
+
+/// Failed sign-ins since a time: the larger count of the user name's and the address's, and the
+/// latest of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInFailures {
+    pub count: i64,
+    pub last: Option<DateTime<Utc>>,
+}
+
+/// Records a failed sign-in (the user name as typed and the client's address; never the
+/// password).
+pub async fn record_sign_in_failure(
+    conn: &mut PgConnection,
+    username: &str,
+    address: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "INSERT INTO sign_in_failures (username, address) VALUES ($1, $2)",
+        username,
+        address
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The failed sign-ins for `username` or from `address` since `since` (the larger of the two
+/// counts); failures older than a day are deleted on the way.
+pub async fn sign_in_failures(
+    conn: &mut PgConnection,
+    username: &str,
+    address: &str,
+    since: DateTime<Utc>,
+) -> Result<SignInFailures, StoreError> {
+    sqlx::query!("DELETE FROM sign_in_failures WHERE at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?;
+    let r = sqlx::query!(
+        r#"SELECT GREATEST(
+                  (SELECT count(*) FROM sign_in_failures WHERE username = $1 AND at >= $3),
+                  (SELECT count(*) FROM sign_in_failures WHERE address = $2 AND at >= $3)) AS "count!",
+                  (SELECT max(at) FROM sign_in_failures
+                    WHERE (username = $1 OR address = $2) AND at >= $3) AS last"#,
+        username,
+        address,
+        since
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(SignInFailures {
+        count: r.count,
+        last: r.last,
+    })
+}
+
+/// Forgets a user name's failed sign-ins (after a successful one).
+pub async fn clear_sign_in_failures(
+    conn: &mut PgConnection,
+    username: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!("DELETE FROM sign_in_failures WHERE username = $1", username)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,12 +1,17 @@
 //! サインイン: the sign-in form, signing in (a session cookie) and signing out.
 
+use std::net::SocketAddr;
+
 use axum::{
-    Form,
-    extract::{Query, State},
+    Extension, Form,
+    extract::{ConnectInfo, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
+use chrono::Utc;
 use serde::Deserialize;
+
+use store::operators;
 
 use crate::{
     AppError, AppState, Ctx, L,
@@ -66,15 +71,68 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// The client's address for sign-in throttling: the first `X-Forwarded-For` entry behind a
+/// trusted proxy, else the peer.
+fn client_address(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> String {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    match (state.trust_forwarded_for, forwarded, peer) {
+        (true, Some(f), _) => f.to_owned(),
+        (_, _, Some(Extension(ConnectInfo(addr)))) => addr.ip().to_string(),
+        _ => "unknown".to_owned(),
+    }
+}
+
 pub async fn sign_in(
     State(state): State<AppState>,
     L(lang): L,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(f.next.as_deref());
-    match auth::sign_in(&state.pool, f.username.trim(), &f.password).await? {
+    let username = f.username.trim();
+    let address = client_address(&state, &headers, peer);
+    let now = Utc::now();
+    let mut conn = state.pool.acquire().await?;
+    let failures =
+        operators::sign_in_failures(&mut conn, username, &address, now - auth::FAILURE_WINDOW)
+            .await?;
+    if let Some(wait) = auth::sign_in_wait(failures, now) {
+        let secs = wait.num_seconds().max(1);
+        tracing::warn!(
+            username,
+            address,
+            failures = failures.count,
+            wait_secs = secs,
+            "sign-in throttled"
+        );
+        let text = match lang {
+            Lang::Ja => {
+                format!("サインインの失敗が続いたため、{secs}秒後にもう一度お試しください。")
+            }
+            Lang::En => format!("Too many failed sign-ins: try again in {secs} seconds."),
+        };
+        let mut resp = login_form(lang, &next, Some(&text)).into_response();
+        *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+        return Ok(resp);
+    }
+    drop(conn);
+    match auth::sign_in(&state.pool, username, &f.password).await? {
         Some(token) => {
-            tracing::info!(username = %f.username.trim(), "operator signed in");
+            tracing::info!(username, "operator signed in");
+            let mut conn = state.pool.acquire().await?;
+            operators::clear_sign_in_failures(&mut conn, username).await?;
             let secure = if state.secure_cookies { "; Secure" } else { "" };
             let cookie = format!(
                 "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
@@ -86,7 +144,10 @@ pub async fn sign_in(
             Ok(resp)
         }
         None => {
-            tracing::info!("sign-in refused");
+            // The user name and address only, never the password.
+            tracing::warn!(username, address, "sign-in refused");
+            let mut conn = state.pool.acquire().await?;
+            operators::record_sign_in_failure(&mut conn, username, &address).await?;
             let mut resp = login_form(
                 lang,
                 &next,
