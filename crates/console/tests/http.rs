@@ -444,11 +444,13 @@ async fn personal_data_is_masked_until_revealed_and_the_reveal_is_logged(pool: P
     }
     assert!(page.body.contains("●●●●●●"));
     assert!(page.body.contains(r#"id="reveal""#));
-    // The order's amounts: total, shipping and COD fee, each its own (not in the line total).
+    // The order's amounts: total, shipping and COD fee, each its own (not in the line total),
+    // in the currency's own form (issue 17: `¥18,790`, no minor unit for JPY).
     for amount in [
-        "<dd>4130.00 JPY</dd>",
-        "<dd>500.00 JPY</dd>",
-        "<dd>330.00 JPY</dd>",
+        "<dd>¥4,130</dd>",
+        "<dd>¥500</dd>",
+        "<dd>¥330</dd>",
+        r#"<td class="num">¥1,650</td><td class="num">¥3,300</td>"#,
     ] {
         assert!(page.body.contains(amount), "{amount} not shown");
     }

@@ -29,6 +29,15 @@ impl Currency {
         }
     }
 
+    /// The symbol a buyer of the marketplace reads: `¥`, `A$`, `S$`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Self::Jpy => "¥",
+            Self::Aud => "A$",
+            Self::Sgd => "S$",
+        }
+    }
+
     /// Minor units (decimal places) used when displaying amounts.
     pub fn minor_units(self) -> u32 {
         match self {
@@ -68,6 +77,47 @@ impl Money {
     }
 }
 
+impl Money {
+    /// The amount in the currency's own form: `¥18,790` (JPY has no minor unit), `A$23.50`,
+    /// `S$23.50`; thousands grouped with commas, rounded half away from zero.
+    pub fn local(&self) -> String {
+        let dp = self.currency.minor_units();
+        let rounded = self
+            .amount
+            .round_dp_with_strategy(dp, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let text = format!("{:.*}", dp as usize, rounded.abs());
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let mut grouped = String::new();
+        for (i, c) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
+            "-"
+        } else {
+            ""
+        };
+        let frac = if frac.is_empty() {
+            String::new()
+        } else {
+            format!(".{frac}")
+        };
+        format!("{sign}{}{grouped}{frac}", self.currency.symbol())
+    }
+}
+
+/// An amount stored with its currency code, for display: [`Money::local`] for JPY, AUD and SGD;
+/// another or no currency shows the amount with two decimals and the code as stored.
+pub fn display_amount(amount: Decimal, currency: Option<&str>) -> String {
+    match currency.map(str::parse::<Currency>) {
+        Some(Ok(c)) => Money::new(amount, c).local(),
+        Some(Err(_)) => format!("{:.2} {}", amount, currency.unwrap_or_default()),
+        None => format!("{amount:.2}"),
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rounded = self.amount.round_dp(self.currency.minor_units());
@@ -86,6 +136,25 @@ mod tests {
         assert_eq!(unit.times(3).to_string(), "59.97 AUD");
         let yen = Money::new(Decimal::from(1980), Currency::Jpy);
         assert_eq!(yen.times(2).to_string(), "3960 JPY");
+    }
+
+    /// Issue 17: money in the currency's own form.
+    #[test]
+    fn local_forms() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(Money::new(d("18790"), Currency::Jpy).local(), "¥18,790");
+        assert_eq!(Money::new(d("18790.4"), Currency::Jpy).local(), "¥18,790");
+        assert_eq!(Money::new(d("23.5"), Currency::Aud).local(), "A$23.50");
+        assert_eq!(Money::new(d("23.5"), Currency::Sgd).local(), "S$23.50");
+        assert_eq!(
+            Money::new(d("1234567.005"), Currency::Aud).local(),
+            "A$1,234,567.01"
+        );
+        assert_eq!(Money::new(d("-330"), Currency::Jpy).local(), "-¥330");
+        assert_eq!(Money::new(d("0"), Currency::Jpy).local(), "¥0");
+        assert_eq!(display_amount(d("3300.0000"), Some("JPY")), "¥3,300");
+        assert_eq!(display_amount(d("12.5"), Some("USD")), "12.50 USD");
+        assert_eq!(display_amount(d("12.5"), None), "12.50");
     }
 
     #[test]

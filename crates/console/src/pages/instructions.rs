@@ -10,6 +10,7 @@ use axum::{
     response::Html,
 };
 use chrono::{NaiveDate, TimeZone, Utc};
+use domain::money::display_amount;
 use domain::{ApiStatus, InstructionStatus, Marketplace, PaymentMethod, PaymentStatus};
 use serde::Deserialize;
 use store::{
@@ -190,10 +191,9 @@ pub async fn list(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
             pm = e(method_label(l, &r.payment_method)),
             dm = e(&r.delivery_method_name),
             lines = r.lines,
-            total = match (&r.order_total, &r.currency) {
-                (Some(v), Some(c)) => format!("{} {}", e(v.round_dp(2)), e(c)),
-                (Some(v), None) => e(v.round_dp(2)).to_string(),
-                _ => "—".to_owned(),
+            total = match r.order_total {
+                Some(v) => e(display_amount(v, r.currency.as_deref())).to_string(),
+                None => "—".to_owned(),
             },
             track = e(r.tracking_numbers.join(", ")),
         );
@@ -255,8 +255,8 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
     let order = r.amazon_order_id.clone().unwrap_or_else(|| "—".to_owned());
 
     let mut body = String::new();
-    let amount = |v: Option<String>| match v {
-        Some(v) => format!("{} {}", e(v), opt(r.currency.as_deref())),
+    let amount = |v: Option<_>| match v {
+        Some(v) => e(display_amount(v, r.currency.as_deref())).to_string(),
         None => "—".to_owned(),
     };
     let kv = |items: &[(&str, String)]| {
@@ -314,18 +314,9 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
             t("配送サービス", "Ship service level"),
             opt(r.ship_service_level.as_deref()),
         ),
-        (
-            t("合計", "Total"),
-            amount(r.order_total.map(|v| v.round_dp(2).to_string())),
-        ),
-        (
-            t("送料", "Shipping"),
-            amount(r.shipping_total.map(|v| v.round_dp(2).to_string())),
-        ),
-        (
-            t("代引手数料", "COD fee"),
-            amount(r.cod_fee.map(|v| v.round_dp(2).to_string())),
-        ),
+        (t("合計", "Total"), amount(r.order_total)),
+        (t("送料", "Shipping"), amount(r.shipping_total)),
+        (t("代引手数料", "COD fee"), amount(r.cod_fee)),
         (
             t("問番", "Tracking numbers"),
             e(r.tracking_numbers.join(", ")).to_string(),
@@ -435,8 +426,8 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
             e(&ln.sku),
             opt(ln.title.as_deref()),
             ln.quantity,
-            opt(ln.unit_price.map(|v| v.round_dp(2))),
-            opt(ln.line_total.map(|v| v.round_dp(2))),
+            amount(ln.unit_price),
+            amount(ln.line_total),
             ln.reserved_quantity,
         );
     }
