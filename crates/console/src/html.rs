@@ -110,6 +110,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("/instructions", "タスク一覧", "Shipping instructions"),
     ("/api-log", "APIログ", "API log"),
     ("/feeds", "フィード", "Feeds"),
+    ("/external-products", "外部商品", "External products"),
     ("/attention", "要対応", "Attention"),
 ];
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod charts;
 pub mod html;
 pub mod i18n;
+pub mod mapping_csv;
 pub mod pages;
 
 use std::{future::Future, net::SocketAddr};
@@ -135,6 +136,27 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds", get(pages::feeds::list))
         .route("/feeds/{id}", get(pages::feeds::detail))
         .route("/attention", get(pages::attention::page))
+        .route("/external-products", get(pages::external_products::page))
+        .route(
+            "/external-products/map",
+            post(pages::external_products::map),
+        )
+        .route(
+            "/external-products/handling",
+            post(pages::external_products::handling),
+        )
+        .route(
+            "/external-products/unmap",
+            post(pages::external_products::unmap),
+        )
+        .route(
+            "/external-products/export",
+            get(pages::external_products::export),
+        )
+        .route(
+            "/external-products/import",
+            post(pages::external_products::import),
+        )
         .route("/shipments/{id}/resend", post(pages::attention::resend))
         .route("/livez", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })

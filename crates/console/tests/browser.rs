@@ -571,6 +571,34 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
         "resend flash: {flash}"
     );
     b.step("attention-resent").await?;
+
+    // 外部商品: map a SKU to a product with handling days through the form.
+    store::catalog::insert_product(
+        &mut *pool.acquire().await?,
+        shop_id,
+        "P-GREEN",
+        "緑茶 500ml",
+    )
+    .await?;
+    b.click_nav("header nav a[href='/external-products']")
+        .await?;
+    b.type_into("#map-form input[name=sku]", "SKU-GREEN-1")
+        .await?;
+    b.type_into("#map-form input[name=product]", "P-GREEN")
+        .await?;
+    b.type_into("#map-form input[name=handling_days]", "2")
+        .await?;
+    b.click_nav("#map-submit").await?;
+    ensure!(
+        b.text("#done").await?.contains("登録しました"),
+        "mapped flash"
+    );
+    let table = b.text("#external-products").await?;
+    ensure!(
+        table.contains("SKU-GREEN-1") && table.contains("緑茶 500ml"),
+        "external products: {table}"
+    );
+    b.step("external-products").await?;
     b.click_nav("header nav a[href='/']").await?;
     b.find("svg#chart-calls").await?;
     b.find("svg#chart-operations").await?;
@@ -611,6 +639,11 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     ensure!(
         card.contains("Last N hours") && card.contains("Date range"),
         "actions in English: {card}"
+    );
+    b.goto(&format!("{base}/external-products")).await?;
+    ensure!(
+        b.text("h1").await? == "External products (mapping)",
+        "external products in English"
     );
     b.goto(&format!("{base}/attention")).await?;
     let todo = b.text("#late-shipments").await?;

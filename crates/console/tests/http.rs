@@ -141,6 +141,162 @@ async fn failed_sign_ins_are_throttled_with_a_growing_delay(pool: PgPool) {
     assert_eq!(left, 0, "a success clears the user's failures");
 }
 
+/// Issue 17, 外部商品: map a SKU, set and clear its handling days, export the mapping as CSV
+/// (UTF-8 and Shift_JIS) and import it back; a bad line anywhere saves nothing and is named;
+/// every change is API-logged with the operator; CSRF and shop access hold.
+#[sqlx::test(migrations = "../../migrations")]
+async fn external_products_are_mapped_exported_and_imported(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    shop(&pool, "other-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    user(&pool, "bob", &["other-jp"]).await;
+    let mut conn = pool.acquire().await.unwrap();
+    for (code, name) in [("P001", "緑茶 500ml"), ("P002", "ほうじ茶 <2L>")] {
+        store::catalog::insert_product(&mut conn, acme, code, name)
+            .await
+            .unwrap();
+    }
+    let srv = start(pool.clone(), "").await;
+    let mut bob = Client::new(&srv.base);
+    bob.sign_in("bob").await;
+    assert_eq!(bob.get("/external-products?shop=acme-jp").await.status, 404);
+
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let mapped = async || -> Vec<(String, String, Option<i16>)> {
+        sqlx::query_as(
+            "SELECT e.sku, p.code, e.handling_days FROM external_products e JOIN products p ON p.id = e.product_id ORDER BY e.sku",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let page = c.get("/external-products?shop=acme-jp").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"id="external-products""#));
+
+    let form = |sku: &'static str, product: &'static str, days: &'static str| {
+        [
+            ("shop", "acme-jp"),
+            ("sku", sku),
+            ("product", product),
+            ("handling_days", days),
+        ]
+    };
+    let post = async |c: &mut Client, path: &str, fields: &[(&str, &str)], csrf: &str| {
+        let mut all = vec![("csrf", csrf)];
+        all.extend_from_slice(fields);
+        c.post(path, &all).await
+    };
+    assert_eq!(
+        post(
+            &mut c,
+            "/external-products/map",
+            &form("SKU-1", "P001", "3"),
+            "forged"
+        )
+        .await
+        .status,
+        403
+    );
+    let unknown = post(
+        &mut c,
+        "/external-products/map",
+        &form("SKU-1", "P999", ""),
+        &csrf,
+    )
+    .await;
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.body.contains("P999"), "{}", unknown.body);
+    let days = post(
+        &mut c,
+        "/external-products/map",
+        &form("SKU-1", "P001", "31"),
+        &csrf,
+    )
+    .await;
+    assert_eq!(days.status, 422);
+    assert!(days.body.contains("0〜30"), "{}", days.body);
+    assert!(mapped().await.is_empty(), "nothing saved");
+    let ok = post(
+        &mut c,
+        "/external-products/map",
+        &form("SKU-1", "P001", "3"),
+        &csrf,
+    )
+    .await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(
+        mapped().await,
+        vec![("SKU-1".into(), "P001".into(), Some(3))]
+    );
+    let cleared = post(
+        &mut c,
+        "/external-products/handling",
+        &[("shop", "acme-jp"), ("sku", "SKU-1"), ("handling_days", "")],
+        &csrf,
+    )
+    .await;
+    assert_eq!(cleared.status, 303);
+    assert_eq!(mapped().await[0].2, None);
+    let page = c.get("/external-products?shop=acme-jp").await.body;
+    assert!(page.contains("SKU-1") && page.contains("緑茶 500ml"));
+
+    // Export in Shift_JIS, as a Japanese spreadsheet saves it.
+    let csv = c
+        .get("/external-products/export?shop=acme-jp&encoding=shift_jis")
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.body,
+        "sku,product_code,handling_days\r\nSKU-1,P001,\r\n"
+    );
+
+    // A file with bad lines: nothing saved, each line named.
+    let sjis = |text: &str| encoding_rs::SHIFT_JIS.encode(text).0.into_owned();
+    let bad = sjis("SKU,品番,出荷作業日数\r\nSKU-2,P002,5\r\nSKU-3,P404,\r\nSKU-4,P001,99\r\n");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("shop", "acme-jp"),
+        ("encoding", "shift_jis"),
+    ];
+    let refused = c
+        .post_file("/external-products/import", &fields, &bad)
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.body.contains(r#"id="import-errors""#),
+        "{}",
+        refused.body
+    );
+    for line in ["行 3", "行 4", "P404"] {
+        assert!(refused.body.contains(line), "{line}: {}", refused.body);
+    }
+    assert_eq!(mapped().await.len(), 1, "nothing saved");
+
+    let good = sjis("SKU,品番,出荷作業日数\r\nSKU-2,P002,5\r\nSKU-1,P002,\r\n");
+    let imported = c
+        .post_file("/external-products/import", &fields, &good)
+        .await;
+    assert_eq!(imported.status, 303, "{}", imported.body);
+    assert_eq!(
+        mapped().await,
+        vec![
+            ("SKU-1".into(), "P002".into(), None),
+            ("SKU-2".into(), "P002".into(), Some(5)),
+        ]
+    );
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_log WHERE action = 'console' AND details->>'operator' = 'alice' \
+         AND code IN ('external_product_mapped', 'handling_days_changed', 'external_products_imported')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, 3);
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_week_range_is_refused_and_nothing_is_published(pool: PgPool) {
     shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;

@@ -53,7 +53,8 @@ pub enum ExternalProductCommand {
         /// Shop code.
         #[arg(long)]
         shop: String,
-        /// Handling time (出荷作業日数) in days, 0-30; unset keeps Amazon's own setting.
+        /// Handling time (出荷作業日数) in days, 0-30; unset: Amazon's default at the next push (or
+        /// Amazon's own value for a shop set with `ctl shop set --keep-amazon-handling-time true`).
         #[arg(long, allow_negative_numbers = true)]
         handling_days: Option<i64>,
     },
@@ -72,7 +73,8 @@ pub enum ExternalProductCommand {
         /// Days, 0-30.
         #[arg(allow_negative_numbers = true, required_unless_present = "clear")]
         days: Option<i64>,
-        /// Stop sending a handling time (Amazon keeps the value it has).
+        /// No handling time: the next push sets Amazon's default (or leaves Amazon's value for a shop
+        /// that keeps it).
         #[arg(long, conflicts_with = "days")]
         clear: bool,
         /// Shop code.

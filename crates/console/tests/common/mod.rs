@@ -227,6 +227,41 @@ impl Client {
         self.finish(r).await
     }
 
+    /// A `multipart/form-data` POST: text fields, then one file field `file`.
+    pub async fn post_file(&mut self, path: &str, fields: &[(&str, &str)], file: &[u8]) -> Resp {
+        let boundary = "----console-test-boundary-7c1f";
+        let mut body = Vec::new();
+        for (k, v) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"map.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, self.cookie_header())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
     pub async fn sign_in(&mut self, username: &str) {
         let r = self
             .post(

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod attention;
 pub mod dashboard;
+pub mod external_products;
 pub mod feeds;
 pub mod instructions;
 pub mod runs;

@@ -1,0 +1,501 @@
+//! 外部商品 > 対応表: a shop's Amazon SKUs mapped to our products, with 出荷作業日数, free stock and
+//! the last push; map, set or clear handling days, unmap; the mapping as CSV (UTF-8 or
+//! Shift_JIS), exported and imported (every line checked; nothing saved when one is bad). Each
+//! change is written to the API log with the operator's name.
+
+use std::fmt::Write as _;
+
+use axum::{
+    Form,
+    extract::{Multipart, Query},
+    http::{StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use domain::inventory::HandlingDays;
+use serde::Deserialize;
+use store::{StoreError, api_log, catalog, inventory, read::external_products};
+
+use crate::{
+    AppError, Ctx,
+    auth::ShopRef,
+    html::{Col, badge, e, opt, table_open, time_opt, url_enc},
+    mapping_csv::{self, Encoding, LineError},
+    nz,
+};
+
+const PATH: &str = "/external-products";
+
+#[derive(Deserialize)]
+pub struct Q {
+    shop: Option<String>,
+    done: Option<String>,
+}
+
+pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
+    let shop = pick_shop(&ctx, nz(&q.shop))?;
+    let flash = match q.done.as_deref() {
+        Some(what) => format!(
+            r#"<p class="flash ok" id="done">{}</p>"#,
+            e(done_text(&ctx, what))
+        ),
+        None => String::new(),
+    };
+    render(&ctx, shop, &flash, StatusCode::OK).await
+}
+
+fn done_text(ctx: &Ctx, what: &str) -> String {
+    let t = |ja: &str, en: &str| ctx.t(ja, en).to_owned();
+    match what {
+        "mapped" => t("対応表に登録しました。", "Mapped."),
+        "handling" => t("出荷作業日数を変更しました。", "Handling days changed."),
+        "unmapped" => t("対応表から外しました。", "Unmapped."),
+        n => match ctx.lang {
+            crate::i18n::Lang::Ja => format!("CSVから{n}件を取り込みました。"),
+            crate::i18n::Lang::En => format!("Imported {n} mapping(s) from the CSV file."),
+        },
+    }
+}
+
+fn pick_shop<'a>(ctx: &'a Ctx, code: Option<&str>) -> Result<Option<&'a ShopRef>, AppError> {
+    match code {
+        Some(c) => ctx.op.shop_by_code(c).map(Some).ok_or(AppError::NotFound),
+        None => Ok(ctx.op.shops.first()),
+    }
+}
+
+async fn render(
+    ctx: &Ctx,
+    shop: Option<&ShopRef>,
+    flash: &str,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let t = |ja, en| ctx.t(ja, en);
+    let title = t("外部商品（対応表）", "External products (mapping)");
+    let mut body = String::from(flash);
+    let Some(shop) = shop else {
+        body.push_str(&crate::html::message(t(
+            "閲覧できるショップがありません。",
+            "You have no shops.",
+        )));
+        return Ok((status, ctx.page(title, &body)).into_response());
+    };
+    let _ = write!(
+        body,
+        r#"<form class="filters" method="get">{}<button type="submit">{}</button></form>"#,
+        ctx.shop_select(Some(&shop.code)).replace(
+            &format!(r#"<option value="">{}</option>"#, e(t("すべて", "All"))),
+            ""
+        ),
+        e(t("切り替え", "Switch"))
+    );
+    let hidden = format!(
+        r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}">"#,
+        e(&ctx.op.csrf),
+        e(&shop.code)
+    );
+    let (sku, product, days) = (
+        t("Amazon SKU", "Amazon SKU"),
+        t("品番", "Product code"),
+        t(
+            "出荷作業日数（0〜30、空欄は未設定）",
+            "Handling days (0-30, empty: none)",
+        ),
+    );
+    let _ = write!(
+        body,
+        r#"<div class="cards"><section class="card"><h3>{map_title}</h3><form method="post" action="{PATH}/map" id="map-form">{hidden}<label>{sku}<input name="sku" required></label><label>{product}<input name="product" required></label><label>{days}<input name="handling_days" inputmode="numeric"></label><button type="submit" id="map-submit">{save}</button></form></section>
+<section class="card"><h3>{hd_title}</h3><form method="post" action="{PATH}/handling" id="handling-form">{hidden}<label>{sku}<input name="sku" required></label><label>{days}<input name="handling_days" inputmode="numeric"></label><button type="submit" id="handling-submit">{save}</button></form><p class="hint">{hd_hint}</p></section>
+<section class="card"><h3>CSV</h3><p><a id="csv-export-utf8" href="{PATH}/export?shop={code}&amp;encoding=utf-8">{export} (UTF-8)</a> · <a id="csv-export-sjis" href="{PATH}/export?shop={code}&amp;encoding=shift_jis">{export} (Shift_JIS)</a></p><form method="post" action="{PATH}/import" enctype="multipart/form-data" id="csv-import">{hidden}<label>{file}<input type="file" name="file" accept=".csv,text/csv" required></label><label>{enc}<select name="encoding"><option value="utf-8">UTF-8</option><option value="shift_jis">Shift_JIS</option></select></label><button type="submit" id="csv-import-submit">{import}</button></form><p class="hint">{csv_hint}</p></section></div>"#,
+        map_title = e(t("SKUと品番を紐付け", "Map a SKU to a product")),
+        hd_title = e(t("出荷作業日数", "Handling days")),
+        hd_hint = e(t(
+            "空欄で保存すると未設定になり、次回の在庫連携でAmazonの出荷作業日数がデフォルトに戻ります（ショップ設定でAmazonの値を保持する場合を除く）。",
+            "Saved empty, none is set: the next inventory sync sets Amazon's handling time back to its default (unless the shop keeps Amazon's value).",
+        )),
+        sku = e(sku),
+        product = e(product),
+        days = e(days),
+        save = e(t("保存", "Save")),
+        code = url_enc(&shop.code),
+        export = e(t("CSVを書き出す", "Export CSV")),
+        file = e(t("CSVファイル", "CSV file")),
+        enc = e(t("文字コード", "Encoding")),
+        import = e(t("取り込む", "Import")),
+        csv_hint = e(t(
+            "1行目は sku,product_code,handling_days（または SKU,品番,出荷作業日数）。1行でも誤りがあれば何も保存せず、行ごとに理由を表示します。",
+            "First line: sku,product_code,handling_days (or SKU,品番,出荷作業日数). If any line is wrong nothing is saved and each wrong line is listed with why.",
+        )),
+    );
+    let mut conn = ctx.state.pool.acquire().await?;
+    let rows = external_products::list(&mut conn, shop.id).await?;
+    body.push_str(&table_open(
+        Some("external-products"),
+        &[
+            Col::text(sku),
+            Col::text(product),
+            Col::text(t("商品名", "Product")),
+            Col::num(t("出荷作業日数", "Handling days")),
+            Col::num(t("フリー在庫数", "Free stock")),
+            Col::text(t("在庫連携", "Last push")),
+            Col::num(t("連携数量", "Pushed quantity")),
+            Col::text(t("連携日時", "Pushed at")),
+            Col::text(""),
+        ],
+        Some(t("対応表は空です。", "No SKU is mapped.")),
+    ));
+    for r in &rows {
+        let _ = write!(
+            body,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}{}</td><td class="num">{}</td><td>{}</td><td><form method="post" action="{PATH}/unmap">{hidden}<input type="hidden" name="sku" value="{}"><button type="submit" class="unmap">{}</button></form></td></tr>"#,
+            e(&r.sku),
+            e(&r.product_code),
+            e(&r.product_name),
+            opt(r.handling_days),
+            r.free,
+            badge(&r.push_state, &r.push_state),
+            r.push_error
+                .as_deref()
+                .map(|m| format!(r#"<div class="msg">{}</div>"#, e(m)))
+                .unwrap_or_default(),
+            opt(r.pushed_quantity),
+            time_opt(r.pushed_at, ctx.state.tz),
+            e(&r.sku),
+            e(t("外す", "Unmap")),
+        );
+    }
+    body.push_str("</tbody></table>");
+    Ok((status, ctx.page(title, &body)).into_response())
+}
+
+/// The page again with why nothing was saved (HTTP 422).
+async fn refused(ctx: &Ctx, shop: &ShopRef, msg: &str) -> Result<Response, AppError> {
+    let flash = format!(r#"<p class="flash err" id="refused">{}</p>"#, e(msg));
+    render(ctx, Some(shop), &flash, StatusCode::UNPROCESSABLE_ENTITY).await
+}
+
+fn done(shop: &ShopRef, what: &str) -> Response {
+    Redirect::to(&format!("{PATH}?shop={}&done={what}", url_enc(&shop.code))).into_response()
+}
+
+/// The Japanese or the English text, by the operator's language.
+fn pick(ctx: &Ctx, ja: String, en: String) -> String {
+    match ctx.lang {
+        crate::i18n::Lang::Ja => ja,
+        crate::i18n::Lang::En => en,
+    }
+}
+
+/// Handling days from a form field: empty is none; otherwise 0–30.
+fn handling_days(ctx: &Ctx, v: Option<&str>) -> Result<Option<HandlingDays>, String> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        pick(
+            ctx,
+            format!("出荷作業日数「{v}」は0〜30の整数で入力してください（空欄は未設定）。"),
+            format!("Handling days {v:?}: enter a whole number from 0 to 30 (empty: none)."),
+        )
+    };
+    let n: i64 = v.parse().map_err(|_| bad())?;
+    HandlingDays::new(n).map(Some).map_err(|_| bad())
+}
+
+async fn log_change(
+    conn: &mut sqlx::PgConnection,
+    ctx: &Ctx,
+    shop: &ShopRef,
+    sku: Option<&str>,
+    code: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    api_log::write(
+        conn,
+        &api_log::Entry {
+            sku,
+            code: Some(code),
+            details: Some(serde_json::json!({ "operator": ctx.op.username })),
+            ..api_log::Entry::new(Some(shop.id), "console", api_log::Level::Info, message)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct MapForm {
+    csrf: String,
+    shop: String,
+    sku: String,
+    product: String,
+    handling_days: Option<String>,
+}
+
+pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError> {
+    ctx.check_csrf(&f.csrf)?;
+    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let (sku, code) = (f.sku.trim(), f.product.trim());
+    if sku.is_empty() || code.is_empty() {
+        let msg = ctx.t(
+            "SKUと品番を入力してください。",
+            "Enter the SKU and the product code.",
+        );
+        return refused(&ctx, shop, msg).await;
+    }
+    let days = match handling_days(&ctx, f.handling_days.as_deref()) {
+        Ok(d) => d,
+        Err(msg) => return refused(&ctx, shop, &msg).await,
+    };
+    let mut tx = ctx.state.pool.begin().await?;
+    let product = match catalog::product_by_code(&mut tx, shop.id, code).await {
+        Ok(p) => p,
+        Err(StoreError::NotFound { .. }) => {
+            let msg = pick(
+                &ctx,
+                format!("品番「{code}」の商品はありません。商品の品番を確認してください。"),
+                format!("No product has the code {code:?}: check the product code."),
+            );
+            return refused(&ctx, shop, &msg).await;
+        }
+        Err(err) => return Err(err.into()),
+    };
+    inventory::map_sku(&mut tx, shop.id, sku, product.id, days).await?;
+    let message = format!(
+        "operator {} mapped SKU {sku} to product {code}{}",
+        ctx.op.username,
+        days.map(|d| format!(" with {} handling day(s)", d.get()))
+            .unwrap_or_default()
+    );
+    log_change(
+        &mut tx,
+        &ctx,
+        shop,
+        Some(sku),
+        "external_product_mapped",
+        &message,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done(shop, "mapped"))
+}
+
+#[derive(Deserialize)]
+pub struct HandlingForm {
+    csrf: String,
+    shop: String,
+    sku: String,
+    handling_days: Option<String>,
+}
+
+pub async fn handling(ctx: Ctx, Form(f): Form<HandlingForm>) -> Result<Response, AppError> {
+    ctx.check_csrf(&f.csrf)?;
+    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let sku = f.sku.trim();
+    let days = match handling_days(&ctx, f.handling_days.as_deref()) {
+        Ok(d) => d,
+        Err(msg) => return refused(&ctx, shop, &msg).await,
+    };
+    let mut tx = ctx.state.pool.begin().await?;
+    match inventory::set_handling_days(&mut tx, shop.id, sku, days).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound { .. }) => {
+            let msg = pick(
+                &ctx,
+                format!("SKU「{sku}」は対応表にありません。先に品番と紐付けてください。"),
+                format!("SKU {sku:?} is not mapped: map it to a product first."),
+            );
+            return refused(&ctx, shop, &msg).await;
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let message = match days {
+        Some(d) => format!(
+            "operator {} set the handling days of SKU {sku} to {}",
+            ctx.op.username,
+            d.get()
+        ),
+        None => format!(
+            "operator {} cleared the handling days of SKU {sku}",
+            ctx.op.username
+        ),
+    };
+    log_change(
+        &mut tx,
+        &ctx,
+        shop,
+        Some(sku),
+        "handling_days_changed",
+        &message,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done(shop, "handling"))
+}
+
+#[derive(Deserialize)]
+pub struct UnmapForm {
+    csrf: String,
+    shop: String,
+    sku: String,
+}
+
+pub async fn unmap(ctx: Ctx, Form(f): Form<UnmapForm>) -> Result<Response, AppError> {
+    ctx.check_csrf(&f.csrf)?;
+    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let sku = f.sku.trim();
+    let mut tx = ctx.state.pool.begin().await?;
+    if !inventory::unmap_sku(&mut tx, shop.id, sku).await? {
+        let msg = pick(
+            &ctx,
+            format!("SKU「{sku}」は対応表にありません。"),
+            format!("SKU {sku:?} is not mapped."),
+        );
+        return refused(&ctx, shop, &msg).await;
+    }
+    let message = format!("operator {} unmapped SKU {sku}", ctx.op.username);
+    log_change(
+        &mut tx,
+        &ctx,
+        shop,
+        Some(sku),
+        "external_product_unmapped",
+        &message,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done(shop, "unmapped"))
+}
+
+#[derive(Deserialize)]
+pub struct ExportQ {
+    shop: String,
+    encoding: Option<String>,
+}
+
+/// The mapping as a CSV download.
+pub async fn export(ctx: Ctx, Query(q): Query<ExportQ>) -> Result<Response, AppError> {
+    let shop = ctx.op.shop_by_code(&q.shop).ok_or(AppError::NotFound)?;
+    let encoding = Encoding::from_form(q.encoding.as_deref());
+    let mut conn = ctx.state.pool.acquire().await?;
+    let rows: Vec<(String, String, Option<i16>)> = external_products::list(&mut conn, shop.id)
+        .await?
+        .into_iter()
+        .map(|r| (r.sku, r.product_code, r.handling_days))
+        .collect();
+    let bytes = mapping_csv::write(&rows, encoding);
+    let disposition = format!(
+        "attachment; filename=\"external-products-{}.csv\"",
+        shop.code
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                format!("text/csv; charset={}", encoding.charset()),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Imports a mapping CSV (multipart: csrf, shop, encoding, file). Every line is checked (format,
+/// handling days, known product code); one bad line and nothing is saved, every bad line listed.
+pub async fn import(ctx: Ctx, mut form: Multipart) -> Result<Response, AppError> {
+    let (mut csrf, mut shop_code, mut encoding, mut file) = (None, None, None, None);
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("reading the upload: {err}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|err| AppError::Internal(anyhow::anyhow!("reading the upload: {err}")))?;
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
+        match name.as_str() {
+            "csrf" => csrf = Some(text()),
+            "shop" => shop_code = Some(text()),
+            "encoding" => encoding = Some(text()),
+            "file" => file = Some(bytes.to_vec()),
+            _ => {}
+        }
+    }
+    ctx.check_csrf(csrf.as_deref().unwrap_or_default())?;
+    let shop = ctx
+        .op
+        .shop_by_code(shop_code.as_deref().unwrap_or_default())
+        .ok_or(AppError::NotFound)?;
+    let encoding = Encoding::from_form(encoding.as_deref());
+    let (rows, mut errors) = mapping_csv::read(&file.unwrap_or_default(), encoding);
+    let mut tx = ctx.state.pool.begin().await?;
+    let mut products = Vec::with_capacity(rows.len());
+    for r in &rows {
+        match catalog::product_by_code(&mut tx, shop.id, &r.product_code).await {
+            Ok(p) => products.push(p.id),
+            Err(StoreError::NotFound { .. }) => errors.push(LineError {
+                line: r.line,
+                message: format!(
+                    "SKU {}: no product has the code {:?}",
+                    r.sku, r.product_code
+                ),
+            }),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if !errors.is_empty() {
+        drop(tx);
+        errors.sort_by_key(|e| e.line);
+        return import_refused(&ctx, shop, &errors).await;
+    }
+    for (r, product) in rows.iter().zip(products) {
+        inventory::map_sku(&mut tx, shop.id, &r.sku, product, r.handling_days).await?;
+        if r.handling_days.is_none() {
+            inventory::set_handling_days(&mut tx, shop.id, &r.sku, None).await?;
+        }
+    }
+    let message = format!(
+        "operator {} imported {} mapping(s) from a CSV file ({})",
+        ctx.op.username,
+        rows.len(),
+        encoding.charset()
+    );
+    log_change(
+        &mut tx,
+        &ctx,
+        shop,
+        None,
+        "external_products_imported",
+        &message,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(done(shop, &rows.len().to_string()))
+}
+
+async fn import_refused(
+    ctx: &Ctx,
+    shop: &ShopRef,
+    errors: &[LineError],
+) -> Result<Response, AppError> {
+    let mut flash = format!(
+        r#"<div class="flash err" id="import-errors"><p>{}</p><ul>"#,
+        e(ctx.t(
+            "CSVに誤りがあるため、何も保存していません:",
+            "Nothing was saved: the CSV file has errors:",
+        ))
+    );
+    for err in errors {
+        let _ = write!(
+            flash,
+            "<li>{} {}: {}</li>",
+            e(ctx.t("行", "line")),
+            err.line,
+            e(&err.message)
+        );
+    }
+    flash.push_str("</ul></div>");
+    render(ctx, Some(shop), &flash, StatusCode::UNPROCESSABLE_ENTITY).await
+}
