@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use domain::{
     Marketplace,
-    delivery_rules::{DeliveryRule, RuleConditions, RuleInput},
+    delivery_rules::RuleConditions,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -336,74 +336,50 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
             amazon_order_id,
         } => {
             let id = shop_id(&mut tx, &shop).await?;
-            let inst = store::instructions::by_order(&mut tx, id, &amazon_order_id)
-                .await?
-                .with_context(|| {
-                    format!("order {amazon_order_id} is not imported for shop {shop}")
-                })?;
-            let lines = store::instructions::lines(&mut tx, inst.id).await?;
-            let skus: Vec<String> = lines.into_iter().map(|l| l.sku).collect();
             // The prefecture / state is part of the sealed ship-to data.
             let keys = crypto::Keyring::from_env()
                 .context("reading the keyring that opens the ship-to state")?;
-            let personal = store::pii::read(&mut tx, &keys, inst.id)
-                .await?
-                .unwrap_or_default();
-            let marketplace = inst
-                .marketplace_id
-                .as_deref()
-                .map(Marketplace::from_id)
-                .transpose()?
-                .context("the instruction has no marketplace")?;
-            let input = RuleInput {
-                marketplace,
-                ship_service_level: inst.ship_service_level.as_deref(),
-                state: personal.ship_to_state.as_deref(),
-                skus: &skus,
-                order_total: inst.order_total,
-                prime: inst.is_prime,
-            };
-            let rules = store::catalog::active_rules(&mut tx, id).await?;
-            let winner =
-                domain::delivery_rules::first_match(&rules, &input).map(|m| m.code.clone());
-            let verdicts: Vec<_> = rules
+            let trial = orders::try_rules(&mut tx, &keys, id, &amazon_order_id)
+                .await
+                .map_err(|e| match e {
+                    orders::TrialError::NotImported(o) => {
+                        anyhow::anyhow!("order {o} is not imported for shop {shop}")
+                    }
+                    other => other.into(),
+                })?;
+            let verdicts: Vec<_> = trial
+                .verdicts
                 .iter()
-                .map(|r: &DeliveryRule<store::catalog::DeliveryMethod>| {
-                    json!({"position": r.position, "method": r.target.code, "matches": r.conditions.matches(&input)})
+                .map(|(position, method, matches)| {
+                    json!({"position": position, "method": method, "matches": matches})
                 })
                 .collect();
             if as_json {
                 println!(
                     "{}",
-                    json!({"order": amazon_order_id, "rules": verdicts, "winner": winner})
+                    json!({"order": amazon_order_id, "rules": verdicts, "winner": trial.winner})
                 );
             } else {
                 println!(
                     "order {amazon_order_id}: marketplace {}, service level {}, state {}, total {}, prime {}, SKUs {}",
-                    marketplace.code(),
-                    input.ship_service_level.unwrap_or("-"),
+                    trial.marketplace.code(),
+                    trial.ship_service_level.as_deref().unwrap_or("-"),
                     // The prefecture is not personal on its own; the rest of the address is never shown.
-                    input.state.unwrap_or("-"),
-                    input
+                    trial.state.as_deref().unwrap_or("-"),
+                    trial
                         .order_total
                         .map(|t| t.normalize().to_string())
                         .unwrap_or_else(|| "-".into()),
-                    input.prime,
-                    skus.join(",")
+                    trial.prime,
+                    trial.skus.join(",")
                 );
-                for v in &verdicts {
+                for (position, method, matches) in &trial.verdicts {
                     println!(
-                        "  {:>5} {:<20} {}",
-                        v["position"],
-                        v["method"].as_str().unwrap_or(""),
-                        if v["matches"].as_bool() == Some(true) {
-                            "matches"
-                        } else {
-                            "-"
-                        }
+                        "  {position:>5} {method:<20} {}",
+                        if *matches { "matches" } else { "-" }
                     );
                 }
-                match winner {
+                match &trial.winner {
                     Some(code) => println!("→ delivery method {code} (first match)"),
                     None => println!("→ no rule matches: {}", domain::PLACEHOLDER_DELIVERY_METHOD),
                 }

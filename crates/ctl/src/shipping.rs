@@ -198,14 +198,15 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
             pattern,
             shop,
         } => {
-            if code.trim().is_empty() {
-                bail!("--code must not be empty");
-            }
-            if code == "Other" && name.as_deref().is_none_or(|n| n.trim().is_empty()) {
-                bail!("--code Other needs --name (Amazon requires CarrierName with Other)");
-            }
-            if name.as_deref().is_some_and(|n| n.chars().count() > 50) {
-                bail!("--name must be at most 50 characters (Amazon's limit)");
+            let check = store::carriers::NewMapping {
+                shop_id: None,
+                external_delivery_method: &external_delivery_method,
+                carrier_code: &code,
+                carrier_name: name.as_deref(),
+                tracking_pattern: pattern.as_deref(),
+            };
+            if let Some(problem) = check.invalid() {
+                bail!("{problem} (--code, --name)");
             }
             if let Some(p) = &pattern {
                 store::carriers::check_pattern(&mut conn, p)
@@ -218,17 +219,14 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
                 Some(code) => Some(shop_of(pool, &code).await?.id),
                 None => None,
             };
-            let m = store::carriers::upsert(
-                &mut conn,
-                &store::carriers::NewMapping {
-                    shop_id,
-                    external_delivery_method: &external_delivery_method,
-                    carrier_code: &code,
-                    carrier_name: name.as_deref(),
-                    tracking_pattern: pattern.as_deref(),
-                },
-            )
-            .await?;
+            let new = store::carriers::NewMapping {
+                shop_id,
+                external_delivery_method: &external_delivery_method,
+                carrier_code: &code,
+                carrier_name: name.as_deref(),
+                tracking_pattern: pattern.as_deref(),
+            };
+            let m = store::carriers::upsert(&mut conn, &new).await?;
             println!(
                 "carrier mapping {} → {}{} saved",
                 m.external_delivery_method,

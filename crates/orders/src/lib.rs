@@ -24,7 +24,7 @@ pub mod upsert;
 pub use apply::{Error, apply_orders};
 pub use convert::{ConvertError, to_amazon_order};
 pub use counts::Counts;
-pub use delivery::pick_delivery;
+pub use delivery::{RuleTrial, TrialError, pick_delivery, try_rules};
 pub use personal::missing_personal_data;
 pub use search::import_search;
 pub use single::{SingleImport, import_order};

@@ -92,6 +92,31 @@ pub struct NewMapping<'a> {
     pub tracking_pattern: Option<&'a str>,
 }
 
+impl NewMapping<'_> {
+    /// What is wrong with the mapping before anything is saved (the pattern is checked by
+    /// [`check_pattern`]): an empty external delivery method or carrier code, `Other` without a
+    /// carrier name, a name over Amazon's 50 characters.
+    pub fn invalid(&self) -> Option<String> {
+        if normalize_key(self.external_delivery_method).is_empty() {
+            return Some("the external delivery method must not be empty".into());
+        }
+        if self.carrier_code.trim().is_empty() {
+            return Some("the carrier code must not be empty".into());
+        }
+        let name = self.carrier_name.map(str::trim).filter(|n| !n.is_empty());
+        if self.carrier_code == "Other" && name.is_none() {
+            return Some(
+                "carrier code Other needs a carrier name (Amazon requires CarrierName with Other)"
+                    .into(),
+            );
+        }
+        if name.is_some_and(|n| n.chars().count() > 50) {
+            return Some("the carrier name must be at most 50 characters (Amazon's limit)".into());
+        }
+        None
+    }
+}
+
 /// Adds a mapping or replaces the one with the same scope and key.
 pub async fn upsert(
     conn: &mut PgConnection,
