@@ -111,6 +111,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("/api-log", "APIログ", "API log"),
     ("/feeds", "フィード", "Feeds"),
     ("/external-products", "外部商品", "External products"),
+    ("/delivery", "配送方法", "Delivery"),
     ("/attention", "要対応", "Attention"),
 ];
 

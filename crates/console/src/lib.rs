@@ -136,6 +136,13 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds", get(pages::feeds::list))
         .route("/feeds/{id}", get(pages::feeds::detail))
         .route("/attention", get(pages::attention::page))
+        .route("/delivery", get(pages::delivery::page))
+        .route("/delivery/methods", post(pages::delivery::save_method))
+        .route("/delivery/carriers", post(pages::delivery::save_carrier))
+        .route(
+            "/delivery/carriers/remove",
+            post(pages::delivery::remove_carrier),
+        )
         .route("/external-products", get(pages::external_products::page))
         .route(
             "/external-products/map",

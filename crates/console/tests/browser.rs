@@ -599,6 +599,19 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
         "external products: {table}"
     );
     b.step("external-products").await?;
+
+    // 配送方法: a delivery method saved through the form.
+    b.click_nav("header nav a[href='/delivery']").await?;
+    b.type_into("#method-form input[name=code]", "yamato")
+        .await?;
+    b.type_into("#method-form input[name=name]", "宅急便")
+        .await?;
+    b.type_into("#method-form input[name=external]", "yamato")
+        .await?;
+    b.click_nav("#method-submit").await?;
+    let methods = b.text("#delivery-methods").await?;
+    ensure!(methods.contains("宅急便"), "delivery methods: {methods}");
+    b.step("delivery").await?;
     b.click_nav("header nav a[href='/']").await?;
     b.find("svg#chart-calls").await?;
     b.find("svg#chart-operations").await?;
@@ -644,6 +657,11 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     ensure!(
         b.text("h1").await? == "External products (mapping)",
         "external products in English"
+    );
+    b.goto(&format!("{base}/delivery")).await?;
+    ensure!(
+        b.text("#carriers").await? == "External delivery methods and carriers",
+        "delivery in English"
     );
     b.goto(&format!("{base}/attention")).await?;
     let todo = b.text("#late-shipments").await?;

@@ -297,6 +297,125 @@ async fn external_products_are_mapped_exported_and_imported(pool: PgPool) {
     assert_eq!(logged, 3);
 }
 
+/// Issue 17, 配送方法 / 外部連携先配送方法 / 変換ロボット: a delivery method and a carrier mapping
+/// saved from the page (bad ones refused with why, nothing saved; each change API-logged with
+/// the operator), and the rules tried on an imported order as `ctl rules test` does.
+#[sqlx::test(migrations = "../../migrations")]
+async fn delivery_methods_carriers_and_rules_on_one_page(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let order = "503-3333333-1111111";
+    instruction(&pool, acme, order, "山田 太郎", Utc::now()).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let cool = store::catalog::upsert_delivery_method(&mut conn, acme, "cool", "クール便", None)
+        .await
+        .unwrap();
+    let conditions = domain::delivery_rules::RuleConditions {
+        states: vec!["東京都".into()],
+        ..Default::default()
+    };
+    store::catalog::add_rule(&mut conn, acme, 10, "東京はクール便", &conditions, cool.id)
+        .await
+        .unwrap();
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let post = async |c: &mut Client, path: &str, fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str()), ("shop", "acme-jp")];
+        all.extend_from_slice(fields);
+        c.post(path, &all).await
+    };
+
+    let saved = post(
+        &mut c,
+        "/delivery/methods",
+        &[
+            ("code", "yamato"),
+            ("name", "宅急便"),
+            ("external", "yamato"),
+        ],
+    )
+    .await;
+    assert_eq!(saved.status, 303);
+    let page = c.get("/delivery?shop=acme-jp").await.body;
+    assert!(page.contains("宅急便") && page.contains(r#"id="delivery-methods""#));
+
+    let mappings = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM carrier_mappings WHERE shop_id IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let other = post(
+        &mut c,
+        "/delivery/carriers",
+        &[("external", "seino"), ("code", "Other")],
+    )
+    .await;
+    assert_eq!(other.status, 422);
+    assert!(
+        other.body.contains("needs a carrier name"),
+        "{}",
+        other.body
+    );
+    let pattern = post(
+        &mut c,
+        "/delivery/carriers",
+        &[("external", "seino"), ("code", "Seino"), ("pattern", "([")],
+    )
+    .await;
+    assert_eq!(pattern.status, 422);
+    assert!(pattern.body.contains("not a valid regular expression"));
+    assert_eq!(mappings().await, 0, "nothing saved");
+    let ok = post(
+        &mut c,
+        "/delivery/carriers",
+        &[
+            ("external", "seino"),
+            ("code", "Other"),
+            ("name", "西濃運輸"),
+            ("pattern", "^[0-9]{10}$"),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    assert_eq!(mappings().await, 1);
+    let table = c.get("/delivery?shop=acme-jp").await.body;
+    assert!(table.contains("西濃運輸") && table.contains(r#"id="carrier-mappings""#));
+    assert_eq!(
+        post(
+            &mut c,
+            "/delivery/carriers/remove",
+            &[("external", "seino")]
+        )
+        .await
+        .status,
+        303
+    );
+    assert_eq!(mappings().await, 0);
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_log WHERE action = 'console' AND details->>'operator' = 'alice'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, 3);
+
+    // 変換ロボット: the rule matches the order (shipped to 東京都).
+    let trial = c
+        .get(&format!("/delivery?shop=acme-jp&try={order}"))
+        .await
+        .body;
+    assert!(trial.contains(r#"id="rule-trial""#), "{trial}");
+    assert!(trial.contains("→ cool"), "{trial}");
+    let unknown = c
+        .get("/delivery?shop=acme-jp&try=503-0000000-0000000")
+        .await
+        .body;
+    assert!(unknown.contains("is not imported"), "{unknown}");
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_week_range_is_refused_and_nothing_is_published(pool: PgPool) {
     shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;

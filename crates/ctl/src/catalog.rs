@@ -3,10 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use domain::{
-    Marketplace,
-    delivery_rules::RuleConditions,
-};
+use domain::{Marketplace, delivery_rules::RuleConditions};
 use rust_decimal::Decimal;
 use serde_json::json;
 

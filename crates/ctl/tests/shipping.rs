@@ -50,7 +50,10 @@ async fn carriers_ship_and_resend(pool: PgPool) {
         .find(|m| m["external_delivery_method"] == "yamato")
         .unwrap();
     assert_eq!(yamato["carrier_name"], "クロネコヤマト");
-    env.fails(&["carrier", "add", "x", "--code", "Other"], "needs a carrier name");
+    env.fails(
+        &["carrier", "add", "x", "--code", "Other"],
+        "needs a carrier name",
+    );
     env.fails(
         &["carrier", "add", "x", "--code", "DHL", "--pattern", "(["],
         "not a valid regular expression",

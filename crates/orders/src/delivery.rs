@@ -89,7 +89,13 @@ pub async fn try_rules(
     let winner = first_match(&rules, &input).map(|m| m.code.clone());
     let verdicts = rules
         .iter()
-        .map(|r| (r.position, r.target.code.clone(), r.conditions.matches(&input)))
+        .map(|r| {
+            (
+                r.position,
+                r.target.code.clone(),
+                r.conditions.matches(&input),
+            )
+        })
         .collect();
     Ok(RuleTrial {
         marketplace,
