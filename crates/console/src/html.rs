@@ -106,6 +106,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("/", "ダッシュボード", "Dashboard"),
     ("/shops", "ショップ", "Shops"),
     ("/actions", "アクション実行", "Actions"),
+    ("/schedules", "自動実行", "Schedules"),
     ("/runs", "実行履歴", "Runs"),
     ("/instructions", "タスク一覧", "Shipping instructions"),
     ("/api-log", "APIログ", "API log"),

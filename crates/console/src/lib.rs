@@ -125,6 +125,10 @@ pub fn router(state: AppState) -> Router {
             "/actions",
             get(pages::actions::page).post(pages::actions::trigger),
         )
+        .route(
+            "/schedules",
+            get(pages::schedules::page).post(pages::schedules::change),
+        )
         .route("/runs", get(pages::runs::page))
         .route("/instructions", get(pages::instructions::list))
         .route("/instructions/{id}", get(pages::instructions::detail))

@@ -1,6 +1,6 @@
 //! The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`), driven
 //! over W3C WebDriver: sign in, trigger an hours-mode import, see the run and the imported
-//! instructions, open the API log, switch language. On failure a screenshot of the page is
+//! instructions, open the API log, change a schedule (自動実行), switch language. On failure a screenshot of the page is
 //! saved to `target/console-screenshots/`; with `CONSOLE_SCREENSHOTS=all` every step is saved.
 
 mod common;
@@ -612,6 +612,48 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     let methods = b.text("#delivery-methods").await?;
     ensure!(methods.contains("宅急便"), "delivery methods: {methods}");
     b.step("delivery").await?;
+
+    // 自動実行: the shop's schedule. A bad cadence is refused in the page with why (nothing
+    // saved); a good one is saved with the operator's name.
+    b.click_nav("header nav a[href='/schedules']").await?;
+    ensure!(b.text("h1").await? == "自動実行", "schedules heading");
+    let table = b.text("#schedules").await?;
+    ensure!(
+        table.contains("出荷指示取得（通常）")
+            && table.contains("出荷実績戻し（終業時）")
+            && table.contains("有効"),
+        "schedules: {table}"
+    );
+    b.step("schedules").await?;
+    let cron = "#schedule-order-ingest-default input[name=cron]";
+    b.type_into(cron, "*/5 * * *").await?;
+    b.click_nav("#schedule-order-ingest-default button.save")
+        .await?;
+    let refused = b.text("#schedule-error").await?;
+    ensure!(
+        refused.contains("実行間隔として使えません") && refused.contains("何も保存していません"),
+        "schedule refusal: {refused:?}"
+    );
+    b.step("schedule-refused").await?;
+    b.type_into(cron, "*/5 * * * *").await?;
+    b.click_nav("#schedule-order-ingest-default button.save")
+        .await?;
+    let saved = b.text("#schedule-saved").await?;
+    ensure!(
+        saved.contains("自動実行を変更しました") && saved.contains("出荷指示取得（通常）"),
+        "schedule saved: {saved:?}"
+    );
+    let (cron_saved, by): (String, String) = sqlx::query_as(
+        "SELECT cron, updated_by FROM schedules WHERE shop_id = $1 AND action = 'order-ingest' AND entry = 'default'",
+    )
+    .bind(shop_id)
+    .fetch_one(pool)
+    .await?;
+    ensure!(
+        cron_saved == "*/5 * * * *" && by == "alice",
+        "saved schedule: {cron_saved:?} by {by:?}"
+    );
+    b.step("schedule-changed").await?;
     b.click_nav("header nav a[href='/']").await?;
     b.find("svg#chart-calls").await?;
     b.find("svg#chart-operations").await?;
@@ -669,6 +711,18 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
         todo.contains("Shipments that missed their day"),
         "attention in English: {todo}"
     );
+    b.goto(&format!("{base}/schedules")).await?;
+    ensure!(b.text("h1").await? == "Schedules", "schedules in English");
+    let row = b.text("#schedule-shipment-feedback-end-of-day").await?;
+    ensure!(
+        row.contains("Shipment-result return (end of day)")
+            && row.contains("Enabled")
+            && row.contains("Pause"),
+        "schedule row in English: {row}"
+    );
+    let changed_by = b.text("#schedule-order-ingest-default").await?;
+    ensure!(changed_by.contains("alice"), "changed by: {changed_by}");
+    b.step("schedules-en").await?;
     b.goto(&format!("{base}/")).await?;
     b.step("dashboard-en").await?;
     b.click_nav("#lang-switch").await?;

@@ -1,5 +1,6 @@
 //! The console over plain HTTP: sign-in, triggers refused or queued through the outbox, shop
-//! isolation, PII masking, and every page rendering (escaped) on a seeded database.
+//! isolation, PII masking, schedule changes, and every page rendering (escaped) on a seeded
+//! database.
 
 mod common;
 
@@ -702,6 +703,222 @@ async fn late_shipment_is_listed_and_resent_by_the_operator(pool: PgPool) {
     assert_eq!(logged, 1);
 }
 
+async fn schedule_row(
+    pool: &PgPool,
+    shop: &str,
+    action: &str,
+    entry: &str,
+) -> (String, bool, String) {
+    sqlx::query_as(
+        "SELECT sc.cron, sc.enabled, sc.updated_by FROM schedules sc JOIN shops s ON s.id = sc.shop_id
+         WHERE s.code = $1 AND sc.action = $2 AND sc.entry = $3",
+    )
+    .bind(shop)
+    .bind(action)
+    .bind(entry)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn schedule_changes_logged(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM api_log WHERE code = 'schedule_changed'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The form of a cadence change of shop's order-ingest entry.
+fn set_form<'a>(csrf: &'a str, shop: &'a str, cron: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf", csrf),
+        ("shop", shop),
+        ("action", "order-ingest"),
+        ("entry", "default"),
+        ("op", "set"),
+        ("cron", cron),
+    ]
+}
+
+/// 自動実行: the shop's entries with their cadence; a change needs the CSRF token and the shop,
+/// a bad cron expression shows the page again with why (in the operator's language) and saves
+/// nothing, and a change is recorded with the operator's name on the entry and in the API log.
+#[sqlx::test(migrations = "../../migrations")]
+async fn schedules_are_changed_by_the_shop_operators_only(pool: PgPool) {
+    shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    shop(&pool, "other-au", "AU", "Australia/Sydney").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+
+    let page = c.get("/schedules").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for needle in [
+        r#"<a href="/schedules" class="active">自動実行</a>"#,
+        r#"id="schedule-order-ingest-default""#,
+        "出荷指示取得（通常）",
+        "出荷実績戻し（終業時）",
+        r#"value="55 23 * * *""#,
+        r#"value="5-59/15 * * * *""#,
+        "Asia/Tokyo",
+    ] {
+        assert!(page.body.contains(needle), "{needle:?} not on the page");
+    }
+    assert_eq!(c.get("/schedules?shop=other-au").await.status, 404);
+    let en = c.get("/schedules?lang=en").await.body;
+    assert!(
+        en.contains("<h1>Schedules</h1>")
+            && en.contains("Shipping-instruction import (regular)")
+            && en.contains("Shipment-result return (end of day)"),
+        "{en}"
+    );
+    c.get("/schedules?lang=ja").await;
+
+    let csrf = csrf.as_str();
+    let before = schedule_row(&pool, "acme-jp", "order-ingest", "default").await;
+    assert_eq!(
+        c.post("/schedules", &set_form("forged", "acme-jp", "*/5 * * * *"))
+            .await
+            .status,
+        403
+    );
+    // Not one of alice's shops.
+    assert_eq!(
+        c.post("/schedules", &set_form(csrf, "other-au", "*/5 * * * *"))
+            .await
+            .status,
+        404
+    );
+    // A bad cron expression: the page again, with why and the typed value kept.
+    let bad = c
+        .post("/schedules", &set_form(csrf, "acme-jp", "*/5 * * *"))
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains(r#"id="schedule-error""#), "{}", bad.body);
+    assert!(
+        bad.body
+            .contains("「*/5 * * *」は実行間隔として使えません（項目が4個あります。5個必要です）")
+            && bad.body.contains("何も保存していません"),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body.contains(
+            r#"value="*/5 * * *" required size="16" aria-label="cron" aria-invalid="true""#
+        )
+    );
+    let en_bad = c
+        .post(
+            "/schedules?lang=en",
+            &set_form(csrf, "acme-jp", "99 * * * *"),
+        )
+        .await;
+    assert_eq!(en_bad.status, 422);
+    assert!(
+        en_bad
+            .body
+            .contains("&quot;99 * * * *&quot; is not a valid schedule")
+            && en_bad.body.contains("Nothing was saved."),
+        "{}",
+        en_bad.body
+    );
+    c.get("/schedules?lang=ja").await;
+    let unknown = c
+        .post(
+            "/schedules",
+            &[
+                ("csrf", csrf),
+                ("shop", "acme-jp"),
+                ("action", "order-import"),
+                ("entry", "default"),
+                ("op", "set"),
+                ("cron", "*/5 * * * *"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, 422);
+    assert!(
+        unknown
+            .body
+            .contains("unknown action &quot;order-import&quot;")
+    );
+    assert_eq!(
+        schedule_row(&pool, "acme-jp", "order-ingest", "default").await,
+        before
+    );
+    assert_eq!(
+        schedule_changes_logged(&pool).await,
+        0,
+        "a refused change was logged"
+    );
+
+    // A valid change.
+    let ok = c
+        .post("/schedules", &set_form(csrf, "acme-jp", " */5  * * * * "))
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let to = ok.location.unwrap();
+    assert!(to.contains("changed=order-ingest%2Fdefault"), "{to}");
+    let after = c.get(&to).await.body;
+    assert!(after.contains(r#"id="schedule-saved""#), "{after}");
+    assert!(after.contains(r#"value="*/5 * * * *""#));
+    assert_eq!(
+        schedule_row(&pool, "acme-jp", "order-ingest", "default").await,
+        ("*/5 * * * *".to_owned(), true, "alice".to_owned())
+    );
+    let (message, operator): (String, String) = sqlx::query_as(
+        "SELECT message, details->>'operator' FROM api_log WHERE code = 'schedule_changed'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(operator, "alice");
+    assert!(
+        message.contains("alice") && message.contains("*/15 * * * *"),
+        "{message}"
+    );
+
+    // Pause the end-of-day run, and resume it.
+    let pause = [
+        ("csrf", csrf),
+        ("shop", "acme-jp"),
+        ("action", "shipment-feedback"),
+        ("entry", "end-of-day"),
+        ("op", "disable"),
+    ];
+    assert_eq!(c.post("/schedules", &pause).await.status, 303);
+    assert!(
+        !schedule_row(&pool, "acme-jp", "shipment-feedback", "end-of-day")
+            .await
+            .1
+    );
+    let paused = c.get("/schedules").await.body;
+    let row = &paused[paused
+        .find(r#"id="schedule-shipment-feedback-end-of-day""#)
+        .unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains("停止中") && row.contains(r#"name="op" value="enable""#),
+        "{row}"
+    );
+    let mut resume = pause;
+    resume[4] = ("op", "enable");
+    assert_eq!(c.post("/schedules", &resume).await.status, 303);
+    assert!(
+        schedule_row(&pool, "acme-jp", "shipment-feedback", "end-of-day")
+            .await
+            .1
+    );
+    assert_eq!(schedule_changes_logged(&pool).await, 3);
+    // The other shop's entries never changed.
+    assert_eq!(
+        schedule_row(&pool, "other-au", "order-ingest", "default").await,
+        ("*/15 * * * *".to_owned(), true, "defaults".to_owned())
+    );
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn personal_data_is_masked_until_revealed_and_the_reveal_is_logged(pool: PgPool) {
     let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
@@ -842,6 +1059,7 @@ async fn every_page_renders_with_seeded_data_escaped(pool: PgPool) {
         ("/shops", "再認可が必要"),
         ("/shops/acme-jp", "invalid_grant"),
         ("/actions", "時間指定で取得"),
+        ("/schedules", "55 23 * * *"),
         ("/runs", "cron:sync"),
         (
             "/runs?action=order-ingest&status=succeeded",

@@ -9,9 +9,9 @@ use crate::{config::Config, shop, trigger};
 #[command(
     name = "ctl",
     version,
-    about = "Operate the Amazon connector: database, shops, triggers, runs, API log, dead letters",
+    about = "Operate the Amazon connector: database, shops, triggers and schedules, runs, API log, dead letters",
     long_about = "Operate the Amazon connector: database, shops and credentials, catalog and stock, \
-triggers, the run ledger, the API log (APIログ) and dead-lettered messages.\n\n\
+triggers and their schedules (自動実行), the run ledger, the API log (APIログ) and dead-lettered messages.\n\n\
 Connects with DATABASE_URL and AMQP_URL (BUS_PREFIX prefixes queue names). Secrets are read \
 from the environment, never from arguments, and never printed. Every listing accepts --json."
 )]
@@ -32,6 +32,12 @@ pub enum Command {
     Shop(shop::ShopCommand),
     /// Publish a command that triggers an action for a shop.
     Trigger(trigger::TriggerArgs),
+    /// 自動実行: when each action runs for each shop (cron expressions in the shop's time zone).
+    #[command(subcommand)]
+    Schedule(crate::schedule::ScheduleCommand),
+    /// The scheduler: `tick` publishes a trigger for every due schedule entry (run it every minute).
+    #[command(subcommand)]
+    Scheduler(crate::schedule::SchedulerCommand),
     /// Encryption keys for credentials at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -91,6 +97,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Migrate => migrate(&config).await,
                 Command::Shop(c) => shop::run(&config, c, cli.json).await,
                 Command::Trigger(t) => trigger::run(&config, t, cli.json).await,
+                Command::Schedule(c) => crate::schedule::run(&config, c, cli.json).await,
+                Command::Scheduler(c) => crate::schedule::tick(&config, c, cli.json).await,
                 Command::Stock(c) => crate::inventory::run_stock(&config, c, cli.json).await,
                 Command::ExternalProduct(c) => {
                     crate::inventory::run_external_product(&config, c, cli.json).await

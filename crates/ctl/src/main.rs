@@ -13,6 +13,7 @@ mod inventory;
 mod ledger;
 mod lwa_check;
 mod pii;
+mod schedule;
 mod shipping;
 mod shop;
 mod trigger;

@@ -177,6 +177,12 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
                 .await
                 .context("cannot add the shop")?;
             print_shop(&rec, json_out);
+            if !json_out {
+                println!(
+                    "{:<18} every action on its default cadence, from the next slot (`ctl schedule list --shop {}`)",
+                    "schedule", rec.shop.code
+                );
+            }
         }
         ShopCommand::List => {
             let all = shops::list(&mut conn).await?;

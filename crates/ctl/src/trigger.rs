@@ -52,7 +52,7 @@ pub struct TriggerArgs {
     #[arg(long, env = "CTL_REQUESTED_BY", default_value = "ctl")]
     pub requested_by: String,
     /// Make the message id a function of shop, action and this key (UUID v5), so triggering
-    /// twice with the same key (e.g. a CronJob's slot) queues one command. 1-200 characters.
+    /// twice with the same key (e.g. a Job's slot) queues one command. 1-200 characters.
     #[arg(long, value_parser = dedupe_key)]
     pub dedupe_key: Option<String>,
     /// After publishing, follow the run(s) of this command and exit with their outcome:
@@ -180,26 +180,14 @@ pub async fn run(config: &Config, a: TriggerArgs, json_out: bool) -> anyhow::Res
         .context("trigger refused; nothing was published")?;
     let id = cmd.message_id;
     let duplicate = if a.dedupe_key.is_some() {
-        // A savepoint, so a duplicate id leaves the transaction usable.
-        let mut sp = sqlx::Connection::begin(&mut *tx).await?;
-        match enqueue(&mut sp, &config.bus_prefix, &cmd).await {
-            Ok(_) => {
-                sp.commit().await?;
-                false
-            }
-            Err(e) if is_unique_violation(&e) => {
-                sp.rollback().await?;
-                true
-            }
-            Err(e) => return Err(e),
-        }
+        enqueue_once(&mut tx, &config.bus_prefix, &cmd).await?
     } else {
         enqueue(&mut tx, &config.bus_prefix, &cmd).await?;
         false
     };
     tx.commit().await?;
 
-    let published = publish_now(config, &pool, a.action).await;
+    let published = publish_now(config, &pool, &[a.action]).await;
     if !json_out {
         println!("{id}");
         if duplicate {
@@ -406,9 +394,36 @@ pub async fn enqueue(
     Ok(cmd.message_id)
 }
 
-/// Publishes due outbox rows now, declaring the target queue so the command is routable even
-/// before its service first starts.
-async fn publish_now(config: &Config, pool: &sqlx::PgPool, action: Action) -> anyhow::Result<()> {
+/// Writes a command with a deterministic id (`--dedupe-key`, a scheduler slot) to the outbox
+/// inside the caller's transaction, unless a command with that id is already there. Returns
+/// whether it was a duplicate (nothing new queued; the transaction stays usable).
+pub async fn enqueue_once(
+    conn: &mut sqlx::PgConnection,
+    prefix: &str,
+    cmd: &Command,
+) -> anyhow::Result<bool> {
+    // A savepoint, so a duplicate id leaves the transaction usable.
+    let mut sp = sqlx::Connection::begin(&mut *conn).await?;
+    match enqueue(&mut sp, prefix, cmd).await {
+        Ok(_) => {
+            sp.commit().await?;
+            Ok(false)
+        }
+        Err(e) if is_unique_violation(&e) => {
+            sp.rollback().await?;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Publishes due outbox rows now, declaring the target queues so the commands are routable even
+/// before their services first start.
+pub async fn publish_now(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    actions: &[Action],
+) -> anyhow::Result<()> {
     let conn = tokio::time::timeout(
         Duration::from_secs(10),
         bus::connect(&config.amqp_url, "ctl"),
@@ -417,7 +432,9 @@ async fn publish_now(config: &Config, pool: &sqlx::PgPool, action: Action) -> an
     .context("RabbitMQ did not answer within 10 s")??;
     let topo = bus::Topology::new(config.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
     let channel = conn.create_channel().await?;
-    topo.declare_service(&channel, action.as_str(), &[]).await?;
+    for action in actions {
+        topo.declare_service(&channel, action.as_str(), &[]).await?;
+    }
     let publisher = bus::Publisher::new(conn.clone()).await?;
     let relay = bus::outbox::Relay::new(pool.clone(), publisher);
     relay.relay_once().await?;

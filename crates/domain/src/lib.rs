@@ -9,6 +9,7 @@ pub mod marketplace;
 pub mod messages;
 pub mod money;
 pub mod order_id;
+pub mod schedule;
 pub mod shop;
 pub mod status;
 pub mod tracking;

@@ -8,7 +8,7 @@
 //! is classified by the runner's error policy ([`runtime::job::errors::Decision`]).
 //!
 //! Triggered by `feed.submitted` events and by `feed-poller` commands (one feed, or every due
-//! feed of a shop, e.g. from a CronJob). A feed is polled only when due (`next_poll_at` in
+//! feed of a shop, e.g. from the scheduler). A feed is polled only when due (`next_poll_at` in
 //! Postgres, claimed atomically so duplicate triggers do nothing); when it is not final the next
 //! poll is scheduled through the outbox (`not_before`) with a growing delay: seconds at first,
 //! then minutes. Nothing sleeps while holding a message. A feed not final after hours is flagged

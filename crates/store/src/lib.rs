@@ -12,6 +12,7 @@ pub mod pii;
 pub mod read;
 pub mod resend;
 pub mod runs;
+pub mod schedules;
 pub mod shipments;
 pub mod shops;
 pub mod wms;

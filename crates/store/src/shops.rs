@@ -76,7 +76,8 @@ fn aad(shop_id: Uuid, field: &str) -> String {
     format!("shops/{shop_id}/{field}")
 }
 
-/// Creates a shop; the client secret and refresh token are stored encrypted, bound to the row.
+/// Creates a shop with the default schedule entries (`domain::schedule::DEFAULTS`); the client
+/// secret and refresh token are stored encrypted, bound to the row.
 pub async fn insert(
     conn: &mut PgConnection,
     keys: &Keyring,
@@ -110,6 +111,9 @@ pub async fn insert(
     .execute(&mut *conn)
     .await
     .map_err(|e| map_unique(e, "shop", new.code.as_str()))?;
+    // Every action runs on its default cadence from the start (自動実行; changed later with
+    // `ctl schedule` or the console).
+    crate::schedules::create_defaults(conn, id, crate::schedules::DEFAULTS_BY).await?;
     get(conn, id).await
 }
 

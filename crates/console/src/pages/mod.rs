@@ -11,6 +11,7 @@ pub mod feeds;
 pub mod instructions;
 pub mod login;
 pub mod runs;
+pub mod schedules;
 pub mod shops;
 
 use domain::messages::Action;

@@ -38,11 +38,12 @@ pub async fn detail(ctx: Ctx, Path(code): Path<String>) -> Result<Html<String>, 
     body.push_str(&runs_table(&ctx, &runs));
     let _ = write!(
         body,
-        r#"<p><a class="button" href="/actions?shop={0}">{1}</a> <a href="/instructions?shop={0}">{2}</a> · <a href="/api-log?shop={0}">{3}</a></p>"#,
+        r#"<p><a class="button" href="/actions?shop={0}">{1}</a> <a href="/schedules?shop={0}">{4}</a> · <a href="/instructions?shop={0}">{2}</a> · <a href="/api-log?shop={0}">{3}</a></p>"#,
         url_enc(&code),
         e(ctx.t("アクション実行", "Actions")),
         e(ctx.t("タスク一覧", "Shipping instructions")),
         e(ctx.t("APIログ", "API log")),
+        e(ctx.t("自動実行", "Schedules")),
     );
     Ok(ctx.page(&format!("{} {code}", ctx.t("ショップ", "Shop")), &body))
 }
