@@ -289,6 +289,55 @@ impl Ctx {
         self.lang.t(ja, en)
     }
 
+    /// The shop a per-shop page shows: the one named (404 when the operator does not see it),
+    /// else the operator's first.
+    pub fn pick_shop(&self, code: Option<&str>) -> Result<Option<&auth::ShopRef>, AppError> {
+        match code {
+            Some(c) => self.op.shop_by_code(c).map(Some).ok_or(AppError::NotFound),
+            None => Ok(self.op.shops.first()),
+        }
+    }
+
+    /// The form that switches a per-shop page to another of the operator's shops.
+    pub fn shop_switch(&self, selected: &str) -> String {
+        format!(
+            r#"<form class="filters" method="get">{}<button type="submit">{}</button></form>"#,
+            self.shop_select(Some(selected)).replace(
+                &format!(
+                    r#"<option value="">{}</option>"#,
+                    e(self.t("すべて", "All"))
+                ),
+                ""
+            ),
+            e(self.t("切り替え", "Switch"))
+        )
+    }
+
+    /// An operator's change of a shop's settings in the API log (action `console`, the
+    /// operator's name in the details).
+    pub async fn log_change(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        shop_id: Uuid,
+        sku: Option<&str>,
+        code: &str,
+        message: &str,
+    ) -> Result<(), store::StoreError> {
+        let entry = store::api_log::Entry {
+            sku,
+            code: Some(code),
+            details: Some(serde_json::json!({ "operator": self.op.username })),
+            ..store::api_log::Entry::new(
+                Some(shop_id),
+                "console",
+                store::api_log::Level::Info,
+                message,
+            )
+        };
+        store::api_log::write(conn, &entry).await?;
+        Ok(())
+    }
+
     /// A whole page in the layout.
     pub fn page(&self, title: &str, body: &str) -> Html<String> {
         Html(html::page(

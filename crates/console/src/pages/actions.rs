@@ -38,19 +38,12 @@ pub struct Q {
 }
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
-    let shop = pick_shop(&ctx, nz(&q.shop))?;
+    let shop = ctx.pick_shop(nz(&q.shop))?;
     let flash = match (q.queued, shop) {
         (Some(id), Some(_)) => queued_flash(&ctx, id).await?,
         _ => String::new(),
     };
     render(&ctx, shop, &flash, StatusCode::OK).await
-}
-
-fn pick_shop<'a>(ctx: &'a Ctx, code: Option<&str>) -> Result<Option<&'a ShopRef>, AppError> {
-    match code {
-        Some(c) => ctx.op.shop_by_code(c).map(Some).ok_or(AppError::NotFound),
-        None => Ok(ctx.op.shops.first()),
-    }
 }
 
 async fn queued_flash(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
@@ -120,15 +113,7 @@ async fn render(
         )));
         return Ok((status, ctx.page(t("アクション実行", "Actions"), &body)).into_response());
     };
-    let _ = write!(
-        body,
-        r#"<form class="filters" method="get">{}<button type="submit">{}</button></form>"#,
-        ctx.shop_select(Some(&shop.code)).replace(
-            &format!(r#"<option value="">{}</option>"#, e(t("すべて", "All"))),
-            ""
-        ),
-        e(t("切り替え", "Switch"))
-    );
+    body.push_str(&ctx.shop_switch(&shop.code));
     let tz = shop.time_zone.as_str();
     let hidden = |action: &str, mode: &str| {
         format!(

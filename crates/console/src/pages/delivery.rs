@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use store::{StoreError, api_log, carriers, catalog};
+use store::{carriers, catalog};
 
 use crate::{
     AppError, Ctx,
@@ -34,10 +34,7 @@ pub struct Q {
 }
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
-    let shop = match nz(&q.shop) {
-        Some(c) => Some(ctx.op.shop_by_code(c).ok_or(AppError::NotFound)?),
-        None => ctx.op.shops.first(),
-    };
+    let shop = ctx.pick_shop(nz(&q.shop))?;
     let flash = if q.done.is_some() {
         format!(
             r#"<p class="flash ok" id="done">{}</p>"#,
@@ -69,6 +66,7 @@ async fn render(
         )));
         return Ok((status, ctx.page(title, &body)).into_response());
     };
+    body.push_str(&ctx.shop_switch(&shop.code));
     let hidden = format!(
         r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}">"#,
         e(&ctx.op.csrf),
@@ -285,25 +283,6 @@ fn saved(shop: &ShopRef, anchor: &str) -> Response {
     .into_response()
 }
 
-async fn log_change(
-    conn: &mut sqlx::PgConnection,
-    ctx: &Ctx,
-    shop: &ShopRef,
-    code: &str,
-    message: &str,
-) -> Result<(), StoreError> {
-    api_log::write(
-        conn,
-        &api_log::Entry {
-            code: Some(code),
-            details: Some(serde_json::json!({ "operator": ctx.op.username })),
-            ..api_log::Entry::new(Some(shop.id), "console", api_log::Level::Info, message)
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 #[derive(Deserialize)]
 pub struct MethodForm {
     csrf: String,
@@ -332,7 +311,8 @@ pub async fn save_method(ctx: Ctx, Form(f): Form<MethodForm>) -> Result<Response
         ctx.op.username,
         external.unwrap_or("-")
     );
-    log_change(&mut tx, &ctx, shop, "delivery_method_saved", &message).await?;
+    ctx.log_change(&mut tx, shop.id, None, "delivery_method_saved", &message)
+        .await?;
     tx.commit().await?;
     Ok(saved(shop, "methods"))
 }
@@ -381,7 +361,8 @@ pub async fn save_carrier(ctx: Ctx, Form(f): Form<CarrierForm>) -> Result<Respon
             .map(|n| format!(" ({n})"))
             .unwrap_or_default()
     );
-    log_change(&mut tx, &ctx, shop, "carrier_mapping_saved", &message).await?;
+    ctx.log_change(&mut tx, shop.id, None, "carrier_mapping_saved", &message)
+        .await?;
     tx.commit().await?;
     Ok(saved(shop, "carriers"))
 }
@@ -408,7 +389,8 @@ pub async fn remove_carrier(
         "operator {} removed the shop's carrier mapping of {}",
         ctx.op.username, f.external
     );
-    log_change(&mut tx, &ctx, shop, "carrier_mapping_removed", &message).await?;
+    ctx.log_change(&mut tx, shop.id, None, "carrier_mapping_removed", &message)
+        .await?;
     tx.commit().await?;
     Ok(saved(shop, "carriers"))
 }

@@ -13,7 +13,7 @@ use axum::{
 };
 use domain::inventory::HandlingDays;
 use serde::Deserialize;
-use store::{StoreError, api_log, catalog, inventory, read::external_products};
+use store::{StoreError, catalog, inventory, read::external_products};
 
 use crate::{
     AppError, Ctx,
@@ -32,7 +32,7 @@ pub struct Q {
 }
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
-    let shop = pick_shop(&ctx, nz(&q.shop))?;
+    let shop = ctx.pick_shop(nz(&q.shop))?;
     let flash = match q.done.as_deref() {
         Some(what) => format!(
             r#"<p class="flash ok" id="done">{}</p>"#,
@@ -56,13 +56,6 @@ fn done_text(ctx: &Ctx, what: &str) -> String {
     }
 }
 
-fn pick_shop<'a>(ctx: &'a Ctx, code: Option<&str>) -> Result<Option<&'a ShopRef>, AppError> {
-    match code {
-        Some(c) => ctx.op.shop_by_code(c).map(Some).ok_or(AppError::NotFound),
-        None => Ok(ctx.op.shops.first()),
-    }
-}
-
 async fn render(
     ctx: &Ctx,
     shop: Option<&ShopRef>,
@@ -79,15 +72,7 @@ async fn render(
         )));
         return Ok((status, ctx.page(title, &body)).into_response());
     };
-    let _ = write!(
-        body,
-        r#"<form class="filters" method="get">{}<button type="submit">{}</button></form>"#,
-        ctx.shop_select(Some(&shop.code)).replace(
-            &format!(r#"<option value="">{}</option>"#, e(t("すべて", "All"))),
-            ""
-        ),
-        e(t("切り替え", "Switch"))
-    );
+    body.push_str(&ctx.shop_switch(&shop.code));
     let hidden = format!(
         r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}">"#,
         e(&ctx.op.csrf),
@@ -201,27 +186,6 @@ fn handling_days(ctx: &Ctx, v: Option<&str>) -> Result<Option<HandlingDays>, Str
     HandlingDays::new(n).map(Some).map_err(|_| bad())
 }
 
-async fn log_change(
-    conn: &mut sqlx::PgConnection,
-    ctx: &Ctx,
-    shop: &ShopRef,
-    sku: Option<&str>,
-    code: &str,
-    message: &str,
-) -> Result<(), StoreError> {
-    api_log::write(
-        conn,
-        &api_log::Entry {
-            sku,
-            code: Some(code),
-            details: Some(serde_json::json!({ "operator": ctx.op.username })),
-            ..api_log::Entry::new(Some(shop.id), "console", api_log::Level::Info, message)
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 #[derive(Deserialize)]
 pub struct MapForm {
     csrf: String,
@@ -266,10 +230,9 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         days.map(|d| format!(" with {} handling day(s)", d.get()))
             .unwrap_or_default()
     );
-    log_change(
+    ctx.log_change(
         &mut tx,
-        &ctx,
-        shop,
+        shop.id,
         Some(sku),
         "external_product_mapped",
         &message,
@@ -319,10 +282,9 @@ pub async fn handling(ctx: Ctx, Form(f): Form<HandlingForm>) -> Result<Response,
             ctx.op.username
         ),
     };
-    log_change(
+    ctx.log_change(
         &mut tx,
-        &ctx,
-        shop,
+        shop.id,
         Some(sku),
         "handling_days_changed",
         &message,
@@ -353,10 +315,9 @@ pub async fn unmap(ctx: Ctx, Form(f): Form<UnmapForm>) -> Result<Response, AppEr
         return refused(&ctx, shop, &msg).await;
     }
     let message = format!("operator {} unmapped SKU {sku}", ctx.op.username);
-    log_change(
+    ctx.log_change(
         &mut tx,
-        &ctx,
-        shop,
+        shop.id,
         Some(sku),
         "external_product_unmapped",
         &message,
@@ -462,10 +423,9 @@ pub async fn import(ctx: Ctx, mut form: Multipart) -> Result<Response, AppError>
         rows.len(),
         encoding.charset()
     );
-    log_change(
+    ctx.log_change(
         &mut tx,
-        &ctx,
-        shop,
+        shop.id,
         None,
         "external_products_imported",
         &message,

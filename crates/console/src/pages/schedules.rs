@@ -36,10 +36,7 @@ pub struct Q {
 }
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
-    let shop = match nz(&q.shop) {
-        Some(c) => Some(ctx.op.shop_by_code(c).ok_or(AppError::NotFound)?),
-        None => ctx.op.shops.first(),
-    };
+    let shop = ctx.pick_shop(nz(&q.shop))?;
     let flash = match nz(&q.changed).and_then(|c| c.split_once('/')) {
         Some((action, entry)) => match action.parse::<Action>() {
             Ok(a) => format!(
@@ -107,15 +104,7 @@ async fn render(
         return Ok((status, ctx.page(title, &body)).into_response());
     };
     let tz: Tz = shop.time_zone.parse().unwrap_or(ctx.state.tz);
-    let _ = write!(
-        body,
-        r#"<form class="filters" method="get">{}<button type="submit">{}</button></form>"#,
-        ctx.shop_select(Some(&shop.code)).replace(
-            &format!(r#"<option value="">{}</option>"#, e(t("すべて", "All"))),
-            ""
-        ),
-        e(t("切り替え", "Switch"))
-    );
+    body.push_str(&ctx.shop_switch(&shop.code));
     let _ = write!(
         body,
         r#"<p class="hint">{} <b>{}</b> ({}) — {} <b>{}</b>. {}</p>"#,
