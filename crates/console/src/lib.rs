@@ -284,7 +284,21 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
+/// The fields every per-shop form posts: the session's CSRF token and the shop's code.
+#[derive(Debug, serde::Deserialize)]
+pub struct ShopForm {
+    pub csrf: String,
+    pub shop: String,
+}
+
 impl Ctx {
+    /// The shop a per-shop form was posted for, after the CSRF check (403), if the operator sees
+    /// it (404 otherwise).
+    pub fn posted_shop(&self, f: &ShopForm) -> Result<&auth::ShopRef, AppError> {
+        self.check_csrf(&f.csrf)?;
+        self.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)
+    }
+
     pub fn t<'a>(&self, ja: &'a str, en: &'a str) -> &'a str {
         self.lang.t(ja, en)
     }
@@ -313,11 +327,11 @@ impl Ctx {
         )
     }
 
-    /// An operator's change of a shop's settings in the API log (action `console`, the
-    /// operator's name in the details).
-    pub async fn log_change(
+    /// Commits an operator's change of a shop's settings together with its API-log entry
+    /// (action `console`, the operator's name in the details).
+    pub async fn commit_change(
         &self,
-        conn: &mut sqlx::PgConnection,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
         shop_id: Uuid,
         sku: Option<&str>,
         code: &str,
@@ -334,7 +348,8 @@ impl Ctx {
                 message,
             )
         };
-        store::api_log::write(conn, &entry).await?;
+        store::api_log::write(&mut tx, &entry).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -445,37 +445,27 @@ async fn handling_time_default_for_skus_without_handling_days_unless_the_shop_ke
     store::shops::set_keep_amazon_handling_time(&mut conn, fx.shop.id, true)
         .await
         .unwrap();
-    let kept = service.run(fx.shop.id, false, None, "test").await.unwrap();
-    assert_eq!(kept.sent, 8);
-    fx.apply_results(kept.run_id.unwrap()).await;
-    for i in 1..=8 {
-        let lead = fx
-            .sim
-            .sim()
-            .listing(&sku(i))
-            .unwrap()
-            .lead_time_to_ship_max_days;
-        let expected = if i % 4 == 0 { 2 } else { AMAZON_LEAD_TIME };
-        assert_eq!(lead, Some(expected), "kept: {}", sku(i));
-    }
+    // Pushes all 8 SKUs (`full` or not) and returns Amazon's handling time of each.
+    let push = async |full: bool| -> Vec<Option<u32>> {
+        let r = service.run(fx.shop.id, full, None, "test").await.unwrap();
+        assert_eq!(r.sent, 8, "{r:?}");
+        fx.apply_results(r.run_id.unwrap()).await;
+        let sim = fx.sim.sim();
+        (1..=8)
+            .map(|i| sim.listing(&sku(i)).unwrap().lead_time_to_ship_max_days)
+            .collect()
+    };
+    let kept: Vec<_> = (1..=8)
+        .map(|i| Some(if i % 4 == 0 { 2 } else { AMAZON_LEAD_TIME }))
+        .collect();
+    assert_eq!(push(false).await, kept, "kept");
 
     // The seed's rule (the default): a full push sets Amazon's default back where none is set.
     store::shops::set_keep_amazon_handling_time(&mut conn, fx.shop.id, false)
         .await
         .unwrap();
-    let reset = service.run(fx.shop.id, true, None, "test").await.unwrap();
-    assert_eq!(reset.sent, 8);
-    fx.apply_results(reset.run_id.unwrap()).await;
-    for i in 1..=8 {
-        let lead = fx
-            .sim
-            .sim()
-            .listing(&sku(i))
-            .unwrap()
-            .lead_time_to_ship_max_days;
-        let expected = (i % 4 == 0).then_some(2);
-        assert_eq!(lead, expected, "default: {}", sku(i));
-    }
+    let default: Vec<_> = (1..=8).map(|i| (i % 4 == 0).then_some(2)).collect();
+    assert_eq!(push(true).await, default, "Amazon's default");
 }
 
 /// Amazon refusing `createFeed` (quota) leaves the SKUs failed, schedules a continuation,

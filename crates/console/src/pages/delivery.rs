@@ -16,7 +16,7 @@ use serde::Deserialize;
 use store::{carriers, catalog};
 
 use crate::{
-    AppError, Ctx,
+    AppError, Ctx, ShopForm,
     auth::ShopRef,
     html::{Col, badge, e, opt, table_open, url_enc},
     nz,
@@ -285,16 +285,15 @@ fn saved(shop: &ShopRef, anchor: &str) -> Response {
 
 #[derive(Deserialize)]
 pub struct MethodForm {
-    csrf: String,
-    shop: String,
+    #[serde(flatten)]
+    form: ShopForm,
     code: String,
     name: String,
     external: Option<String>,
 }
 
 pub async fn save_method(ctx: Ctx, Form(f): Form<MethodForm>) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let shop = ctx.posted_shop(&f.form)?;
     let (code, name) = (f.code.trim(), f.name.trim());
     if code.is_empty() || name.is_empty() {
         let msg = ctx.t(
@@ -311,16 +310,15 @@ pub async fn save_method(ctx: Ctx, Form(f): Form<MethodForm>) -> Result<Response
         ctx.op.username,
         external.unwrap_or("-")
     );
-    ctx.log_change(&mut tx, shop.id, None, "delivery_method_saved", &message)
+    ctx.commit_change(tx, shop.id, None, "delivery_method_saved", &message)
         .await?;
-    tx.commit().await?;
     Ok(saved(shop, "methods"))
 }
 
 #[derive(Deserialize)]
 pub struct CarrierForm {
-    csrf: String,
-    shop: String,
+    #[serde(flatten)]
+    form: ShopForm,
     external: String,
     code: String,
     name: Option<String>,
@@ -328,8 +326,7 @@ pub struct CarrierForm {
 }
 
 pub async fn save_carrier(ctx: Ctx, Form(f): Form<CarrierForm>) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let shop = ctx.posted_shop(&f.form)?;
     let new = carriers::NewMapping {
         shop_id: Some(shop.id),
         external_delivery_method: f.external.trim(),
@@ -361,16 +358,15 @@ pub async fn save_carrier(ctx: Ctx, Form(f): Form<CarrierForm>) -> Result<Respon
             .map(|n| format!(" ({n})"))
             .unwrap_or_default()
     );
-    ctx.log_change(&mut tx, shop.id, None, "carrier_mapping_saved", &message)
+    ctx.commit_change(tx, shop.id, None, "carrier_mapping_saved", &message)
         .await?;
-    tx.commit().await?;
     Ok(saved(shop, "carriers"))
 }
 
 #[derive(Deserialize)]
 pub struct RemoveCarrierForm {
-    csrf: String,
-    shop: String,
+    #[serde(flatten)]
+    form: ShopForm,
     external: String,
 }
 
@@ -378,8 +374,7 @@ pub async fn remove_carrier(
     ctx: Ctx,
     Form(f): Form<RemoveCarrierForm>,
 ) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let shop = ctx.posted_shop(&f.form)?;
     let mut tx = ctx.state.pool.begin().await?;
     if !carriers::remove(&mut tx, Some(shop.id), &f.external).await? {
         let msg = format!("this shop has no own mapping for {:?}", f.external);
@@ -389,8 +384,7 @@ pub async fn remove_carrier(
         "operator {} removed the shop's carrier mapping of {}",
         ctx.op.username, f.external
     );
-    ctx.log_change(&mut tx, shop.id, None, "carrier_mapping_removed", &message)
+    ctx.commit_change(tx, shop.id, None, "carrier_mapping_removed", &message)
         .await?;
-    tx.commit().await?;
     Ok(saved(shop, "carriers"))
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use store::{StoreError, catalog, inventory, read::external_products};
 
 use crate::{
-    AppError, Ctx,
+    AppError, Ctx, ShopForm,
     auth::ShopRef,
     html::{Col, badge, e, opt, table_open, time_opt, url_enc},
     mapping_csv::{self, Encoding, LineError},
@@ -188,16 +188,15 @@ fn handling_days(ctx: &Ctx, v: Option<&str>) -> Result<Option<HandlingDays>, Str
 
 #[derive(Deserialize)]
 pub struct MapForm {
-    csrf: String,
-    shop: String,
+    #[serde(flatten)]
+    form: ShopForm,
     sku: String,
     product: String,
     handling_days: Option<String>,
 }
 
 pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let shop = ctx.posted_shop(&f.form)?;
     let (sku, code) = (f.sku.trim(), f.product.trim());
     if sku.is_empty() || code.is_empty() {
         let msg = ctx.t(
@@ -230,29 +229,21 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         days.map(|d| format!(" with {} handling day(s)", d.get()))
             .unwrap_or_default()
     );
-    ctx.log_change(
-        &mut tx,
-        shop.id,
-        Some(sku),
-        "external_product_mapped",
-        &message,
-    )
-    .await?;
-    tx.commit().await?;
+    ctx.commit_change(tx, shop.id, Some(sku), "external_product_mapped", &message)
+        .await?;
     Ok(done(shop, "mapped"))
 }
 
 #[derive(Deserialize)]
 pub struct HandlingForm {
-    csrf: String,
-    shop: String,
+    #[serde(flatten)]
+    form: ShopForm,
     sku: String,
     handling_days: Option<String>,
 }
 
 pub async fn handling(ctx: Ctx, Form(f): Form<HandlingForm>) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let shop = ctx.posted_shop(&f.form)?;
     let sku = f.sku.trim();
     let days = match handling_days(&ctx, f.handling_days.as_deref()) {
         Ok(d) => d,
@@ -282,28 +273,20 @@ pub async fn handling(ctx: Ctx, Form(f): Form<HandlingForm>) -> Result<Response,
             ctx.op.username
         ),
     };
-    ctx.log_change(
-        &mut tx,
-        shop.id,
-        Some(sku),
-        "handling_days_changed",
-        &message,
-    )
-    .await?;
-    tx.commit().await?;
+    ctx.commit_change(tx, shop.id, Some(sku), "handling_days_changed", &message)
+        .await?;
     Ok(done(shop, "handling"))
 }
 
 #[derive(Deserialize)]
 pub struct UnmapForm {
-    csrf: String,
-    shop: String,
+    #[serde(flatten)]
+    form: ShopForm,
     sku: String,
 }
 
 pub async fn unmap(ctx: Ctx, Form(f): Form<UnmapForm>) -> Result<Response, AppError> {
-    ctx.check_csrf(&f.csrf)?;
-    let shop = ctx.op.shop_by_code(&f.shop).ok_or(AppError::NotFound)?;
+    let shop = ctx.posted_shop(&f.form)?;
     let sku = f.sku.trim();
     let mut tx = ctx.state.pool.begin().await?;
     if !inventory::unmap_sku(&mut tx, shop.id, sku).await? {
@@ -315,15 +298,14 @@ pub async fn unmap(ctx: Ctx, Form(f): Form<UnmapForm>) -> Result<Response, AppEr
         return refused(&ctx, shop, &msg).await;
     }
     let message = format!("operator {} unmapped SKU {sku}", ctx.op.username);
-    ctx.log_change(
-        &mut tx,
+    ctx.commit_change(
+        tx,
         shop.id,
         Some(sku),
         "external_product_unmapped",
         &message,
     )
     .await?;
-    tx.commit().await?;
     Ok(done(shop, "unmapped"))
 }
 
@@ -423,15 +405,8 @@ pub async fn import(ctx: Ctx, mut form: Multipart) -> Result<Response, AppError>
         rows.len(),
         encoding.charset()
     );
-    ctx.log_change(
-        &mut tx,
-        shop.id,
-        None,
-        "external_products_imported",
-        &message,
-    )
-    .await?;
-    tx.commit().await?;
+    ctx.commit_change(tx, shop.id, None, "external_products_imported", &message)
+        .await?;
     Ok(done(shop, &rows.len().to_string()))
 }
 
