@@ -178,12 +178,8 @@ async fn render(
     let rules = catalog::list_rules(&mut conn, shop.id).await?;
     let _ = write!(
         body,
-        "<h2 id=\"rules\">{}</h2><p class=\"hint\">{}</p>",
-        e(t("変換ロボット（配送方法の自動設定）", "Delivery rules")),
-        e(t(
-            "上から順に試し、最初に一致したルールの配送方法を設定します。ルールの追加・削除は ctl rules add / remove。",
-            "Tried from the top; the first rule that matches sets the delivery method. Add or remove rules with ctl rules add / remove.",
-        ))
+        "<h2 id=\"rules\">{}</h2>",
+        e(t("変換ロボット（配送方法の自動設定）", "Delivery rules"))
     );
     body.push_str(&table_open(
         Some("delivery-rules"),
@@ -209,7 +205,11 @@ async fn render(
     }
     let _ = write!(
         body,
-        r#"</tbody></table><form method="get" action="{PATH}#trial" id="try-form" class="inline"><input type="hidden" name="shop" value="{}"><label>{}<input name="try" value="{}" placeholder="503-1234567-1234567"></label><button type="submit" id="try-submit">{}</button></form>"#,
+        r#"</tbody></table><p class="hint">{}</p><form method="get" action="{PATH}#trial" id="try-form" class="inline"><input type="hidden" name="shop" value="{}"><label>{}<input name="try" value="{}" placeholder="503-1234567-1234567"></label><button type="submit" id="try-submit">{}</button></form>"#,
+        e(t(
+            "上から順に試し、最初に一致したルールの配送方法を設定します。ルールの追加・削除は ctl rules add / remove。",
+            "Tried from the top; the first rule that matches sets the delivery method. Add or remove rules with ctl rules add / remove.",
+        )),
         e(&shop.code),
         e(t("注文番号でルールを試す", "Try the rules on an order")),
         e(try_order.unwrap_or_default()),

@@ -197,6 +197,10 @@ pub struct MapForm {
 
 pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError> {
     let shop = ctx.posted_shop(&f.form)?;
+    let days = match handling_days(&ctx, f.handling_days.as_deref()) {
+        Ok(d) => d,
+        Err(msg) => return refused(&ctx, shop, &msg).await,
+    };
     let (sku, code) = (f.sku.trim(), f.product.trim());
     if sku.is_empty() || code.is_empty() {
         let msg = ctx.t(
@@ -205,10 +209,6 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         );
         return refused(&ctx, shop, msg).await;
     }
-    let days = match handling_days(&ctx, f.handling_days.as_deref()) {
-        Ok(d) => d,
-        Err(msg) => return refused(&ctx, shop, &msg).await,
-    };
     let mut tx = ctx.state.pool.begin().await?;
     let product = match catalog::product_by_code(&mut tx, shop.id, code).await {
         Ok(p) => p,
