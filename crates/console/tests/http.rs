@@ -1045,11 +1045,44 @@ async fn every_page_renders_with_seeded_data_escaped(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
+    // Values an operator or Amazon may type with markup in them, on the new screens too.
+    let mut conn = pool.acquire().await.unwrap();
+    let p = store::catalog::insert_product(
+        &mut conn,
+        acme,
+        "P<1>",
+        "茶 \"<script>alert(1)</script>\" & 菓子",
+    )
+    .await
+    .unwrap();
+    store::inventory::map_sku(&mut conn, acme, "SKU-<b>&1", p.id, None)
+        .await
+        .unwrap();
+    store::catalog::upsert_delivery_method(
+        &mut conn,
+        acme,
+        "m<1>",
+        "便 <script>alert(1)</script>",
+        Some("x&y"),
+    )
+    .await
+    .unwrap();
+    let late = instruction(&pool, acme, "503-4444444-4444444", "Late", Utc::now()).await;
+    sqlx::query("UPDATE shipping_instructions SET status = 'shipped', tracking_numbers = '{\"<script>alert(1)</script>\"}', shipped_on = (now() - interval '3 days')::date WHERE id = $1")
+        .bind(late)
+        .execute(&pool)
+        .await
+        .unwrap();
 
     let srv = start(pool.clone(), "").await;
     let mut c = Client::new(&srv.base);
     c.sign_in("alice").await;
     for (path, needle) in [
+        ("/external-products", "SKU-&lt;b&gt;&amp;1"),
+        ("/external-products", "茶 &quot;&lt;script&gt;"),
+        ("/delivery", "便 &lt;script&gt;alert(1)&lt;/script&gt;"),
+        ("/delivery", "x&amp;y"),
+        ("/attention", "&lt;script&gt;alert(1)&lt;/script&gt;"),
         ("/", r#"<svg id="chart-orders""#),
         ("/?days=30", r#"<svg id="chart-feeds""#),
         ("/shops", "再認可が必要"),
