@@ -147,6 +147,8 @@ pub fn router(state: AppState) -> Router {
             "/delivery/carriers/remove",
             post(pages::delivery::remove_carrier),
         )
+        .route("/delivery/rules", post(pages::delivery::add_rule))
+        .route("/delivery/rules/remove", post(pages::delivery::remove_rule))
         .route("/external-products", get(pages::external_products::page))
         .route(
             "/external-products/map",

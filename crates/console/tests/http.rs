@@ -411,6 +411,51 @@ async fn delivery_methods_carriers_and_rules_on_one_page(pool: PgPool) {
         .await
         .body;
     assert!(unknown.contains("is not imported"), "{unknown}");
+
+    // Rules added and removed from the page; impossible or clashing ones refused.
+    let rules = async || -> Vec<(i32, String)> {
+        sqlx::query_as("SELECT position, name FROM delivery_rules ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let rule = |position: &'static str, min: &'static str, max: &'static str| {
+        [
+            ("position", position),
+            ("name", "大口は佐川"),
+            ("method", "yamato"),
+            ("marketplaces", "JP"),
+            ("min_total", min),
+            ("max_total", max),
+            ("prime", ""),
+        ]
+    };
+    let impossible = post(&mut c, "/delivery/rules", &rule("5", "9000", "100")).await;
+    assert_eq!(impossible.status, 422);
+    assert!(
+        impossible.body.contains("no order could match"),
+        "{}",
+        impossible.body
+    );
+    let clash = post(&mut c, "/delivery/rules", &rule("10", "", "")).await;
+    assert_eq!(clash.status, 422);
+    assert!(
+        clash.body.contains("already at position 10"),
+        "{}",
+        clash.body
+    );
+    let mut bad_market = rule("5", "", "").to_vec();
+    bad_market[3] = ("marketplaces", "JP,XX");
+    let refused = post(&mut c, "/delivery/rules", &bad_market).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("XX"), "{}", refused.body);
+    assert_eq!(rules().await.len(), 1, "nothing saved");
+    let added = post(&mut c, "/delivery/rules", &rule("5", "10,000", "")).await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(rules().await[0], (5, "大口は佐川".to_owned()));
+    let removed = post(&mut c, "/delivery/rules/remove", &[("position", "5")]).await;
+    assert_eq!(removed.status, 303);
+    assert_eq!(rules().await, vec![(10, "東京はクール便".to_owned())]);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

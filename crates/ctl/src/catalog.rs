@@ -251,11 +251,6 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
     let mut tx = pool.begin().await?;
     match cmd {
         RulesCommand::Add(a) => {
-            if let (Some(lo), Some(hi)) = (a.min_total, a.max_total)
-                && lo > hi
-            {
-                bail!("--min-total {lo} is greater than --max-total {hi}: no order could match");
-            }
             let conditions = RuleConditions {
                 marketplaces: a.marketplaces,
                 ship_service_levels: a.service_levels,
@@ -265,6 +260,9 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
                 max_total: a.max_total,
                 prime: a.prime,
             };
+            if let Some(why) = conditions.impossible() {
+                bail!("{why} (--min-total, --max-total)");
+            }
             let id = shop_id(&mut tx, &a.shop).await?;
             let method = match store::catalog::delivery_method_by_code(&mut tx, id, &a.method).await
             {

@@ -41,6 +41,16 @@ pub struct RuleInput<'a> {
 }
 
 impl RuleConditions {
+    /// What makes the conditions impossible to meet (a minimum total above the maximum).
+    pub fn impossible(&self) -> Option<String> {
+        match (self.min_total, self.max_total) {
+            (Some(lo), Some(hi)) if lo > hi => Some(format!(
+                "the minimum total {lo} is greater than the maximum total {hi}: no order could match"
+            )),
+            _ => None,
+        }
+    }
+
     /// Whether every set condition holds for `order`.
     pub fn matches(&self, order: &RuleInput<'_>) -> bool {
         (self.marketplaces.is_empty() || self.marketplaces.contains(&order.marketplace))

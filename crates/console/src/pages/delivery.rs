@@ -1,7 +1,7 @@
 //! 配送方法 / 外部連携先配送方法 / 変換ロボット: the shop's delivery methods (our name goes to
 //! Amazon's shipping method), the carrier table that turns an external delivery method into
-//! Amazon's carrier code, and the delivery rules in the order they are tried, with "try the
-//! rules on an order" as `ctl rules test` does. Each change is written to the API log with the
+//! Amazon's carrier code, and the delivery rules in the order they are tried (added and removed
+//! here too), with "try the rules on an order" as `ctl rules test` does. Each change is written to the API log with the
 //! operator's name; bad input shows why and saves nothing.
 
 use std::fmt::Write as _;
@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Deserialize;
-use store::{carriers, catalog};
+use store::{StoreError, carriers, catalog};
 
 use crate::{
     AppError, Ctx, ShopForm,
@@ -189,26 +189,58 @@ async fn render(
             Col::text(t("条件", "Conditions")),
             Col::text(t("配送方法", "Delivery method")),
             Col::text(t("有効", "Enabled")),
+            Col::text(""),
         ],
         Some(t("ルールはありません。", "No rule.")),
     ));
     for r in &rules {
         let _ = write!(
             body,
-            r#"<tr><td class="num">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td class="num">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><form method="post" action="{PATH}/rules/remove">{hidden}<input type="hidden" name="position" value="{}"><button type="submit" class="remove">{}</button></form></td></tr>"#,
             r.position,
             e(&r.name),
             e(r.conditions.to_string()),
             e(&r.delivery_method.code),
-            if r.enabled { "✓" } else { "—" }
+            if r.enabled { "✓" } else { "—" },
+            r.position,
+            e(t("削除", "Remove"))
         );
     }
+    let method_options: String = methods
+        .iter()
+        .map(|m| {
+            format!(
+                r#"<option value="{0}">{0} ({1})</option>"#,
+                e(&m.code),
+                e(&m.name)
+            )
+        })
+        .collect();
     let _ = write!(
         body,
-        r#"</tbody></table><p class="hint">{}</p><form method="get" action="{PATH}#trial" id="try-form" class="inline"><input type="hidden" name="shop" value="{}"><label>{}<input name="try" value="{}" placeholder="503-1234567-1234567"></label><button type="submit" id="try-submit">{}</button></form>"#,
+        r#"</tbody></table><form method="post" action="{PATH}/rules" id="rule-form" class="inline">{hidden}<label>{}<input name="position" inputmode="numeric" required></label><label>{}<input name="name" required></label><label>{}<select name="method">{method_options}</select></label><label>{}<input name="marketplaces" placeholder="JP,AU"></label><label>{}<input name="service_levels" placeholder="Expedited"></label><label>{}<input name="states" placeholder="北海道,沖縄県"></label><label>SKU<input name="skus"></label><label>{}<input name="min_total" inputmode="decimal"></label><label>{}<input name="max_total" inputmode="decimal"></label><label>Prime<select name="prime"><option value="">{}</option><option value="true">{}</option><option value="false">{}</option></select></label><button type="submit" id="rule-submit">{}</button></form>"#,
+        e(t("順番", "Position")),
+        e(t("ルール名", "Rule")),
+        e(t("配送方法", "Delivery method")),
         e(t(
-            "上から順に試し、最初に一致したルールの配送方法を設定します。ルールの追加・削除は ctl rules add / remove。",
-            "Tried from the top; the first rule that matches sets the delivery method. Add or remove rules with ctl rules add / remove.",
+            "マーケットプレイス（カンマ区切り）",
+            "Marketplaces (comma-separated)"
+        )),
+        e(t("配送サービス", "Service levels")),
+        e(t("都道府県", "States")),
+        e(t("合計金額の下限", "Minimum total")),
+        e(t("合計金額の上限", "Maximum total")),
+        e(t("問わない", "Any")),
+        e(t("Primeのみ", "Prime only")),
+        e(t("Prime以外", "Not Prime")),
+        e(t("ルールを追加", "Add the rule")),
+    );
+    let _ = write!(
+        body,
+        r#"<p class="hint">{}</p><form method="get" action="{PATH}#trial" id="try-form" class="inline"><input type="hidden" name="shop" value="{}"><label>{}<input name="try" value="{}" placeholder="503-1234567-1234567"></label><button type="submit" id="try-submit">{}</button></form>"#,
+        e(t(
+            "上から順に試し、最初に一致したルールの配送方法を設定します（ctl rules add / remove でも変更できます）。",
+            "Tried from the top; the first rule that matches sets the delivery method (ctl rules add / remove change them too).",
         )),
         e(&shop.code),
         e(t("注文番号でルールを試す", "Try the rules on an order")),
@@ -387,4 +419,133 @@ pub async fn remove_carrier(
     ctx.commit_change(tx, shop.id, None, "carrier_mapping_removed", &message)
         .await?;
     Ok(saved(shop, "carriers"))
+}
+
+#[derive(Deserialize)]
+pub struct RuleForm {
+    #[serde(flatten)]
+    form: ShopForm,
+    position: String,
+    name: String,
+    method: String,
+    marketplaces: Option<String>,
+    service_levels: Option<String>,
+    states: Option<String>,
+    skus: Option<String>,
+    min_total: Option<String>,
+    max_total: Option<String>,
+    prime: Option<String>,
+}
+
+/// A comma-separated form field as a list (blank items dropped; `、` counts as a comma).
+fn list(v: &Option<String>) -> Vec<String> {
+    nz(v).map_or_else(Vec::new, |v| {
+        v.split([',', '、'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+/// The rule's conditions from the form, or why they are not valid.
+fn conditions(f: &RuleForm) -> Result<domain::delivery_rules::RuleConditions, String> {
+    let marketplaces = list(&f.marketplaces)
+        .iter()
+        .map(|m| m.parse::<domain::Marketplace>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let amount =
+        |v: &Option<String>, what: &str| -> Result<Option<rust_decimal::Decimal>, String> {
+            nz(v)
+                .map(|s| {
+                    s.replace(',', "")
+                        .parse()
+                        .map_err(|_| format!("{what} {s:?} is not an amount (e.g. 5000 or 49.95)"))
+                })
+                .transpose()
+        };
+    let c = domain::delivery_rules::RuleConditions {
+        marketplaces,
+        ship_service_levels: list(&f.service_levels),
+        states: list(&f.states),
+        skus: list(&f.skus),
+        min_total: amount(&f.min_total, "the minimum total")?,
+        max_total: amount(&f.max_total, "the maximum total")?,
+        prime: match nz(&f.prime) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
+    };
+    match c.impossible() {
+        Some(why) => Err(why),
+        None => Ok(c),
+    }
+}
+
+pub async fn add_rule(ctx: Ctx, Form(f): Form<RuleForm>) -> Result<Response, AppError> {
+    let shop = ctx.posted_shop(&f.form)?;
+    let Ok(position) = f.position.trim().parse::<i32>() else {
+        let msg = format!("position {:?} is not a whole number", f.position);
+        return refused(&ctx, shop, &msg).await;
+    };
+    let name = f.name.trim();
+    if name.is_empty() {
+        let msg = ctx.t("ルール名を入力してください。", "Enter the rule's name.");
+        return refused(&ctx, shop, msg).await;
+    }
+    let conditions = match conditions(&f) {
+        Ok(c) => c,
+        Err(why) => return refused(&ctx, shop, &why).await,
+    };
+    let mut tx = ctx.state.pool.begin().await?;
+    let method = match catalog::delivery_method_by_code(&mut tx, shop.id, f.method.trim()).await {
+        Ok(m) => m,
+        Err(StoreError::NotFound { .. }) => {
+            let msg = format!("no delivery method has the code {:?}", f.method.trim());
+            return refused(&ctx, shop, &msg).await;
+        }
+        Err(err) => return Err(err.into()),
+    };
+    match catalog::add_rule(&mut tx, shop.id, position, name, &conditions, method.id).await {
+        Ok(_) => {}
+        Err(StoreError::Duplicate { .. }) => {
+            let msg =
+                format!("a rule is already at position {position}: remove it or choose another");
+            return refused(&ctx, shop, &msg).await;
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let message = format!(
+        "operator {} added delivery rule {name} at position {position} → {} when {}",
+        ctx.op.username,
+        method.code,
+        serde_json::to_string(&conditions).unwrap_or_default()
+    );
+    ctx.commit_change(tx, shop.id, None, "delivery_rule_added", &message)
+        .await?;
+    Ok(saved(shop, "rules"))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveRuleForm {
+    #[serde(flatten)]
+    form: ShopForm,
+    position: i32,
+}
+
+pub async fn remove_rule(ctx: Ctx, Form(f): Form<RemoveRuleForm>) -> Result<Response, AppError> {
+    let shop = ctx.posted_shop(&f.form)?;
+    let mut tx = ctx.state.pool.begin().await?;
+    if !catalog::remove_rule(&mut tx, shop.id, f.position).await? {
+        let msg = format!("no rule at position {}", f.position);
+        return refused(&ctx, shop, &msg).await;
+    }
+    let message = format!(
+        "operator {} removed the delivery rule at position {}",
+        ctx.op.username, f.position
+    );
+    ctx.commit_change(tx, shop.id, None, "delivery_rule_removed", &message)
+        .await?;
+    Ok(saved(shop, "rules"))
 }
