@@ -314,6 +314,24 @@ impl Ctx {
         }
     }
 
+    /// A per-shop page for an operator who sees no shop: `body` (a flash) and what to do.
+    pub fn no_shops_page(&self, title: &str, mut body: String, status: StatusCode) -> Response {
+        body.push_str(&html::message(self.t(
+            "閲覧できるショップがありません。管理者に依頼してください。",
+            "You have no shops. Ask an administrator to give you access.",
+        )));
+        (status, self.page(title, &body)).into_response()
+    }
+
+    /// The hidden fields every per-shop form posts ([`ShopForm`]).
+    pub fn shop_form_fields(&self, shop_code: &str) -> String {
+        format!(
+            r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}">"#,
+            e(&self.op.csrf),
+            e(shop_code)
+        )
+    }
+
     /// The form that switches a per-shop page to another of the operator's shops.
     pub fn shop_switch(&self, selected: &str) -> String {
         format!(

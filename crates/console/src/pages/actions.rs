@@ -107,11 +107,7 @@ async fn render(
     let t = |ja, en| ctx.t(ja, en);
     let mut body = String::from(flash);
     let Some(shop) = shop else {
-        body.push_str(&crate::html::message(t(
-            "閲覧できるショップがありません。管理者に依頼してください。",
-            "You have no shops. Ask an administrator to give you access.",
-        )));
-        return Ok((status, ctx.page(t("アクション実行", "Actions"), &body)).into_response());
+        return Ok(ctx.no_shops_page(t("アクション実行", "Actions"), body, status));
     };
     body.push_str(&ctx.shop_switch(&shop.code));
     let tz = shop.time_zone.as_str();

@@ -60,18 +60,10 @@ async fn render(
     );
     let mut body = String::from(flash);
     let Some(shop) = shop else {
-        body.push_str(&crate::html::message(t(
-            "閲覧できるショップがありません。",
-            "You have no shops.",
-        )));
-        return Ok((status, ctx.page(title, &body)).into_response());
+        return Ok(ctx.no_shops_page(title, body, status));
     };
     body.push_str(&ctx.shop_switch(&shop.code));
-    let hidden = format!(
-        r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}">"#,
-        e(&ctx.op.csrf),
-        e(&shop.code)
-    );
+    let hidden = ctx.shop_form_fields(&shop.code);
     let mut conn = ctx.state.pool.acquire().await?;
 
     // 配送方法

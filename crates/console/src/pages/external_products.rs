@@ -66,18 +66,10 @@ async fn render(
     let title = t("外部商品（対応表）", "External products (mapping)");
     let mut body = String::from(flash);
     let Some(shop) = shop else {
-        body.push_str(&crate::html::message(t(
-            "閲覧できるショップがありません。",
-            "You have no shops.",
-        )));
-        return Ok((status, ctx.page(title, &body)).into_response());
+        return Ok(ctx.no_shops_page(title, body, status));
     };
     body.push_str(&ctx.shop_switch(&shop.code));
-    let hidden = format!(
-        r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}">"#,
-        e(&ctx.op.csrf),
-        e(&shop.code)
-    );
+    let hidden = ctx.shop_form_fields(&shop.code);
     let (sku, product, days) = (
         t("Amazon SKU", "Amazon SKU"),
         t("品番", "Product code"),

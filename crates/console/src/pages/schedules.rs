@@ -97,11 +97,7 @@ async fn render(
     let title = t("自動実行", "Schedules");
     let mut body = String::from(flash);
     let Some(shop) = shop else {
-        body.push_str(&crate::html::message(t(
-            "閲覧できるショップがありません。管理者に依頼してください。",
-            "You have no shops. Ask an administrator to give you access.",
-        )));
-        return Ok((status, ctx.page(title, &body)).into_response());
+        return Ok(ctx.no_shops_page(title, body, status));
     };
     let tz: Tz = shop.time_zone.parse().unwrap_or(ctx.state.tz);
     body.push_str(&ctx.shop_switch(&shop.code));
