@@ -1,9 +1,7 @@
 //! Server-side SVG charts: grouped bars and lines over days, with axes, grid, legend and a
 //! tooltip (`<title>`) per point. No JavaScript.
 
-use std::fmt::Write as _;
-
-use crate::html::e;
+use maud::{Markup, html};
 
 /// One data series.
 pub struct Series {
@@ -70,28 +68,23 @@ fn fmt_num(v: f64, percent: bool) -> String {
     }
 }
 
+/// One decimal, as the coordinates are written.
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+/// The chart's frame: title, legend, grid, axis labels. Returns the top of the plot and the
+/// markup; the caller adds the plot inside the same `<svg>`.
 fn frame(
-    svg: &mut String,
-    id: &str,
     title: &str,
     labels: &[String],
     series: &[Series],
     ymax: f64,
     percent: bool,
-) -> f64 {
-    let _ = write!(
-        svg,
-        r#"<svg id="{id}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" xmlns="http://www.w3.org/2000/svg" font-family="system-ui,sans-serif" font-size="11">"#,
-        id = e(id),
-        t = e(title)
-    );
-    let _ = write!(
-        svg,
-        r##"<text x="{LEFT}" y="16" font-size="14" font-weight="600" fill="#1d2733">{}</text>"##,
-        e(title)
-    );
+) -> (f64, Markup) {
     // legend, wrapped onto more rows when it does not fit
     let (mut x, mut y) = (LEFT, LEGEND_TOP);
+    let mut legend = Vec::with_capacity(series.len());
     for s in series {
         let w = 24.0
             + s.name
@@ -102,65 +95,53 @@ fn frame(
             x = LEFT;
             y += LEGEND_ROW;
         }
-        let _ = write!(
-            svg,
-            r##"<rect x="{x:.1}" y="{y}" width="10" height="10" fill="{c}"/><text x="{tx:.1}" y="{ty}" fill="#33404d">{n}</text>"##,
-            c = s.color,
-            tx = x + 14.0,
-            ty = y + 9.0,
-            n = e(&s.name)
-        );
+        legend.push((x, y, s));
         x += w;
     }
     let top = y + 22.0;
     let plot_h = H - top - BOTTOM;
-    for i in 0..=4 {
-        let v = ymax * f64::from(i) / 4.0;
-        let y = top + plot_h - plot_h * f64::from(i) / 4.0;
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{x2}" y1="{y}" y2="{y}" stroke="#e1e6eb"/><text x="{tx}" y="{ty}" text-anchor="end" fill="#55616d">{v}</text>"##,
-            x2 = W - RIGHT,
-            tx = LEFT - 6.0,
-            ty = y + 4.0,
-            v = fmt_num(v, percent)
-        );
-    }
     let n = labels.len().max(1);
     let slot = (W - LEFT - RIGHT) / n as f64;
     let every = n.div_ceil(10);
-    for (i, l) in labels.iter().enumerate() {
-        if i % every == 0 || i == n - 1 {
-            let _ = write!(
-                svg,
-                r##"<text x="{x}" y="{y}" text-anchor="middle" fill="#55616d">{l}</text>"##,
-                x = LEFT + slot * (i as f64 + 0.5),
-                y = H - BOTTOM + 16.0,
-                l = e(l)
-            );
+    let markup = html! {
+        text x=(LEFT) y="16" font-size="14" font-weight="600" fill="#1d2733" { (title) }
+        @for (x, y, s) in &legend {
+            rect x=(f1(*x)) y=(y) width="10" height="10" fill=(s.color) {}
+            text x=(f1(x + 14.0)) y=(y + 9.0) fill="#33404d" { (s.name) }
         }
-    }
-    let _ = write!(
-        svg,
-        r##"<line x1="{LEFT}" x2="{x2}" y1="{y}" y2="{y}" stroke="#8a96a3"/>"##,
-        x2 = W - RIGHT,
-        y = top + plot_h
-    );
-    top
+        @for i in 0..=4 {
+            @let v = ymax * f64::from(i) / 4.0;
+            @let y = top + plot_h - plot_h * f64::from(i) / 4.0;
+            line x1=(LEFT) x2=(W - RIGHT) y1=(y) y2=(y) stroke="#e1e6eb" {}
+            text x=(LEFT - 6.0) y=(y + 4.0) text-anchor="end" fill="#55616d" { (fmt_num(v, percent)) }
+        }
+        @for (i, l) in labels.iter().enumerate() {
+            @if i % every == 0 || i == n - 1 {
+                text x=(LEFT + slot * (i as f64 + 0.5)) y=(H - BOTTOM + 16.0) text-anchor="middle" fill="#55616d" { (l) }
+            }
+        }
+        line x1=(LEFT) x2=(W - RIGHT) y1=(top + plot_h) y2=(top + plot_h) stroke="#8a96a3" {}
+    };
+    (top, markup)
 }
 
-fn empty(svg: &mut String, top: f64, series: &[Series], no_data: &str) -> bool {
+/// "No data" across the plot when every value is zero (`None`: there is something to draw).
+fn empty(top: f64, series: &[Series], no_data: &str) -> Option<Markup> {
     let none = series.iter().all(|s| s.values.iter().all(|v| *v == 0.0));
-    if none {
-        let _ = write!(
-            svg,
-            r##"<text x="{x}" y="{y}" text-anchor="middle" fill="#8a96a3" font-size="13">{t}</text>"##,
-            x = LEFT + (W - LEFT - RIGHT) / 2.0,
-            y = top + (H - top - BOTTOM) / 2.0,
-            t = e(no_data)
-        );
+    none.then(|| {
+        html! {
+            text x=(LEFT + (W - LEFT - RIGHT) / 2.0) y=(top + (H - top - BOTTOM) / 2.0) text-anchor="middle" fill="#8a96a3" font-size="13" { (no_data) }
+        }
+    })
+}
+
+/// The `<svg>` around a chart.
+fn svg(id: &str, title: &str, inner: Markup) -> Markup {
+    html! {
+        svg id=(id) viewBox={ "0 0 " (W) " " (H) } role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg" font-family="system-ui,sans-serif" font-size="11" {
+            (inner)
+        }
     }
-    none
 }
 
 /// Grouped bars, one group per label. `percent` fixes the axis at 0-100 %.
@@ -171,89 +152,73 @@ pub fn bars(
     series: &[Series],
     percent: bool,
     no_data: &str,
-) -> String {
+) -> Markup {
     let max = series
         .iter()
         .flat_map(|s| s.values.iter().copied())
         .fold(0.0, f64::max);
     let ymax = if percent { 100.0 } else { nice_max(max) };
-    let mut svg = String::new();
-    let top = frame(&mut svg, id, title, labels, series, ymax, percent);
-    if !empty(&mut svg, top, series, no_data) {
-        let plot_h = H - top - BOTTOM;
-        let slot = (W - LEFT - RIGHT) / labels.len().max(1) as f64;
-        let bw = (slot * 0.8 / series.len().max(1) as f64).max(1.0);
-        for (i, label) in labels.iter().enumerate() {
-            for (k, s) in series.iter().enumerate() {
-                let v = s.values.get(i).copied().unwrap_or(0.0);
-                let h = plot_h * (v / ymax).clamp(0.0, 1.0);
-                let x = LEFT + slot * i as f64 + slot * 0.1 + bw * k as f64;
-                let _ = write!(
-                    svg,
-                    r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{c}"><title>{l} {n}: {v}</title></rect>"#,
-                    y = top + plot_h - h,
-                    w = (bw - 1.0).max(1.0),
-                    c = s.color,
-                    l = e(label),
-                    n = e(&s.name),
-                    v = fmt_num(v, percent)
-                );
+    let (top, frame) = frame(title, labels, series, ymax, percent);
+    let plot_h = H - top - BOTTOM;
+    let slot = (W - LEFT - RIGHT) / labels.len().max(1) as f64;
+    let bw = (slot * 0.8 / series.len().max(1) as f64).max(1.0);
+    let plot = match empty(top, series, no_data) {
+        Some(m) => m,
+        None => html! {
+            @for (i, label) in labels.iter().enumerate() {
+                @for (k, s) in series.iter().enumerate() {
+                    @let v = s.values.get(i).copied().unwrap_or(0.0);
+                    @let h = plot_h * (v / ymax).clamp(0.0, 1.0);
+                    @let x = LEFT + slot * i as f64 + slot * 0.1 + bw * k as f64;
+                    rect x=(f1(x)) y=(f1(top + plot_h - h)) width=(f1((bw - 1.0).max(1.0))) height=(f1(h)) fill=(s.color) {
+                        title { (label) " " (s.name) ": " (fmt_num(v, percent)) }
+                    }
+                }
             }
-        }
-    }
-    svg.push_str("</svg>");
-    svg
+        },
+    };
+    svg(id, title, html! { (frame) (plot) })
 }
 
 /// Lines with a dot per point.
-pub fn lines(id: &str, title: &str, labels: &[String], series: &[Series], no_data: &str) -> String {
+pub fn lines(id: &str, title: &str, labels: &[String], series: &[Series], no_data: &str) -> Markup {
     let max = series
         .iter()
         .flat_map(|s| s.values.iter().copied())
         .fold(0.0, f64::max);
     let ymax = nice_max(max);
-    let mut svg = String::new();
-    let top = frame(&mut svg, id, title, labels, series, ymax, false);
-    if !empty(&mut svg, top, series, no_data) {
-        let plot_h = H - top - BOTTOM;
-        let slot = (W - LEFT - RIGHT) / labels.len().max(1) as f64;
-        for s in series {
-            let pts: Vec<(f64, f64, f64)> = s
-                .values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    (
-                        LEFT + slot * (i as f64 + 0.5),
-                        top + plot_h - plot_h * (v / ymax).clamp(0.0, 1.0),
-                        *v,
-                    )
-                })
-                .collect();
-            let path: Vec<String> = pts
-                .iter()
-                .map(|(x, y, _)| format!("{x:.1},{y:.1}"))
-                .collect();
-            let _ = write!(
-                svg,
-                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
-                path.join(" "),
-                s.color
-            );
-            for ((x, y, v), l) in pts.iter().zip(labels) {
-                let _ = write!(
-                    svg,
-                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{c}"><title>{l} {n}: {v}</title></circle>"#,
-                    c = s.color,
-                    l = e(l),
-                    n = e(&s.name),
-                    v = fmt_num(*v, false)
-                );
+    let (top, frame) = frame(title, labels, series, ymax, false);
+    let plot_h = H - top - BOTTOM;
+    let slot = (W - LEFT - RIGHT) / labels.len().max(1) as f64;
+    let points = |s: &Series| -> Vec<(f64, f64, f64)> {
+        s.values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    LEFT + slot * (i as f64 + 0.5),
+                    top + plot_h - plot_h * (v / ymax).clamp(0.0, 1.0),
+                    *v,
+                )
+            })
+            .collect()
+    };
+    let plot = match empty(top, series, no_data) {
+        Some(m) => m,
+        None => html! {
+            @for s in series {
+                @let pts = points(s);
+                @let path = pts.iter().map(|(x, y, _)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ");
+                polyline points=(path) fill="none" stroke=(s.color) stroke-width="2" {}
+                @for ((x, y, v), l) in pts.iter().zip(labels) {
+                    circle cx=(f1(*x)) cy=(f1(*y)) r="3" fill=(s.color) {
+                        title { (l) " " (s.name) ": " (fmt_num(*v, false)) }
+                    }
+                }
             }
-        }
-    }
-    svg.push_str("</svg>");
-    svg
+        },
+    };
+    svg(id, title, html! { (frame) (plot) })
 }
 
 #[cfg(test)]
@@ -279,11 +244,11 @@ mod tests {
             values: vec![1.0, 2.0],
         }];
         let labels = ["a".to_owned(), "b".to_owned()];
-        let svg = bars("c", "T&T", &labels, &s, false, "none");
+        let svg = bars("c", "T&T", &labels, &s, false, "none").into_string();
         assert!(svg.contains("&lt;x&gt;") && svg.contains("T&amp;T"));
         assert!(!svg.contains("<x>"));
         assert_eq!(svg.matches("<rect").count(), 3); // legend + two bars
-        let svg = lines("l", "T", &labels, &s, "none");
+        let svg = lines("l", "T", &labels, &s, "none").into_string();
         assert!(svg.contains("<polyline"));
     }
 }

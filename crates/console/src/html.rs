@@ -1,49 +1,24 @@
-//! Hand-written HTML: every dynamic value goes through [`e`] (escaped on `Display`), so markup
-//! is built with `write!`/`format!` and nothing an operator, Amazon or a buyer typed can break
-//! out of its element or attribute.
+//! The layout and the small pieces every page shares, as [`maud`] templates: `html!` escapes
+//! every spliced value (text and attribute values alike) unless it is a [`Markup`] built by
+//! another template, so nothing an operator, Amazon or a buyer typed can break out of its
+//! element or attribute, and the markup is checked when the crate compiles. `PreEscaped` is used
+//! only for the stylesheet below (a constant), never for a value from the database or a request.
 
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{Display, Write as _};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::i18n::Lang;
 
-/// Escapes `&`, `<`, `>`, `"` and `'` (safe in text and in quoted attribute values).
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A value displayed HTML-escaped.
-pub struct Esc<T>(pub T);
-
-impl<T: Display> Display for Esc<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&escape(&self.0.to_string()))
-    }
-}
-
-/// Escapes a value for use in `write!`/`format!`.
-pub fn e<T: Display>(v: T) -> Esc<T> {
-    Esc(v)
-}
-
 /// An optional value, or an em dash.
-pub fn opt<T: Display>(v: Option<T>) -> String {
-    match v {
-        Some(v) => escape(&v.to_string()),
-        None => "—".to_owned(),
+pub fn opt<T: Display>(v: Option<T>) -> Markup {
+    html! {
+        @match v {
+            Some(v) => (v),
+            None => "—",
+        }
     }
 }
 
@@ -79,26 +54,25 @@ pub fn time_opt(t: Option<DateTime<Utc>>, tz: Tz) -> String {
 }
 
 /// A coloured status badge (`kind` picks the colour).
-pub fn badge(kind: &str, text: &str) -> String {
-    format!(
-        r#"<span class="badge b-{}">{}</span>"#,
-        escape(kind),
-        escape(text)
-    )
+pub fn badge(kind: &str, text: &str) -> Markup {
+    html! { span class={ "badge b-" (kind) } { (text) } }
 }
 
-/// `<option>`s of a select; `selected` marks the current value.
-pub fn options(items: &[(String, String)], selected: Option<&str>, all_label: &str) -> String {
-    let mut h = format!(r#"<option value="">{}</option>"#, e(all_label));
-    for (v, label) in items {
-        let sel = if Some(v.as_str()) == selected {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(h, r#"<option value="{}"{sel}>{}</option>"#, e(v), e(label));
+/// `<option>`s of a select; `selected` marks the current value. `all_label`, when given, is a
+/// first option with an empty value (no filter).
+pub fn options(
+    items: &[(String, String)],
+    selected: Option<&str>,
+    all_label: Option<&str>,
+) -> Markup {
+    html! {
+        @if let Some(all) = all_label {
+            option value="" { (all) }
+        }
+        @for (v, label) in items {
+            option value=(v) selected[Some(v.as_str()) == selected] { (label) }
+        }
     }
-    h
 }
 
 /// Navigation entries: (path, ja, en).
@@ -138,52 +112,51 @@ pub fn with_lang(here: &str, lang: Lang) -> String {
 }
 
 /// A whole page.
-pub fn page(f: &Frame<'_>, title: &str, body: &str) -> String {
+pub fn page(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
     let l = f.lang;
-    let mut nav = String::new();
-    if f.user.is_some() {
-        let path = f.here.split('?').next().unwrap_or("/");
-        for (href, ja, en) in NAV {
-            let active = if *href == path || (*href != "/" && path.starts_with(href)) {
-                r#" class="active""#
-            } else {
-                ""
-            };
-            let _ = write!(nav, r#"<a href="{href}"{active}>{}</a>"#, e(l.t(ja, en)));
+    let path = f.here.split('?').next().unwrap_or("/");
+    let other = l.other();
+    let app = l.t("Amazon連携コンソール", "Amazon connector console");
+    html! {
+        (DOCTYPE)
+        html lang=(l.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (app) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    span.brand { (app) }
+                    nav {
+                        @if f.user.is_some() {
+                            @for (href, ja, en) in NAV {
+                                @let active = *href == path || (*href != "/" && path.starts_with(href));
+                                a href=(href) class=[active.then_some("active")] { (l.t(ja, en)) }
+                            }
+                        }
+                    }
+                    span.right {
+                        a class="lang" id="lang-switch" href=(with_lang(f.here, other)) hreflang=(other.code()) {
+                            (other.name())
+                        }
+                        @if let Some((name, csrf)) = f.user {
+                            span.user { (name) }
+                            form method="post" action="/logout" class="inline" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button class="link" type="submit" { (l.t("サインアウト", "Sign out")) }
+                            }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
         }
     }
-    let other = l.other();
-    let switch = format!(
-        r#"<a class="lang" id="lang-switch" href="{}" hreflang="{}">{}</a>"#,
-        e(with_lang(f.here, other)),
-        other.code(),
-        e(other.name())
-    );
-    let user = match f.user {
-        Some((name, csrf)) => format!(
-            r#"<span class="user">{}</span><form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{}"><button class="link" type="submit">{}</button></form>"#,
-            e(name),
-            e(csrf),
-            e(l.t("サインアウト", "Sign out"))
-        ),
-        None => String::new(),
-    };
-    format!(
-        r#"<!doctype html>
-<html lang="{lang}">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · {app}</title>
-<style>{CSS}</style></head>
-<body>
-<header><span class="brand">{app}</span><nav>{nav}</nav><span class="right">{switch}{user}</span></header>
-<main><h1>{title}</h1>
-{body}
-</main>
-</body></html>"#,
-        lang = l.code(),
-        title = e(title),
-        app = e(l.t("Amazon連携コンソール", "Amazon connector console")),
-    )
 }
 
 const CSS: &str = r#"
@@ -248,8 +221,8 @@ a{color:#1f5fa8}
 "#;
 
 /// A plain message page body.
-pub fn message(text: &str) -> String {
-    format!(r#"<p class="flash err">{}</p>"#, e(text))
+pub fn message(text: &str) -> Markup {
+    html! { p class="flash err" { (text) } }
 }
 
 /// One header cell of a table: its (untranslated-by-now) label and whether it is right-aligned.
@@ -270,26 +243,43 @@ impl<'a> Col<'a> {
     }
 }
 
-/// A table's opening up to `<tbody>`: the header cells (escaped) and, when `empty` is given (the
-/// table has no rows), one row across all columns saying so. The caller adds the rows and
-/// `</tbody></table>`.
-pub fn table_open(id: Option<&str>, cols: &[Col<'_>], empty: Option<&str>) -> String {
-    let mut h = match id {
-        Some(id) => format!(r#"<table id="{}"><thead><tr>"#, e(id)),
-        None => "<table><thead><tr>".to_owned(),
-    };
-    for c in cols {
-        let class = if c.num { r#" class="num""# } else { "" };
-        let _ = write!(h, "<th{class}>{}</th>", e(c.label));
+/// A whole table: the header cells and `rows` (the `<tr>`s); when `empty` is given (the table
+/// has no rows), one row across all columns saying so comes first.
+pub fn table(id: Option<&str>, cols: &[Col<'_>], empty: Option<&str>, rows: Markup) -> Markup {
+    html! {
+        table id=[id] {
+            thead {
+                tr {
+                    @for c in cols {
+                        th class=[c.num.then_some("num")] { (c.label) }
+                    }
+                }
+            }
+            tbody {
+                @if let Some(text) = empty {
+                    tr { td colspan=(cols.len()) { (text) } }
+                }
+                (rows)
+            }
+        }
     }
-    h.push_str("</tr></thead><tbody>");
-    if let Some(text) = empty {
-        let _ = write!(
-            h,
-            r#"<tr><td colspan="{}">{}</td></tr>"#,
-            cols.len(),
-            e(text)
-        );
+}
+
+/// `<pre class="msg">`: a message shown verbatim (line breaks kept).
+pub fn pre_msg(text: &str) -> Markup {
+    html! { pre class="msg" { (text) } }
+}
+
+/// `<div class="msg">`, or nothing without a message.
+pub fn div_msg(text: Option<&str>) -> Markup {
+    html! {
+        @if let Some(m) = text {
+            div class="msg" { (m) }
+        }
     }
-    h
+}
+
+/// A flash message: `class` is `ok` or `err` (or another colour), `id` the element's id.
+pub fn flash(class: &str, id: &str, text: &str) -> Markup {
+    html! { p class={ "flash " (class) } id=(id) { (text) } }
 }

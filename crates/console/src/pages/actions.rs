@@ -3,8 +3,6 @@
 //! written to the transactional outbox like every other command; nothing is published when it
 //! is refused.
 
-use std::fmt::Write as _;
-
 use axum::{
     Form,
     extract::Query,
@@ -17,13 +15,14 @@ use domain::{
     messages::{Action, Command, CommandError, CommandParams, StatusSyncMode},
     window::{ImportMode, WindowError},
 };
+use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
     auth::ShopRef,
-    html::{Col, badge, e, table_open, time, url_enc},
+    html::{Col, badge, flash, table, time, url_enc},
     i18n::Lang,
     nz,
 };
@@ -41,16 +40,16 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
     let shop = ctx.pick_shop(nz(&q.shop))?;
     let flash = match (q.queued, shop) {
         (Some(id), Some(_)) => queued_flash(&ctx, id).await?,
-        _ => String::new(),
+        _ => html! {},
     };
-    render(&ctx, shop, &flash, StatusCode::OK).await
+    render(&ctx, shop, flash, StatusCode::OK).await
 }
 
-async fn queued_flash(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
+async fn queued_flash(ctx: &Ctx, id: Uuid) -> Result<Markup, AppError> {
     let mut conn = ctx.state.pool.acquire().await?;
     let row = store::read::actions::queued_command(&mut conn, id).await?;
     let Some(row) = row else {
-        return Ok(String::new());
+        return Ok(html! {});
     };
     let visible = row
         .payload
@@ -59,15 +58,19 @@ async fn queued_flash(ctx: &Ctx, id: Uuid) -> Result<String, AppError> {
         .and_then(|s| s.parse::<Uuid>().ok())
         .is_some_and(|s| ctx.op.shop_by_id(s).is_some());
     if !visible {
-        return Ok(String::new());
+        return Ok(html! {});
     }
-    Ok(format!(
-        r#"<p class="flash ok" id="queued">{} {} — {} <code>{}</code></p>"#,
-        e(ctx.t("実行を依頼しました:", "Triggered:")),
-        e(params_summary(ctx.lang, &row.routing_key, &row.payload)),
-        e(ctx.t("メッセージID", "message id")),
-        id
-    ))
+    Ok(html! {
+        p class="flash ok" id="queued" {
+            (ctx.t("実行を依頼しました:", "Triggered:"))
+            " "
+            (params_summary(ctx.lang, &row.routing_key, &row.payload))
+            " — "
+            (ctx.t("メッセージID", "message id"))
+            " "
+            code { (id) }
+        }
+    })
 }
 
 /// `出荷指示取得（時間指定で取得 6時間）` from a command payload.
@@ -101,167 +104,144 @@ fn params_summary(lang: Lang, routing_key: &str, payload: &serde_json::Value) ->
 async fn render(
     ctx: &Ctx,
     shop: Option<&ShopRef>,
-    flash: &str,
+    flash: Markup,
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let t = |ja, en| ctx.t(ja, en);
-    let mut body = String::from(flash);
     let Some(shop) = shop else {
-        return Ok(ctx.no_shops_page(t("アクション実行", "Actions"), body, status));
+        return Ok(ctx.no_shops_page(t("アクション実行", "Actions"), flash, status));
     };
-    body.push_str(&ctx.shop_switch(&shop.code));
     let tz = shop.time_zone.as_str();
     let hidden = |action: &str, mode: &str| {
-        format!(
-            r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}"><input type="hidden" name="action" value="{}"><input type="hidden" name="mode" value="{}">"#,
-            e(&ctx.op.csrf),
-            e(&shop.code),
-            e(action),
-            e(mode)
-        )
+        html! {
+            (ctx.shop_form_fields(&shop.code))
+            input type="hidden" name="action" value=(action);
+            input type="hidden" name="mode" value=(mode);
+        }
     };
     let card_title = |a: Action| {
-        format!(
-            r#"<h3>{} <span class="hint">({})</span></h3>"#,
-            e(ctx.lang.action(a)),
-            a.as_str()
-        )
+        html! {
+            h3 { (ctx.lang.action(a)) " " span class="hint" { "(" (a.as_str()) ")" } }
+        }
     };
-    let _ = write!(
-        body,
-        r#"<p class="hint">{} <b>{}</b> ({}) — {} {}</p><div class="cards">"#,
-        e(t("対象ショップ:", "Shop:")),
-        e(&shop.name),
-        e(&shop.code),
-        e(t(
-            "日時はショップのタイムゾーン:",
-            "Times are in the shop's time zone:"
-        )),
-        e(tz)
-    );
     // order-ingest: three modes.
     let oi = Action::OrderIngest;
-    let _ = write!(
-        body,
-        r#"<div class="card" id="card-order-ingest">{title}
-<form method="post" action="/actions" id="differential-form">{h_diff}<button type="submit" id="differential-submit">{diff}</button><span class="hint">{diff_hint}</span></form>
-<form method="post" action="/actions" id="range-form" data-range data-msg-too-long="{too_long}" data-msg-inverted="{inverted}">{h_range}
-<label>{from} <input type="datetime-local" name="from" required></label>
-<label>{to} <input type="datetime-local" name="to" required></label>
-<button type="submit" id="range-submit">{range}</button>
-<span class="flash err form-error" hidden></span><span class="hint">{range_hint}</span></form>
-<form method="post" action="/actions" id="hours-form">{h_hours}
-<label>{last} <input type="number" name="hours" min="1" max="168" step="1" required placeholder="6" style="width:6em"> {hours_unit}</label>
-<button type="submit" id="hours-submit">{hours}</button><span class="hint">{hours_hint}</span></form></div>"#,
-        title = card_title(oi),
-        h_diff = hidden(oi.as_str(), "differential"),
-        h_range = hidden(oi.as_str(), "range"),
-        h_hours = hidden(oi.as_str(), "hours"),
-        diff = e(ctx.lang.mode("differential")),
-        diff_hint = e(t(
-            "前回の実行時刻から現在まで（初回は1週間前から）",
-            "From the previous run until now (first run: one week back)"
-        )),
-        range = e(ctx.lang.mode("range")),
-        range_hint = e(t("1回の範囲は最大7日間", "One range spans at most 7 days")),
-        too_long = e(t(
-            "範囲が長すぎます。範囲指定で取得できるのは最大7日間です。1週間ごとに分けてください。",
-            "The range is too long: a range may span at most 7 days. Split it into weekly ranges."
-        )),
-        inverted = e(t(
-            "開始日時を終了日時より前にしてください。",
-            "The start must be before the end."
-        )),
-        from = e(t("開始", "From")),
-        to = e(t("終了", "To")),
-        last = e(t("過去", "Last")),
-        hours_unit = e(t("時間", "hours")),
-        hours = e(ctx.lang.mode("hours")),
-        hours_hint = e(t(
-            "1〜168時間（最大1週間）",
-            "1–168 hours (at most one week)"
-        )),
-    );
-    let simple = |a: Action, buttons: &[(&str, &str, &str)]| {
-        let mut h = format!(
-            r#"<div class="card" id="card-{}">{}"#,
-            a.as_str(),
-            card_title(a)
-        );
-        for (mode, label, hint) in buttons {
-            let _ = write!(
-                h,
-                r#"<form method="post" action="/actions">{}<button type="submit" id="{}-{}-submit">{}</button><span class="hint">{}</span></form>"#,
-                hidden(a.as_str(), mode),
-                a.as_str(),
-                if mode.is_empty() { "run" } else { mode },
-                e(label),
-                e(hint)
-            );
+    let order_ingest = html! {
+        div class="card" id="card-order-ingest" {
+            (card_title(oi))
+            form method="post" action="/actions" id="differential-form" {
+                (hidden(oi.as_str(), "differential"))
+                button type="submit" id="differential-submit" { (ctx.lang.mode("differential")) }
+                span class="hint" {
+                    (t(
+                        "前回の実行時刻から現在まで（初回は1週間前から）",
+                        "From the previous run until now (first run: one week back)"
+                    ))
+                }
+            }
+            form method="post" action="/actions" id="range-form" data-range
+                data-msg-too-long=(t(
+                    "範囲が長すぎます。範囲指定で取得できるのは最大7日間です。1週間ごとに分けてください。",
+                    "The range is too long: a range may span at most 7 days. Split it into weekly ranges."
+                ))
+                data-msg-inverted=(t(
+                    "開始日時を終了日時より前にしてください。",
+                    "The start must be before the end."
+                )) {
+                (hidden(oi.as_str(), "range"))
+                label { (t("開始", "From")) " " input type="datetime-local" name="from" required; }
+                label { (t("終了", "To")) " " input type="datetime-local" name="to" required; }
+                button type="submit" id="range-submit" { (ctx.lang.mode("range")) }
+                span class="flash err form-error" hidden {}
+                span class="hint" { (t("1回の範囲は最大7日間", "One range spans at most 7 days")) }
+            }
+            form method="post" action="/actions" id="hours-form" {
+                (hidden(oi.as_str(), "hours"))
+                label {
+                    (t("過去", "Last")) " "
+                    input type="number" name="hours" min="1" max="168" step="1" required placeholder="6" style="width:6em";
+                    " " (t("時間", "hours"))
+                }
+                button type="submit" id="hours-submit" { (ctx.lang.mode("hours")) }
+                span class="hint" { (t("1〜168時間（最大1週間）", "1–168 hours (at most one week)")) }
+            }
         }
-        h.push_str("</div>");
-        h
     };
-    body.push_str(&simple(
-        Action::StatusSync,
-        &[
-            (
-                "changes",
-                t("ステータス同期を実行", "Run status sync"),
-                t("入金・キャンセルを反映", "Apply payments and cancellations"),
-            ),
-            (
-                "reconcile",
-                t("全件照合", "Reconcile all open"),
-                t(
-                    "障害後に未完了の出荷指示をすべて確認",
-                    "After an outage: check every open instruction",
+    let simple = |a: Action, buttons: &[(&str, &str, &str)]| {
+        html! {
+            div class="card" id={ "card-" (a.as_str()) } {
+                (card_title(a))
+                @for (mode, label, hint) in buttons {
+                    form method="post" action="/actions" {
+                        (hidden(a.as_str(), mode))
+                        button type="submit" id={ (a.as_str()) "-" (if mode.is_empty() { "run" } else { mode }) "-submit" } { (label) }
+                        span class="hint" { (hint) }
+                    }
+                }
+            }
+        }
+    };
+    let cards = html! {
+        (order_ingest)
+        (simple(
+            Action::StatusSync,
+            &[
+                (
+                    "changes",
+                    t("ステータス同期を実行", "Run status sync"),
+                    t("入金・キャンセルを反映", "Apply payments and cancellations"),
                 ),
-            ),
-        ],
-    ));
-    body.push_str(&simple(
-        Action::ShipmentFeedback,
-        &[(
-            "",
-            t("出荷実績戻しを実行", "Run shipment-result return"),
-            t(
-                "本日出荷分の配送業者と問番を送信",
-                "Send carrier and tracking numbers of today's shipments",
-            ),
-        )],
-    ));
-    body.push_str(&simple(
-        Action::InventorySync,
-        &[
-            (
+                (
+                    "reconcile",
+                    t("全件照合", "Reconcile all open"),
+                    t(
+                        "障害後に未完了の出荷指示をすべて確認",
+                        "After an outage: check every open instruction",
+                    ),
+                ),
+            ],
+        ))
+        (simple(
+            Action::ShipmentFeedback,
+            &[(
                 "",
-                t("在庫連携を実行", "Run inventory sync"),
+                t("出荷実績戻しを実行", "Run shipment-result return"),
                 t(
-                    "在庫が変わったSKUのフリー在庫を送信",
-                    "Push free stock of SKUs whose stock changed",
+                    "本日出荷分の配送業者と問番を送信",
+                    "Send carrier and tracking numbers of today's shipments",
                 ),
-            ),
-            (
-                "full",
-                t("全SKUを送信", "Push every SKU"),
-                t("対応表のすべてのSKU", "Every mapped SKU"),
-            ),
-        ],
-    ));
-    body.push_str(&simple(
-        Action::FeedPoller,
-        &[(
-            "",
-            t("フィード送信結果取得を実行", "Fetch feed results"),
-            t(
-                "送信済みフィードの処理結果を取得",
-                "Fetch processing results of submitted feeds",
-            ),
-        )],
-    ));
-    body.push_str("</div>");
-    body.push_str(SCRIPT);
+            )],
+        ))
+        (simple(
+            Action::InventorySync,
+            &[
+                (
+                    "",
+                    t("在庫連携を実行", "Run inventory sync"),
+                    t(
+                        "在庫が変わったSKUのフリー在庫を送信",
+                        "Push free stock of SKUs whose stock changed",
+                    ),
+                ),
+                (
+                    "full",
+                    t("全SKUを送信", "Push every SKU"),
+                    t("対応表のすべてのSKU", "Every mapped SKU"),
+                ),
+            ],
+        ))
+        (simple(
+            Action::FeedPoller,
+            &[(
+                "",
+                t("フィード送信結果取得を実行", "Fetch feed results"),
+                t(
+                    "送信済みフィードの処理結果を取得",
+                    "Fetch processing results of submitted feeds",
+                ),
+            )],
+        ))
+    };
 
     // Recent triggers of this shop.
     let topo = bus::Topology::new(ctx.state.bus_prefix.clone(), bus::DEFAULT_DELIVERY_LIMIT);
@@ -273,50 +253,59 @@ async fn render(
         RECENT_TRIGGERS,
     )
     .await?;
-    let _ = write!(
-        body,
-        "<h2>{}</h2>",
-        e(t("最近の実行依頼", "Recent triggers"))
-    );
-    body.push_str(&table_open(
-        Some("triggers"),
-        &[
-            Col::text(t("依頼日時", "Requested")),
-            Col::text(t("アクション", "Action")),
-            Col::text(t("依頼者", "Requested by")),
-            Col::text(t("キュー", "Queue")),
-            Col::text(t("実行", "Run")),
-        ],
-        rows.is_empty().then(|| t("まだありません", "None yet")),
-    ));
-    for r in rows {
-        let sent = if r.sent_at.is_some() {
-            badge("ok", t("配信済み", "Published"))
-        } else {
-            badge("pending", t("配信待ち", "Waiting for relay"))
-        };
-        let run = match (r.run_status, r.run_id) {
-            (Some(s), Some(id)) => format!(
-                r#"<a href="/runs?shop={}#run-{id}">{}</a>"#,
-                url_enc(&shop.code),
-                badge(&s, &ctx.lang.run_status(&s))
-            ),
-            _ => "—".to_owned(),
-        };
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{sent}</td><td>{run}</td></tr>",
-            time(r.created_at, ctx.state.tz),
-            e(params_summary(ctx.lang, &r.routing_key, &r.payload)),
-            e(r.payload["requested_by"].as_str().unwrap_or("")),
-        );
-    }
-    body.push_str("</tbody></table>");
-    Ok((status, ctx.page(t("アクション実行", "Actions"), &body)).into_response())
+    let trigger_rows = html! {
+        @for r in &rows {
+            tr {
+                td { (time(r.created_at, ctx.state.tz)) }
+                td { (params_summary(ctx.lang, &r.routing_key, &r.payload)) }
+                td { (r.payload["requested_by"].as_str().unwrap_or("")) }
+                td {
+                    @if r.sent_at.is_some() {
+                        (badge("ok", t("配信済み", "Published")))
+                    } @else {
+                        (badge("pending", t("配信待ち", "Waiting for relay")))
+                    }
+                }
+                td {
+                    @match (&r.run_status, r.run_id) {
+                        (Some(s), Some(id)) => a href={ "/runs?shop=" (url_enc(&shop.code)) "#run-" (id) } {
+                            (badge(s, &ctx.lang.run_status(s)))
+                        },
+                        _ => "—",
+                    }
+                }
+            }
+        }
+    };
+    let body = html! {
+        (flash)
+        (ctx.shop_switch(&shop.code))
+        p class="hint" {
+            (t("対象ショップ:", "Shop:")) " " b { (shop.name) } " (" (shop.code) ") — "
+            (t("日時はショップのタイムゾーン:", "Times are in the shop's time zone:")) " " (tz)
+        }
+        div class="cards" { (cards) }
+        script { (PreEscaped(SCRIPT)) }
+        h2 { (t("最近の実行依頼", "Recent triggers")) }
+        (table(
+            Some("triggers"),
+            &[
+                Col::text(t("依頼日時", "Requested")),
+                Col::text(t("アクション", "Action")),
+                Col::text(t("依頼者", "Requested by")),
+                Col::text(t("キュー", "Queue")),
+                Col::text(t("実行", "Run")),
+            ],
+            rows.is_empty().then(|| t("まだありません", "None yet")),
+            trigger_rows,
+        ))
+    };
+    Ok((status, ctx.page(t("アクション実行", "Actions"), body)).into_response())
 }
 
-/// Page-side checks of the range form (the server checks again).
-const SCRIPT: &str = r#"<script>
+/// Page-side checks of the range form (the server checks again): a constant, the only
+/// `PreEscaped` of this page.
+const SCRIPT: &str = r#"
 document.querySelectorAll('form[data-range]').forEach(function (f) {
   f.addEventListener('submit', function (ev) {
     var out = f.querySelector('.form-error');
@@ -328,7 +317,7 @@ document.querySelectorAll('form[data-range]').forEach(function (f) {
     else { out.hidden = true; }
   });
 });
-</script>"#;
+"#;
 
 #[derive(Deserialize)]
 pub struct TriggerForm {
@@ -469,8 +458,8 @@ pub async fn trigger(ctx: Ctx, Form(f): Form<TriggerForm>) -> Result<Response, A
 
 /// The actions page again, with why the trigger was refused (HTTP 422).
 async fn refused(ctx: &Ctx, shop: &ShopRef, msg: &str) -> Result<Response, AppError> {
-    let flash = format!(r#"<p class="flash err" id="refused">{}</p>"#, e(msg));
-    render(ctx, Some(shop), &flash, StatusCode::UNPROCESSABLE_ENTITY).await
+    let flash = flash("err", "refused", msg);
+    render(ctx, Some(shop), flash, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
 #[cfg(test)]

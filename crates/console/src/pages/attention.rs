@@ -1,7 +1,5 @@
 //! 要対応: what an operator has to act on, each section with what to do.
 
-use std::fmt::Write as _;
-
 use axum::{
     Form,
     extract::{Path, Query},
@@ -10,6 +8,7 @@ use axum::{
 use chrono::Utc;
 use chrono_tz::Tz;
 use domain::feed_stuck;
+use maud::{Markup, html};
 use serde::Deserialize;
 use store::read::attention;
 use store::resend::Resend;
@@ -18,50 +17,45 @@ use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
-    html::{Col, badge, e, opt, table_open, time, url_enc},
+    html::{Col, badge, opt, pre_msg, table, time, url_enc},
     pages::api_log::log_table,
 };
 
 /// A section heading with its count, then what to do (or "nothing to do") and, when there is
-/// anything, a table: `table_start` (up to and including `<tbody>`), one `row` per entry.
+/// anything, a table (`table_id`, header `cols` when there are any) with one `row` per entry.
 #[allow(clippy::too_many_arguments)]
 fn section<T>(
     ctx: &Ctx,
-    body: &mut String,
     id: &str,
     title: &str,
     todo: &str,
-    table_start: &str,
+    table_id: Option<&str>,
+    cols: &[Col<'_>],
     rows: &[T],
-    row: impl Fn(&T) -> String,
-) {
+    row: impl Fn(&T) -> Markup,
+) -> Markup {
     let n = rows.len();
-    let _ = write!(
-        body,
-        r#"<h2 id="{}">{} <span class="badge b-{}">{n}</span></h2>"#,
-        e(id),
-        e(title),
-        if n > 0 { "attention" } else { "ok" },
-    );
-    if n == 0 {
-        let _ = write!(
-            body,
-            r#"<p class="hint">{}</p>"#,
-            e(ctx.t("該当なし", "Nothing to do"))
-        );
-        return;
+    let trs = html! {
+        @for r in rows {
+            (row(r))
+        }
+    };
+    html! {
+        h2 id=(id) {
+            (title) " "
+            span class={ "badge b-" (if n > 0 { "attention" } else { "ok" }) } { (n) }
+        }
+        @if n == 0 {
+            p class="hint" { (ctx.t("該当なし", "Nothing to do")) }
+        } @else {
+            div class="todo" { b { (ctx.t("対応方法:", "What to do:")) } " " (todo) }
+            @if cols.is_empty() {
+                table id=[table_id] { tbody { (trs) } }
+            } @else {
+                (table(table_id, cols, None, trs))
+            }
+        }
     }
-    let _ = write!(
-        body,
-        r#"<div class="todo"><b>{}</b> {}</div>"#,
-        e(ctx.t("対応方法:", "What to do:")),
-        e(todo)
-    );
-    body.push_str(table_start);
-    for r in rows {
-        body.push_str(&row(r));
-    }
-    body.push_str("</tbody></table>");
 }
 
 /// The outcome of a resend asked for on this page (after the redirect).
@@ -75,90 +69,81 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     let shops = ctx.op.shop_ids();
     let t = |ja, en| ctx.t(ja, en);
     let mut conn = ctx.state.pool.acquire().await?;
-    let mut body = resend_flash(&ctx, &q);
     let zones = |id: Uuid| {
         ctx.op
             .shop_by_id(id)
             .and_then(|s| s.time_zone.parse::<Tz>().ok())
             .unwrap_or(ctx.state.tz)
     };
-    late(
+    let late = late(
         &ctx,
-        &mut body,
         &store::shipments::late(&mut conn, &shops, zones, Utc::now()).await?,
     );
-    reauth(
+    let reauth = reauth(
         &ctx,
-        &mut body,
         &attention::shops_needing_reauthorization(&mut conn, &shops).await?,
     );
-    unmapped(
+    let unmapped = unmapped(&ctx, &attention::unmapped_skus(&mut conn, &shops).await?);
+    let cancels = cancels(
         &ctx,
-        &mut body,
-        &attention::unmapped_skus(&mut conn, &shops).await?,
-    );
-    cancels(
-        &ctx,
-        &mut body,
         &attention::canceled_after_allocation(&mut conn, &shops).await?,
     );
-    failed(
+    let failed = failed(&ctx, &attention::failed_shipments(&mut conn, &shops).await?);
+    let stuck = stuck(
         &ctx,
-        &mut body,
-        &attention::failed_shipments(&mut conn, &shops).await?,
-    );
-    stuck(
-        &ctx,
-        &mut body,
         &attention::stuck_feeds(&mut conn, &shops, Utc::now()).await?,
     );
 
     // Other attention entries of the last 7 days.
     let others = attention::other_entries(&mut conn, &shops).await?;
-    let _ = write!(
-        body,
-        "<h2>{} <span class=\"badge b-neutral\">{}</span></h2>",
-        e(t(
-            "その他の要対応ログ（7日間）",
-            "Other attention entries (7 days)"
-        )),
-        others.len()
-    );
-    body.push_str(&log_table(&ctx, &others));
-    Ok(ctx.page(t("要対応", "Attention"), &body))
+    let body = html! {
+        (resend_flash(&ctx, &q))
+        (late)
+        (reauth)
+        (unmapped)
+        (cancels)
+        (failed)
+        (stuck)
+        h2 {
+            (t("その他の要対応ログ（7日間）", "Other attention entries (7 days)"))
+            " "
+            span class="badge b-neutral" { (others.len()) }
+        }
+        (log_table(&ctx, &others))
+    };
+    Ok(ctx.page(t("要対応", "Attention"), body))
 }
 
-fn reauth(ctx: &Ctx, body: &mut String, rows: &[attention::ReauthShop]) {
+fn reauth(ctx: &Ctx, rows: &[attention::ReauthShop]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     section(
         ctx,
-        body,
         "reauth",
         t("再認可が必要なショップ", "Shops needing re-authorization"),
         t(
             "Amazonがリフレッシュトークンを拒否しています。セラーセントラルでアプリを再認可し、新しいリフレッシュトークンを ctl shop reauthorize で登録してください。登録までこのショップの連携は止まります。",
             "Amazon refuses the refresh token. Re-authorize the app in Seller Central and store the new token with `ctl shop reauthorize`; every action of this shop stops until then.",
         ),
-        "<table><tbody>",
+        None,
+        &[],
         rows,
         |r| {
-            format!(
-                r#"<tr><td><a href="/shops/{}">{}</a></td><td>{}</td><td><pre class="msg">{}</pre></td><td>{}</td></tr>"#,
-                url_enc(&r.code),
-                e(&r.code),
-                e(&r.name),
-                opt(r.auth_error.as_deref()),
-                time(r.updated_at, ctx.state.tz)
-            )
+            html! {
+                tr {
+                    td { a href={ "/shops/" (url_enc(&r.code)) } { (r.code) } }
+                    td { (r.name) }
+                    td { pre class="msg" { (opt(r.auth_error.as_deref())) } }
+                    td { (time(r.updated_at, ctx.state.tz)) }
+                }
+            }
         },
-    );
+    )
 }
 
-fn unmapped(ctx: &Ctx, body: &mut String, rows: &[attention::UnmappedSku]) {
+fn unmapped(ctx: &Ctx, rows: &[attention::UnmappedSku]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     section(
         ctx,
-        body,
         "unmapped",
         t(
             "未対応SKU（対応表にないSKU）",
@@ -168,36 +153,33 @@ fn unmapped(ctx: &Ctx, body: &mut String, rows: &[attention::UnmappedSku]) {
             "外部商品 > 対応表 にSKUと商品を登録してください（ctl external-product map）。登録するまで在庫は確保されず、在庫連携もされません。",
             "Add the SKU to the external-product mapping table (ctl external-product map). Until then no stock is reserved for it and inventory sync skips it.",
         ),
-        &table_open(
-            Some("attention-unmapped"),
-            &[
-                Col::text(t("ショップ", "Shop")),
-                Col::text("SKU"),
-                Col::num(t("出荷指示数", "Instructions")),
-                Col::num(t("数量", "Quantity")),
-                Col::text(t("例", "Example order")),
-            ],
-            None,
-        ),
+        Some("attention-unmapped"),
+        &[
+            Col::text(t("ショップ", "Shop")),
+            Col::text("SKU"),
+            Col::num(t("出荷指示数", "Instructions")),
+            Col::num(t("数量", "Quantity")),
+            Col::text(t("例", "Example order")),
+        ],
         rows,
         |r| {
-            format!(
-                r#"<tr><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}</td></tr>"#,
-                e(ctx.op.code_of(Some(r.shop_id))),
-                e(&r.sku),
-                r.orders,
-                r.qty,
-                opt(r.latest_order.as_deref())
-            )
+            html! {
+                tr {
+                    td { (ctx.op.code_of(Some(r.shop_id))) }
+                    td { (r.sku) }
+                    td class="num" { (r.orders) }
+                    td class="num" { (r.qty) }
+                    td { (opt(r.latest_order.as_deref())) }
+                }
+            }
         },
-    );
+    )
 }
 
-fn cancels(ctx: &Ctx, body: &mut String, rows: &[attention::CanceledAfterAllocation]) {
+fn cancels(ctx: &Ctx, rows: &[attention::CanceledAfterAllocation]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     section(
         ctx,
-        body,
         "cancel-allocated",
         t(
             "引当済み・出荷済みの注文がAmazonでキャンセル",
@@ -207,50 +189,51 @@ fn cancels(ctx: &Ctx, body: &mut String, rows: &[attention::CanceledAfterAllocat
             "引当済みのため自動ではキャンセルしていません。出荷を止められる場合は倉庫で出荷を止めて出荷指示をキャンセルし、出荷済みの場合は返品・返金をセラーセントラルで処理してください。",
             "Not canceled automatically because stock was allocated. Stop the parcel in the warehouse if you can and cancel the instruction; if it already left, handle return and refund in Seller Central.",
         ),
-        r#"<table id="attention-cancels"><tbody>"#,
+        Some("attention-cancels"),
+        &[],
         rows,
         |r| {
-            format!(
-                r#"<tr><td>{}</td><td><a href="/instructions/{}">{}</a></td><td>{}</td><td><pre class="msg">{}</pre></td><td>{}</td></tr>"#,
-                e(ctx.op.code_of(r.shop_id)),
-                r.instruction_id,
-                e(&r.order),
-                badge(&r.status, &r.status),
-                e(&r.message),
-                time(r.created_at, ctx.state.tz)
-            )
+            html! {
+                tr {
+                    td { (ctx.op.code_of(r.shop_id)) }
+                    td { a href={ "/instructions/" (r.instruction_id) } { (r.order) } }
+                    td { (badge(&r.status, &r.status)) }
+                    td { (pre_msg(&r.message)) }
+                    td { (time(r.created_at, ctx.state.tz)) }
+                }
+            }
         },
-    );
+    )
 }
 
-fn failed(ctx: &Ctx, body: &mut String, rows: &[attention::FailedShipment]) {
+fn failed(ctx: &Ctx, rows: &[attention::FailedShipment]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     section(
         ctx,
-        body,
         "failed-shipments",
         t("出荷実績戻しの失敗", "Failed shipment results"),
         t(
             "Amazonのメッセージを確認し、問番・配送方法（外部連携先配送方法）を直してから再送してください（ctl shipping resend-shipment）。",
             "Read Amazon's message, fix the tracking number or delivery method (external delivery method), then send it again (ctl shipping resend-shipment).",
         ),
-        r#"<table id="attention-failed"><tbody>"#,
+        Some("attention-failed"),
+        &[],
         rows,
         |r| {
-            format!(
-                r#"<tr><td>{}</td><td><a href="/instructions/{}">{}</a></td><td>{}</td><td><pre class="msg">{}</pre></td><td>{}</td></tr>"#,
-                e(ctx.op.code_of(Some(r.shop_id))),
-                r.id,
-                opt(r.amazon_order_id.as_deref()),
-                e(r.tracking_numbers.join(", ")),
-                opt(r.api_error.as_deref()),
-                time(r.updated_at, ctx.state.tz)
-            )
+            html! {
+                tr {
+                    td { (ctx.op.code_of(Some(r.shop_id))) }
+                    td { a href={ "/instructions/" (r.id) } { (opt(r.amazon_order_id.as_deref())) } }
+                    td { (r.tracking_numbers.join(", ")) }
+                    td { pre class="msg" { (opt(r.api_error.as_deref())) } }
+                    td { (time(r.updated_at, ctx.state.tz)) }
+                }
+            }
         },
-    );
+    )
 }
 
-fn stuck(ctx: &Ctx, body: &mut String, rows: &[attention::StuckFeed]) {
+fn stuck(ctx: &Ctx, rows: &[attention::StuckFeed]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     let hours = feed_stuck::stuck_after_hours();
     let title = match ctx.lang {
@@ -259,31 +242,28 @@ fn stuck(ctx: &Ctx, body: &mut String, rows: &[attention::StuckFeed]) {
     };
     section(
         ctx,
-        body,
         "stuck-feeds",
         &title,
         t(
             "フィード送信結果取得を実行してください。それでも終わらない場合はセラーセントラルのフィード状況を確認し、必要なら出荷実績戻し・在庫連携をやり直してください。",
             "Run feed-result retrieval. If it still does not finish, check the feed in Seller Central and, if needed, run shipment-result return or inventory sync again.",
         ),
-        r#"<table id="attention-stuck"><tbody>"#,
+        Some("attention-stuck"),
+        &[],
         rows,
         |r| {
-            format!(
-                r#"<tr><td>{}</td><td><a href="/feeds/{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td></tr>"#,
-                e(ctx.op.code_of(Some(r.shop_id))),
-                r.id,
-                e(&r.feed_type),
-                badge(&r.state, &ctx.lang.feed_state(&r.state)),
-                opt(r.amazon_feed_id.as_deref()),
-                time(
-                    feed_stuck::stuck_since(r.created_at, r.submitted_at),
-                    ctx.state.tz
-                ),
-                r.poll_attempts
-            )
+            html! {
+                tr {
+                    td { (ctx.op.code_of(Some(r.shop_id))) }
+                    td { a href={ "/feeds/" (r.id) } { (r.feed_type) } }
+                    td { (badge(&r.state, &ctx.lang.feed_state(&r.state))) }
+                    td { (opt(r.amazon_feed_id.as_deref())) }
+                    td { (time(feed_stuck::stuck_since(r.created_at, r.submitted_at), ctx.state.tz)) }
+                    td class="num" { (r.poll_attempts) }
+                }
+            }
         },
-    );
+    )
 }
 
 #[derive(Deserialize)]
@@ -322,9 +302,9 @@ pub async fn resend(
     )))
 }
 
-fn resend_flash(ctx: &Ctx, q: &Q) -> String {
+fn resend_flash(ctx: &Ctx, q: &Q) -> Markup {
     let (Some(order), Some(result)) = (q.resent.as_deref(), q.result.as_deref()) else {
-        return String::new();
+        return html! {};
     };
     let t = |ja, en| ctx.t(ja, en);
     let (class, text) = match result {
@@ -357,18 +337,15 @@ fn resend_flash(ctx: &Ctx, q: &Q) -> String {
             ),
         ),
     };
-    format!(
-        r#"<p class="flash {class}" id="resend-flash">{} <code>{}</code></p>"#,
-        e(text),
-        e(order)
-    )
+    html! {
+        p class={ "flash " (class) } id="resend-flash" { (text) " " code { (order) } }
+    }
 }
 
-fn late(ctx: &Ctx, body: &mut String, rows: &[LateShipment]) {
+fn late(ctx: &Ctx, rows: &[LateShipment]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     section(
         ctx,
-        body,
         "late-shipments",
         t(
             "出荷日を過ぎても未送信の出荷（印刷待ち）",
@@ -378,30 +355,30 @@ fn late(ctx: &Ctx, body: &mut String, rows: &[LateShipment]) {
             "出荷実績戻しは出荷日当日の出荷だけを自動で送ります。この出荷はその日の実行に間に合わず、Amazonには未出荷のままです（出荷遅延）。追跡番号を確認して「再送」を押してください。次回の出荷実績戻しで送信されます。",
             "Shipment-result return sends only the day's shipments automatically. These missed their day's runs and Amazon still sees them as unshipped (late shipment). Check the tracking number and press Resend; the next shipment-result run sends them.",
         ),
-        &table_open(
-            Some("attention-late"),
-            &[
-                Col::text(t("ショップ", "Shop")),
-                Col::text(t("注文番号", "Order")),
-                Col::text(t("出荷日", "Shipped on")),
-                Col::text(t("追跡番号", "Tracking number")),
-                Col::text(""),
-            ],
-            None,
-        ),
+        Some("attention-late"),
+        &[
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("注文番号", "Order")),
+            Col::text(t("出荷日", "Shipped on")),
+            Col::text(t("追跡番号", "Tracking number")),
+            Col::text(""),
+        ],
         rows,
         |r| {
-            format!(
-                r#"<tr><td>{}</td><td><a href="/instructions/{}">{}</a></td><td>{}</td><td>{}</td><td><form method="post" action="/shipments/{}/resend"><input type="hidden" name="csrf" value="{}"><button type="submit" class="resend">{}</button></form></td></tr>"#,
-                e(ctx.op.code_of(Some(r.shop_id))),
-                r.id,
-                e(&r.amazon_order_id),
-                r.shipped_on,
-                e(&r.tracking_number),
-                r.id,
-                e(&ctx.op.csrf),
-                e(t("再送", "Resend"))
-            )
+            html! {
+                tr {
+                    td { (ctx.op.code_of(Some(r.shop_id))) }
+                    td { a href={ "/instructions/" (r.id) } { (r.amazon_order_id) } }
+                    td { (r.shipped_on) }
+                    td { (r.tracking_number) }
+                    td {
+                        form method="post" action={ "/shipments/" (r.id) "/resend" } {
+                            input type="hidden" name="csrf" value=(ctx.op.csrf);
+                            button type="submit" class="resend" { (t("再送", "Resend")) }
+                        }
+                    }
+                }
+            }
         },
-    );
+    )
 }

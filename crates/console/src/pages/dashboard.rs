@@ -2,11 +2,11 @@
 //! success rate, drawn as SVG on the server; tiles for what needs a look.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use axum::{extract::Query, response::Html};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use domain::messages::Action;
+use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 use store::read::dashboard as read;
@@ -14,7 +14,7 @@ use store::read::dashboard as read;
 use crate::{
     AppError, Ctx,
     charts::{self, PALETTE, Series},
-    html::{e, url_enc},
+    html::url_enc,
     nz,
 };
 
@@ -146,19 +146,14 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
 
     // Feed success rate per day (per-message results of feeds finished that day).
     let mut rate = vec![0.0; dates.len()];
-    let mut feed_rows = String::new();
-    for r in read::feed_results_per_day(&mut conn, &shops, tz, start).await? {
+    let feed_days = read::feed_results_per_day(&mut conn, &shops, tz, start).await?;
+    for r in &feed_days {
         let total = r.ok + r.warn + r.err;
         if let Some(i) = idx(r.day)
             && total > 0
         {
             rate[i] = 100.0 * (r.ok + r.warn) as f64 / total as f64;
         }
-        let _ = write!(
-            feed_rows,
-            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
-            r.day, r.ok, r.warn, r.err
-        );
     }
 
     // Tiles.
@@ -170,44 +165,43 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
 
     let t = |ja, en| ctx.t(ja, en);
     let no_data = t("この期間のデータはありません", "No data in this period");
-    let mut body = String::new();
     let shop_q = nz(&q.shop).map(url_enc).unwrap_or_default();
-    let _ = write!(
-        body,
-        r#"<form class="filters" method="get">{}<label>{}<select name="days">{}</select></label><button type="submit">{}</button></form>"#,
-        ctx.shop_select(nz(&q.shop)),
-        e(t("期間", "Period")),
-        [7, 14, 30, 90]
-            .iter()
-            .map(|d| format!(
-                r#"<option value="{d}"{}>{d} {}</option>"#,
-                if *d == days { " selected" } else { "" },
-                e(t("日", "days"))
-            ))
-            .collect::<String>(),
-        e(t("表示", "Show"))
-    );
-    let _ = write!(
-        body,
-        r#"<div class="tiles">
-<div class="tile"><div>{}</div><div class="n">{open}</div><a href="/instructions?shop={shop_q}">{}</a></div>
-<div class="tile"><div>{}</div><div class="n">{attention}</div><a href="/attention">{}</a></div>
-<div class="tile"><div>{}</div><div class="n">{reauth}</div><a href="/shops">{}</a></div>
-<div class="tile"><div>{}</div><div class="n">{}</div><a href="/runs?shop={shop_q}">{}</a></div>
-</div>"#,
-        e(t("未出荷の出荷指示", "Open shipping instructions")),
-        e(t("タスク一覧へ", "Shipping instructions")),
-        e(t("要対応", "Needs attention")),
-        e(t("要対応一覧へ", "Attention list")),
-        e(t(
-            "再認可が必要なショップ",
-            "Shops needing re-authorization"
-        )),
-        e(t("ショップ一覧へ", "Shops")),
-        e(t("期間内の実行", "Runs in period")),
-        runs.len(),
-        e(t("実行履歴へ", "Runs")),
-    );
+    let filters = html! {
+        form class="filters" method="get" {
+            (ctx.shop_select(nz(&q.shop)))
+            label {
+                (t("期間", "Period"))
+                select name="days" {
+                    @for d in [7, 14, 30, 90] {
+                        option value=(d) selected[d == days] { (d) " " (t("日", "days")) }
+                    }
+                }
+            }
+            button type="submit" { (t("表示", "Show")) }
+        }
+        div class="tiles" {
+            div class="tile" {
+                div { (t("未出荷の出荷指示", "Open shipping instructions")) }
+                div class="n" { (open) }
+                a href={ "/instructions?shop=" (shop_q) } { (t("タスク一覧へ", "Shipping instructions")) }
+            }
+            div class="tile" {
+                div { (t("要対応", "Needs attention")) }
+                div class="n" { (attention) }
+                a href="/attention" { (t("要対応一覧へ", "Attention list")) }
+            }
+            div class="tile" {
+                div { (t("再認可が必要なショップ", "Shops needing re-authorization")) }
+                div class="n" { (reauth) }
+                a href="/shops" { (t("ショップ一覧へ", "Shops")) }
+            }
+            div class="tile" {
+                div { (t("期間内の実行", "Runs in period")) }
+                div class="n" { (runs.len()) }
+                a href={ "/runs?shop=" (shop_q) } { (t("実行履歴へ", "Runs")) }
+            }
+        }
+    };
 
     let orders = charts::bars(
         "chart-orders",
@@ -281,47 +275,62 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         true,
         no_data,
     );
-    let _ = write!(
-        body,
-        r#"<div class="charts"><div class="chart">{orders}</div><div class="chart">{calls_chart}</div><div class="chart">{ops_chart}</div><div class="chart">{waits_chart}</div><div class="chart">{feed_chart}</div></div>"#
-    );
-
-    let _ = write!(
-        body,
-        r#"<h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
-        e(t(
-            "オペレーション別のAmazon API呼び出し（期間合計）",
-            "Amazon calls per operation (period total)"
-        )),
-        e(t("オペレーション", "Operation")),
-        e(t("呼び出し", "Calls")),
-        e(t("429（スロットリング）", "429 (throttled)")),
-        e(t("リミッター待ち（秒）", "Limiter wait (s)")),
-    );
-    if ops.is_empty() {
-        let _ = write!(body, r#"<tr><td colspan="4">{}</td></tr>"#, e(no_data));
-    }
-    for (op, v) in &ops {
-        let _ = write!(
-            body,
-            r#"<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{:.1}</td></tr>"#,
-            e(op),
-            v.calls,
-            v.throttled,
-            v.wait_ms / 1000.0
-        );
-    }
-    body.push_str("</tbody></table>");
-    if !feed_rows.is_empty() {
-        let _ = write!(
-            body,
-            r#"<h2>{}</h2><table><thead><tr><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>{feed_rows}</tbody></table>"#,
-            e(t("フィード結果（日別）", "Feed results per day")),
-            e(t("日付", "Day")),
-            e(t("成功", "Success")),
-            e(t("警告", "Warning")),
-            e(t("エラー", "Error")),
-        );
-    }
-    Ok(ctx.page(t("ダッシュボード", "Dashboard"), &body))
+    let body = html! {
+        (filters)
+        div class="charts" {
+            div class="chart" { (orders) }
+            div class="chart" { (calls_chart) }
+            div class="chart" { (ops_chart) }
+            div class="chart" { (waits_chart) }
+            div class="chart" { (feed_chart) }
+        }
+        h2 { (t("オペレーション別のAmazon API呼び出し（期間合計）", "Amazon calls per operation (period total)")) }
+        table {
+            thead {
+                tr {
+                    th { (t("オペレーション", "Operation")) }
+                    th class="num" { (t("呼び出し", "Calls")) }
+                    th class="num" { (t("429（スロットリング）", "429 (throttled)")) }
+                    th class="num" { (t("リミッター待ち（秒）", "Limiter wait (s)")) }
+                }
+            }
+            tbody {
+                @if ops.is_empty() {
+                    tr { td colspan="4" { (no_data) } }
+                }
+                @for (op, v) in &ops {
+                    tr {
+                        td { (op) }
+                        td class="num" { (v.calls) }
+                        td class="num" { (v.throttled) }
+                        td class="num" { (format!("{:.1}", v.wait_ms / 1000.0)) }
+                    }
+                }
+            }
+        }
+        @if !feed_days.is_empty() {
+            h2 { (t("フィード結果（日別）", "Feed results per day")) }
+            table {
+                thead {
+                    tr {
+                        th { (t("日付", "Day")) }
+                        th class="num" { (t("成功", "Success")) }
+                        th class="num" { (t("警告", "Warning")) }
+                        th class="num" { (t("エラー", "Error")) }
+                    }
+                }
+                tbody {
+                    @for r in &feed_days {
+                        tr {
+                            td { (r.day) }
+                            td class="num" { (r.ok) }
+                            td class="num" { (r.warn) }
+                            td class="num" { (r.err) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(ctx.page(t("ダッシュボード", "Dashboard"), body))
 }

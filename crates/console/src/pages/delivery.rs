@@ -4,21 +4,20 @@
 //! here too), with "try the rules on an order" as `ctl rules test` does. Each change is written to the API log with the
 //! operator's name; bad input shows why and saves nothing.
 
-use std::fmt::Write as _;
-
 use axum::{
     Form,
     extract::Query,
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
+use maud::{Markup, html};
 use serde::Deserialize;
 use store::{StoreError, carriers, catalog};
 
 use crate::{
     AppError, Ctx, ShopForm,
     auth::ShopRef,
-    html::{Col, badge, e, opt, table_open, url_enc},
+    html::{Col, badge, flash, opt, table, url_enc},
     nz,
 };
 
@@ -35,21 +34,18 @@ pub struct Q {
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
     let shop = ctx.pick_shop(nz(&q.shop))?;
-    let flash = if q.done.is_some() {
-        format!(
-            r#"<p class="flash ok" id="done">{}</p>"#,
-            e(ctx.t("保存しました。", "Saved."))
-        )
-    } else {
-        String::new()
+    let flash = html! {
+        @if q.done.is_some() {
+            (flash("ok", "done", ctx.t("保存しました。", "Saved.")))
+        }
     };
-    render(&ctx, shop, &flash, nz(&q.try_order), StatusCode::OK).await
+    render(&ctx, shop, flash, nz(&q.try_order), StatusCode::OK).await
 }
 
 async fn render(
     ctx: &Ctx,
     shop: Option<&ShopRef>,
-    flash: &str,
+    flash: Markup,
     try_order: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
@@ -58,241 +54,238 @@ async fn render(
         "配送方法・配送業者・変換ロボット",
         "Delivery methods, carriers and rules",
     );
-    let mut body = String::from(flash);
     let Some(shop) = shop else {
-        return Ok(ctx.no_shops_page(title, body, status));
+        return Ok(ctx.no_shops_page(title, flash, status));
     };
-    body.push_str(&ctx.shop_switch(&shop.code));
     let hidden = ctx.shop_form_fields(&shop.code);
     let mut conn = ctx.state.pool.acquire().await?;
 
     // 配送方法
     let methods = catalog::list_delivery_methods(&mut conn, shop.id).await?;
-    let _ = write!(
-        body,
-        "<h2 id=\"methods\">{}</h2><p class=\"hint\">{}</p>",
-        e(t("配送方法", "Delivery methods")),
-        e(t(
-            "配送方法名がAmazonの配送方法（ShippingMethod）になり、外部連携先配送方法が下の表で配送業者に変わります。",
-            "The delivery method name becomes Amazon's shipping method; its external delivery method becomes the carrier through the table below.",
+    let methods_html = html! {
+        h2 id="methods" { (t("配送方法", "Delivery methods")) }
+        p class="hint" {
+            (t(
+                "配送方法名がAmazonの配送方法（ShippingMethod）になり、外部連携先配送方法が下の表で配送業者に変わります。",
+                "The delivery method name becomes Amazon's shipping method; its external delivery method becomes the carrier through the table below.",
+            ))
+        }
+        (table(
+            Some("delivery-methods"),
+            &[
+                Col::text(t("コード", "Code")),
+                Col::text(t("配送方法名", "Name")),
+                Col::text(t("外部連携先配送方法", "External delivery method")),
+            ],
+            methods.is_empty().then(|| t("配送方法はありません。", "No delivery method.")),
+            html! {
+                @for m in &methods {
+                    tr {
+                        td { (m.code) }
+                        td { (m.name) }
+                        td { (opt(m.external_delivery_method.as_deref())) }
+                    }
+                }
+            },
         ))
-    );
-    body.push_str(&table_open(
-        Some("delivery-methods"),
-        &[
-            Col::text(t("コード", "Code")),
-            Col::text(t("配送方法名", "Name")),
-            Col::text(t("外部連携先配送方法", "External delivery method")),
-        ],
-        Some(t("配送方法はありません。", "No delivery method.")),
-    ));
-    for m in &methods {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            e(&m.code),
-            e(&m.name),
-            opt(m.external_delivery_method.as_deref())
-        );
-    }
-    let _ = write!(
-        body,
-        r#"</tbody></table><form method="post" action="{PATH}/methods" id="method-form" class="inline">{hidden}<label>{}<input name="code" required></label><label>{}<input name="name" required></label><label>{}<input name="external"></label><button type="submit" id="method-submit">{}</button></form>"#,
-        e(t("コード", "Code")),
-        e(t("配送方法名", "Name")),
-        e(t("外部連携先配送方法", "External delivery method")),
-        e(t("追加・更新", "Add or update")),
-    );
+        form method="post" action={ (PATH) "/methods" } id="method-form" class="inline" {
+            (hidden)
+            label { (t("コード", "Code")) input name="code" required; }
+            label { (t("配送方法名", "Name")) input name="name" required; }
+            label { (t("外部連携先配送方法", "External delivery method")) input name="external"; }
+            button type="submit" id="method-submit" { (t("追加・更新", "Add or update")) }
+        }
+    };
 
     // 外部連携先配送方法 → Amazon carrier
     let mappings = carriers::effective(&mut conn, shop.id).await?;
-    let _ = write!(
-        body,
-        "<h2 id=\"carriers\">{}</h2>",
-        e(t(
-            "外部連携先配送方法と配送業者",
-            "External delivery methods and carriers"
+    let carriers_html = html! {
+        h2 id="carriers" { (t("外部連携先配送方法と配送業者", "External delivery methods and carriers")) }
+        (table(
+            Some("carrier-mappings"),
+            &[
+                Col::text(t("外部連携先配送方法", "External delivery method")),
+                Col::text(t("配送業者コード", "Carrier code")),
+                Col::text(t("配送業者名", "Carrier name")),
+                Col::text(t("問番の形式", "Tracking number format")),
+                Col::text(t("適用範囲", "Scope")),
+                Col::text(""),
+            ],
+            None,
+            html! {
+                @for m in &mappings {
+                    tr {
+                        td { (m.external_delivery_method) }
+                        td { (m.carrier_code) }
+                        td { (opt(m.carrier_name.as_deref())) }
+                        td { (opt(m.tracking_pattern.as_deref())) }
+                        td {
+                            @if m.shop_id.is_some() {
+                                (badge("ok", t("このショップ", "This shop")))
+                            } @else {
+                                (badge("neutral", t("既定", "Default")))
+                            }
+                        }
+                        td {
+                            @if m.shop_id.is_some() {
+                                form method="post" action={ (PATH) "/carriers/remove" } {
+                                    (hidden)
+                                    input type="hidden" name="external" value=(m.external_delivery_method);
+                                    button type="submit" class="remove" { (t("削除", "Remove")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
         ))
-    );
-    body.push_str(&table_open(
-        Some("carrier-mappings"),
-        &[
-            Col::text(t("外部連携先配送方法", "External delivery method")),
-            Col::text(t("配送業者コード", "Carrier code")),
-            Col::text(t("配送業者名", "Carrier name")),
-            Col::text(t("問番の形式", "Tracking number format")),
-            Col::text(t("適用範囲", "Scope")),
-            Col::text(""),
-        ],
-        None,
-    ));
-    for m in &mappings {
-        let scope = if m.shop_id.is_some() {
-            badge("ok", t("このショップ", "This shop"))
-        } else {
-            badge("neutral", t("既定", "Default"))
-        };
-        let remove = if m.shop_id.is_some() {
-            format!(
-                r#"<form method="post" action="{PATH}/carriers/remove">{hidden}<input type="hidden" name="external" value="{}"><button type="submit" class="remove">{}</button></form>"#,
-                e(&m.external_delivery_method),
-                e(t("削除", "Remove"))
-            )
-        } else {
-            String::new()
-        };
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{scope}</td><td>{remove}</td></tr>",
-            e(&m.external_delivery_method),
-            e(&m.carrier_code),
-            opt(m.carrier_name.as_deref()),
-            opt(m.tracking_pattern.as_deref()),
-        );
-    }
-    let _ = write!(
-        body,
-        r#"</tbody></table><form method="post" action="{PATH}/carriers" id="carrier-form" class="inline">{hidden}<label>{}<input name="external" required></label><label>{}<input name="code" required placeholder="YamatoTransport / Other"></label><label>{}<input name="name"></label><label>{}<input name="pattern" placeholder="^[0-9]{{12}}$"></label><button type="submit" id="carrier-submit">{}</button></form>"#,
-        e(t("外部連携先配送方法", "External delivery method")),
-        e(t("配送業者コード", "Carrier code")),
-        e(t(
-            "配送業者名（Otherのとき必須）",
-            "Carrier name (needed with Other)"
-        )),
-        e(t(
-            "問番の形式（正規表現）",
-            "Tracking number format (regular expression)"
-        )),
-        e(t("追加・更新", "Add or update")),
-    );
+        form method="post" action={ (PATH) "/carriers" } id="carrier-form" class="inline" {
+            (hidden)
+            label { (t("外部連携先配送方法", "External delivery method")) input name="external" required; }
+            label { (t("配送業者コード", "Carrier code")) input name="code" required placeholder="YamatoTransport / Other"; }
+            label { (t("配送業者名（Otherのとき必須）", "Carrier name (needed with Other)")) input name="name"; }
+            label {
+                (t("問番の形式（正規表現）", "Tracking number format (regular expression)"))
+                input name="pattern" placeholder="^[0-9]{12}$";
+            }
+            button type="submit" id="carrier-submit" { (t("追加・更新", "Add or update")) }
+        }
+    };
 
     // 変換ロボット
     let rules = catalog::list_rules(&mut conn, shop.id).await?;
-    let _ = write!(
-        body,
-        "<h2 id=\"rules\">{}</h2>",
-        e(t("変換ロボット（配送方法の自動設定）", "Delivery rules"))
-    );
-    body.push_str(&table_open(
-        Some("delivery-rules"),
-        &[
-            Col::num(t("順番", "Position")),
-            Col::text(t("ルール名", "Rule")),
-            Col::text(t("条件", "Conditions")),
-            Col::text(t("配送方法", "Delivery method")),
-            Col::text(t("有効", "Enabled")),
-            Col::text(""),
-        ],
-        Some(t("ルールはありません。", "No rule.")),
-    ));
-    for r in &rules {
-        let _ = write!(
-            body,
-            r#"<tr><td class="num">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td><form method="post" action="{PATH}/rules/remove">{hidden}<input type="hidden" name="position" value="{}"><button type="submit" class="remove">{}</button></form></td></tr>"#,
-            r.position,
-            e(&r.name),
-            e(r.conditions.to_string()),
-            e(&r.delivery_method.code),
-            if r.enabled { "✓" } else { "—" },
-            r.position,
-            e(t("削除", "Remove"))
-        );
-    }
-    let method_options: String = methods
-        .iter()
-        .map(|m| {
-            format!(
-                r#"<option value="{0}">{0} ({1})</option>"#,
-                e(&m.code),
-                e(&m.name)
-            )
-        })
-        .collect();
-    let _ = write!(
-        body,
-        r#"</tbody></table><form method="post" action="{PATH}/rules" id="rule-form" class="inline">{hidden}<label>{}<input name="position" inputmode="numeric" required></label><label>{}<input name="name" required></label><label>{}<select name="method">{method_options}</select></label><label>{}<input name="marketplaces" placeholder="JP,AU"></label><label>{}<input name="service_levels" placeholder="Expedited"></label><label>{}<input name="states" placeholder="北海道,沖縄県"></label><label>SKU<input name="skus"></label><label>{}<input name="min_total" inputmode="decimal"></label><label>{}<input name="max_total" inputmode="decimal"></label><label>Prime<select name="prime"><option value="">{}</option><option value="true">{}</option><option value="false">{}</option></select></label><button type="submit" id="rule-submit">{}</button></form>"#,
-        e(t("順番", "Position")),
-        e(t("ルール名", "Rule")),
-        e(t("配送方法", "Delivery method")),
-        e(t(
-            "マーケットプレイス（カンマ区切り）",
-            "Marketplaces (comma-separated)"
-        )),
-        e(t("配送サービス", "Service levels")),
-        e(t("都道府県", "States")),
-        e(t("合計金額の下限", "Minimum total")),
-        e(t("合計金額の上限", "Maximum total")),
-        e(t("問わない", "Any")),
-        e(t("Primeのみ", "Prime only")),
-        e(t("Prime以外", "Not Prime")),
-        e(t("ルールを追加", "Add the rule")),
-    );
-    let _ = write!(
-        body,
-        r#"<p class="hint">{}</p><form method="get" action="{PATH}#trial" id="try-form" class="inline"><input type="hidden" name="shop" value="{}"><label>{}<input name="try" value="{}" placeholder="503-1234567-1234567"></label><button type="submit" id="try-submit">{}</button></form>"#,
-        e(t(
-            "上から順に試し、最初に一致したルールの配送方法を設定します（ctl rules add / remove でも変更できます）。",
-            "Tried from the top; the first rule that matches sets the delivery method (ctl rules add / remove change them too).",
-        )),
-        e(&shop.code),
-        e(t("注文番号でルールを試す", "Try the rules on an order")),
-        e(try_order.unwrap_or_default()),
-        e(t("試す", "Try")),
-    );
-    if let Some(order) = try_order {
-        match orders::try_rules(&mut conn, &ctx.state.keys, shop.id, order).await {
-            Ok(trial) => {
-                let _ = write!(
-                    body,
-                    r#"<div id="trial"><p>{} {} · {} {} · {} {} · SKU {}</p><table id="rule-trial"><tbody>"#,
-                    e(t("マーケットプレイス", "Marketplace")),
-                    e(trial.marketplace.code()),
-                    e(t("配送サービス", "Service level")),
-                    opt(trial.ship_service_level.as_deref()),
-                    e(t("都道府県", "State")),
-                    opt(trial.state.as_deref()),
-                    e(trial.skus.join(", "))
-                );
-                for (position, method, matches) in &trial.verdicts {
-                    let _ = write!(
-                        body,
-                        r#"<tr><td class="num">{position}</td><td>{}</td><td>{}</td></tr>"#,
-                        e(method),
-                        if *matches {
-                            badge("ok", t("一致", "matches"))
-                        } else {
-                            "—".to_owned()
+    let rules_html = html! {
+        h2 id="rules" { (t("変換ロボット（配送方法の自動設定）", "Delivery rules")) }
+        (table(
+            Some("delivery-rules"),
+            &[
+                Col::num(t("順番", "Position")),
+                Col::text(t("ルール名", "Rule")),
+                Col::text(t("条件", "Conditions")),
+                Col::text(t("配送方法", "Delivery method")),
+                Col::text(t("有効", "Enabled")),
+                Col::text(""),
+            ],
+            rules.is_empty().then(|| t("ルールはありません。", "No rule.")),
+            html! {
+                @for r in &rules {
+                    tr {
+                        td class="num" { (r.position) }
+                        td { (r.name) }
+                        td { code { (r.conditions) } }
+                        td { (r.delivery_method.code) }
+                        td { (if r.enabled { "✓" } else { "—" }) }
+                        td {
+                            form method="post" action={ (PATH) "/rules/remove" } {
+                                (hidden)
+                                input type="hidden" name="position" value=(r.position);
+                                button type="submit" class="remove" { (t("削除", "Remove")) }
+                            }
                         }
-                    );
+                    }
                 }
-                let _ = write!(
-                    body,
-                    r#"</tbody></table><p id="trial-winner">→ {}</p></div>"#,
-                    e(trial
-                        .winner
-                        .as_deref()
-                        .unwrap_or(domain::PLACEHOLDER_DELIVERY_METHOD))
-                );
+            },
+        ))
+        form method="post" action={ (PATH) "/rules" } id="rule-form" class="inline" {
+            (hidden)
+            label { (t("順番", "Position")) input name="position" inputmode="numeric" required; }
+            label { (t("ルール名", "Rule")) input name="name" required; }
+            label {
+                (t("配送方法", "Delivery method"))
+                select name="method" {
+                    @for m in &methods {
+                        option value=(m.code) { (m.code) " (" (m.name) ")" }
+                    }
+                }
             }
-            Err(orders::TrialError::Store(err)) => return Err(err.into()),
-            Err(err) => {
-                let _ = write!(
-                    body,
-                    r#"<p class="flash err" id="trial">{}</p>"#,
-                    e(err.to_string())
-                );
+            label {
+                (t("マーケットプレイス（カンマ区切り）", "Marketplaces (comma-separated)"))
+                input name="marketplaces" placeholder="JP,AU";
             }
+            label { (t("配送サービス", "Service levels")) input name="service_levels" placeholder="Expedited"; }
+            label { (t("都道府県", "States")) input name="states" placeholder="北海道,沖縄県"; }
+            label { "SKU" input name="skus"; }
+            label { (t("合計金額の下限", "Minimum total")) input name="min_total" inputmode="decimal"; }
+            label { (t("合計金額の上限", "Maximum total")) input name="max_total" inputmode="decimal"; }
+            label {
+                "Prime"
+                select name="prime" {
+                    option value="" { (t("問わない", "Any")) }
+                    option value="true" { (t("Primeのみ", "Prime only")) }
+                    option value="false" { (t("Prime以外", "Not Prime")) }
+                }
+            }
+            button type="submit" id="rule-submit" { (t("ルールを追加", "Add the rule")) }
         }
-    }
-    Ok((status, ctx.page(title, &body)).into_response())
+        p class="hint" {
+            (t(
+                "上から順に試し、最初に一致したルールの配送方法を設定します（ctl rules add / remove でも変更できます）。",
+                "Tried from the top; the first rule that matches sets the delivery method (ctl rules add / remove change them too).",
+            ))
+        }
+        form method="get" action={ (PATH) "#trial" } id="try-form" class="inline" {
+            input type="hidden" name="shop" value=(shop.code);
+            label {
+                (t("注文番号でルールを試す", "Try the rules on an order"))
+                input name="try" value=(try_order.unwrap_or_default()) placeholder="503-1234567-1234567";
+            }
+            button type="submit" id="try-submit" { (t("試す", "Try")) }
+        }
+    };
+    let trial_html = match try_order {
+        None => html! {},
+        Some(order) => match orders::try_rules(&mut conn, &ctx.state.keys, shop.id, order).await {
+            Ok(trial) => html! {
+                div id="trial" {
+                    p {
+                        (t("マーケットプレイス", "Marketplace")) " " (trial.marketplace.code())
+                        " · " (t("配送サービス", "Service level")) " " (opt(trial.ship_service_level.as_deref()))
+                        " · " (t("都道府県", "State")) " " (opt(trial.state.as_deref()))
+                        " · SKU " (trial.skus.join(", "))
+                    }
+                    table id="rule-trial" {
+                        tbody {
+                            @for (position, method, matches) in &trial.verdicts {
+                                tr {
+                                    td class="num" { (position) }
+                                    td { (method) }
+                                    td {
+                                        @if *matches {
+                                            (badge("ok", t("一致", "matches")))
+                                        } @else {
+                                            "—"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p id="trial-winner" {
+                        "→ " (trial.winner.as_deref().unwrap_or(domain::PLACEHOLDER_DELIVERY_METHOD))
+                    }
+                }
+            },
+            Err(orders::TrialError::Store(err)) => return Err(err.into()),
+            Err(err) => crate::html::flash("err", "trial", &err.to_string()),
+        },
+    };
+    let body = html! {
+        (flash)
+        (ctx.shop_switch(&shop.code))
+        (methods_html)
+        (carriers_html)
+        (rules_html)
+        (trial_html)
+    };
+    Ok((status, ctx.page(title, body)).into_response())
 }
 
 async fn refused(ctx: &Ctx, shop: &ShopRef, msg: &str) -> Result<Response, AppError> {
-    let flash = format!(r#"<p class="flash err" id="refused">{}</p>"#, e(msg));
+    let flash = flash("err", "refused", msg);
     render(
         ctx,
         Some(shop),
-        &flash,
+        flash,
         None,
         StatusCode::UNPROCESSABLE_ENTITY,
     )

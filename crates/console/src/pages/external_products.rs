@@ -3,8 +3,6 @@
 //! Shift_JIS), exported and imported (every line checked; nothing saved when one is bad). Each
 //! change is written to the API log with the operator's name.
 
-use std::fmt::Write as _;
-
 use axum::{
     Form,
     extract::{Multipart, Query},
@@ -12,13 +10,14 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use domain::inventory::HandlingDays;
+use maud::{Markup, html};
 use serde::Deserialize;
 use store::{StoreError, catalog, inventory, read::external_products};
 
 use crate::{
     AppError, Ctx, ShopForm,
     auth::ShopRef,
-    html::{Col, badge, e, opt, table_open, time_opt, url_enc},
+    html::{Col, badge, div_msg, flash, opt, table, time_opt, url_enc},
     mapping_csv::{self, Encoding, LineError},
     nz,
 };
@@ -33,14 +32,12 @@ pub struct Q {
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
     let shop = ctx.pick_shop(nz(&q.shop))?;
-    let flash = match q.done.as_deref() {
-        Some(what) => format!(
-            r#"<p class="flash ok" id="done">{}</p>"#,
-            e(done_text(&ctx, what))
-        ),
-        None => String::new(),
+    let flash = html! {
+        @if let Some(what) = q.done.as_deref() {
+            (flash("ok", "done", &done_text(&ctx, what)))
+        }
     };
-    render(&ctx, shop, &flash, StatusCode::OK).await
+    render(&ctx, shop, flash, StatusCode::OK).await
 }
 
 fn done_text(ctx: &Ctx, what: &str) -> String {
@@ -59,16 +56,14 @@ fn done_text(ctx: &Ctx, what: &str) -> String {
 async fn render(
     ctx: &Ctx,
     shop: Option<&ShopRef>,
-    flash: &str,
+    flash: Markup,
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let t = |ja, en| ctx.t(ja, en);
     let title = t("外部商品（対応表）", "External products (mapping)");
-    let mut body = String::from(flash);
     let Some(shop) = shop else {
-        return Ok(ctx.no_shops_page(title, body, status));
+        return Ok(ctx.no_shops_page(title, flash, status));
     };
-    body.push_str(&ctx.shop_switch(&shop.code));
     let hidden = ctx.shop_form_fields(&shop.code);
     let (sku, product, days) = (
         t("Amazon SKU", "Amazon SKU"),
@@ -78,76 +73,118 @@ async fn render(
             "Handling days (0-30, empty: none)",
         ),
     );
-    let _ = write!(
-        body,
-        r#"<div class="cards"><section class="card"><h3>{map_title}</h3><form method="post" action="{PATH}/map" id="map-form">{hidden}<label>{sku}<input name="sku" required></label><label>{product}<input name="product" required></label><label>{days}<input name="handling_days" inputmode="numeric"></label><button type="submit" id="map-submit">{save}</button></form></section>
-<section class="card"><h3>{hd_title}</h3><form method="post" action="{PATH}/handling" id="handling-form">{hidden}<label>{sku}<input name="sku" required></label><label>{days}<input name="handling_days" inputmode="numeric"></label><button type="submit" id="handling-submit">{save}</button></form><p class="hint">{hd_hint}</p></section>
-<section class="card"><h3>CSV</h3><p><a id="csv-export-utf8" href="{PATH}/export?shop={code}&amp;encoding=utf-8">{export} (UTF-8)</a> · <a id="csv-export-sjis" href="{PATH}/export?shop={code}&amp;encoding=shift_jis">{export} (Shift_JIS)</a></p><form method="post" action="{PATH}/import" enctype="multipart/form-data" id="csv-import">{hidden}<label>{file}<input type="file" name="file" accept=".csv,text/csv" required></label><label>{enc}<select name="encoding"><option value="utf-8">UTF-8</option><option value="shift_jis">Shift_JIS</option></select></label><button type="submit" id="csv-import-submit">{import}</button></form><p class="hint">{csv_hint}</p></section></div>"#,
-        map_title = e(t("SKUと品番を紐付け", "Map a SKU to a product")),
-        hd_title = e(t("出荷作業日数", "Handling days")),
-        hd_hint = e(t(
-            "空欄で保存すると未設定になり、次回の在庫連携でAmazonの出荷作業日数がデフォルトに戻ります（ショップ設定でAmazonの値を保持する場合を除く）。",
-            "Saved empty, none is set: the next inventory sync sets Amazon's handling time back to its default (unless the shop keeps Amazon's value).",
-        )),
-        sku = e(sku),
-        product = e(product),
-        days = e(days),
-        save = e(t("保存", "Save")),
-        code = url_enc(&shop.code),
-        export = e(t("CSVを書き出す", "Export CSV")),
-        file = e(t("CSVファイル", "CSV file")),
-        enc = e(t("文字コード", "Encoding")),
-        import = e(t("取り込む", "Import")),
-        csv_hint = e(t(
-            "1行目は sku,product_code,handling_days（または SKU,品番,出荷作業日数）。1行でも誤りがあれば何も保存せず、行ごとに理由を表示します。",
-            "First line: sku,product_code,handling_days (or SKU,品番,出荷作業日数). If any line is wrong nothing is saved and each wrong line is listed with why.",
-        )),
-    );
+    let save = t("保存", "Save");
+    let export = t("CSVを書き出す", "Export CSV");
+    let code = url_enc(&shop.code);
+    let cards = html! {
+        div class="cards" {
+            section class="card" {
+                h3 { (t("SKUと品番を紐付け", "Map a SKU to a product")) }
+                form method="post" action={ (PATH) "/map" } id="map-form" {
+                    (hidden)
+                    label { (sku) input name="sku" required; }
+                    label { (product) input name="product" required; }
+                    label { (days) input name="handling_days" inputmode="numeric"; }
+                    button type="submit" id="map-submit" { (save) }
+                }
+            }
+            section class="card" {
+                h3 { (t("出荷作業日数", "Handling days")) }
+                form method="post" action={ (PATH) "/handling" } id="handling-form" {
+                    (hidden)
+                    label { (sku) input name="sku" required; }
+                    label { (days) input name="handling_days" inputmode="numeric"; }
+                    button type="submit" id="handling-submit" { (save) }
+                }
+                p class="hint" {
+                    (t(
+                        "空欄で保存すると未設定になり、次回の在庫連携でAmazonの出荷作業日数がデフォルトに戻ります（ショップ設定でAmazonの値を保持する場合を除く）。",
+                        "Saved empty, none is set: the next inventory sync sets Amazon's handling time back to its default (unless the shop keeps Amazon's value).",
+                    ))
+                }
+            }
+            section class="card" {
+                h3 { "CSV" }
+                p {
+                    a id="csv-export-utf8" href={ (PATH) "/export?shop=" (code) "&encoding=utf-8" } { (export) " (UTF-8)" }
+                    " · "
+                    a id="csv-export-sjis" href={ (PATH) "/export?shop=" (code) "&encoding=shift_jis" } { (export) " (Shift_JIS)" }
+                }
+                form method="post" action={ (PATH) "/import" } enctype="multipart/form-data" id="csv-import" {
+                    (hidden)
+                    label { (t("CSVファイル", "CSV file")) input type="file" name="file" accept=".csv,text/csv" required; }
+                    label {
+                        (t("文字コード", "Encoding"))
+                        select name="encoding" {
+                            option value="utf-8" { "UTF-8" }
+                            option value="shift_jis" { "Shift_JIS" }
+                        }
+                    }
+                    button type="submit" id="csv-import-submit" { (t("取り込む", "Import")) }
+                }
+                p class="hint" {
+                    (t(
+                        "1行目は sku,product_code,handling_days（または SKU,品番,出荷作業日数）。1行でも誤りがあれば何も保存せず、行ごとに理由を表示します。",
+                        "First line: sku,product_code,handling_days (or SKU,品番,出荷作業日数). If any line is wrong nothing is saved and each wrong line is listed with why.",
+                    ))
+                }
+            }
+        }
+    };
     let mut conn = ctx.state.pool.acquire().await?;
     let rows = external_products::list(&mut conn, shop.id).await?;
-    body.push_str(&table_open(
-        Some("external-products"),
-        &[
-            Col::text(sku),
-            Col::text(product),
-            Col::text(t("商品名", "Product")),
-            Col::num(t("出荷作業日数", "Handling days")),
-            Col::num(t("フリー在庫数", "Free stock")),
-            Col::text(t("在庫連携", "Last push")),
-            Col::num(t("連携数量", "Pushed quantity")),
-            Col::text(t("連携日時", "Pushed at")),
-            Col::text(""),
-        ],
-        Some(t("対応表は空です。", "No SKU is mapped.")),
-    ));
-    for r in &rows {
-        let _ = write!(
-            body,
-            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td>{}{}</td><td class="num">{}</td><td>{}</td><td><form method="post" action="{PATH}/unmap">{hidden}<input type="hidden" name="sku" value="{}"><button type="submit" class="unmap">{}</button></form></td></tr>"#,
-            e(&r.sku),
-            e(&r.product_code),
-            e(&r.product_name),
-            opt(r.handling_days),
-            r.free,
-            badge(&r.push_state, &r.push_state),
-            r.push_error
-                .as_deref()
-                .map(|m| format!(r#"<div class="msg">{}</div>"#, e(m)))
-                .unwrap_or_default(),
-            opt(r.pushed_quantity),
-            time_opt(r.pushed_at, ctx.state.tz),
-            e(&r.sku),
-            e(t("外す", "Unmap")),
-        );
-    }
-    body.push_str("</tbody></table>");
-    Ok((status, ctx.page(title, &body)).into_response())
+    let rows_html = html! {
+        @for r in &rows {
+            tr {
+                td { (r.sku) }
+                td { (r.product_code) }
+                td { (r.product_name) }
+                td class="num" { (opt(r.handling_days)) }
+                td class="num" { (r.free) }
+                td {
+                    (badge(&r.push_state, &r.push_state))
+                    (div_msg(r.push_error.as_deref()))
+                }
+                td class="num" { (opt(r.pushed_quantity)) }
+                td { (time_opt(r.pushed_at, ctx.state.tz)) }
+                td {
+                    form method="post" action={ (PATH) "/unmap" } {
+                        (hidden)
+                        input type="hidden" name="sku" value=(r.sku);
+                        button type="submit" class="unmap" { (t("外す", "Unmap")) }
+                    }
+                }
+            }
+        }
+    };
+    let body = html! {
+        (flash)
+        (ctx.shop_switch(&shop.code))
+        (cards)
+        (table(
+            Some("external-products"),
+            &[
+                Col::text(sku),
+                Col::text(product),
+                Col::text(t("商品名", "Product")),
+                Col::num(t("出荷作業日数", "Handling days")),
+                Col::num(t("フリー在庫数", "Free stock")),
+                Col::text(t("在庫連携", "Last push")),
+                Col::num(t("連携数量", "Pushed quantity")),
+                Col::text(t("連携日時", "Pushed at")),
+                Col::text(""),
+            ],
+            rows.is_empty().then(|| t("対応表は空です。", "No SKU is mapped.")),
+            rows_html,
+        ))
+    };
+    Ok((status, ctx.page(title, body)).into_response())
 }
 
 /// The page again with why nothing was saved (HTTP 422).
 async fn refused(ctx: &Ctx, shop: &ShopRef, msg: &str) -> Result<Response, AppError> {
-    let flash = format!(r#"<p class="flash err" id="refused">{}</p>"#, e(msg));
-    render(ctx, Some(shop), &flash, StatusCode::UNPROCESSABLE_ENTITY).await
+    let flash = flash("err", "refused", msg);
+    render(ctx, Some(shop), flash, StatusCode::UNPROCESSABLE_ENTITY).await
 }
 
 fn done(shop: &ShopRef, what: &str) -> Response {
@@ -407,22 +444,20 @@ async fn import_refused(
     shop: &ShopRef,
     errors: &[LineError],
 ) -> Result<Response, AppError> {
-    let mut flash = format!(
-        r#"<div class="flash err" id="import-errors"><p>{}</p><ul>"#,
-        e(ctx.t(
-            "CSVに誤りがあるため、何も保存していません:",
-            "Nothing was saved: the CSV file has errors:",
-        ))
-    );
-    for err in errors {
-        let _ = write!(
-            flash,
-            "<li>{} {}: {}</li>",
-            e(ctx.t("行", "line")),
-            err.line,
-            e(&err.message)
-        );
-    }
-    flash.push_str("</ul></div>");
-    render(ctx, Some(shop), &flash, StatusCode::UNPROCESSABLE_ENTITY).await
+    let flash = html! {
+        div class="flash err" id="import-errors" {
+            p {
+                (ctx.t(
+                    "CSVに誤りがあるため、何も保存していません:",
+                    "Nothing was saved: the CSV file has errors:",
+                ))
+            }
+            ul {
+                @for err in errors {
+                    li { (ctx.t("行", "line")) " " (err.line) ": " (err.message) }
+                }
+            }
+        }
+    };
+    render(ctx, Some(shop), flash, StatusCode::UNPROCESSABLE_ENTITY).await
 }

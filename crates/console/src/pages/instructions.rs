@@ -2,8 +2,6 @@
 //! are masked until the operator reveals them; every reveal is written to the API log (who and
 //! which order, never the data itself).
 
-use std::fmt::Write as _;
-
 use axum::{
     Form,
     extract::{Path, Query},
@@ -12,6 +10,7 @@ use axum::{
 use chrono::{NaiveDate, TimeZone, Utc};
 use domain::money::display_amount;
 use domain::{ApiStatus, InstructionStatus, Marketplace, PaymentMethod, PaymentStatus};
+use maud::{Markup, html};
 use serde::Deserialize;
 use store::{
     StoreError, api_log,
@@ -21,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
-    html::{Col, badge, e, opt, options, table_open, time, time_opt, url_enc},
+    html::{Col, badge, div_msg, opt, options, table, time, time_opt, url_enc},
     i18n::Lang,
     nz,
     pages::api_log::log_table,
@@ -104,102 +103,76 @@ pub async fn list(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         .map(|m| (m.code().to_owned(), m.code().to_owned()))
         .collect();
     let all = t("すべて", "All");
-    let mut body = format!(
-        r#"<form class="filters" method="get" id="instruction-filters">{shop}
-<label>{ls}<select name="status">{so}</select></label>
-<label>{lp}<select name="payment">{po}</select></label>
-<label>{la}<select name="api">{ao}</select></label>
-<label>{lm}<select name="marketplace">{mo}</select></label>
-<label>{lf}<input type="date" name="from" value="{from}"></label>
-<label>{lt}<input type="date" name="to" value="{to}"></label>
-<label>{lo}<input name="order" value="{order}" placeholder="503-1234567-1234567"></label>
-<button type="submit">{go}</button></form>"#,
-        shop = ctx.shop_select(nz(&q.shop)),
-        ls = e(t("ステータス", "Status")),
-        so = options(&opts(&statuses, status_label), nz(&q.status), all),
-        lp = e(t("入金ステータス", "Payment status")),
-        po = options(&opts(&payments, payment_label), nz(&q.payment), all),
-        la = e(t("APIステータス", "API status")),
-        ao = options(&opts(&apis, api_label), nz(&q.api), all),
-        lm = e(t("マーケットプレイス", "Marketplace")),
-        mo = options(&mps, nz(&q.marketplace), all),
-        lf = e(t("注文日（から）", "Ordered from")),
-        from = e(nz(&q.from).unwrap_or("")),
-        lt = e(t("注文日（まで）", "Ordered to")),
-        to = e(nz(&q.to).unwrap_or("")),
-        lo = e(t("注文番号", "Order id")),
-        order = e(nz(&q.order).unwrap_or("")),
-        go = e(t("絞り込み", "Filter")),
-    );
-    let _ = write!(
-        body,
-        r#"<p class="hint">{} {}</p>"#,
-        rows.len(),
-        e(t("件（最大500件）", "instructions (at most 500)")),
-    );
-    body.push_str(&table_open(
-        Some("instructions"),
-        &[
-            Col::text(t("注文番号", "Order id")),
-            Col::text(t("ショップ", "Shop")),
-            Col::text(t("注文日時", "Ordered")),
-            Col::text(t("ステータス", "Status")),
-            Col::text(t("入金", "Payment")),
-            Col::text(t("APIステータス", "API status")),
-            Col::text(t("MP", "MP")),
-            Col::text(t("支払方法", "Payment method")),
-            Col::text(t("配送方法", "Delivery method")),
-            Col::num(t("明細", "Lines")),
-            Col::num(t("合計", "Total")),
-            Col::text(t("問番", "Tracking")),
-        ],
-        rows.is_empty().then(|| {
-            t(
-                "該当する出荷指示はありません",
-                "No shipping instructions match",
-            )
-        }),
-    ));
-    for r in &rows {
-        let order = r.amazon_order_id.as_deref().unwrap_or("—");
-        let unmapped = if r.unmapped > 0 {
-            format!(" {}", badge("attention", t("SKU未対応", "unmapped SKU")))
-        } else {
-            String::new()
-        };
-        let api_err = r
-            .api_error
-            .as_deref()
-            .map(|m| format!(r#"<div class="msg">{}</div>"#, e(m)))
-            .unwrap_or_default();
-        let _ = write!(
-            body,
-            r#"<tr><td><a href="/instructions/{id}">{order}</a>{prime}</td><td>{shop}</td><td>{ordered}</td><td>{st}</td><td>{pay}</td><td>{api}{api_err}</td><td>{mp}</td><td>{pm}</td><td>{dm}</td><td class="num">{lines}{unmapped}</td><td class="num">{total}</td><td>{track}</td></tr>"#,
-            id = r.id,
-            order = e(order),
-            prime = if r.is_prime {
-                r#" <span class="badge b-neutral">Prime</span>"#
-            } else {
-                ""
-            },
-            shop = e(ctx.op.code_of(Some(r.shop_id))),
-            ordered = time_opt(r.ordered_at.or(Some(r.created_at)), tz),
-            st = badge(&r.status, &status_label(l, &r.status)),
-            pay = badge(&r.payment_status, &payment_label(l, &r.payment_status)),
-            api = badge(&r.api_status, &api_label(l, &r.api_status)),
-            mp = e(marketplace_label(r.marketplace_id.as_deref())),
-            pm = e(method_label(l, &r.payment_method)),
-            dm = e(&r.delivery_method_name),
-            lines = r.lines,
-            total = match r.order_total {
-                Some(v) => e(display_amount(v, r.currency.as_deref())).to_string(),
-                None => "—".to_owned(),
-            },
-            track = e(r.tracking_numbers.join(", ")),
-        );
-    }
-    body.push_str("</tbody></table>");
-    Ok(ctx.page(t("タスク一覧（出荷指示）", "Shipping instructions"), &body))
+    let rows_html = html! {
+        @for r in &rows {
+            tr {
+                td {
+                    a href={ "/instructions/" (r.id) } { (r.amazon_order_id.as_deref().unwrap_or("—")) }
+                    @if r.is_prime {
+                        " " span class="badge b-neutral" { "Prime" }
+                    }
+                }
+                td { (ctx.op.code_of(Some(r.shop_id))) }
+                td { (time_opt(r.ordered_at.or(Some(r.created_at)), tz)) }
+                td { (badge(&r.status, &status_label(l, &r.status))) }
+                td { (badge(&r.payment_status, &payment_label(l, &r.payment_status))) }
+                td {
+                    (badge(&r.api_status, &api_label(l, &r.api_status)))
+                    (div_msg(r.api_error.as_deref()))
+                }
+                td { (marketplace_label(r.marketplace_id.as_deref())) }
+                td { (method_label(l, &r.payment_method)) }
+                td { (r.delivery_method_name) }
+                td class="num" {
+                    (r.lines)
+                    @if r.unmapped > 0 {
+                        " " (badge("attention", t("SKU未対応", "unmapped SKU")))
+                    }
+                }
+                td class="num" { (opt(r.order_total.map(|v| display_amount(v, r.currency.as_deref())))) }
+                td { (r.tracking_numbers.join(", ")) }
+            }
+        }
+    };
+    let body = html! {
+        form class="filters" method="get" id="instruction-filters" {
+            (ctx.shop_select(nz(&q.shop)))
+            label { (t("ステータス", "Status")) select name="status" { (options(&opts(&statuses, status_label), nz(&q.status), Some(all))) } }
+            label { (t("入金ステータス", "Payment status")) select name="payment" { (options(&opts(&payments, payment_label), nz(&q.payment), Some(all))) } }
+            label { (t("APIステータス", "API status")) select name="api" { (options(&opts(&apis, api_label), nz(&q.api), Some(all))) } }
+            label { (t("マーケットプレイス", "Marketplace")) select name="marketplace" { (options(&mps, nz(&q.marketplace), Some(all))) } }
+            label { (t("注文日（から）", "Ordered from")) input type="date" name="from" value=(nz(&q.from).unwrap_or("")); }
+            label { (t("注文日（まで）", "Ordered to")) input type="date" name="to" value=(nz(&q.to).unwrap_or("")); }
+            label { (t("注文番号", "Order id")) input name="order" value=(nz(&q.order).unwrap_or("")) placeholder="503-1234567-1234567"; }
+            button type="submit" { (t("絞り込み", "Filter")) }
+        }
+        p class="hint" { (rows.len()) " " (t("件（最大500件）", "instructions (at most 500)")) }
+        (table(
+            Some("instructions"),
+            &[
+                Col::text(t("注文番号", "Order id")),
+                Col::text(t("ショップ", "Shop")),
+                Col::text(t("注文日時", "Ordered")),
+                Col::text(t("ステータス", "Status")),
+                Col::text(t("入金", "Payment")),
+                Col::text(t("APIステータス", "API status")),
+                Col::text(t("MP", "MP")),
+                Col::text(t("支払方法", "Payment method")),
+                Col::text(t("配送方法", "Delivery method")),
+                Col::num(t("明細", "Lines")),
+                Col::num(t("合計", "Total")),
+                Col::text(t("問番", "Tracking")),
+            ],
+            rows.is_empty().then(|| {
+                t(
+                    "該当する出荷指示はありません",
+                    "No shipping instructions match",
+                )
+            }),
+            rows_html,
+        ))
+    };
+    Ok(ctx.page(t("タスク一覧（出荷指示）", "Shipping instructions"), body))
 }
 
 pub async fn detail(ctx: Ctx, Path(id): Path<Uuid>) -> Result<Html<String>, AppError> {
@@ -254,31 +227,30 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         .ok_or(AppError::NotFound)?;
     let order = r.amazon_order_id.clone().unwrap_or_else(|| "—".to_owned());
 
-    let mut body = String::new();
-    let amount = |v: Option<_>| match v {
-        Some(v) => e(display_amount(v, r.currency.as_deref())).to_string(),
-        None => "—".to_owned(),
-    };
-    let kv = |items: &[(&str, String)]| {
-        let mut h = String::from(r#"<dl class="kv">"#);
-        for (k, v) in items {
-            let _ = write!(h, "<dt>{}</dt><dd>{v}</dd>", e(k));
+    let amount = |v: Option<_>| opt(v.map(|v| display_amount(v, r.currency.as_deref())));
+    let kv = |items: &[(&str, Markup)]| {
+        html! {
+            dl class="kv" {
+                @for (k, v) in items {
+                    dt { (k) }
+                    dd { (v) }
+                }
+            }
         }
-        h.push_str("</dl>");
-        h
     };
-    body.push_str(&kv(&[
-        (t("注文番号", "Order id"), e(&order).to_string()),
+    let text = |v: &str| html! { (v) };
+    let order_kv = kv(&[
+        (t("注文番号", "Order id"), text(&order)),
         (
             t("ショップ", "Shop"),
-            e(ctx.op.code_of(Some(r.shop_id))).to_string(),
+            text(&ctx.op.code_of(Some(r.shop_id))),
         ),
         (
             t("マーケットプレイス", "Marketplace"),
-            e(marketplace_label(r.marketplace_id.as_deref())).to_string(),
+            text(&marketplace_label(r.marketplace_id.as_deref())),
         ),
-        (t("注文日時", "Ordered"), time_opt(r.ordered_at, tz)),
-        (t("取込日時", "Imported"), time(r.created_at, tz)),
+        (t("注文日時", "Ordered"), text(&time_opt(r.ordered_at, tz))),
+        (t("取込日時", "Imported"), text(&time(r.created_at, tz))),
         (
             t("ステータス", "Status"),
             badge(&r.status, &status_label(l, &r.status)),
@@ -289,14 +261,10 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         ),
         (
             t("APIステータス", "API status"),
-            format!(
-                "{}{}",
-                badge(&r.api_status, &api_label(l, &r.api_status)),
-                r.api_error
-                    .as_deref()
-                    .map(|m| format!(r#"<div class="msg">{}</div>"#, e(m)))
-                    .unwrap_or_default()
-            ),
+            html! {
+                (badge(&r.api_status, &api_label(l, &r.api_status)))
+                (div_msg(r.api_error.as_deref()))
+            },
         ),
         (
             t("Amazonのステータス", "Amazon status"),
@@ -304,11 +272,11 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         ),
         (
             t("支払方法", "Payment method"),
-            e(method_label(l, &r.payment_method)).to_string(),
+            text(&method_label(l, &r.payment_method)),
         ),
         (
             t("配送方法", "Delivery method"),
-            e(r.dm_name.as_deref().unwrap_or(&r.delivery_method_name)).to_string(),
+            text(r.dm_name.as_deref().unwrap_or(&r.delivery_method_name)),
         ),
         (
             t("配送サービス", "Ship service level"),
@@ -319,17 +287,12 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         (t("代引手数料", "COD fee"), amount(r.cod_fee)),
         (
             t("問番", "Tracking numbers"),
-            e(r.tracking_numbers.join(", ")).to_string(),
+            text(&r.tracking_numbers.join(", ")),
         ),
         (t("出荷日", "Ship date"), opt(r.shipped_on)),
-    ]));
+    ]);
 
     // Buyer and ship-to: masked unless revealed.
-    let _ = write!(
-        body,
-        "<h2>{}</h2>",
-        e(t("購入者・お届け先", "Buyer and ship-to"))
-    );
     // Opened in memory only; shown masked unless revealed (placeholders are not PII).
     let p = if r.pii_purged_at.is_some() {
         None
@@ -348,116 +311,128 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         (t("住所", "Address"), &p.ship_to_address),
         (t("電話番号", "Phone"), &p.ship_to_phone),
     ];
-    if r.pii_purged_at.is_some() {
-        let _ = write!(
-            body,
-            r#"<p class="hint" id="pii-purged">{} {}</p>"#,
-            e(t(
-                "個人情報はデータ保護ポリシーにより削除済みです:",
-                "Personal data was purged under Amazon's data protection policy:"
-            )),
-            time_opt(r.pii_purged_at, tz)
-        );
+    let pii_section = if r.pii_purged_at.is_some() {
+        html! {
+            p class="hint" id="pii-purged" {
+                (t(
+                    "個人情報はデータ保護ポリシーにより削除済みです:",
+                    "Personal data was purged under Amazon's data protection policy:"
+                ))
+                " "
+                (time_opt(r.pii_purged_at, tz))
+            }
+        }
     } else {
-        let items: Vec<(&str, String)> = pii
+        let items: Vec<(&str, Markup)> = pii
             .iter()
             .map(|(k, v)| {
                 let shown = match v.as_deref() {
-                    None | Some("") => "—".to_owned(),
-                    Some(p) if p == domain::PLACEHOLDER_REGISTRATION => e(p).to_string(),
-                    Some(p) if reveal => format!(r#"<span class="pii">{}</span>"#, e(p)),
-                    Some(_) => r#"<span class="masked">●●●●●●</span>"#.to_owned(),
+                    None | Some("") => html! { "—" },
+                    Some(p) if p == domain::PLACEHOLDER_REGISTRATION => html! { (p) },
+                    Some(p) if reveal => html! { span class="pii" { (p) } },
+                    Some(_) => html! { span class="masked" { "●●●●●●" } },
                 };
                 (*k, shown)
             })
             .collect();
-        body.push_str(&kv(&items));
-        if reveal {
-            let _ = write!(
-                body,
-                r#"<p class="hint" id="pii-shown">{}</p>"#,
-                e(t(
-                    "表示した記録をAPIログに残しました。",
-                    "This view was recorded in the API log."
-                ))
-            );
-        } else {
-            let _ = write!(
-                body,
-                r#"<form method="post" action="/instructions/{id}/reveal"><input type="hidden" name="csrf" value="{}"><button type="submit" class="secondary" id="reveal">{}</button> <span class="hint">{}</span></form>"#,
-                e(&ctx.op.csrf),
-                e(t("個人情報を表示", "Show personal data")),
-                e(t(
-                    "表示するとAPIログに記録されます",
-                    "Each view is recorded in the API log"
-                )),
-            );
+        html! {
+            (kv(&items))
+            @if reveal {
+                p class="hint" id="pii-shown" {
+                    (t("表示した記録をAPIログに残しました。", "This view was recorded in the API log."))
+                }
+            } @else {
+                form method="post" action={ "/instructions/" (id) "/reveal" } {
+                    input type="hidden" name="csrf" value=(ctx.op.csrf);
+                    button type="submit" class="secondary" id="reveal" { (t("個人情報を表示", "Show personal data")) }
+                    " "
+                    span class="hint" { (t("表示するとAPIログに記録されます", "Each view is recorded in the API log")) }
+                }
+            }
         }
-    }
+    };
 
     // Lines.
     let lines = store::read::instructions::lines(&mut conn, id).await?;
-    let _ = write!(
-        body,
-        r#"<h2>{}</h2><table id="lines"><thead><tr><th class="num">#</th><th>SKU</th><th>{}</th><th>{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th><th class="num">{}</th></tr></thead><tbody>"#,
-        e(t("明細", "Lines")),
-        e(t("商品", "Product")),
-        e(t("商品名（Amazon）", "Title (Amazon)")),
-        e(t("数量", "Qty")),
-        e(t("単価", "Unit price")),
-        e(t("小計", "Line total")),
-        e(t("確保数", "Reserved")),
-    );
-    for ln in lines {
-        let product = match (ln.product_code, ln.product_name) {
-            (Some(c), Some(n)) => format!("{} {}", e(c), e(n)),
-            _ => badge(
-                "attention",
-                t(
-                    "未対応SKU（対応表に登録してください）",
-                    "Unmapped SKU (add it to the mapping table)",
-                ),
-            ),
-        };
-        let _ = write!(
-            body,
-            r#"<tr><td class="num">{}</td><td>{}</td><td>{product}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>"#,
-            ln.line_no,
-            e(&ln.sku),
-            opt(ln.title.as_deref()),
-            ln.quantity,
-            amount(ln.unit_price),
-            amount(ln.line_total),
-            ln.reserved_quantity,
-        );
-    }
-    body.push_str("</tbody></table>");
+    let lines_table = html! {
+        table id="lines" {
+            thead {
+                tr {
+                    th class="num" { "#" }
+                    th { "SKU" }
+                    th { (t("商品", "Product")) }
+                    th { (t("商品名（Amazon）", "Title (Amazon)")) }
+                    th class="num" { (t("数量", "Qty")) }
+                    th class="num" { (t("単価", "Unit price")) }
+                    th class="num" { (t("小計", "Line total")) }
+                    th class="num" { (t("確保数", "Reserved")) }
+                }
+            }
+            tbody {
+                @for ln in &lines {
+                    tr {
+                        td class="num" { (ln.line_no) }
+                        td { (ln.sku) }
+                        td {
+                            @match (&ln.product_code, &ln.product_name) {
+                                (Some(c), Some(n)) => { (c) " " (n) }
+                                _ => (badge(
+                                    "attention",
+                                    t(
+                                        "未対応SKU（対応表に登録してください）",
+                                        "Unmapped SKU (add it to the mapping table)",
+                                    ),
+                                )),
+                            }
+                        }
+                        td { (opt(ln.title.as_deref())) }
+                        td class="num" { (ln.quantity) }
+                        td class="num" { (amount(ln.unit_price)) }
+                        td class="num" { (amount(ln.line_total)) }
+                        td class="num" { (ln.reserved_quantity) }
+                    }
+                }
+            }
+        }
+    };
 
     // Feed messages and API log of this order.
-    if let Some(order_id) = &r.amazon_order_id {
-        let logs = store::api_log::query(
-            &mut conn,
-            &store::api_log::Filter {
-                shop_id: Some(r.shop_id),
-                amazon_order_id: Some(order_id.clone()),
-                limit: 50,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let _ = write!(
-            body,
-            r#"<h2>{}</h2><p><a href="/api-log?shop={}&order={}">{}</a></p>"#,
-            e(t("この注文のAPIログ", "API log of this order")),
-            url_enc(&ctx.op.code_of(Some(r.shop_id))),
-            url_enc(order_id),
-            e(t("APIログで開く", "Open in the API log"))
-        );
-        body.push_str(&log_table(ctx, &logs));
-    }
+    let order_log = match &r.amazon_order_id {
+        Some(order_id) => {
+            let logs = store::api_log::query(
+                &mut conn,
+                &store::api_log::Filter {
+                    shop_id: Some(r.shop_id),
+                    amazon_order_id: Some(order_id.clone()),
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            html! {
+                h2 { (t("この注文のAPIログ", "API log of this order")) }
+                p {
+                    a href={
+                        "/api-log?shop=" (url_enc(&ctx.op.code_of(Some(r.shop_id))))
+                        "&order=" (url_enc(order_id))
+                    } { (t("APIログで開く", "Open in the API log")) }
+                }
+                (log_table(ctx, &logs))
+            }
+        }
+        None => html! {},
+    };
+    let body = html! {
+        (order_kv)
+        h2 { (t("購入者・お届け先", "Buyer and ship-to")) }
+        (pii_section)
+        h2 { (t("明細", "Lines")) }
+        (lines_table)
+        (order_log)
+    };
     Ok(ctx.page(
         &format!("{} {order}", t("出荷指示", "Shipping instruction")),
-        &body,
+        body,
     ))
 }
 

@@ -9,6 +9,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use chrono::Utc;
+use maud::html;
 use serde::Deserialize;
 
 use store::operators;
@@ -17,7 +18,7 @@ use crate::{
     AppError, AppState, Ctx, L,
     auth::{self, SESSION_COOKIE},
     cookie,
-    html::{self, Frame, e},
+    html::{self, Frame},
     i18n::Lang,
 };
 
@@ -34,30 +35,32 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 fn login_form(lang: Lang, next: &str, error: Option<&str>) -> Html<String> {
-    let err = error
-        .map(|m| format!(r#"<p class="flash err" id="login-error">{}</p>"#, e(m)))
-        .unwrap_or_default();
-    let body = format!(
-        r#"{err}<form class="login" method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label for="username">{user}</label><input id="username" name="username" autocomplete="username" required autofocus>
-<label for="password">{pw}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit" id="sign-in">{btn}</button></form>"#,
-        next = e(next),
-        user = e(lang.t("ユーザー名", "Username")),
-        pw = e(lang.t("パスワード", "Password")),
-        btn = e(lang.t("サインイン", "Sign in")),
-    );
+    let body = html! {
+        @if let Some(m) = error {
+            p class="flash err" id="login-error" { (m) }
+        }
+        form class="login" method="post" action="/login" {
+            input type="hidden" name="next" value=(next);
+            label for="username" { (lang.t("ユーザー名", "Username")) }
+            input id="username" name="username" autocomplete="username" required autofocus;
+            label for="password" { (lang.t("パスワード", "Password")) }
+            input id="password" name="password" type="password" autocomplete="current-password" required;
+            button type="submit" id="sign-in" { (lang.t("サインイン", "Sign in")) }
+        }
+    };
     let here = format!("/login?next={}", html::url_enc(next));
-    Html(html::page(
-        &Frame {
-            lang,
-            here: &here,
-            user: None,
-        },
-        lang.t("サインイン", "Sign in"),
-        &body,
-    ))
+    Html(
+        html::page(
+            &Frame {
+                lang,
+                here: &here,
+                user: None,
+            },
+            lang.t("サインイン", "Sign in"),
+            body,
+        )
+        .into_string(),
+    )
 }
 
 pub async fn form(L(lang): L, Query(q): Query<LoginQuery>) -> Html<String> {

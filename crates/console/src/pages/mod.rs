@@ -16,13 +16,12 @@ pub mod shops;
 
 use domain::messages::Action;
 
-use crate::{
-    Ctx,
-    html::{e, options},
-};
+use maud::{Markup, html};
+
+use crate::{Ctx, html::options};
 
 /// `<select name="action">` of the five actions (and `console` for the API log).
-fn action_select(ctx: &Ctx, selected: Option<&str>, extra_console: bool) -> String {
+fn action_select(ctx: &Ctx, selected: Option<&str>, extra_console: bool) -> Markup {
     let mut items: Vec<(String, String)> = Action::ALL
         .iter()
         .map(|a| (a.as_str().to_owned(), ctx.lang.action(*a).to_owned()))
@@ -30,9 +29,10 @@ fn action_select(ctx: &Ctx, selected: Option<&str>, extra_console: bool) -> Stri
     if extra_console {
         items.push(("console".into(), ctx.lang.action_str("console")));
     }
-    format!(
-        r#"<label>{}<select name="action">{}</select></label>"#,
-        e(ctx.t("アクション", "Action")),
-        options(&items, selected, ctx.t("すべて", "All"))
-    )
+    html! {
+        label {
+            (ctx.t("アクション", "Action"))
+            select name="action" { (options(&items, selected, Some(ctx.t("すべて", "All")))) }
+        }
+    }
 }

@@ -1,8 +1,7 @@
 //! 実行履歴: the run ledger with shop, action and outcome filters.
 
-use std::fmt::Write as _;
-
 use axum::{extract::Query, response::Html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use store::{
     read::runs::{RunFilter, counts_summary},
@@ -11,7 +10,7 @@ use store::{
 
 use crate::{
     AppError, Ctx,
-    html::{Col, badge, e, opt, options, table_open, time, time_s},
+    html::{Col, badge, div_msg, opt, options, table, time, time_s},
     nz,
     pages::action_select,
 };
@@ -50,16 +49,19 @@ pub async fn page(ctx: Ctx, Query(q): Query<RunsQ>) -> Result<Html<String>, AppE
     .iter()
     .map(|s| (s.to_string(), ctx.lang.run_status(s)))
     .collect();
-    let mut body = format!(
-        r#"<form class="filters" method="get">{}{}<label>{}<select name="status">{}</select></label><button type="submit">{}</button></form>"#,
-        ctx.shop_select(nz(&q.shop)),
-        action_select(&ctx, nz(&q.action), false),
-        e(ctx.t("結果", "Outcome")),
-        options(&statuses, nz(&q.status), ctx.t("すべて", "All")),
-        e(ctx.t("絞り込み", "Filter")),
-    );
-    body.push_str(&runs_table(&ctx, &rows));
-    Ok(ctx.page(ctx.t("実行履歴", "Runs"), &body))
+    let body = html! {
+        form class="filters" method="get" {
+            (ctx.shop_select(nz(&q.shop)))
+            (action_select(&ctx, nz(&q.action), false))
+            label {
+                (ctx.t("結果", "Outcome"))
+                select name="status" { (options(&statuses, nz(&q.status), Some(ctx.t("すべて", "All")))) }
+            }
+            button type="submit" { (ctx.t("絞り込み", "Filter")) }
+        }
+        (runs_table(&ctx, &rows))
+    };
+    Ok(ctx.page(ctx.t("実行履歴", "Runs"), body))
 }
 
 /// The run's own `duration_ms`, else finished − started.
@@ -80,10 +82,32 @@ fn duration(run: &Run) -> String {
 }
 
 /// Runs as a table (this page and a shop's page).
-pub fn runs_table(ctx: &Ctx, rows: &[Run]) -> String {
+pub fn runs_table(ctx: &Ctx, rows: &[Run]) -> Markup {
     let t = |ja, en| ctx.t(ja, en);
     let tz = ctx.state.tz;
-    let mut h = table_open(
+    let body = html! {
+        @for r in rows {
+            tr id={ "run-" (r.id) } {
+                td { (time_s(r.started_at, tz)) }
+                td { (ctx.op.code_of(Some(r.shop_id))) }
+                td { (ctx.lang.action_str(&r.action)) }
+                td { (opt(r.mode.as_deref().map(|m| ctx.lang.mode(m)))) }
+                td { (badge(&r.status, &ctx.lang.run_status(&r.status))) }
+                td { (opt(r.requested_by.as_deref())) }
+                td {
+                    @match (r.window_from, r.window_to) {
+                        (Some(f), Some(to)) => { (time(f, tz)) " – " (time(to, tz)) }
+                        _ => "—",
+                    }
+                }
+                td { (counts_summary(&r.counts)) }
+                td class="num" { (r.amazon_calls) }
+                td class="num" { (duration(r)) }
+                td { (div_msg(r.error.as_deref())) }
+            }
+        }
+    };
+    table(
         Some("runs"),
         &[
             Col::text(t("開始", "Started")),
@@ -100,34 +124,8 @@ pub fn runs_table(ctx: &Ctx, rows: &[Run]) -> String {
         ],
         rows.is_empty()
             .then(|| t("実行履歴はありません", "No runs")),
-    );
-    for r in rows {
-        let window = match (r.window_from, r.window_to) {
-            (Some(f), Some(to)) => format!("{} – {}", time(f, tz), time(to, tz)),
-            _ => "—".to_owned(),
-        };
-        let _ = write!(
-            h,
-            r#"<tr id="run-{id}"><td>{start}</td><td>{shop}</td><td>{action}</td><td>{mode}</td><td>{status}</td><td>{by}</td><td>{window}</td><td>{counts}</td><td class="num">{calls}</td><td class="num">{dur}</td><td>{err}</td></tr>"#,
-            id = r.id,
-            start = time_s(r.started_at, tz),
-            shop = e(ctx.op.code_of(Some(r.shop_id))),
-            action = e(ctx.lang.action_str(&r.action)),
-            mode = opt(r.mode.as_deref().map(|m| ctx.lang.mode(m))),
-            status = badge(&r.status, &ctx.lang.run_status(&r.status)),
-            by = opt(r.requested_by.as_deref()),
-            counts = e(counts_summary(&r.counts)),
-            calls = r.amazon_calls,
-            dur = duration(r),
-            err = r
-                .error
-                .as_deref()
-                .map(|m| format!(r#"<div class="msg">{}</div>"#, e(m)))
-                .unwrap_or_default(),
-        );
-    }
-    h.push_str("</tbody></table>");
-    h
+        body,
+    )
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! nothing saved) and written with the operator's name on the entry and in the API log
 //! (`store::schedules`). The scheduler (`ctl scheduler tick`) picks it up at its next minute.
 
-use std::fmt::Write as _;
-
 use axum::{
     Form,
     extract::Query,
@@ -18,12 +16,13 @@ use domain::{
     messages::Action,
     schedule::{self, Cadence, CadenceProblem, DEFAULT_ENTRY, END_OF_DAY_ENTRY, InvalidCadence},
 };
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::{
     AppError, Ctx,
     auth::ShopRef,
-    html::{Col, badge, e, table_open, time_opt, url_enc},
+    html::{Col, badge, flash, table, time, time_opt, url_enc},
     i18n::Lang,
     nz,
 };
@@ -37,18 +36,19 @@ pub struct Q {
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Response, AppError> {
     let shop = ctx.pick_shop(nz(&q.shop))?;
-    let flash = match nz(&q.changed).and_then(|c| c.split_once('/')) {
-        Some((action, entry)) => match action.parse::<Action>() {
-            Ok(a) => format!(
-                r#"<p class="flash ok" id="schedule-saved">{} {}</p>"#,
-                e(ctx.t("自動実行を変更しました:", "Schedule changed:")),
-                e(entry_title(ctx.lang, a, entry))
-            ),
-            Err(_) => String::new(),
-        },
-        None => String::new(),
+    let changed = nz(&q.changed)
+        .and_then(|c| c.split_once('/'))
+        .and_then(|(action, entry)| Some((action.parse::<Action>().ok()?, entry)));
+    let flash = html! {
+        @if let Some((a, entry)) = changed {
+            p class="flash ok" id="schedule-saved" {
+                (ctx.t("自動実行を変更しました:", "Schedule changed:"))
+                " "
+                (entry_title(ctx.lang, a, entry))
+            }
+        }
     };
-    render(&ctx, shop, &flash, None, StatusCode::OK).await
+    render(&ctx, shop, flash, None, StatusCode::OK).await
 }
 
 /// `出荷指示取得（終業時）`: an entry's action and name in the operator's language.
@@ -89,115 +89,118 @@ type Retry<'a> = (Action, &'a str, &'a str);
 async fn render(
     ctx: &Ctx,
     shop: Option<&ShopRef>,
-    flash: &str,
+    flash: Markup,
     retry: Option<Retry<'_>>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let t = |ja, en| ctx.t(ja, en);
     let title = t("自動実行", "Schedules");
-    let mut body = String::from(flash);
     let Some(shop) = shop else {
-        return Ok(ctx.no_shops_page(title, body, status));
+        return Ok(ctx.no_shops_page(title, flash, status));
     };
     let tz: Tz = shop.time_zone.parse().unwrap_or(ctx.state.tz);
-    body.push_str(&ctx.shop_switch(&shop.code));
-    let _ = write!(
-        body,
-        r#"<p class="hint">{} <b>{}</b> ({}) — {} <b>{}</b>. {}</p>"#,
-        e(t("対象ショップ:", "Shop:")),
-        e(&shop.name),
-        e(&shop.code),
-        e(t(
-            "実行間隔と時刻はショップのタイムゾーン:",
-            "Cadences and times are in the shop's time zone:"
-        )),
-        e(tz.name()),
-        e(t(
-            "変更は次の1分以内に反映されます（デプロイ不要）。",
-            "A change applies within the next minute (no deploy).",
-        ))
-    );
     let mut conn = ctx.state.pool.acquire().await?;
     let rows = store::schedules::list(&mut conn, &[shop.id]).await?;
     let now = Utc::now();
-    body.push_str(&table_open(
-        Some("schedules"),
-        &[
-            Col::text(t("アクション", "Action")),
-            Col::text(t("実行間隔（cron）", "Cadence (cron)")),
-            Col::text(t("状態", "State")),
-            Col::text(t("次回実行", "Next run")),
-            Col::text(t("最終実行", "Last fired")),
-            Col::text(t("変更者", "Changed by")),
-            Col::text(""),
-        ],
-        rows.is_empty()
-            .then(|| t("自動実行はありません", "No schedules")),
-    ));
-    for r in &rows {
-        let id = format!("{}-{}", r.action.as_str(), r.entry);
-        let hidden = |op: &str| {
-            format!(
-                r#"<input type="hidden" name="csrf" value="{}"><input type="hidden" name="shop" value="{}"><input type="hidden" name="action" value="{}"><input type="hidden" name="entry" value="{}"><input type="hidden" name="op" value="{op}">"#,
-                e(&ctx.op.csrf),
-                e(&shop.code),
-                r.action.as_str(),
-                e(&r.entry),
-            )
-        };
-        let retrying = retry.filter(|(a, en, _)| *a == r.action && *en == r.entry);
-        let value = retrying.map_or(r.cron.as_str(), |(_, _, typed)| typed);
-        let state = if r.enabled {
-            badge("ok", t("有効", "Enabled"))
-        } else {
-            badge("neutral", t("停止中", "Paused"))
-        };
-        let (toggle_op, toggle_label) = if r.enabled {
-            ("disable", t("停止", "Pause"))
-        } else {
-            ("enable", t("再開", "Resume"))
-        };
-        let _ = write!(
-            body,
-            r#"<tr id="schedule-{id}"><td>{title}</td><td><form method="post" action="/schedules" class="inline">{h_set}<input type="text" name="cron" value="{value}" required size="16" aria-label="cron"{invalid}> <button type="submit" class="save">{save}</button></form></td><td>{state}</td><td>{next}</td><td>{last}</td><td>{by}<br><span class="hint">{at}</span></td><td><form method="post" action="/schedules" class="inline">{h_toggle}<button type="submit" class="secondary toggle">{toggle_label}</button></form></td></tr>"#,
-            id = e(&id),
-            title = e(entry_title(ctx.lang, r.action, &r.entry)),
-            h_set = hidden("set"),
-            value = e(value),
-            invalid = if retrying.is_some() {
-                r#" aria-invalid="true" autofocus"#
+    let rows_html = html! {
+        @for r in &rows {
+            @let hidden = |op: &str| html! {
+                (ctx.shop_form_fields(&shop.code))
+                input type="hidden" name="action" value=(r.action.as_str());
+                input type="hidden" name="entry" value=(r.entry);
+                input type="hidden" name="op" value=(op);
+            };
+            @let retrying = retry.filter(|(a, en, _)| *a == r.action && *en == r.entry);
+            @let value = retrying.map_or(r.cron.as_str(), |(_, _, typed)| typed);
+            @let (toggle_op, toggle_label) = if r.enabled {
+                ("disable", t("停止", "Pause"))
             } else {
-                ""
-            },
-            save = e(t("保存", "Save")),
-            next = time_opt(r.next_run(tz, now), tz),
-            last = time_opt(r.last_fired_slot, tz),
-            by = e(match r.updated_by.as_str() {
-                store::schedules::DEFAULTS_BY => t("初期設定", "defaults"),
-                "migration" => t("初期設定（移行）", "defaults (migration)"),
-                other => other,
-            }),
-            at = crate::html::time(r.updated_at, tz),
-            h_toggle = hidden(toggle_op),
-            toggle_label = e(toggle_label),
-        );
-    }
-    body.push_str("</tbody></table>");
-    let _ = write!(
-        body,
-        r#"<div class="todo" id="cron-help"><b>{}</b> {}<br><code>*/15 * * * *</code> {} · <code>5-59/15 * * * *</code> {} · <code>0 * * * *</code> {} · <code>55 23 * * *</code> {} · <code>0 9-18 * * 1-5</code> {}</div>"#,
-        e(t("書き方:", "Format:")),
-        e(t(
-            "分 時 日 月 曜日（5項目、ショップのタイムゾーン）。",
-            "minute hour day-of-month month day-of-week (five fields, the shop's time zone).",
-        )),
-        e(t("15分ごと", "every 15 minutes")),
-        e(t("15分ごと（5分から）", "every 15 minutes from :05")),
-        e(t("毎時0分", "hourly on the hour")),
-        e(t("毎日23:55", "23:55 every day")),
-        e(t("平日9〜18時の毎時0分", "hourly 9:00–18:00 on weekdays")),
-    );
-    Ok((status, ctx.page(title, &body)).into_response())
+                ("enable", t("再開", "Resume"))
+            };
+            tr id={ "schedule-" (r.action.as_str()) "-" (r.entry) } {
+                td { (entry_title(ctx.lang, r.action, &r.entry)) }
+                td {
+                    form method="post" action="/schedules" class="inline" {
+                        (hidden("set"))
+                        input type="text" name="cron" value=(value) required size="16" aria-label="cron"
+                            aria-invalid=[retrying.map(|_| "true")] autofocus[retrying.is_some()];
+                        " "
+                        button type="submit" class="save" { (t("保存", "Save")) }
+                    }
+                }
+                td {
+                    @if r.enabled {
+                        (badge("ok", t("有効", "Enabled")))
+                    } @else {
+                        (badge("neutral", t("停止中", "Paused")))
+                    }
+                }
+                td { (time_opt(r.next_run(tz, now), tz)) }
+                td { (time_opt(r.last_fired_slot, tz)) }
+                td {
+                    (match r.updated_by.as_str() {
+                        store::schedules::DEFAULTS_BY => t("初期設定", "defaults"),
+                        "migration" => t("初期設定（移行）", "defaults (migration)"),
+                        other => other,
+                    })
+                    br;
+                    span class="hint" { (time(r.updated_at, tz)) }
+                }
+                td {
+                    form method="post" action="/schedules" class="inline" {
+                        (hidden(toggle_op))
+                        button type="submit" class="secondary toggle" { (toggle_label) }
+                    }
+                }
+            }
+        }
+    };
+    let body = html! {
+        (flash)
+        (ctx.shop_switch(&shop.code))
+        p class="hint" {
+            (t("対象ショップ:", "Shop:")) " " b { (shop.name) } " (" (shop.code) ") — "
+            (t(
+                "実行間隔と時刻はショップのタイムゾーン:",
+                "Cadences and times are in the shop's time zone:"
+            ))
+            " " b { (tz.name()) } ". "
+            (t(
+                "変更は次の1分以内に反映されます（デプロイ不要）。",
+                "A change applies within the next minute (no deploy).",
+            ))
+        }
+        (table(
+            Some("schedules"),
+            &[
+                Col::text(t("アクション", "Action")),
+                Col::text(t("実行間隔（cron）", "Cadence (cron)")),
+                Col::text(t("状態", "State")),
+                Col::text(t("次回実行", "Next run")),
+                Col::text(t("最終実行", "Last fired")),
+                Col::text(t("変更者", "Changed by")),
+                Col::text(""),
+            ],
+            rows.is_empty()
+                .then(|| t("自動実行はありません", "No schedules")),
+            rows_html,
+        ))
+        div class="todo" id="cron-help" {
+            b { (t("書き方:", "Format:")) }
+            " "
+            (t(
+                "分 時 日 月 曜日（5項目、ショップのタイムゾーン）。",
+                "minute hour day-of-month month day-of-week (five fields, the shop's time zone).",
+            ))
+            br;
+            code { "*/15 * * * *" } " " (t("15分ごと", "every 15 minutes")) " · "
+            code { "5-59/15 * * * *" } " " (t("15分ごと（5分から）", "every 15 minutes from :05")) " · "
+            code { "0 * * * *" } " " (t("毎時0分", "hourly on the hour")) " · "
+            code { "55 23 * * *" } " " (t("毎日23:55", "23:55 every day")) " · "
+            code { "0 9-18 * * 1-5" } " " (t("平日9〜18時の毎時0分", "hourly 9:00–18:00 on weekdays"))
+        }
+    };
+    Ok((status, ctx.page(title, body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -304,11 +307,11 @@ async fn refused(
     msg: String,
     retry: Option<Retry<'_>>,
 ) -> Result<Response, AppError> {
-    let flash = format!(r#"<p class="flash err" id="schedule-error">{}</p>"#, e(msg));
+    let flash = flash("err", "schedule-error", &msg);
     render(
         ctx,
         Some(shop),
-        &flash,
+        flash,
         retry,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
