@@ -660,7 +660,7 @@ async fn operators_see_only_their_shops(pool: PgPool) {
     let list = c.get("/instructions").await.body;
     assert!(list.contains("503-0000000-0000001") && !list.contains("249-0000000-0000002"));
     let logs = c.get("/api-log").await.body;
-    assert!(logs.contains("acme message") && !logs.contains("other shop&#39;s message"));
+    assert!(logs.contains("acme message") && !logs.contains("other shop's message"));
     let shops = c.get("/shops").await.body;
     assert!(shops.contains("acme-jp") && !shops.contains("other-au"));
     assert_eq!(c.get(&format!("/instructions/{mine}")).await.status, 200);
@@ -1187,4 +1187,307 @@ async fn every_page_renders_with_seeded_data_escaped(pool: PgPool) {
     let d = c.get("/").await.body;
     assert!(d.contains("searchOrders"), "calls per operation");
     assert_eq!(c.get("/no-such-page").await.status, 404);
+}
+
+/// Text that would run script, end an attribute or start an entity if it reached the page
+/// unescaped: a `<script>`, double and single quotes and an ampersand, with `tag` saying which
+/// field it was seeded into.
+fn hostile(tag: &str) -> String {
+    format!(r#"{tag} <script>alert(1)</script> "dq" 'sq' & amp"#)
+}
+
+/// [`hostile`] as the templates write it: `<`, `>`, `"` and `&` escaped (a single quote needs
+/// nothing: every attribute value is double-quoted).
+fn escaped(tag: &str) -> String {
+    format!("{tag} &lt;script&gt;alert(1)&lt;/script&gt; &quot;dq&quot; 'sq' &amp; amp")
+}
+
+/// Issue 17 (templates): buyer name and address (revealed), SKUs, product names, delivery
+/// method names, tracking numbers, Amazon's feed messages, API-log messages, shop and operator
+/// names, run errors and the rest an operator, Amazon or a buyer typed are seeded with markup,
+/// quotes and `&`; every page that shows them has the escaped text and never a raw `<script>`.
+#[sqlx::test(migrations = "../../migrations")]
+async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let exec = |sql: &'static str, binds: Vec<String>, id: uuid::Uuid| {
+        let pool = pool.clone();
+        async move {
+            let mut q = sqlx::query(sql).bind(id);
+            for b in binds {
+                q = q.bind(b);
+            }
+            q.execute(&pool).await.unwrap();
+        }
+    };
+    exec(
+        "UPDATE shops SET name = $2, auth_status = 'needs_reauthorization', auth_error = $3 WHERE id = $1",
+        vec![hostile("SHOP"), hostile("AUTH")],
+        acme,
+    )
+    .await;
+    sqlx::query("UPDATE console_users SET display_name = $1 WHERE username = 'alice'")
+        .bind(hostile("OPERATOR"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    exec(
+        "UPDATE schedules SET updated_by = $2 WHERE shop_id = $1",
+        vec![hostile("CHANGEDBY")],
+        acme,
+    )
+    .await;
+
+    // An instruction: buyer and address sealed as an import stores them, one unmapped line with a
+    // hostile SKU, one mapped line (product name), a delivery method name, a tracking number and
+    // Amazon's refusal.
+    let order = "503-6666666-6666666";
+    let inst = instruction(&pool, acme, order, &hostile("BUYER"), Utc::now()).await;
+    let personal = store::pii::PersonalData {
+        buyer_name: Some(hostile("BUYER")),
+        buyer_email: Some("buyer-x@marketplace.amazon.co.jp".into()),
+        ship_to_name: Some(hostile("SHIPTO")),
+        ship_to_postal_code: Some("150-0001".into()),
+        ship_to_state: Some("東京都".into()),
+        ship_to_city: Some("渋谷区".into()),
+        ship_to_address: Some(hostile("ADDRESS")),
+        ship_to_phone: Some("03-1234-5678".into()),
+    };
+    sqlx::query(
+        "UPDATE shipping_instructions SET pii_enc = $2, delivery_method_name = $3, tracking_numbers = ARRAY[$4],
+             api_status = 'failed', api_error = $5 WHERE id = $1",
+    )
+    .bind(inst)
+    .bind(personal.seal(&crypto::Keyring::for_testing(), acme, inst))
+    .bind(hostile("METHOD"))
+    .bind(hostile("TRACK"))
+    .bind(hostile("APIERR"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    exec(
+        "UPDATE instruction_lines SET sku = $2, title = $3 WHERE instruction_id = $1",
+        vec![hostile("SKU"), hostile("TITLE")],
+        inst,
+    )
+    .await;
+    let mut conn = pool.acquire().await.unwrap();
+    let product = store::catalog::insert_product(&mut conn, acme, "P-1", &hostile("PRODUCT"))
+        .await
+        .unwrap();
+    store::inventory::map_sku(&mut conn, acme, &hostile("MAPPEDSKU"), product.id, None)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO instruction_lines (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, title,
+             quantity, unit_price, line_total, product_id)
+         VALUES ($1, $2, $3, 2, 'item-2', $4, 'plain', 1, 100, 100, $5)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(inst)
+    .bind(acme)
+    .bind(hostile("MAPPEDSKU"))
+    .bind(product.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // A shipment that missed its day (要対応: late shipments).
+    let late = instruction(&pool, acme, "503-7777777-7777777", "Late", Utc::now()).await;
+    sqlx::query("UPDATE shipping_instructions SET status = 'shipped', tracking_numbers = ARRAY[$2], shipped_on = (now() - interval '3 days')::date WHERE id = $1")
+        .bind(late)
+        .bind(hostile("LATETRACK"))
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Delivery methods, a carrier mapping and a rule.
+    let method = store::catalog::upsert_delivery_method(
+        &mut conn,
+        acme,
+        "hm",
+        &hostile("METHOD"),
+        Some(&hostile("EXTERNAL")),
+    )
+    .await
+    .unwrap();
+    store::catalog::add_rule(
+        &mut conn,
+        acme,
+        10,
+        &hostile("RULE"),
+        &domain::delivery_rules::RuleConditions {
+            skus: vec![hostile("RULESKU")],
+            ..Default::default()
+        },
+        method.id,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    // Runs (an error, who asked, an operation name from Amazon's counters), a feed with Amazon's
+    // per-message result and an error, API-log entries (one needing attention).
+    let counts = serde_json::json!({ "new": 1, "calls": { hostile("OPERATION"): 2 } });
+    sqlx::query(
+        "INSERT INTO action_runs (id, shop_id, action, mode, status, requested_by, counts, amazon_calls, error, started_at, finished_at)
+         VALUES (gen_random_uuid(), $1, 'order-ingest', 'hours', 'failed', $2, $3, 2, $4, now(), now())",
+    )
+    .bind(acme)
+    .bind(hostile("RUNBY"))
+    .bind(counts)
+    .bind(hostile("RUNERR"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let feed = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO feed_submissions (id, shop_id, feed_type, marketplace_ids, state, amazon_feed_id, processing_status, error, created_at, finished_at)
+         VALUES ($1, $2, 'POST_ORDER_FULFILLMENT_DATA', ARRAY['A1VC38T7YXB528'], 'fatal', '5001', 'FATAL', $3, now(), now())",
+    )
+    .bind(feed)
+    .bind(acme)
+    .bind(hostile("FEEDERR"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO feed_messages (feed_submission_id, message_id, instruction_id, amazon_order_id, sku, result, result_code, result_message)
+         VALUES ($1, 1, $2, $3, $4, 'error', '18028', $5)",
+    )
+    .bind(feed)
+    .bind(inst)
+    .bind(order)
+    .bind(hostile("FEEDSKU"))
+    .bind(hostile("FEEDMSG"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    log(
+        &pool,
+        acme,
+        "feed-poller",
+        "error",
+        Some(order),
+        &hostile("LOGMSG"),
+    )
+    .await;
+    log(
+        &pool,
+        acme,
+        "status-sync",
+        "attention",
+        Some(order),
+        &hostile("ATTENTION"),
+    )
+    .await;
+    sqlx::query("UPDATE api_log SET sku = $1")
+        .bind(hostile("LOGSKU"))
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let detail = format!("/instructions/{inst}");
+    let feed_page = format!("/feeds/{feed}");
+    let pages: &[(&str, &[&str])] = &[
+        ("/", &["SHOP", "OPERATOR", "OPERATION"]),
+        ("/?lang=en", &["SHOP", "OPERATOR", "OPERATION"]),
+        ("/shops", &["SHOP", "AUTH"]),
+        ("/shops/acme-jp", &["SHOP", "AUTH", "RUNERR", "RUNBY"]),
+        ("/actions", &["SHOP", "OPERATOR"]),
+        ("/schedules", &["SHOP", "CHANGEDBY"]),
+        ("/runs", &["SHOP", "RUNERR", "RUNBY"]),
+        ("/instructions", &["SHOP", "METHOD", "TRACK", "APIERR"]),
+        (
+            &detail,
+            &[
+                "METHOD",
+                "TRACK",
+                "APIERR",
+                "SKU",
+                "TITLE",
+                "MAPPEDSKU",
+                "PRODUCT",
+                "LOGMSG",
+                "LOGSKU",
+            ],
+        ),
+        ("/api-log", &["SHOP", "LOGMSG", "ATTENTION", "LOGSKU"]),
+        ("/feeds", &["SHOP", "FEEDERR"]),
+        (&feed_page, &["FEEDERR", "FEEDSKU", "FEEDMSG"]),
+        (
+            "/attention",
+            &[
+                "SHOP",
+                "AUTH",
+                "SKU",
+                "TRACK",
+                "APIERR",
+                "LATETRACK",
+                "ATTENTION",
+            ],
+        ),
+        ("/external-products", &["SHOP", "MAPPEDSKU", "PRODUCT"]),
+        ("/delivery", &["SHOP", "METHOD", "EXTERNAL", "RULE"]),
+    ];
+    for (path, tags) in pages {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        for tag in *tags {
+            assert!(
+                r.body.contains(&escaped(tag)),
+                "{path} lacks the escaped {tag}: {}",
+                r.body
+            );
+        }
+        assert!(!r.body.contains("<script>alert"), "{path} is not escaped");
+        assert!(!r.body.contains(r#""dq""#), "{path}: a raw quote");
+        assert!(!r.body.contains("& amp"), "{path}: a raw ampersand");
+    }
+    // Masked until revealed; the reveal shows buyer and address escaped.
+    let masked = c.get(&detail).await.body;
+    assert!(!masked.contains("BUYER") && !masked.contains("ADDRESS"));
+    let shown = c
+        .post(&format!("{detail}/reveal"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(shown.status, 200);
+    for tag in ["BUYER", "SHIPTO", "ADDRESS", "PRODUCT", "TRACK", "LOGMSG"] {
+        assert!(shown.body.contains(&escaped(tag)), "reveal lacks {tag}");
+    }
+    assert!(
+        !shown.body.contains("<script>alert"),
+        "the reveal is not escaped"
+    );
+    // Refusals echo what was typed, escaped too.
+    let refused = c
+        .post(
+            "/external-products/map",
+            &[
+                ("csrf", &csrf),
+                ("shop", "acme-jp"),
+                ("sku", "S-1"),
+                ("product", &hostile("TYPED")),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    // (quoted as Rust's {:?} does, then escaped)
+    assert!(
+        refused.body.contains(
+            "TYPED &lt;script&gt;alert(1)&lt;/script&gt; \\&quot;dq\\&quot; 'sq' &amp; amp"
+        ),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("<script>alert"));
+    // A value in the query string comes back in a form field, escaped.
+    let filtered = c
+        .get("/api-log?sku=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .await
+        .body;
+    assert!(filtered.contains(r#"value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;""#));
+    assert!(!filtered.contains("<script>alert"));
 }
