@@ -1,8 +1,10 @@
 //! The layout and the small pieces every page shares, as [`maud`] templates: `html!` escapes
 //! every spliced value (text and attribute values alike) unless it is a [`Markup`] built by
 //! another template, so nothing an operator, Amazon or a buyer typed can break out of its
-//! element or attribute, and the markup is checked when the crate compiles. `PreEscaped` is used
-//! only for the stylesheet below (a constant), never for a value from the database or a request.
+//! element or attribute, and the markup is checked when the crate compiles. `PreEscaped` wraps
+//! only trusted constants (the stylesheet below, the actions page's script), never a value from
+//! the database or a request: `tests/source_rules.rs` lists them and fails on any other, and on
+//! HTML built with `format!`/`write!` again.
 
 use std::fmt::{Display, Write as _};
 
