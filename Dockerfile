@@ -10,9 +10,22 @@
 #
 # The build is offline with respect to the database: sqlx's query macros read the committed
 # query data (.sqlx/ directories, SQLX_OFFLINE=true), so no PostgreSQL is needed to build.
+#
+# Targets:
+#   runtime (default)  compiles the workspace in the `builder` stage, then packages it
+#   prebuilt           packages a binary built outside, for a machine without registries (CI):
+#                        podman build --target prebuilt --build-arg BASE_IMAGE=localhost/debian-base:bookworm \
+#                          -f Dockerfile <dir with bin/connector and deploy/docker/{entrypoint.sh,binaries}>
+#                      (scripts/image-test builds it that way from `cargo build --release -p connector`)
+#
+# The image holds one binary, `connector` (crates/connector): every program of the workspace,
+# picked by the name it is called by; each program in deploy/docker/binaries is a link to it.
+# BASE_IMAGE: the runtime base; any Debian of the builder's release (glibc must match). When it
+# already has ca-certificates and tini (an mmdebstrap base does), nothing is installed.
 
 ARG RUST_VERSION=1.95.0
 ARG DEBIAN_RELEASE=bookworm
+ARG BASE_IMAGE=debian:${DEBIAN_RELEASE}-slim
 
 ########################################################################################
 # builder: compiles every binary of the workspace in release mode
@@ -39,30 +52,32 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     set -eux; \
-    cargo build --release --locked --workspace --bins; \
+    cargo build --release --locked -p connector; \
     mkdir -p /out; \
-    for bin in ctl order-ingest status-sync shipment-feedback inventory-sync feed-poller spapi-sim console demo; do \
-        install -m 0755 "target/release/$bin" /out/; \
-    done; \
+    install -s -m 0755 target/release/connector /out/; \
     ls -l /out
 
 ########################################################################################
-# runtime: small Debian base (same release as the builder, so glibc matches), non-root
+# base: small Debian base (same release as the builder, so glibc matches), non-root user
 ########################################################################################
-FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+FROM ${BASE_IMAGE} AS base
 
 # ca-certificates: TLS to Amazon, LWA, PostgreSQL and RabbitMQ; tini: PID 1 that forwards SIGTERM
 # to the program and reaps zombies (a Rust binary as PID 1 would not get default signal actions).
+# The user is written into /etc/passwd directly: a minimal base has no useradd.
 RUN set -eux; \
-    apt-get update; \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates tini; \
-    rm -rf /var/lib/apt/lists/*; \
-    groupadd --system --gid 10001 connector; \
-    useradd --system --uid 10001 --gid connector --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin connector
+    if [ ! -x /usr/bin/tini ] || [ ! -e /etc/ssl/certs/ca-certificates.crt ]; then \
+        apt-get update; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates tini; \
+    fi; \
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /usr/share/doc/* /usr/share/man/* /usr/share/info/*; \
+    echo 'connector:x:10001:' >> /etc/group; \
+    echo 'connector:x:10001:10001:connector:/nonexistent:/usr/sbin/nologin' >> /etc/passwd
 
-COPY --from=builder /out/ /usr/local/bin/
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/entrypoint
+COPY deploy/docker/binaries /usr/local/share/connector/programs
+RUN set -eux; \
+    for p in $(grep -v '^#' /usr/local/share/connector/programs); do ln -s connector "/usr/local/bin/$p"; done
 
 # Services listen for /livez, /readyz and /metrics on ADMIN_ADDR; JSON logs by default in a container.
 ENV ADMIN_ADDR=0.0.0.0:9000 \
@@ -78,3 +93,15 @@ EXPOSE 9000
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint"]
 CMD ["help"]
+
+########################################################################################
+# prebuilt: the binary from the build context's bin/ (built outside, e.g. by CI)
+########################################################################################
+FROM base AS prebuilt
+COPY --chmod=0755 bin/connector /usr/local/bin/connector
+
+########################################################################################
+# runtime (default): the binary the builder stage compiled
+########################################################################################
+FROM base AS runtime
+COPY --from=builder /out/ /usr/local/bin/

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod charts;
+pub mod cli;
 pub mod html;
 pub mod i18n;
 pub mod mapping_csv;

@@ -1,31 +1,6 @@
-//! `ctl`: the operator's command line.
-
-use std::process::ExitCode;
-
-use clap::Parser;
-
-mod catalog;
-mod cli;
-mod config;
-mod dlq;
-mod ingest;
-mod inventory;
-mod ledger;
-mod lwa_check;
-mod pii;
-mod schedule;
-mod shipping;
-mod shop;
-mod trigger;
+//! `ctl`: the operator's command line (see the library: `ctl::main`).
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    match cli::run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+async fn main() -> std::process::ExitCode {
+    ctl::main().await
 }

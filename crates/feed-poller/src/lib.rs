@@ -270,3 +270,13 @@ mod tests {
         assert_eq!(s.backoff(u32::MAX), s.max_delay);
     }
 }
+
+/// The service binary: reads its settings from the environment (`--help` lists them), then
+/// consumes its queue until SIGTERM (`runtime::run`). The `feed-poller` binary and the image's
+/// multi-call `connector` binary both run this.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    runtime::run(SERVICE, &["feed.submitted"], |ctx| {
+        Poller::from_ctx(ctx).expect("SP-API client configuration")
+    })
+    .await
+}

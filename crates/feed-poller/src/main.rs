@@ -2,8 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::run(feed_poller::SERVICE, &["feed.submitted"], |ctx| {
-        feed_poller::Poller::from_ctx(ctx).expect("SP-API client configuration")
-    })
-    .await
+    feed_poller::main_from_env().await
 }

@@ -2,8 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::run(inventory_sync::SERVICE, &[], |ctx| {
-        inventory_sync::Service::from_ctx(ctx).expect("SP-API client configuration")
-    })
-    .await
+    inventory_sync::main_from_env().await
 }

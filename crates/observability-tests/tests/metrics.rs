@@ -1,4 +1,4 @@
-//! `/metrics` of served services (Prometheus text): runs by status, orders imported, Amazon
+//! `/metrics` of served services (OpenMetrics text, `prometheus-client`): runs by status, orders imported, Amazon
 //! calls by operation and outcome, 429s, limiter wait, feed messages by result, outbox
 //! backlog and dead-letter count.
 
@@ -57,8 +57,12 @@ async fn scrape(port: u16) -> (String, BTreeMap<String, f64>) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    assert!(
+        ct.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ct}"
+    );
     let body = resp.text().await.unwrap();
+    assert!(body.ends_with("# EOF\n"), "not OpenMetrics text:\n{body}");
     let parsed = parse(&body);
     (body, parsed)
 }

@@ -177,3 +177,20 @@ impl Build for Ingest {
         (Self { deps, page_size }, settings)
     }
 }
+
+/// The service binary: reads its settings from the environment (`--help` lists them), then
+/// consumes its queue until SIGTERM (`runtime::run`). The `order-ingest` binary and the image's
+/// multi-call `connector` binary both run this.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    let page_size = runtime::env_in_range("INGEST_PAGE_SIZE", 100, 1..=100)?;
+    let config = IngestConfig {
+        page_size: page_size as u32,
+        ..IngestConfig::default()
+    };
+    runtime::run(ACTION, &[], move |ctx| {
+        // Limiter waits beyond SPAPI_MAX_LIMITER_WAIT_MS become continuations (runtime).
+        let api = ctx.spapi_client().expect("the SP-API client can be built");
+        OrderIngest::new(ctx.pool, ctx.keys, api, ctx.topology, config)
+    })
+    .await
+}

@@ -52,6 +52,90 @@ pub struct Config {
     pub spapi_rate_scale: f64,
 }
 
+/// The environment every service reads (`<service> --help` lists it, with the service's own
+/// settings read through [`env_in_range`]); `scripts/image-test` checks the manifests in
+/// `deploy/` against this list as the image prints it.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "DATABASE_URL",
+        "PostgreSQL, postgres://user:password@host:port/database",
+    ),
+    ("AMQP_URL", "RabbitMQ, amqp://user:password@host:port/vhost"),
+    (
+        "BUS_PREFIX",
+        "prefix of exchange and queue names (empty in production)",
+    ),
+    (
+        "CONNECTOR_ENCRYPTION_KEYS",
+        "the keyring, version:base64-key[,version:base64-key...]",
+    ),
+    (
+        "CONNECTOR_ENCRYPTION_KEYS_FILE",
+        "a file holding the keyring instead (read by the image's entrypoint)",
+    ),
+    (
+        "ADMIN_ADDR",
+        "where /livez, /readyz and /metrics listen (host:port)",
+    ),
+    ("PREFETCH", "messages handled at once, 1-10 (default 2)"),
+    ("DB_POOL_SIZE", "database connections (default 8)"),
+    (
+        "SPAPI_RATE_SCALE",
+        "multiplies Amazon's rates, only against a simulator (default 1)",
+    ),
+    (
+        MAX_LIMITER_WAIT_VAR,
+        "longest wait for Amazon's rate limit before a continuation, ms (default 1000)",
+    ),
+    ("LOG_FORMAT", "json or text"),
+    ("RUST_LOG", "log filter, e.g. info,sqlx=warn"),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTLP endpoint for traces (unset: no export)",
+    ),
+];
+
+/// Settings a service read through [`env_in_range`] (listed by `--help`).
+static OWN_SETTINGS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// What the service's command line asks for: `--help`/`-h` prints the service and the
+/// environment it reads, `--version`/`-V` its version; a service takes no other argument (its
+/// configuration is the environment), so anything else is a usage error (exit 64).
+fn command_line(service: &str) -> Option<i32> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => None,
+        Some("--help" | "-h") => {
+            use std::io::Write as _;
+            // Written, not printed: `order-ingest --help | head` must not panic on a closed pipe.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{service}: a service of the Amazon connector; it consumes its RabbitMQ queue until SIGTERM.\nusage: {service} (configured by the environment only)\n\nenvironment:"
+            );
+            let own = OWN_SETTINGS.lock().map(|v| v.clone()).unwrap_or_default();
+            for (name, what) in ENVIRONMENT
+                .iter()
+                .map(|(n, w)| (n.to_string(), w.to_string()))
+                .chain(own)
+            {
+                let _ = writeln!(out, "  {name:<32} {what}");
+            }
+            Some(0)
+        }
+        Some("--version" | "-V") => {
+            println!("{service} {}", env!("CARGO_PKG_VERSION"));
+            Some(0)
+        }
+        Some(other) => {
+            eprintln!(
+                "{service}: unexpected argument {other:?}: a service takes no arguments (its configuration is the environment); see {service} --help"
+            );
+            Some(64)
+        }
+    }
+}
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
@@ -75,6 +159,12 @@ pub fn env_in_range(
     default: u64,
     range: std::ops::RangeInclusive<u64>,
 ) -> anyhow::Result<u64> {
+    if let Ok(mut own) = OWN_SETTINGS.lock() {
+        own.push((
+            name.to_owned(),
+            format!("{}-{} (default {default})", range.start(), range.end()),
+        ));
+    }
     in_range(name, var(name), default, range)
 }
 
@@ -243,10 +333,7 @@ async fn metrics(
     })
     .await;
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         body,
     )
 }
@@ -262,6 +349,9 @@ where
     H: bus::Handler,
     F: FnOnce(Ctx) -> H,
 {
+    if let Some(code) = command_line(service) {
+        std::process::exit(code);
+    }
     let _guard = telemetry::init(service)?;
     let config = Config::from_env()?;
     // Validated at start-up like the rest of the configuration (read by `Ctx::spapi_client`).

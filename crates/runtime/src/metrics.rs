@@ -1,4 +1,4 @@
-//! `/metrics`: Prometheus text exposition, computed at scrape time.
+//! `/metrics`: OpenMetrics text (the `prometheus-client` crate's encoder), computed at scrape time.
 //!
 //! * From the database (shared by every service, cheap queries over the last 24 hours of the
 //!   run ledger and feeds), for this service's action only: runs by status, the counts of the
@@ -12,9 +12,13 @@
 //! the same database values, so dashboards take `max` over replicas for them and `sum` for the
 //! per-process counters.
 
-use std::fmt::Write as _;
-
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
 use sqlx::PgPool;
+use std::sync::atomic::AtomicU64;
 
 /// The window of the ledger-derived gauges.
 pub const WINDOW: &str = "24 hours";
@@ -22,40 +26,102 @@ pub const WINDOW: &str = "24 hours";
 /// Count keys of `action_runs.counts` that are not item counts.
 const NOT_ITEMS: [&str; 2] = ["duration_ms", "active_ms"];
 
-/// One metric family being written: its samples all carry the family's name.
-struct Family<'a> {
-    out: &'a mut String,
-    name: &'a str,
+/// What `/metrics` answers with (OpenMetrics text, as `prometheus_client` encodes it).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A sample's labels, in order.
+type Labels = Vec<(String, String)>;
+
+/// The labels of a sample, values escaped: the encoder writes label values as they are, and a
+/// quote, backslash or newline (in a shop code or an operation name from the database) would
+/// break the exposition.
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), escape(v)))
+        .collect()
 }
 
-impl Family<'_> {
-    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        let _ = write!(self.out, "{}", self.name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-}
-
-fn header<'a>(out: &'a mut String, name: &'a str, kind: &str, help: &str) -> Family<'a> {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    Family { out, name }
-}
-
-/// Escapes a label value (backslash, double quote, newline).
-pub fn escape(v: &str) -> String {
+/// Escapes a label value (backslash, double quote, newline) as the text format requires.
+fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// One sample of a family: its labels and value.
+trait Sample<V> {
+    fn sample(&self, pairs: &[(&str, &str)], value: V);
+}
+
+impl Sample<i64> for Family<Labels, Gauge> {
+    fn sample(&self, pairs: &[(&str, &str)], value: i64) {
+        self.get_or_create(&labels(pairs)).set(value);
+    }
+}
+
+impl Sample<f64> for Family<Labels, Gauge<f64, AtomicU64>> {
+    fn sample(&self, pairs: &[(&str, &str)], value: f64) {
+        self.get_or_create(&labels(pairs)).set(value);
+    }
+}
+
+impl Sample<u64> for Family<Labels, Counter> {
+    fn sample(&self, pairs: &[(&str, &str)], value: u64) {
+        self.get_or_create(&labels(pairs)).inc_by(value);
+    }
+}
+
+impl Sample<f64> for Family<Labels, Counter<f64, AtomicU64>> {
+    fn sample(&self, pairs: &[(&str, &str)], value: f64) {
+        self.get_or_create(&labels(pairs)).inc_by(value);
+    }
+}
+
+/// The families of one scrape, registered as they are computed, encoded at the end.
+#[derive(Default)]
+struct Scrape {
+    registry: Registry,
+}
+
+impl Scrape {
+    /// A gauge family of whole numbers. `help` as a sentence (the encoder adds the full stop).
+    fn gauge(&mut self, name: &str, help: &str) -> Family<Labels, Gauge> {
+        let f = Family::<Labels, Gauge>::default();
+        self.registry
+            .register(name, help.trim_end_matches('.'), f.clone());
+        f
+    }
+
+    fn gauge_f64(&mut self, name: &str, help: &str) -> Family<Labels, Gauge<f64, AtomicU64>> {
+        let f = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+        self.registry
+            .register(name, help.trim_end_matches('.'), f.clone());
+        f
+    }
+
+    /// A counter family; `name` without `_total`, which the encoder appends to the samples.
+    fn counter(&mut self, name: &str, help: &str) -> Family<Labels, Counter> {
+        let f = Family::<Labels, Counter>::default();
+        self.registry
+            .register(name, help.trim_end_matches('.'), f.clone());
+        f
+    }
+
+    fn counter_f64(&mut self, name: &str, help: &str) -> Family<Labels, Counter<f64, AtomicU64>> {
+        let f = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        self.registry
+            .register(name, help.trim_end_matches('.'), f.clone());
+        f
+    }
+
+    fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "metrics could not be encoded");
+        }
+        out
+    }
 }
 
 /// What the metrics of one service are computed from.
@@ -70,17 +136,16 @@ pub(crate) struct Sources<'a> {
 /// Renders every metric. A source that fails is reported by `connector_scrape_error` and
 /// left out; the rest is still served.
 pub(crate) async fn render(s: &Sources<'_>) -> String {
-    let mut out = String::new();
+    let mut out = Scrape::default();
     let svc = s.service;
     let mut errors: Vec<(&str, String)> = Vec::new();
 
-    header(
-        &mut out,
+    out.gauge(
         "connector_consuming",
-        "gauge",
         "1 while the service's consumer is running.",
     )
-    .sample(&[("service", svc)], u8::from(s.consuming));
+    .get_or_create(&labels(&[("service", svc)]))
+    .set(i64::from(s.consuming));
 
     if let Err(e) = ledger(&mut out, s.pool, svc).await {
         errors.push(("ledger", e.to_string()));
@@ -94,23 +159,22 @@ pub(crate) async fn render(s: &Sources<'_>) -> String {
     queues(&mut out, s, &mut errors).await;
     amazon(&mut out, svc);
 
-    let mut f = header(
-        &mut out,
+    let f = out.gauge(
         "connector_scrape_error",
-        "gauge",
         "1 for a metric source that could not be read during this scrape.",
     );
     for source in ["ledger", "feeds", "outbox", "broker"] {
         let failed = errors.iter().any(|(s, _)| *s == source);
-        f.sample(&[("service", svc), ("source", source)], u8::from(failed));
+        f.get_or_create(&labels(&[("service", svc), ("source", source)]))
+            .set(i64::from(failed));
     }
     for (source, error) in &errors {
         tracing::warn!(source, %error, "metrics source failed");
     }
-    out
+    out.encode()
 }
 
-async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx::Error> {
+async fn ledger(out: &mut Scrape, pool: &PgPool, action: &str) -> Result<(), sqlx::Error> {
     let runs: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT s.code, r.status, count(*)
            FROM action_runs r JOIN shops s ON s.id = r.shop_id
@@ -121,14 +185,15 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
     .bind(WINDOW)
     .fetch_all(pool)
     .await?;
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_runs_24h",
-        "gauge",
         "Runs started in the last 24 hours, by action, shop and status.",
     );
     for (shop, status, n) in &runs {
-        f.sample(&[("action", action), ("shop", shop), ("status", status)], n);
+        f.sample(
+            &[("action", action), ("shop", shop), ("status", status)],
+            *n,
+        );
     }
 
     // Integer counts of the runs (order-ingest: new, updated, unchanged, failed, pages, ...).
@@ -146,10 +211,8 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
     .bind(NOT_ITEMS.as_slice())
     .fetch_all(pool)
     .await?;
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_orders_24h",
-        "gauge",
         "Orders of the runs started in the last 24 hours: imported (new instructions) and updated.",
     );
     for (shop, key, n) in &counts {
@@ -158,16 +221,17 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
             "updated" => "updated",
             _ => continue,
         };
-        f.sample(&[("action", action), ("shop", shop), ("result", result)], n);
+        f.sample(
+            &[("action", action), ("shop", shop), ("result", result)],
+            *n,
+        );
     }
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_run_counts_24h",
-        "gauge",
         "Sum of each integer count of the run ledger (action_runs.counts) over the runs started in the last 24 hours.",
     );
     for (shop, key, n) in &counts {
-        f.sample(&[("action", action), ("shop", shop), ("count", key)], n);
+        f.sample(&[("action", action), ("shop", shop), ("count", key)], *n);
     }
 
     let calls: Vec<(String, String, i64)> = sqlx::query_as(
@@ -188,19 +252,17 @@ async fn ledger(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sql
     .bind(WINDOW)
     .fetch_all(pool)
     .await?;
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_run_amazon_calls_24h",
-        "gauge",
         "Amazon calls recorded by the runs started in the last 24 hours, by operation (operation=\"*\": all, from action_runs.amazon_calls).",
     );
     for (shop, op, n) in &calls {
-        f.sample(&[("action", action), ("shop", shop), ("operation", op)], n);
+        f.sample(&[("action", action), ("shop", shop), ("operation", op)], *n);
     }
     Ok(())
 }
 
-async fn feeds(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx::Error> {
+async fn feeds(out: &mut Scrape, pool: &PgPool, action: &str) -> Result<(), sqlx::Error> {
     let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT s.code, fs.feed_type, fm.result, count(*)
            FROM feed_messages fm
@@ -214,10 +276,8 @@ async fn feeds(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx
     .bind(WINDOW)
     .fetch_all(pool)
     .await?;
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_feed_messages_24h",
-        "gauge",
         "Feed messages sent in the last 24 hours by result (pending, success, warning, error); sent = the sum.",
     );
     for (shop, feed_type, result, n) in &rows {
@@ -228,13 +288,13 @@ async fn feeds(out: &mut String, pool: &PgPool, action: &str) -> Result<(), sqlx
                 ("feed_type", feed_type),
                 ("result", result),
             ],
-            n,
+            *n,
         );
     }
     Ok(())
 }
 
-async fn outbox(out: &mut String, pool: &PgPool, service: &str) -> Result<(), sqlx::Error> {
+async fn outbox(out: &mut Scrape, pool: &PgPool, service: &str) -> Result<(), sqlx::Error> {
     let (due, scheduled, oldest): (i64, i64, f64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE not_before <= now()),
                 count(*) FILTER (WHERE not_before > now()),
@@ -243,31 +303,25 @@ async fn outbox(out: &mut String, pool: &PgPool, service: &str) -> Result<(), sq
     )
     .fetch_one(pool)
     .await?;
-    header(
-        out,
+    out.gauge(
         "connector_outbox_backlog",
-        "gauge",
         "Outbox rows due but not yet published (all services share the outbox).",
     )
     .sample(&[("service", service)], due);
-    header(
-        out,
+    out.gauge(
         "connector_outbox_scheduled",
-        "gauge",
         "Outbox rows scheduled for later (continuations waiting for Amazon's quota).",
     )
     .sample(&[("service", service)], scheduled);
-    header(
-        out,
+    out.gauge_f64(
         "connector_outbox_oldest_due_seconds",
-        "gauge",
         "Age of the oldest due, unpublished outbox row (0 when none).",
     )
-    .sample(&[("service", service)], format!("{oldest:.3}"));
+    .sample(&[("service", service)], (oldest * 1000.0).round() / 1000.0);
     Ok(())
 }
 
-async fn queues(out: &mut String, s: &Sources<'_>, errors: &mut Vec<(&str, String)>) {
+async fn queues(out: &mut Scrape, s: &Sources<'_>, errors: &mut Vec<(&str, String)>) {
     let work = s.topology.queue(s.service);
     let dlq = s.topology.dlq(s.service);
     let depth = |q: String| async move {
@@ -294,34 +348,28 @@ async fn queues(out: &mut String, s: &Sources<'_>, errors: &mut Vec<(&str, Strin
     };
     let work_depth = depth(work.clone()).await;
     let dlq_depth = depth(dlq.clone()).await;
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_queue_messages",
-        "gauge",
         "Messages ready in the service's work queue (unacknowledged ones not counted).",
     );
     match &work_depth {
-        Ok(n) => f.sample(&[("queue", &work)], n),
+        Ok(n) => f.sample(&[("queue", &work)], i64::from(*n)),
         Err(e) => errors.push(("broker", e.clone())),
     }
-    let mut f = header(
-        out,
+    let f = out.gauge(
         "connector_dead_letter_messages",
-        "gauge",
         "Messages in the service's dead-letter queue (see docs/operations.md, dead letters).",
     );
     match &dlq_depth {
-        Ok(n) => f.sample(&[("queue", &dlq)], n),
+        Ok(n) => f.sample(&[("queue", &dlq)], i64::from(*n)),
         Err(e) => errors.push(("broker", e.clone())),
     }
 }
 
-fn amazon(out: &mut String, service: &str) {
+fn amazon(out: &mut Scrape, service: &str) {
     let stats = spapi::process_stats();
-    let mut f = header(
-        out,
-        "connector_amazon_calls_total",
-        "counter",
+    let f = out.counter(
+        "connector_amazon_calls",
         "SP-API requests sent by this process (retries included), by seller, operation and outcome (ok, throttled = HTTP 429, error).",
     );
     for ((seller, op), s) in &stats {
@@ -338,10 +386,8 @@ fn amazon(out: &mut String, service: &str) {
             );
         }
     }
-    let mut f = header(
-        out,
-        "connector_amazon_throttled_total",
-        "counter",
+    let f = out.counter(
+        "connector_amazon_throttled",
         "SP-API responses with status 429 received by this process.",
     );
     for ((seller, op), s) in &stats {
@@ -350,10 +396,8 @@ fn amazon(out: &mut String, service: &str) {
             s.throttled,
         );
     }
-    let mut f = header(
-        out,
-        "connector_amazon_retries_total",
-        "counter",
+    let f = out.counter(
+        "connector_amazon_retries",
         "SP-API requests that were retries of an earlier attempt.",
     );
     for ((seller, op), s) in &stats {
@@ -362,16 +406,14 @@ fn amazon(out: &mut String, service: &str) {
             s.retries,
         );
     }
-    let mut f = header(
-        out,
-        "connector_amazon_limiter_wait_seconds_total",
-        "counter",
+    let f = out.counter_f64(
+        "connector_amazon_limiter_wait_seconds",
         "Time this process waited in the shared rate limiter before SP-API calls.",
     );
     for ((seller, op), s) in &stats {
         f.sample(
             &[("service", service), ("seller", seller), ("operation", op)],
-            format!("{:.3}", s.limiter_wait_ms as f64 / 1000.0),
+            s.limiter_wait_ms as f64 / 1000.0,
         );
     }
 }
@@ -380,11 +422,23 @@ fn amazon(out: &mut String, service: &str) {
 mod tests {
     use super::*;
 
+    /// Label values with quotes, backslashes and newlines stay inside their quotes; counters
+    /// keep the `_total` sample names the dashboards use; the text ends with `# EOF`.
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        let mut out = String::new();
-        header(&mut out, "m", "gauge", "help").sample(&[("l", "x\"y")], 3);
-        assert_eq!(out, "# HELP m help\n# TYPE m gauge\nm{l=\"x\\\"y\"} 3\n");
+    fn encoded_as_openmetrics_text() {
+        let mut out = Scrape::default();
+        out.gauge("m", "help.").sample(&[("l", "x\"y\\z\nw")], 3);
+        out.counter("c", "calls").sample(&[("op", "a")], 2);
+        out.counter_f64("w_seconds", "wait")
+            .sample(&[("op", "a")], 1.5);
+        let text = out.encode();
+        assert!(text.contains("# HELP m help.\n# TYPE m gauge\n"), "{text}");
+        assert!(text.contains("m{l=\"x\\\"y\\\\z\\nw\"} 3\n"), "{text}");
+        assert!(
+            text.contains("# TYPE c counter\nc_total{op=\"a\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("w_seconds_total{op=\"a\"} 1.5\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

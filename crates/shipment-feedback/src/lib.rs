@@ -84,6 +84,26 @@ impl Default for Settings {
     }
 }
 
+/// Environment variable of the delay before the first result poll of a submitted feed, in seconds.
+pub const FIRST_POLL_VAR: &str = "FEED_FIRST_POLL_SECONDS";
+
+impl Settings {
+    /// The defaults, with the first result poll after `FEED_FIRST_POLL_SECONDS` (1-3600,
+    /// default 30) when set: Amazon takes minutes to process a feed, a simulator seconds.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
+        let seconds = runtime::env_in_range(
+            FIRST_POLL_VAR,
+            d.first_poll_delay.num_seconds() as u64,
+            1..=3600,
+        )?;
+        Ok(Self {
+            first_poll_delay: chrono::Duration::seconds(seconds as i64),
+            ..d
+        })
+    }
+}
+
 /// What a run did (also the ledger's `counts`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunReport {
@@ -175,8 +195,13 @@ impl Service {
 
     /// From the runtime context.
     pub fn from_ctx(ctx: runtime::Ctx) -> anyhow::Result<Self> {
+        Self::from_ctx_with(ctx, Settings::default())
+    }
+
+    /// As [`Self::from_ctx`], with `settings` (the binary's: [`Settings::from_env`]).
+    pub fn from_ctx_with(ctx: runtime::Ctx, settings: Settings) -> anyhow::Result<Self> {
         let api = ctx.spapi_client()?;
-        let config = (Settings::default(), FailPoints::from_env());
+        let config = (settings, FailPoints::from_env());
         let jobs = runtime::job::Service::new(ctx.pool, ctx.keys, api, ctx.topology, config);
         Ok(Self { jobs })
     }
@@ -220,4 +245,15 @@ impl Handler for Service {
         );
         Ok(())
     }
+}
+
+/// The service binary: reads its settings from the environment (`--help` lists them), then
+/// consumes its queue until SIGTERM (`runtime::run`). The `shipment-feedback` binary and the image's
+/// multi-call `connector` binary both run this.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    runtime::run(SERVICE, &[], move |ctx| {
+        Service::from_ctx_with(ctx, settings).expect("SP-API client configuration")
+    })
+    .await
 }

@@ -2,8 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    runtime::run(shipment_feedback::SERVICE, &[], |ctx| {
-        shipment_feedback::Service::from_ctx(ctx).expect("SP-API client configuration")
-    })
-    .await
+    shipment_feedback::main_from_env().await
 }

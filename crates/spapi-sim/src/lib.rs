@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(crate) mod api;
+pub mod cli;
 mod config;
 pub mod feeds;
 mod generate;

@@ -210,3 +210,20 @@ impl Build for SyncJob {
         (Self { deps, config }, settings)
     }
 }
+
+/// The service binary: reads its settings from the environment (`--help` lists them), then
+/// consumes its queue until SIGTERM (`runtime::run`). The `status-sync` binary and the image's
+/// multi-call `connector` binary both run this.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    let page_size = runtime::env_in_range("SYNC_PAGE_SIZE", 100, 1..=100)?;
+    let config = SyncConfig {
+        page_size: page_size as u32,
+        ..SyncConfig::default()
+    };
+    runtime::run(ACTION, &[], move |ctx| {
+        // Limiter waits beyond SPAPI_MAX_LIMITER_WAIT_MS become continuations (runtime).
+        let api = ctx.spapi_client().expect("the SP-API client can be built");
+        StatusSync::new(ctx.pool, ctx.keys, api, ctx.topology, config)
+    })
+    .await
+}
