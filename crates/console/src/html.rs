@@ -207,6 +207,7 @@ form.inline{display:inline}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:16px}
 .card{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:12px 16px}
 .card h3{margin:0 0 8px;font-size:16px}
+.card.wide{grid-column:1/-1}
 .card form{margin:6px 0;display:flex;flex-wrap:wrap;gap:8px;align-items:center}
 .tiles{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}
 .tile{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:10px 16px;min-width:170px}

@@ -272,7 +272,8 @@ async fn render(
     let sections = html! {
         @for (service, read) in &services {
             @let id = service.as_str();
-            section class="card dlq" id={ "dlq-" (id) } {
+            @let wide = read.as_ref().is_ok_and(|r| !r.messages.is_empty());
+            section class={ "card dlq" @if wide { " wide" } } id={ "dlq-" (id) } {
                 h3 { (ctx.lang.action(*service)) " " span class="hint" { "(" (id) ")" } }
                 @match read {
                     Err(err) => {
