@@ -44,7 +44,8 @@ pub fn valid_username(u: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
 }
 
-/// Creates an operator, or updates the password, display name and shops of an existing one.
+/// Creates an operator, or updates the password, display name and shops of an existing one
+/// (an existing operator keeps the administrator role, a new one is not an administrator).
 /// Unknown shop codes are refused (naming them) and nothing changes.
 pub async fn upsert_user(
     pool: &PgPool,
@@ -52,6 +53,20 @@ pub async fn upsert_user(
     display_name: Option<&str>,
     password: &str,
     shop_codes: &[String],
+) -> anyhow::Result<Uuid> {
+    upsert_operator(pool, username, display_name, password, shop_codes, None).await
+}
+
+/// [`upsert_user`], and with `admin` = `Some(role)` also sets whether the operator is a console
+/// administrator (sees and replays the dead-letter queues, which hold every shop's messages);
+/// `None` leaves the role as it is. One transaction: nothing changes when any part is refused.
+pub async fn upsert_operator(
+    pool: &PgPool,
+    username: &str,
+    display_name: Option<&str>,
+    password: &str,
+    shop_codes: &[String],
+    admin: Option<bool>,
 ) -> anyhow::Result<Uuid> {
     if !valid_username(username) {
         bail!(
@@ -77,6 +92,9 @@ pub async fn upsert_user(
         }
         other => other.into(),
     })?;
+    if let Some(admin) = admin {
+        operators::set_admin(&mut tx, id, admin).await?;
+    }
     tx.commit().await?;
     Ok(id)
 }
@@ -92,6 +110,9 @@ pub struct Operator {
     pub display_name: String,
     pub csrf: String,
     pub shops: Vec<ShopRef>,
+    /// A console administrator: also sees the dead-letter queues, which are per service and so
+    /// hold every shop's messages (`console user add --admin`).
+    pub admin: bool,
 }
 
 impl Operator {
@@ -203,6 +224,7 @@ pub async fn operator(conn: &mut PgConnection, token: &str) -> anyhow::Result<Op
         display_name: s.display_name,
         csrf: s.csrf_token,
         shops,
+        admin: s.admin,
     }))
 }
 

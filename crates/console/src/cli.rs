@@ -16,7 +16,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Serve the console (env: DATABASE_URL, CONSOLE_ADDR=127.0.0.1:8080, BUS_PREFIX, CONSOLE_TZ).
+    /// Serve the console (env: DATABASE_URL, CONSOLE_ADDR=127.0.0.1:8080, BUS_PREFIX, CONSOLE_TZ,
+    /// AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f for the dead-letters page).
     Serve,
     /// Operators.
     User {
@@ -27,7 +28,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum UserCmd {
-    /// Create an operator, or update the password, name and shops of an existing one.
+    /// Create an operator, or update the password, name, shops and role of an existing one
+    /// (the command sets the whole account: what it does not name is taken away).
     /// The password is read from CONSOLE_PASSWORD.
     Add {
         #[arg(long)]
@@ -38,6 +40,11 @@ enum UserCmd {
         /// Name shown in the console (default: the username).
         #[arg(long)]
         display_name: Option<String>,
+        /// Make the operator a console administrator: also sees and replays the dead-letter
+        /// queues (デッドレター), which are per service and so hold every shop's messages.
+        /// Without it the operator is (or becomes again) a regular operator.
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -59,6 +66,7 @@ pub async fn main() -> anyhow::Result<()> {
             let keys = crypto::Keyring::from_env()
                 .context("reading the keyring that opens buyer and ship-to data")?;
             let mut state = crate::AppState::new(pool, config.bus_prefix.clone(), keys);
+            state.amqp_url = config.amqp_url.clone();
             state.tz = config.tz;
             state.secure_cookies = config.secure_cookies;
             state.trust_forwarded_for = config.trust_forwarded_for;
@@ -70,6 +78,7 @@ pub async fn main() -> anyhow::Result<()> {
                     username,
                     shops,
                     display_name,
+                    admin,
                 },
         } => {
             let password = std::env::var("CONSOLE_PASSWORD")
@@ -79,11 +88,23 @@ pub async fn main() -> anyhow::Result<()> {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect();
-            crate::auth::upsert_user(&pool, &username, display_name.as_deref(), &password, &shops)
-                .await?;
+            crate::auth::upsert_operator(
+                &pool,
+                &username,
+                display_name.as_deref(),
+                &password,
+                &shops,
+                Some(admin),
+            )
+            .await?;
             println!(
-                "operator {username} can sign in; shops: {}",
-                shops.join(", ")
+                "operator {username} can sign in; shops: {}{}",
+                shops.join(", "),
+                if admin {
+                    "; administrator (dead letters)"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -92,6 +92,9 @@ const NAV: &[(&str, &str, &str)] = &[
     ("/attention", "要対応", "Attention"),
 ];
 
+/// Navigation entries only console administrators see (pages across every shop): (path, ja, en).
+const ADMIN_NAV: &[(&str, &str, &str)] = &[("/dead-letters", "デッドレター", "Dead letters")];
+
 /// What the layout needs to know about the request.
 pub struct Frame<'a> {
     pub lang: Lang,
@@ -99,6 +102,8 @@ pub struct Frame<'a> {
     pub here: &'a str,
     /// Signed-in operator's display name, and the CSRF token for the sign-out form.
     pub user: Option<(&'a str, &'a str)>,
+    /// The signed-in operator is a console administrator (shows [`ADMIN_NAV`]).
+    pub admin: bool,
 }
 
 /// The same URL with `lang=` replaced.
@@ -133,7 +138,8 @@ pub fn page(f: &Frame<'_>, title: &str, body: Markup) -> Markup {
                     span.brand { (app) }
                     nav {
                         @if f.user.is_some() {
-                            @for (href, ja, en) in NAV {
+                            @let admin_nav = if f.admin { ADMIN_NAV } else { &[] };
+                            @for (href, ja, en) in NAV.iter().chain(admin_nav) {
                                 @let active = *href == path || (*href != "/" && path.starts_with(href));
                                 a href=(href) class=[active.then_some("active")] { (l.t(ja, en)) }
                             }
@@ -201,6 +207,7 @@ form.inline{display:inline}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:16px}
 .card{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:12px 16px}
 .card h3{margin:0 0 8px;font-size:16px}
+.card.wide{grid-column:1/-1}
 .card form{margin:6px 0;display:flex;flex-wrap:wrap;gap:8px;align-items:center}
 .tiles{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:16px}
 .tile{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:10px 16px;min-width:170px}

@@ -54,6 +54,9 @@ pub struct AppState {
     /// Take the client's address from `X-Forwarded-For` (`CONSOLE_TRUST_X_FORWARDED_FOR=1`,
     /// only behind a proxy that sets it): sign-in throttling counts failures per address.
     pub trust_forwarded_for: bool,
+    /// RabbitMQ (`AMQP_URL`), for the dead-letters page: connected per request, only when an
+    /// administrator opens the page or replays.
+    pub amqp_url: String,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             tz: chrono_tz::Asia::Tokyo,
             secure_cookies: false,
             trust_forwarded_for: false,
+            amqp_url: bus::DEFAULT_AMQP_URL.to_owned(),
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct Config {
     pub tz: Tz,
     pub secure_cookies: bool,
     pub trust_forwarded_for: bool,
+    /// `AMQP_URL` (default [`bus::DEFAULT_AMQP_URL`]): the dead-letters page's RabbitMQ.
+    pub amqp_url: String,
 }
 
 impl Config {
@@ -100,8 +106,10 @@ impl Config {
         let tz = tz_s.parse().map_err(|_| {
             anyhow::anyhow!("CONSOLE_TZ={tz_s:?} is not a time zone: expected e.g. Asia/Tokyo")
         })?;
+        let amqp_url = checked_amqp_url(var("AMQP_URL"))?;
         Ok(Self {
             database_url,
+            amqp_url,
             addr,
             bus_prefix: var("BUS_PREFIX").unwrap_or_default(),
             tz,
@@ -112,6 +120,16 @@ impl Config {
             ),
         })
     }
+}
+
+/// `AMQP_URL` as set (default [`bus::DEFAULT_AMQP_URL`]), refused unless it is an `amqp://` or
+/// `amqps://` URL (the error names the variable, as `runtime::Config` does).
+fn checked_amqp_url(value: Option<String>) -> anyhow::Result<String> {
+    let url = value.unwrap_or_else(|| bus::DEFAULT_AMQP_URL.to_owned());
+    if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+        anyhow::bail!("AMQP_URL must be an amqp:// or amqps:// URL");
+    }
+    Ok(url)
 }
 
 /// Every route of the console.
@@ -144,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds", get(pages::feeds::list))
         .route("/feeds/{id}", get(pages::feeds::detail))
         .route("/attention", get(pages::attention::page))
+        .route("/dead-letters", get(pages::dead_letters::page))
+        .route("/dead-letters/replay", post(pages::dead_letters::replay))
         .route("/delivery", get(pages::delivery::page))
         .route("/delivery/methods", post(pages::delivery::save_method))
         .route("/delivery/carriers", post(pages::delivery::save_carrier))
@@ -382,6 +402,7 @@ impl Ctx {
                     lang: self.lang,
                     here: &self.here,
                     user: Some((&self.op.display_name, &self.op.csrf)),
+                    admin: self.op.admin,
                 },
                 title,
                 body,
@@ -400,6 +421,15 @@ impl Ctx {
                 .map(|s| vec![s.id])
                 .ok_or(AppError::NotFound),
             None => Ok(self.op.shop_ids()),
+        }
+    }
+
+    /// Refuses an operator who is not a console administrator ([`AppError::AdminOnly`], 403).
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.op.admin {
+            Ok(())
+        } else {
+            Err(AppError::AdminOnly)
         }
     }
 
@@ -444,6 +474,8 @@ pub fn nz(v: &Option<String>) -> Option<&str> {
 pub enum AppError {
     NotFound,
     Forbidden,
+    /// A page or form for console administrators only, asked for by another operator (403).
+    AdminOnly,
     Internal(anyhow::Error),
 }
 
@@ -466,6 +498,11 @@ impl IntoResponse for AppError {
                 "この操作は許可されていません。ページを再読み込みしてからやり直してください。",
                 "This request is not allowed. Reload the page and try again.",
             ),
+            Self::AdminOnly => (
+                StatusCode::FORBIDDEN,
+                "この画面はコンソール管理者のみ利用できます。",
+                "This page is for console administrators only.",
+            ),
             Self::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "console request failed");
                 (
@@ -484,6 +521,7 @@ impl IntoResponse for AppError {
                 lang: Lang::Ja,
                 here: "/",
                 user: None,
+                admin: false,
             },
             &status.to_string(),
             body,
@@ -509,6 +547,17 @@ mod tests {
             html::badge("x\"><script>", "<b>").into_string(),
             r#"<span class="badge b-x&quot;&gt;&lt;script&gt;">&lt;b&gt;</span>"#
         );
+    }
+
+    #[test]
+    fn amqp_url_is_checked() {
+        assert_eq!(checked_amqp_url(None).unwrap(), bus::DEFAULT_AMQP_URL);
+        assert_eq!(
+            checked_amqp_url(Some("amqps://u:p@mq:5671/%2f".into())).unwrap(),
+            "amqps://u:p@mq:5671/%2f"
+        );
+        let err = checked_amqp_url(Some("http://mq:5672".into())).unwrap_err();
+        assert!(err.to_string().contains("AMQP_URL"), "{err}");
     }
 
     #[test]

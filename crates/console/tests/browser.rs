@@ -1,6 +1,7 @@
 //! The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`), driven
 //! over W3C WebDriver: sign in, trigger an hours-mode import, see the run and the imported
-//! instructions, open the API log, change a schedule (自動実行), switch language. On failure a screenshot of the page is
+//! instructions, open the API log, change a schedule (自動実行), switch language, and open
+//! デッドレター once the operator is a console administrator. On failure a screenshot of the page is
 //! saved to `target/console-screenshots/`; with `CONSOLE_SCREENSHOTS=all` every step is saved.
 
 mod common;
@@ -418,7 +419,13 @@ async fn seed_history(pool: &PgPool, shop_id: Uuid) -> anyhow::Result<Uuid> {
     Ok(feed)
 }
 
-async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> anyhow::Result<()> {
+async fn scenario(
+    b: &mut Browser,
+    base: &str,
+    pool: &PgPool,
+    shop_id: Uuid,
+    prefix: &str,
+) -> anyhow::Result<()> {
     // Sign in (redirected from the dashboard).
     b.goto(&format!("{base}/")).await?;
     ensure!(
@@ -477,8 +484,9 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     );
     b.step("queued").await?;
     let (id, payload): (Uuid, Value) = sqlx::query_as(
-        "SELECT id, payload FROM outbox WHERE routing_key = 'order-ingest' AND exchange = 'commands'",
+        "SELECT id, payload FROM outbox WHERE routing_key = 'order-ingest' AND exchange = $1",
     )
+    .bind(format!("{prefix}commands"))
     .fetch_one(pool)
     .await
     .context("one outbox row for the trigger")?;
@@ -727,6 +735,37 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
     b.step("dashboard-en").await?;
     b.click_nav("#lang-switch").await?;
     ensure!(b.text("h1").await? == "ダッシュボード", "back to Japanese");
+
+    // デッドレター: not in the menu of an operator; once alice is a console administrator (no
+    // new sign-in needed) it is, and the page shows each service's dead-letter queue, in
+    // Japanese and in English.
+    let nav = b.text("header nav").await?;
+    ensure!(!nav.contains("デッドレター"), "nav of an operator: {nav}");
+    let alice: Uuid = sqlx::query_scalar("SELECT id FROM console_users WHERE username = 'alice'")
+        .fetch_one(pool)
+        .await?;
+    store::operators::set_admin(&mut *pool.acquire().await?, alice, true).await?;
+    b.goto(&format!("{base}/")).await?;
+    b.click_nav("header nav a[href='/dead-letters']").await?;
+    ensure!(
+        b.text("h1").await? == "デッドレター",
+        "dead letters heading"
+    );
+    let section = b.text("#dlq-order-ingest").await?;
+    ensure!(
+        section.contains("出荷指示取得") && section.contains("空です"),
+        "dead letters in Japanese: {section}"
+    );
+    b.step("dead-letters").await?;
+    b.click_nav("#lang-switch").await?;
+    ensure!(b.text("h1").await? == "Dead letters", "English heading");
+    let section = b.text("#dlq-feed-poller").await?;
+    ensure!(
+        section.contains("Feed-result retrieval") && section.contains("Empty."),
+        "dead letters in English: {section}"
+    );
+    b.step("dead-letters-en").await?;
+    b.click_nav("#lang-switch").await?;
     Ok(())
 }
 
@@ -734,10 +773,13 @@ async fn scenario(b: &mut Browser, base: &str, pool: &PgPool, shop_id: Uuid) -> 
 async fn operator_flow_in_headless_chromium(pool: PgPool) {
     let shop_id = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
     user(&pool, "alice", &["acme-jp"]).await;
-    let srv = start(pool.clone(), "").await;
+    // A queue prefix of its own: the dead-letters step declares the services' queues.
+    let prefix = unique_prefix();
+    let srv = start(pool.clone(), &prefix).await;
     let driver = start_driver().await.expect("chromedriver");
     let mut b = Browser::new(&driver).await.expect("a chromium session");
-    let result = scenario(&mut b, &srv.base, &pool, shop_id).await;
+    let result = scenario(&mut b, &srv.base, &pool, shop_id, &prefix).await;
+    delete_topology(&prefix).await;
     if let Err(err) = &result {
         let shot = b.screenshot("failure-operator_flow").await;
         b.quit().await;

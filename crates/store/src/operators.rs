@@ -68,6 +68,30 @@ pub async fn upsert(
     Ok(id)
 }
 
+/// Makes the operator `user_id` a console administrator (`admin`) or takes the role away. The
+/// role needs no new sign-in: the next request reads it. A missing operator is
+/// [`StoreError::NotFound`] (`what` = `"operator"`).
+pub async fn set_admin(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    admin: bool,
+) -> Result<(), StoreError> {
+    let done = sqlx::query!(
+        "UPDATE console_users SET admin = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        admin
+    )
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            what: "operator",
+            key: user_id.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// An active operator's id and password hash (PHC string).
 #[derive(Debug, Clone)]
 pub struct Login {
@@ -127,6 +151,8 @@ pub struct SessionUser {
     pub username: String,
     pub display_name: String,
     pub csrf_token: String,
+    /// A console administrator: also sees the dead-letter queues (per service, every shop).
+    pub admin: bool,
 }
 
 /// The active operator of an unexpired session.
@@ -136,7 +162,7 @@ pub async fn session_user(
 ) -> Result<Option<SessionUser>, StoreError> {
     Ok(sqlx::query_as!(
         SessionUser,
-        r#"SELECT u.id, u.username, u.display_name, s.csrf_token
+        r#"SELECT u.id, u.username, u.display_name, s.csrf_token, u.admin
            FROM console_sessions s JOIN console_users u ON u.id = s.user_id
            WHERE s.token_sha256 = $1 AND s.expires_at > now() AND u.active"#,
         token_sha256

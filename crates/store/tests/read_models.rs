@@ -278,6 +278,26 @@ async fn operators_sessions_and_shops(pool: PgPool) {
         .unwrap()
         .unwrap();
     assert_eq!((user.id, user.csrf_token.as_str()), (id, "csrf"));
+    assert!(!user.admin, "operators are not administrators by default");
+    operators::set_admin(&mut conn, id, true).await.unwrap();
+    let user = operators::session_user(&mut conn, b"token-hash")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.admin, "the role applies to the open session");
+    let err = operators::set_admin(&mut conn, Uuid::now_v7(), true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::NotFound {
+                what: "operator",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let seen: Vec<Uuid> = operators::shops_of(&mut conn, id)
         .await
         .unwrap()
@@ -298,6 +318,14 @@ async fn operators_sessions_and_shops(pool: PgPool) {
     operators::open_session(&mut conn, b"t2", id, "c2", Utc::now() + Duration::hours(1))
         .await
         .unwrap();
+    assert!(
+        operators::session_user(&mut conn, b"t2")
+            .await
+            .unwrap()
+            .unwrap()
+            .admin,
+        "an update keeps the role"
+    );
     operators::close_session(&mut conn, b"t2").await.unwrap();
     assert!(
         operators::session_user(&mut conn, b"t2")

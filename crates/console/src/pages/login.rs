@@ -55,6 +55,7 @@ fn login_form(lang: Lang, next: &str, error: Option<&str>) -> Html<String> {
                 lang,
                 here: &here,
                 user: None,
+                admin: false,
             },
             lang.t("サインイン", "Sign in"),
             body,

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod api_log;
 pub mod attention;
 pub mod dashboard;
+pub mod dead_letters;
 pub mod delivery;
 pub mod external_products;
 pub mod feeds;

@@ -44,6 +44,42 @@ pub async fn user(pool: &PgPool, username: &str, shops: &[&str]) {
     .unwrap();
 }
 
+/// A console administrator (sees the dead-letter queues) who also sees `shops`.
+pub async fn admin(pool: &PgPool, username: &str, shops: &[&str]) {
+    let shops: Vec<String> = shops.iter().map(|s| s.to_string()).collect();
+    console::auth::upsert_operator(
+        pool,
+        username,
+        Some(&format!("{username} (admin)")),
+        PASSWORD,
+        &shops,
+        Some(true),
+    )
+    .await
+    .unwrap();
+}
+
+/// A queue prefix of this test's own (`BUS_PREFIX`), so the dead-letters page declares and reads
+/// queues nobody else uses; [`delete_topology`] removes them.
+pub fn unique_prefix() -> String {
+    format!("test-console-{}-", Uuid::new_v4().simple())
+}
+
+/// Deletes the five services' queues (work queue and DLQ) and the exchanges of `prefix`.
+pub async fn delete_topology(prefix: &str) {
+    assert!(!prefix.is_empty(), "never the production topology");
+    let conn = bus::connect(bus::DEFAULT_AMQP_URL, "console-test")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let topo = bus::Topology::new(prefix, bus::DEFAULT_DELIVERY_LIMIT);
+    for service in domain::messages::Action::ALL {
+        topo.delete_service(&ch, service.as_str()).await.unwrap();
+    }
+    topo.delete_exchanges(&ch).await.unwrap();
+    let _ = bus::close(&conn).await;
+}
+
 /// An imported instruction with one line; returns its id.
 pub async fn instruction(
     pool: &PgPool,
@@ -136,10 +172,16 @@ impl Drop for Server {
 }
 
 pub async fn start(pool: PgPool, bus_prefix: &str) -> Server {
+    start_with(pool, bus_prefix, bus::DEFAULT_AMQP_URL).await
+}
+
+/// [`start`] with RabbitMQ at `amqp_url` (`AMQP_URL`).
+pub async fn start_with(pool: PgPool, bus_prefix: &str, amqp_url: &str) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = console::AppState::new(pool, bus_prefix, crypto::Keyring::for_testing());
+    let mut state = console::AppState::new(pool, bus_prefix, crypto::Keyring::for_testing());
+    state.amqp_url = amqp_url.to_owned();
     tokio::spawn(console::serve(listener, state, async move {
         let _ = rx.await;
     }));
