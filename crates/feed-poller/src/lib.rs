@@ -258,6 +258,16 @@ impl Handler for Poller {
     }
 }
 
+/// The service binary: reads its settings from the environment (`--help` lists them), then
+/// consumes its queue until SIGTERM (`runtime::run`). The `feed-poller` binary and the image's
+/// multi-call `connector` binary both run this.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    runtime::run(SERVICE, &["feed.submitted"], |ctx| {
+        Poller::from_ctx(ctx).expect("SP-API client configuration")
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,14 +279,4 @@ mod tests {
         assert_eq!(d, vec![5, 10, 20, 40, 80, 160, 300, 300, 300, 300]);
         assert_eq!(s.backoff(u32::MAX), s.max_delay);
     }
-}
-
-/// The service binary: reads its settings from the environment (`--help` lists them), then
-/// consumes its queue until SIGTERM (`runtime::run`). The `feed-poller` binary and the image's
-/// multi-call `connector` binary both run this.
-pub async fn main_from_env() -> anyhow::Result<()> {
-    runtime::run(SERVICE, &["feed.submitted"], |ctx| {
-        Poller::from_ctx(ctx).expect("SP-API client configuration")
-    })
-    .await
 }

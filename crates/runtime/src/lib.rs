@@ -363,6 +363,8 @@ where
         tokio::spawn(async move {
             bus::shutdown_signal().await;
             tracing::info!("shutdown requested: finishing in-flight work");
+            // Paging runs hand over after the step in hand (job::request_shutdown).
+            job::request_shutdown();
             cancel.cancel();
         });
     }

@@ -690,3 +690,62 @@ async fn an_impossible_window_reaches_the_plan(pool: PgPool) {
     let ran = r.handle(&msg).await.unwrap();
     assert!(matches!(ran, RunOutcome::Succeeded { .. }), "{ran:?}");
 }
+
+/// SIGTERM between two pages (nextest runs each test in its own process, so the process-wide
+/// flag is this test's): the run stops after the page in hand, goes `waiting` with a
+/// continuation due now and its cursor saved; the next process (a second runner) claims the
+/// continuation and finishes from that cursor — no page read twice, none skipped. A job that
+/// ends its run instead ([`Resume::NextRun`]) is not cut short.
+#[sqlx::test(migrations = "../../migrations")]
+async fn sigterm_hands_a_paging_run_to_the_next_process(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let first = runner::<false>(&pool, &[Act::Page, Act::Page, Act::Page, Act::Last]);
+    runtime::job::request_shutdown();
+    let outcome = first.start(trigger(shop_id, None)).await.unwrap();
+    let RunOutcome::Waiting { run_id, at, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(at <= Utc::now(), "due at once: {at}");
+    assert_eq!(
+        *first.job().seen.lock().unwrap(),
+        vec![0],
+        "one page, then stop"
+    );
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(run.status, "waiting");
+    assert_eq!(run.counts["pages"], 1);
+    let payload: serde_json::Value =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE routing_key = 'order-ingest'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let cmd: Command = serde_json::from_value(payload).unwrap();
+    assert_eq!(cmd.params, CommandParams::Continue { run_id });
+
+    // The restarted process (the flag is process-wide here, so the second runner stands for it
+    // with a script of one page per step: it hands over again after each page until the last).
+    let next = runner::<false>(&pool, &[Act::Page, Act::Page, Act::Last]);
+    let mut outcome = next.resume(run_id).await.unwrap();
+    while let RunOutcome::Waiting { .. } = outcome {
+        outcome = next.resume(run_id).await.unwrap();
+    }
+    assert!(
+        matches!(outcome, RunOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(*next.job().seen.lock().unwrap(), vec![1, 2, 3]);
+    let run = run_row(&pool, run_id).await;
+    assert_eq!(
+        (run.status.as_str(), run.counts["pages"].as_u64()),
+        ("succeeded", Some(4))
+    );
+    assert!(!lease_held(&pool, shop_id).await);
+
+    // A one-step job finishes its step and its run as usual.
+    let feed = runner::<true>(&pool, &[Act::Last]);
+    let outcome = feed.start(trigger(shop_id, None)).await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Succeeded { .. }),
+        "{outcome:?}"
+    );
+}

@@ -305,6 +305,9 @@ impl<J: Job> Runner<J> {
                     .await?;
                     live.ctx.keep_lease(&mut tx).await?;
                     tx.commit().await?;
+                    if J::RESUME == Resume::SameRun && super::shutdown_requested() {
+                        return self.hand_over(&mut live).await;
+                    }
                 }
                 Ok(Step::Done { watermark }) => {
                     return self.succeed(&live, watermark, None).await;
@@ -346,6 +349,33 @@ impl<J: Job> Runner<J> {
                 Err(other) => return Err(RunnerError::Infrastructure(other)),
             }
         }
+    }
+
+    /// The process is stopping ([`super::request_shutdown`]) between two steps of a paging run:
+    /// the run goes `waiting` (its cursor is saved, its lease kept for the run, not the
+    /// process) with a continuation due now in the outbox; the next process to consume the
+    /// queue claims it ([`Self::resume`]) and goes on from the cursor.
+    async fn hand_over(
+        &self,
+        live: &mut Running<'_, J>,
+    ) -> Result<RunOutcome<J::Counts>, RunnerError> {
+        let now = Utc::now();
+        let (run_id, shop_id) = (live.ctx.run_id, live.ctx.shop.shop.id);
+        if let Some(t) = J::tally(&mut live.counts) {
+            t.continuations += 1;
+        }
+        let calls = self.job.amazon_calls(&live.counts);
+        let mut tx = self.pool.begin().await?;
+        runs::save_progress(&mut tx, run_id, RunStatus::Waiting, &live.progress(calls)).await?;
+        let msg = crate::continuation(&self.topology, J::ACTION, shop_id, run_id, now);
+        bus::outbox::enqueue(&mut tx, msg).await?;
+        tx.commit().await?;
+        tracing::info!(%run_id, "shutting down: the run goes on in the next process from its saved cursor");
+        Ok(RunOutcome::Waiting {
+            run_id,
+            counts: live.counts.clone(),
+            at: now,
+        })
     }
 
     /// The error policy for an SP-API failure (see [`super::errors`]).

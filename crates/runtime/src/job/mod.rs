@@ -47,6 +47,22 @@ pub use job_api::{
 };
 pub use service::Service;
 
+/// Set when the process was asked to stop (SIGTERM, see [`crate::run`]).
+static SHUTDOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The process is stopping: a run that pages ([`Resume::SameRun`]) stops after the step in hand,
+/// saves its cursor and goes `waiting` with a continuation due now, which the next process
+/// consuming the queue (the restarted pod, another replica) claims and goes on with. So a
+/// rolling deploy neither waits out a long import nor loses it. [`crate::run`] calls this on
+/// SIGTERM; tests call it to stand for one.
+pub fn request_shutdown() {
+    SHUTDOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn shutdown_requested() -> bool {
+    SHUTDOWN.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// How a message or a trigger ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome<C> {
