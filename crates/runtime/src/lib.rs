@@ -101,8 +101,21 @@ static OWN_SETTINGS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex:
 /// What the service's command line asks for: `--help`/`-h` prints the service and the
 /// environment it reads, `--version`/`-V` its version; a service takes no other argument (its
 /// configuration is the environment), so anything else is a usage error (exit 64).
+///
+/// Only when the process is the service's own program (its file name is the service's: the
+/// binary, or the image's link to the multi-call binary); a program that runs a service inside
+/// itself (the benchmark) has a command line of its own.
 fn command_line(service: &str) -> Option<i32> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut all = std::env::args();
+    let me = all.next().unwrap_or_default();
+    let name = std::path::Path::new(&me)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name != service {
+        return None;
+    }
+    let args: Vec<String> = all.collect();
     match args.first().map(String::as_str) {
         None => None,
         Some("--help" | "-h") => {

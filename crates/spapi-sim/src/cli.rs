@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::SimConfig;
+use crate::config::SimConfig;
 use clap::Parser;
 
 /// Amazon SP-API simulator (LWA, Orders, Feeds, Listings) with a /_sim/ control API.
@@ -51,7 +51,7 @@ pub async fn main() -> anyhow::Result<()> {
         feed_processing: Duration::from_millis(args.feed_processing_ms),
         ..SimConfig::default()
     };
-    let running = crate::spawn_on(config, args.listen).await?;
+    let running = crate::server::spawn_on(config, args.listen).await?;
     println!("spapi-sim listening on {}", running.base_url());
     // Ctrl-C, or SIGTERM from a container runtime.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
