@@ -129,6 +129,7 @@ impl Sync {
     /// Release, targets, feeds (see the crate documentation).
     async fn run_once(&self, run: &Run<'_>, report: &mut RunReport) -> Result<(), JobError> {
         let shop = &run.shop.shop;
+        let t = std::time::Instant::now();
         // 1. Submissions an interrupted run left open: their SKUs are sent again.
         {
             let mut conn = self.deps.pool.acquire().await?;
@@ -142,6 +143,8 @@ impl Sync {
                 report.released += 1;
             }
         }
+        report.timed("release", t);
+        let t = std::time::Instant::now();
 
         // 2. Targets: one consistent read of stock and mappings; and whether SKUs without
         //    handling days get Amazon's default handling time back (the seed) or keep Amazon's.
@@ -151,6 +154,7 @@ impl Sync {
             let keep = store::shops::keep_amazon_handling_time(&mut conn, shop.id).await?;
             (targets, keep)
         };
+        report.timed("targets", t);
         report.targets = targets.len();
         for t in &targets {
             *report
@@ -175,6 +179,7 @@ impl Sync {
         let mut unsent: Vec<Uuid> = Vec::new();
         let mut stop: Option<Stop> = None;
         for (n, marketplace) in shop.marketplaces.iter().enumerate() {
+            let t = std::time::Instant::now();
             let built = listings_feed::build_listings_feeds(
                 &shop.seller_id,
                 targets.iter().enumerate().map(|(i, t)| {
@@ -195,6 +200,7 @@ impl Sync {
                     ..Default::default()
                 },
             );
+            report.timed("build", t);
             if n == 0 && !built.rejected.is_empty() {
                 let mut tx = self.deps.pool.begin().await?;
                 for r in &built.rejected {

@@ -132,6 +132,19 @@ pub struct RunReport {
     /// Why the run failed (Amazon refused, the shop must be re-authorized), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the run's time went, in milliseconds summed over its feeds: `release`, `targets`,
+    /// `build` (feed JSON), `intent` (submission and messages recorded), `upload`
+    /// (createFeedDocument + upload), `create` (createFeed), `sent` (SKUs marked sent, log,
+    /// event). Shown in the ledger and by `bench inventory`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phase_ms: BTreeMap<String, u64>,
+}
+
+impl RunReport {
+    /// Adds the time since `since` to `phase`.
+    pub(crate) fn timed(&mut self, phase: &str, since: std::time::Instant) {
+        *self.phase_ms.entry(phase.to_owned()).or_default() += since.elapsed().as_millis() as u64;
+    }
 }
 
 impl Report for RunReport {

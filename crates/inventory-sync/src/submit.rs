@@ -38,6 +38,7 @@ impl Sync {
         report: &mut RunReport,
     ) -> Result<Option<Stop>, JobError> {
         let shop = &run.shop.shop;
+        let t = std::time::Instant::now();
         let sha = hex(&Sha256::digest(json.as_bytes()));
         // Intent: submission + messageId ↔ SKU, quantity, handling days, change sequence.
         let submission = {
@@ -54,6 +55,8 @@ impl Sync {
             tx.commit().await?;
             id
         };
+        report.timed("intent", t);
+        let t = std::time::Instant::now();
         report.amazon_calls += 1;
         let document = match api
             .prepare_feed_document(spapi::feeds::JSON_CONTENT_TYPE, json.into_bytes())
@@ -71,6 +74,8 @@ impl Sync {
             let mut conn = self.deps.pool.acquire().await?;
             feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
         }
+        report.timed("upload", t);
+        let t = std::time::Instant::now();
         let spec = spapi::feeds::CreateFeedSpecification {
             feed_type: FEED_TYPE.to_owned(),
             marketplace_ids: vec![marketplace_id.to_owned()],
@@ -87,6 +92,8 @@ impl Sync {
                     .map(Some);
             }
         };
+        report.timed("create", t);
+        let t = std::time::Instant::now();
         let mut tx = self.deps.pool.begin().await?;
         let next_poll = Utc::now() + self.settings.first_poll_delay;
         if feeds_store::mark_submitted(&mut tx, submission, &created.feed_id, next_poll).await? {
@@ -133,6 +140,7 @@ impl Sync {
             .await?;
         }
         tx.commit().await?;
+        report.timed("sent", t);
         report.sent += messages.len();
         report.feed_submission_ids.push(submission);
         Ok(None)
