@@ -1,7 +1,8 @@
 //! `spapi-sim`: a stand-in for the parts of Amazon's Selling Partner API that the
 //! warehouse connector uses — LWA, Orders v2026-01-01 and v0, Feeds 2021-06-30 (with real
 //! processing of `POST_ORDER_FULFILLMENT_DATA` and `JSON_LISTINGS_FEED`), Listings Items
-//! 2021-08-01 — with Amazon's rate limits, error bodies and headers, plus a `/_sim/`
+//! 2021-08-01, Notifications v1 (ORDER_CHANGE and FEED_PROCESSING_FINISHED delivered to an
+//! SQS-compatible server such as moto) — with Amazon's rate limits, error bodies and headers, plus a `/_sim/`
 //! control API for tests.
 //!
 //! ```no_run
@@ -19,23 +20,26 @@ use std::time::Duration;
 pub(crate) mod api;
 pub mod cli;
 mod config;
+mod delivery;
 pub mod feeds;
 mod generate;
 mod listing_items;
 pub mod model;
+mod notify;
 mod ops;
 mod records;
 mod shipment;
 mod sim;
 mod state;
 
-pub use config::{DEFAULT_SELLER_ID, SimConfig};
+pub use config::{DEFAULT_SELLER_ID, DEFAULT_SQS_ENDPOINT, SimConfig, default_sqs_endpoint};
 pub use feeds::{FeedInfo, FeedStatus};
 pub use model::{
     Address, Buyer, Cancellation, FulfilledBy, ItemSpec, Listing, ListingSpec, MARKETPLACE_AU,
     MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderItem, OrderSpec, OrderStatus,
     Package, PackageItem, PaymentMethod, StatusChange, is_order_id,
 };
+pub use notify::{NotificationCount, NotificationCounter};
 pub use ops::{ALL_OPS, Op};
 pub use sim::Sim;
 pub use state::{CallCount, Fault, FaultTrigger, GzipPolicy, SimError, SimOptions};
@@ -48,6 +52,7 @@ pub struct RunningSim {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningSim {
@@ -79,6 +84,10 @@ impl RunningSim {
             t.abort();
             let _ = t.await;
         }
+        if let Some(t) = self.delivery.take() {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some(s) = self.server.take() {
             let _ = s.await;
         }
@@ -91,6 +100,9 @@ impl Drop for RunningSim {
             let _ = tx.send(());
         }
         if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        if let Some(t) = self.delivery.take() {
             t.abort();
         }
     }
@@ -126,6 +138,8 @@ pub async fn spawn_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
             tick_sim.tick();
         }
     });
+    // Notifications reach their SQS queues without holding up the handlers that caused them.
+    let delivery = tokio::spawn(delivery::run(sim.clone()));
     tracing::info!(%addr, "spapi-sim listening");
     Ok(RunningSim {
         sim,
@@ -133,5 +147,6 @@ pub async fn spawn_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
         shutdown: Some(tx),
         server: Some(server),
         ticker: Some(ticker),
+        delivery: Some(delivery),
     })
 }
