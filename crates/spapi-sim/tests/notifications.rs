@@ -1007,3 +1007,60 @@ async fn unknown_queue_counts_as_failed() {
     );
     sim.shutdown().await;
 }
+
+/// Amazon's official Python SDK (`pip install amzn-sp-api`) creates a destination and an
+/// ORDER_CHANGE subscription on the simulator (`tests/python/sdk_notifications.py`), and the
+/// simulator then delivers to that destination. Skipped, loudly, only when python3 or the SDK
+/// is not installed.
+#[tokio::test]
+async fn amazons_python_sdk_creates_a_destination_and_a_subscription() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import spapi.api.notifications_v1"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "\n*** SKIPPED: Amazon's Python SDK is not installed (python3 -m pip install amzn-sp-api); \
+             the SDK conformance of the Notifications API was NOT checked. ***\n"
+        );
+        return;
+    }
+    let region = "us-west-2";
+    let (url, arn) = create_queue(region).await;
+    let sim = start(fast_config()).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/sdk_notifications.py"
+    );
+    let base = sim.base_url();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, &base, &arn])
+            .output()
+            .expect("run python3")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("script output");
+    assert_eq!(v["eventFilterType"], "ORDER_CHANGE");
+    // The SDK's client id and refresh token map to the default seller: its order changes
+    // reach the queue the SDK subscribed.
+    let id = pending_order(&sim, MARKETPLACE_JP);
+    sim.sim()
+        .set_order_status(&id, StatusChange::Unshipped)
+        .unwrap();
+    let got = receive(region, &url, 1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0]["NotificationMetadata"]["SubscriptionId"],
+        v["subscriptionId"]
+    );
+    sim.shutdown().await;
+}
