@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 3000)]
     feed_processing_ms: u64,
     /// SQS-compatible endpoint for notifications (e.g. moto: `moto_server -p 4566`).
-    #[arg(long, env = "SQS_ENDPOINT", default_value = crate::DEFAULT_SQS_ENDPOINT)]
+    #[arg(long, env = "SQS_ENDPOINT", default_value = crate::config::DEFAULT_SQS_ENDPOINT)]
     sqs_endpoint: String,
 }
 
