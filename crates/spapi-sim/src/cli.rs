@@ -1,4 +1,4 @@
-//! The `spapi-sim` program: `spapi-sim --listen 127.0.0.1:8700 [--seed N] [--orders N] [--rate-scale X | --unlimited]`
+//! The `spapi-sim` program: `spapi-sim --listen 127.0.0.1:8700 [--seed N] [--orders N] [--rate-scale X | --unlimited] [--sqs-endpoint URL]`
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +28,9 @@ struct Args {
     /// Feed processing time in milliseconds (IN_QUEUE → DONE).
     #[arg(long, default_value_t = 3000)]
     feed_processing_ms: u64,
+    /// SQS-compatible endpoint for notifications (e.g. moto: `moto_server -p 4566`).
+    #[arg(long, env = "SQS_ENDPOINT", default_value = crate::config::DEFAULT_SQS_ENDPOINT)]
+    sqs_endpoint: String,
 }
 
 /// `spapi-sim`: parses the command line, serves until Ctrl-C or SIGTERM. The `spapi-sim`
@@ -49,6 +52,7 @@ pub async fn main() -> anyhow::Result<()> {
         rate_scale: args.rate_scale,
         unlimited: args.unlimited,
         feed_processing: Duration::from_millis(args.feed_processing_ms),
+        sqs_endpoint: args.sqs_endpoint,
         ..SimConfig::default()
     };
     let running = crate::server::spawn_on(config, args.listen).await?;

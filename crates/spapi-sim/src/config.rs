@@ -21,7 +21,21 @@ pub struct SimConfig {
     pub feed_processing: Duration,
     /// LWA access-token lifetime (before `rate_scale`).
     pub token_lifetime: Duration,
+    /// SQS-compatible endpoint notifications are sent to (moto's server mode in tests): an SQS
+    /// ARN `arn:aws:sqs:REGION:ACCOUNT:NAME` is the queue `{sqs_endpoint}/{ACCOUNT}/{NAME}`.
+    pub sqs_endpoint: String,
 }
+
+/// The SQS endpoint when none is configured: `SQS_ENDPOINT`, else moto on port 4566.
+pub fn default_sqs_endpoint() -> String {
+    std::env::var("SQS_ENDPOINT")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_SQS_ENDPOINT.to_string())
+}
+
+/// Where `scripts/local-services` starts moto.
+pub const DEFAULT_SQS_ENDPOINT: &str = "http://127.0.0.1:4566";
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -32,6 +46,7 @@ impl Default for SimConfig {
             unlimited: false,
             feed_processing: Duration::from_secs(3),
             token_lifetime: Duration::from_secs(3600),
+            sqs_endpoint: default_sqs_endpoint(),
         }
     }
 }

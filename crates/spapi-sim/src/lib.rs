@@ -1,7 +1,8 @@
 //! `spapi-sim`: a stand-in for the parts of Amazon's Selling Partner API that the
 //! warehouse connector uses — LWA, Orders v2026-01-01 and v0, Feeds 2021-06-30 (with real
 //! processing of `POST_ORDER_FULFILLMENT_DATA` and `JSON_LISTINGS_FEED`), Listings Items
-//! 2021-08-01 — with Amazon's rate limits, error bodies and headers, plus a `/_sim/`
+//! 2021-08-01, Notifications v1 (ORDER_CHANGE and FEED_PROCESSING_FINISHED delivered to an
+//! SQS-compatible server such as moto) — with Amazon's rate limits, error bodies and headers, plus a `/_sim/`
 //! control API for tests.
 //!
 //! ```no_run
@@ -16,10 +17,12 @@
 pub(crate) mod api;
 pub mod cli;
 mod config;
+mod delivery;
 pub mod feeds;
 mod generate;
 mod listing_items;
 pub mod model;
+mod notify;
 mod ops;
 mod records;
 mod server;
@@ -27,13 +30,14 @@ mod shipment;
 mod sim;
 mod state;
 
-pub use config::{DEFAULT_SELLER_ID, SimConfig};
+pub use config::{DEFAULT_SELLER_ID, DEFAULT_SQS_ENDPOINT, SimConfig, default_sqs_endpoint};
 pub use feeds::{FeedInfo, FeedStatus};
 pub use model::{
     Address, Buyer, Cancellation, FulfilledBy, ItemSpec, Listing, ListingSpec, MARKETPLACE_AU,
     MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderItem, OrderSpec, OrderStatus,
     Package, PackageItem, PaymentMethod, StatusChange, is_order_id,
 };
+pub use notify::{NotificationCount, NotificationCounter};
 pub use ops::{ALL_OPS, Op};
 pub use server::{RunningSim, spawn, spawn_on};
 pub use sim::Sim;

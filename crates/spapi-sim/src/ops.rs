@@ -26,10 +26,21 @@ pub enum Op {
     DownloadDocument,
     GetListingsItem,
     PatchListingsItem,
+    /// Notifications API v1 (grantless).
+    CreateDestination,
+    GetDestinations,
+    GetDestination,
+    DeleteDestination,
+    /// Notifications API v1 (for a seller).
+    CreateSubscription,
+    GetSubscription,
+    /// Notifications API v1 (grantless).
+    GetSubscriptionById,
+    DeleteSubscriptionById,
 }
 
 /// All operations, in a stable order.
-pub const ALL_OPS: [Op; 18] = [
+pub const ALL_OPS: [Op; 26] = [
     Op::LwaToken,
     Op::SearchOrders,
     Op::GetOrder,
@@ -48,6 +59,14 @@ pub const ALL_OPS: [Op; 18] = [
     Op::DownloadDocument,
     Op::GetListingsItem,
     Op::PatchListingsItem,
+    Op::CreateDestination,
+    Op::GetDestinations,
+    Op::GetDestination,
+    Op::DeleteDestination,
+    Op::CreateSubscription,
+    Op::GetSubscription,
+    Op::GetSubscriptionById,
+    Op::DeleteSubscriptionById,
 ];
 
 impl Op {
@@ -72,6 +91,14 @@ impl Op {
             Op::DownloadDocument => "downloadDocument",
             Op::GetListingsItem => "getListingsItem",
             Op::PatchListingsItem => "patchListingsItem",
+            Op::CreateDestination => "createDestination",
+            Op::GetDestinations => "getDestinations",
+            Op::GetDestination => "getDestination",
+            Op::DeleteDestination => "deleteDestination",
+            Op::CreateSubscription => "createSubscription",
+            Op::GetSubscription => "getSubscription",
+            Op::GetSubscriptionById => "getSubscriptionById",
+            Op::DeleteSubscriptionById => "deleteSubscriptionById",
         }
     }
 
@@ -99,8 +126,30 @@ impl Op {
             Op::GetFeedDocument => Some((0.0222, 10.0)),
             Op::GetListingsItem => Some((5.0, 10.0)),
             Op::PatchListingsItem => Some((5.0, 5.0)),
+            Op::CreateDestination
+            | Op::GetDestinations
+            | Op::GetDestination
+            | Op::DeleteDestination
+            | Op::CreateSubscription
+            | Op::GetSubscription
+            | Op::GetSubscriptionById
+            | Op::DeleteSubscriptionById => Some((1.0, 5.0)),
             Op::LwaToken | Op::UploadFeedDocument | Op::DownloadDocument => None,
         }
+    }
+
+    /// Grantless: called with a client-credentials token (scope
+    /// `sellingpartnerapi::notifications`), not for a seller.
+    pub fn grantless(self) -> bool {
+        matches!(
+            self,
+            Op::CreateDestination
+                | Op::GetDestinations
+                | Op::GetDestination
+                | Op::DeleteDestination
+                | Op::GetSubscriptionById
+                | Op::DeleteSubscriptionById
+        )
     }
 
     /// Value of the `x-amzn-RateLimit-Limit` header.

@@ -15,6 +15,7 @@ pub struct RunningSim {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    delivery: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningSim {
@@ -46,6 +47,10 @@ impl RunningSim {
             t.abort();
             let _ = t.await;
         }
+        if let Some(t) = self.delivery.take() {
+            t.abort();
+            let _ = t.await;
+        }
         if let Some(s) = self.server.take() {
             let _ = s.await;
         }
@@ -58,6 +63,9 @@ impl Drop for RunningSim {
             let _ = tx.send(());
         }
         if let Some(t) = self.ticker.take() {
+            t.abort();
+        }
+        if let Some(t) = self.delivery.take() {
             t.abort();
         }
     }
@@ -93,6 +101,8 @@ pub async fn spawn_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
             tick_sim.tick();
         }
     });
+    // Notifications reach their SQS queues without holding up the handlers that caused them.
+    let delivery = tokio::spawn(crate::delivery::run(sim.clone()));
     tracing::info!(%addr, "spapi-sim listening");
     Ok(RunningSim {
         sim,
@@ -100,5 +110,6 @@ pub async fn spawn_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Ru
         shutdown: Some(tx),
         server: Some(server),
         ticker: Some(ticker),
+        delivery: Some(delivery),
     })
 }

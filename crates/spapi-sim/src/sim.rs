@@ -13,6 +13,7 @@ use crate::model::{
     Listing, MARKETPLACE_AU, MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderSpec,
     StatusChange,
 };
+use crate::notify::NotificationCounter;
 use crate::ops::Op;
 use crate::records::FeedStatus;
 use crate::state::{
@@ -327,6 +328,17 @@ impl Sim {
                 "rateScale must be a positive number".into(),
             ));
         }
+        for (name, rate) in [
+            (
+                "notificationDuplicateRate",
+                options.notification_duplicate_rate,
+            ),
+            ("notificationDropRate", options.notification_drop_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(SimError::Invalid(format!("{name} must be within 0..=1")));
+            }
+        }
         let mut st = self.lock();
         st.options = options;
         st.buckets.clear();
@@ -366,6 +378,12 @@ impl Sim {
         for id in ids {
             feeds::process_feed(&mut st, &id);
         }
+    }
+
+    /// What happened to notifications so far: produced, sent, duplicated, dropped, failed,
+    /// pending; in total and by notification type.
+    pub fn notification_counter(&self) -> NotificationCounter {
+        self.lock().notifications.counter.clone()
     }
 
     pub(crate) fn tick(&self) {

@@ -14,8 +14,9 @@ use crate::model::{
     Cancellation, Listing, MARKETPLACE_AU, MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order,
     OrderSpec, OrderStatus, StatusChange, marketplace,
 };
+use crate::notify::Notifications;
 use crate::ops::{Bucket, Op};
-use crate::records::{Document, Feed, Presigned};
+use crate::records::{Document, Feed, FeedStatus, Presigned};
 
 /// Errors of the in-process control methods (the control API maps them to 4xx).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -120,6 +121,17 @@ pub struct SimOptions {
     /// `getFeed` answers for each new feed, once DONE, that leave out `resultFeedDocumentId`
     /// (`Sim::withhold_feed_reports`).
     pub withhold_reports: u32,
+    /// Notifications: each is sent this many milliseconds after its event.
+    pub notification_delay_ms: u64,
+    /// Notifications: probability (0..=1) that one is sent twice.
+    pub notification_duplicate_rate: f64,
+    /// Notifications: hold them and send them in shuffled batches.
+    pub notification_reorder: bool,
+    /// Notifications: probability (0..=1) that one is never sent.
+    pub notification_drop_rate: f64,
+    /// ORDER_CHANGE for newly created orders too (Amazon does not reliably notify new orders,
+    /// so off by default).
+    pub notify_new_orders: bool,
 }
 
 impl Default for SimOptions {
@@ -131,6 +143,11 @@ impl Default for SimOptions {
             shift_jis_reports_for_jp: true,
             feed_processing_ms: 3000,
             withhold_reports: 0,
+            notification_delay_ms: 0,
+            notification_duplicate_rate: 0.0,
+            notification_reorder: false,
+            notification_drop_rate: 0.0,
+            notify_new_orders: false,
         }
     }
 }
@@ -146,6 +163,10 @@ pub(crate) struct SellerCredentials {
 #[derive(Debug, Clone)]
 pub(crate) struct AccessToken {
     pub seller_id: String,
+    /// LWA client id (the application).
+    pub client_id: String,
+    /// Client-credentials token for grantless operations (scope `sellingpartnerapi::notifications`).
+    pub grantless: bool,
     pub expires_at: DateTime<Utc>,
     /// Restricted data token (grants PII in Orders v0).
     pub restricted: bool,
@@ -177,6 +198,7 @@ pub(crate) struct State {
     pub documents: HashMap<String, Document>,
     pub presigned: HashMap<String, Presigned>,
     pub next_feed_id: u64,
+    pub notifications: Notifications,
 }
 
 impl State {
@@ -207,6 +229,7 @@ impl State {
             documents: HashMap::new(),
             presigned: HashMap::new(),
             next_feed_id: 50_001_000_000 + (config.seed % 1000) * 1_000_000,
+            notifications: Notifications::new(config.seed),
         };
         st.seed_catalog(DEFAULT_SELLER_ID);
         if config.orders > 0 {
@@ -302,6 +325,9 @@ impl State {
         let order = generate::build_order(&mut self.rng, &spec, id, &seller, now)
             .map_err(SimError::Invalid)?;
         self.orders.insert(order.order_id.clone(), order.clone());
+        if self.options.notify_new_orders {
+            self.notify_order_change(&order.order_id, "OrderStatusChange", "NewOrder");
+        }
         Ok(order)
     }
 
@@ -360,6 +386,13 @@ impl State {
         change: StatusChange,
     ) -> Result<Order, SimError> {
         let now = generate::trunc_secs(self.now());
+        let (change_type, reason) = match &change {
+            StatusChange::Unshipped => ("OrderStatusChange", "PaymentAuthorized"),
+            StatusChange::Cancelled { .. } => ("OrderStatusChange", "OrderCanceled"),
+            StatusChange::BuyerCancelRequested { .. } => {
+                ("BuyerRequestedChange", "Buyer Requested Cancel")
+            }
+        };
         let order = self
             .orders
             .get_mut(order_id)
@@ -416,7 +449,37 @@ impl State {
             }
         }
         order.last_updated_time = now.max(order.last_updated_time);
-        Ok(order.clone())
+        let order = order.clone();
+        self.notify_order_change(order_id, change_type, reason);
+        Ok(order)
+    }
+
+    /// ORDER_CHANGE to the subscriptions of the order's seller (nothing without subscriptions).
+    pub fn notify_order_change(&mut self, order_id: &str, change_type: &str, reason: &str) {
+        if self.notifications.subscriptions.is_empty() {
+            return;
+        }
+        let now = self.now();
+        if let Some(order) = self.orders.get(order_id) {
+            self.notifications
+                .order_change(order, change_type, reason, now);
+        }
+    }
+
+    /// FEED_PROCESSING_FINISHED once a feed is DONE, FATAL or CANCELLED.
+    pub fn notify_feed_finished(&mut self, feed_id: &str) {
+        if self.notifications.subscriptions.is_empty() {
+            return;
+        }
+        let now = self.now();
+        if let Some(feed) = self.feeds.get(feed_id).filter(|f| {
+            matches!(
+                f.status,
+                FeedStatus::Done | FeedStatus::Fatal | FeedStatus::Cancelled
+            )
+        }) {
+            self.notifications.feed_finished(feed, now);
+        }
     }
 
     pub fn count(&mut self, op: Op, status: u16, throttled: bool, faulted: bool) {

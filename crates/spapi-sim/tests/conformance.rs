@@ -724,6 +724,176 @@ async fn listings_feed_documents_and_reports_follow_the_json_schemas() {
     sim.shutdown().await;
 }
 
+/// Notifications API v1: request and response bodies (2xx and errors) of every implemented
+/// operation validate against the model, with the documented 1 rps usage plan in the header.
+#[tokio::test]
+async fn notifications_responses_validate_against_the_model() {
+    let model = Model::new("models/notifications-api-model/notifications.json");
+    let sim = start(fast_config()).await;
+    let client_id = "amzn1.application-oa2-client.conformance";
+    let resp = client()
+        .post(format!("{}/auth/o2/token", sim.base_url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "sellingpartnerapi::notifications"),
+            ("client_id", client_id),
+            ("client_secret", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (_, _, g) = split(resp).await;
+    let grantless = g["access_token"].as_str().unwrap().to_string();
+    let seller = token_for(&sim, client_id, "s", "Atzr|conformance").await;
+    let post = reqwest::Method::POST;
+    let delete = reqwest::Method::DELETE;
+
+    let req = json!({"name": "conformance", "resourceSpecification": {"sqs": {"arn": "arn:aws:sqs:us-west-2:123456789012:conformance"}}});
+    model.check_def("CreateDestinationRequest", &req);
+    let (status, headers, d) = send_json(
+        &sim,
+        post.clone(),
+        &grantless,
+        "/notifications/v1/destinations",
+        &req,
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(headers["x-amzn-RateLimit-Limit"], "1");
+    model.check_response("createDestination", status, &d);
+    let dest = d["payload"]["destinationId"].as_str().unwrap().to_string();
+    let (status, _, body) = send_json(
+        &sim,
+        post.clone(),
+        &grantless,
+        "/notifications/v1/destinations",
+        &req,
+    )
+    .await;
+    assert_eq!(status, 409);
+    model.check_response("createDestination", status, &body);
+    let (status, _, body) = send_json(
+        &sim,
+        post.clone(),
+        &seller,
+        "/notifications/v1/destinations",
+        &req,
+    )
+    .await;
+    assert_eq!(status, 403);
+    model.check_response("createDestination", status, &body);
+    let (status, _, body) = get(&sim, &grantless, "/notifications/v1/destinations").await;
+    assert_eq!(status, 200);
+    model.check_response("getDestinations", status, &body);
+    let (status, _, body) = get(
+        &sim,
+        &grantless,
+        &format!("/notifications/v1/destinations/{dest}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    model.check_response("getDestination", status, &body);
+    let (status, _, body) = get(&sim, &grantless, "/notifications/v1/destinations/nope").await;
+    assert_eq!(status, 404);
+    model.check_response("getDestination", status, &body);
+
+    let order_req = json!({"payloadVersion": "1.0", "destinationId": dest, "processingDirective": {"eventFilter": {
+        "eventFilterType": "ORDER_CHANGE", "orderChangeTypes": ["OrderStatusChange", "BuyerRequestedChange"],
+        "marketplaceIds": [MARKETPLACE_JP], "aggregationSettings": {"aggregationTimePeriod": "FiveMinutes"}}}});
+    model.check_def("CreateSubscriptionRequest", &order_req);
+    let (status, headers, s) = send_json(
+        &sim,
+        post.clone(),
+        &seller,
+        "/notifications/v1/subscriptions/ORDER_CHANGE",
+        &order_req,
+    )
+    .await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(headers["x-amzn-RateLimit-Limit"], "1");
+    model.check_response("createSubscription", status, &s);
+    let feed_req = json!({"payloadVersion": "2020-09-04", "destinationId": dest});
+    model.check_def("CreateSubscriptionRequest", &feed_req);
+    let (status, _, f) = send_json(
+        &sim,
+        post.clone(),
+        &seller,
+        "/notifications/v1/subscriptions/FEED_PROCESSING_FINISHED",
+        &feed_req,
+    )
+    .await;
+    assert_eq!(status, 200, "{f}");
+    model.check_response("createSubscription", status, &f);
+    for (code, body) in [
+        (409, order_req.clone()),
+        (
+            400,
+            json!({"payloadVersion": "1.0", "destinationId": dest, "processingDirective": {"eventFilter": {}}}),
+        ),
+    ] {
+        let (status, _, e) = send_json(
+            &sim,
+            post.clone(),
+            &seller,
+            "/notifications/v1/subscriptions/ORDER_CHANGE",
+            &body,
+        )
+        .await;
+        assert_eq!(status, code, "{e}");
+        model.check_response("createSubscription", status, &e);
+    }
+    let (status, _, body) = get(
+        &sim,
+        &seller,
+        "/notifications/v1/subscriptions/ORDER_CHANGE?payloadVersion=1.0",
+    )
+    .await;
+    assert_eq!(status, 200);
+    model.check_response("getSubscription", status, &body);
+    let sub = s["payload"]["subscriptionId"].as_str().unwrap().to_string();
+    let by_id = format!("/notifications/v1/subscriptions/ORDER_CHANGE/{sub}");
+    let (status, _, body) = get(&sim, &grantless, &by_id).await;
+    assert_eq!(status, 200);
+    model.check_response("getSubscriptionById", status, &body);
+    let (status, _, body) = send_json(
+        &sim,
+        delete.clone(),
+        &grantless,
+        &format!("/notifications/v1/destinations/{dest}"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    model.check_response("deleteDestination", status, &body);
+    let (status, _, body) = send_json(&sim, delete.clone(), &grantless, &by_id, &json!({})).await;
+    assert_eq!(status, 200);
+    model.check_response("deleteSubscriptionById", status, &body);
+    let (status, _, body) = get(&sim, &grantless, &by_id).await;
+    assert_eq!(status, 404);
+    model.check_response("getSubscriptionById", status, &body);
+    let feed_sub = f["payload"]["subscriptionId"].as_str().unwrap();
+    let (status, _, _) = send_json(
+        &sim,
+        delete.clone(),
+        &grantless,
+        &format!("/notifications/v1/subscriptions/FEED_PROCESSING_FINISHED/{feed_sub}"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, body) = send_json(
+        &sim,
+        delete.clone(),
+        &grantless,
+        &format!("/notifications/v1/destinations/{dest}"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    model.check_response("deleteDestination", status, &body);
+    sim.shutdown().await;
+}
+
 /// Every sandbox example response of the implemented operations parses and validates against
 /// its own operation's schema (so the validator set-up above is sound), and the sandbox's
 /// error cases get the same status from the simulator.
@@ -756,6 +926,19 @@ async fn sandbox_examples_parse_and_are_answered_consistently() {
         (
             "models/tokens-api-model/tokens_2021-03-01.json",
             &["createRestrictedDataToken"],
+        ),
+        (
+            "models/notifications-api-model/notifications.json",
+            &[
+                "createDestination",
+                "getDestinations",
+                "getDestination",
+                "deleteDestination",
+                "createSubscription",
+                "getSubscription",
+                "getSubscriptionById",
+                "deleteSubscriptionById",
+            ],
         ),
     ];
     let mut checked = 0;

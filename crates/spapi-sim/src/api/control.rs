@@ -39,6 +39,7 @@ pub(crate) fn router() -> Router<Sim> {
         .route("/feeds", get(list_feeds))
         .route("/feeds/complete", post(complete_feeds))
         .route("/feeds/{feed_id}", get(get_feed))
+        .route("/notifications", get(notifications))
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -316,4 +317,8 @@ async fn get_feed(State(sim): State<Sim>, Path(feed_id): Path<String>) -> Respon
 async fn complete_feeds(State(sim): State<Sim>) -> Response {
     sim.complete_feeds();
     json_response(StatusCode::OK, &json!({"status": "completed"}))
+}
+
+async fn notifications(State(sim): State<Sim>) -> Response {
+    ok(StatusCode::OK, &sim.notification_counter())
 }

@@ -264,6 +264,7 @@ pub(crate) async fn cancel_feed(
         }
         feed.status = FeedStatus::Cancelled;
         feed.processing_end_time = Some(ms(now));
+        st.notify_feed_finished(&feed_id);
         let mut resp = Response::new(axum::body::Body::empty());
         *resp.status_mut() = StatusCode::OK;
         Ok(resp)

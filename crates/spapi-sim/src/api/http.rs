@@ -126,6 +126,8 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Res
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub seller_id: String,
+    /// LWA client id (the application).
+    pub client_id: String,
     /// Presented a restricted data token.
     pub restricted: bool,
 }
@@ -151,8 +153,11 @@ fn add_rate_limit(resp: &mut Response, op: Op) {
 /// How a call is guarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Guard {
-    /// SP-API: access token, rate limit.
+    /// SP-API: access token acting for a seller (refresh-token grant), rate limit.
     SpApi,
+    /// Grantless SP-API: client-credentials token with the notifications scope, rate limit
+    /// per application.
+    Grantless,
     /// LWA / presigned URLs: no access token, no usage plan.
     Open,
 }
@@ -163,6 +168,7 @@ impl Guard {
     fn of(op: Op) -> Guard {
         match op {
             Op::LwaToken | Op::UploadFeedDocument | Op::DownloadDocument => Guard::Open,
+            op if op.grantless() => Guard::Grantless,
             _ => Guard::SpApi,
         }
     }
@@ -180,17 +186,21 @@ where
     let (caller, fault) = {
         let mut st = sim.lock();
         tick(&mut st);
-        let caller = if guard == Guard::SpApi {
+        let caller = if guard != Guard::Open {
             let token = headers
                 .get("x-amz-access-token")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let now = st.now();
+            // A grantless token acts for no seller; a seller's token is no grantless one.
             match st.tokens.get(token) {
-                Some(t) if t.expires_at > now => Caller {
-                    seller_id: t.seller_id.clone(),
-                    restricted: t.restricted,
-                },
+                Some(t) if t.expires_at > now && t.grantless == (guard == Guard::Grantless) => {
+                    Caller {
+                        seller_id: t.seller_id.clone(),
+                        client_id: t.client_id.clone(),
+                        restricted: t.restricted,
+                    }
+                }
                 _ => {
                     st.count(op, 403, false, false);
                     drop(st);
@@ -202,12 +212,18 @@ where
         } else {
             Caller {
                 seller_id: String::new(),
+                client_id: String::new(),
                 restricted: false,
             }
         };
-        if guard == Guard::SpApi
+        // Seller operations are throttled per seller, grantless ones per application.
+        let party = match guard {
+            Guard::Grantless => format!("app:{}", caller.client_id),
+            _ => caller.seller_id.clone(),
+        };
+        if guard != Guard::Open
             && let Some(plan) = op.usage_plan()
-            && !st.take_token(&caller.seller_id, op.name(), plan)
+            && !st.take_token(&party, op.name(), plan)
         {
             st.count(op, 429, true, false);
             drop(st);
@@ -228,7 +244,7 @@ where
             Fault::Status { status } => {
                 let mut resp = ApiError::for_status(status).into_response();
                 add_request_id(&mut resp);
-                if guard == Guard::SpApi {
+                if guard != Guard::Open {
                     add_rate_limit(&mut resp, op);
                 }
                 sim.lock().count(op, status, status == 429, true);
@@ -250,7 +266,7 @@ where
         resp = apply_body_fault(resp, &fault).await;
     }
     add_request_id(&mut resp);
-    if guard == Guard::SpApi {
+    if guard != Guard::Open {
         add_rate_limit(&mut resp, op);
     }
     sim.lock().count(op, resp.status().as_u16(), false, faulted);

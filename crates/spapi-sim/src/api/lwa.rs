@@ -13,6 +13,12 @@ use crate::ops::Op;
 use crate::sim::Sim;
 use crate::state::AccessToken;
 
+/// Scopes of the client-credentials grant: the Notifications API's and the secret-rotation one.
+pub(crate) const GRANTLESS_SCOPES: [&str; 2] = [
+    "sellingpartnerapi::notifications",
+    "sellingpartnerapi::client_credential:rotation",
+];
+
 /// An LWA error as Amazon's token endpoint returns it.
 fn lwa_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut resp = json_response(
@@ -101,8 +107,19 @@ pub(crate) async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Byte
                 None => return Ok(missing("refresh_token")),
             },
             "client_credentials" => {
-                if get("scope").is_none() {
+                let Some(scope) = get("scope") else {
                     return Ok(missing("scope"));
+                };
+                // Grantless scopes; only the Notifications API is simulated.
+                if !scope
+                    .split_whitespace()
+                    .all(|s| GRANTLESS_SCOPES.contains(&s))
+                {
+                    return Ok(lwa_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_scope",
+                        "An unknown scope was requested",
+                    ));
                 }
                 None
             }
@@ -165,10 +182,13 @@ pub(crate) async fn token(State(sim): State<Sim>, headers: HeaderMap, body: Byte
         let lifetime = st.token_lifetime_secs(sim2.config());
         let token = format!("Atza|{}", st.random_token(180));
         let expires_at = st.now() + Duration::milliseconds((lifetime * 1000.0) as i64);
+        let grantless = refresh_token.is_none();
         st.tokens.insert(
             token.clone(),
             AccessToken {
                 seller_id,
+                client_id,
+                grantless,
                 expires_at,
                 restricted: false,
             },
@@ -238,6 +258,8 @@ pub(crate) async fn create_restricted_data_token(
                 token.clone(),
                 AccessToken {
                     seller_id: caller.seller_id,
+                    client_id: caller.client_id,
+                    grantless: false,
                     expires_at,
                     restricted: true,
                 },

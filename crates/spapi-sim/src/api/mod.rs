@@ -10,6 +10,7 @@ pub(crate) mod feeds;
 pub(crate) mod http;
 pub(crate) mod listings;
 pub(crate) mod lwa;
+pub(crate) mod notifications;
 pub(crate) mod orders;
 pub(crate) mod orders_v0;
 pub(crate) mod s3;
@@ -56,6 +57,23 @@ pub(crate) fn router(sim: Sim) -> Router {
         .route(
             "/listings/2021-08-01/items/{seller_id}/{sku}",
             get(listings::get_listings_item).patch(listings::patch_listings_item),
+        )
+        .route(
+            "/notifications/v1/destinations",
+            post(notifications::create_destination).get(notifications::get_destinations),
+        )
+        .route(
+            "/notifications/v1/destinations/{destination_id}",
+            get(notifications::get_destination).delete(notifications::delete_destination),
+        )
+        .route(
+            "/notifications/v1/subscriptions/{notification_type}",
+            post(notifications::create_subscription).get(notifications::get_subscription),
+        )
+        .route(
+            "/notifications/v1/subscriptions/{notification_type}/{subscription_id}",
+            get(notifications::get_subscription_by_id)
+                .delete(notifications::delete_subscription_by_id),
         )
         .route(
             "/s3/tortuga/{document_id}",

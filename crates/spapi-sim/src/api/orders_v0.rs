@@ -521,7 +521,11 @@ pub(crate) async fn confirm_shipment(
         {
             return Err(ApiError::invalid(format!("Order {order_id} has already been shipped.")));
         }
+        let before = order.status;
         apply_shipment(order, &shipment, "confirmShipment", now);
+        if order.status != before {
+            st.notify_order_change(&order_id, "OrderStatusChange", "ShipmentConfirmed");
+        }
         tracing::debug!(order_id = %order_id, "shipment confirmed");
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::NO_CONTENT;

@@ -391,7 +391,11 @@ pub(crate) fn process(st: &mut State, seller_id: &str, feed_id: &str, input: &[u
             }
             match check_shipment(order, &shipment, false) {
                 Ok(()) => {
+                    let before = order.status;
                     apply_shipment(order, &shipment, &format!("feed:{feed_id}"), now);
+                    if order.status != before {
+                        st.notify_order_change(&order_id, "OrderStatusChange", "ShipmentConfirmed");
+                    }
                     tracing::debug!(order_id = %order_id, "fulfillment feed shipped order");
                     Ok(None)
                 }

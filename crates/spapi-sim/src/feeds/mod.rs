@@ -157,5 +157,6 @@ pub(crate) fn process_feed(st: &mut State, feed_id: &str) {
         f.processing_end_time = Some(t);
         f.result_document_id = Some(doc_id);
     }
+    st.notify_feed_finished(feed_id);
     tracing::debug!(feed_id, status = status.as_str(), "feed processed");
 }
