@@ -113,6 +113,12 @@ pub enum CommandParams {
         #[serde(default)]
         mode: StatusSyncMode,
     },
+    /// status-sync of the orders Amazon announced (ORDER_CHANGE notifications): each fetched
+    /// with `getOrder` and applied by the same rules as `changes`; one not imported yet is
+    /// imported (merchant-fulfilled PENDING or UNSHIPPED). 1 to [`MAX_ANNOUNCED_ORDERS`] ids.
+    StatusSyncOrders {
+        order_ids: Vec<String>,
+    },
     ShipmentFeedback {},
     InventorySync {
         /// Push every mapped SKU, not only the changed ones.
@@ -135,7 +141,7 @@ impl CommandParams {
     pub fn action(&self) -> Option<Action> {
         match self {
             Self::OrderIngest { .. } => Some(Action::OrderIngest),
-            Self::StatusSync { .. } => Some(Action::StatusSync),
+            Self::StatusSync { .. } | Self::StatusSyncOrders { .. } => Some(Action::StatusSync),
             Self::ShipmentFeedback {} => Some(Action::ShipmentFeedback),
             Self::InventorySync { .. } => Some(Action::InventorySync),
             Self::FeedPoll { .. } => Some(Action::FeedPoller),
@@ -169,7 +175,14 @@ pub enum CommandError {
     Window(#[from] WindowError),
     #[error("malformed command: {0}")]
     Malformed(String),
+    #[error(
+        "announced orders: {0}; give 1 to {MAX_ANNOUNCED_ORDERS} Amazon order ids like 503-1234567-1234567"
+    )]
+    AnnouncedOrders(String),
 }
+
+/// Most order ids in one [`CommandParams::StatusSyncOrders`].
+pub const MAX_ANNOUNCED_ORDERS: usize = 100;
 
 impl Command {
     /// A new command with a fresh time-ordered id.
@@ -207,6 +220,22 @@ impl Command {
         }
         if let CommandParams::OrderIngest { mode } = self.params {
             window::validate(mode, now)?;
+        }
+        if let CommandParams::StatusSyncOrders { order_ids } = &self.params {
+            if order_ids.is_empty() || order_ids.len() > MAX_ANNOUNCED_ORDERS {
+                return Err(CommandError::AnnouncedOrders(format!(
+                    "{} order ids",
+                    order_ids.len()
+                )));
+            }
+            if let Some(bad) = order_ids
+                .iter()
+                .find(|id| !crate::order_id::is_amazon_order_id(id))
+            {
+                return Err(CommandError::AnnouncedOrders(format!(
+                    "{bad:?} is not an Amazon order id"
+                )));
+            }
         }
         Ok(())
     }
@@ -316,6 +345,46 @@ mod tests {
         );
         let back = Command::decode(&serde_json::to_vec(&cmd).unwrap(), now()).unwrap();
         assert_eq!(back, cmd);
+    }
+
+    /// Announced orders (issue 19): the wire form, and 1-100 well-formed Amazon order ids.
+    #[test]
+    fn announced_orders_are_checked() {
+        let cmd = |ids: Vec<String>| {
+            Command::new(
+                Uuid::nil(),
+                Action::StatusSync,
+                CommandParams::StatusSyncOrders { order_ids: ids },
+                "notifications",
+                now(),
+            )
+        };
+        let ok = cmd(vec!["503-1234567-1234567".into()]);
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap()["params"],
+            serde_json::json!({"kind": "status_sync_orders", "order_ids": ["503-1234567-1234567"]})
+        );
+        assert_eq!(ok.validate(now()), Ok(()));
+        for bad in [
+            vec![],
+            vec!["503-1234567-1234567".into(), "<script>".into()],
+            vec!["503-1234567-1234567".to_owned(); MAX_ANNOUNCED_ORDERS + 1],
+        ] {
+            let e = cmd(bad).validate(now()).unwrap_err();
+            assert!(matches!(e, CommandError::AnnouncedOrders(_)), "{e}");
+            assert!(
+                e.to_string().contains("503-1234567-1234567"),
+                "says what is valid: {e}"
+            );
+        }
+        let wrong = Command {
+            action: Action::OrderIngest,
+            ..cmd(vec!["503-1234567-1234567".into()])
+        };
+        assert!(matches!(
+            wrong.validate(now()),
+            Err(CommandError::WrongAction { .. })
+        ));
     }
 
     #[test]

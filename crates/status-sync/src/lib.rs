@@ -7,6 +7,11 @@
 //!   watermark is Amazon's `lastUpdatedBefore`.
 //! * `reconcile` mode: every open API-imported instruction checked by `getOrder` (after an
 //!   outage), keyset-paginated by order id.
+//! * `orders` mode (`CommandParams::StatusSyncOrders`): the orders Amazon announced (ORDER_CHANGE
+//!   notifications), each checked by `getOrder` and applied like `changes`; an order with no
+//!   instruction yet that is merchant-fulfilled PENDING or UNSHIPPED is imported (order-ingest's
+//!   page apply, `orders::apply_orders`), because Amazon may announce an order before the next
+//!   import finds it.
 //!
 //! Both store their cursor in the run ledger and continue through the outbox when the shared
 //! limiter says "later", like order-ingest. To paid: payment status, buyer, ship-to, payment
@@ -21,6 +26,7 @@
 //! (`plan`: mode and lower bound), one step per mode (`changes`: one page; `reconcile`: one
 //! batch), both applying through `apply`, and the summary.
 
+mod announced;
 mod apply;
 mod changes;
 pub mod plan;
@@ -77,7 +83,7 @@ pub struct Cursor {
     /// `changes`: the next page token.
     #[serde(default)]
     pub next_token: Option<String>,
-    /// `reconcile`: last order id checked.
+    /// `reconcile` and `orders`: last order id checked.
     #[serde(default)]
     pub after_order_id: Option<String>,
 }
@@ -98,6 +104,9 @@ pub struct Counts {
     pub unchanged: u32,
     /// Orders with no imported instruction (not ours, FBA, or never imported).
     pub not_imported: u32,
+    /// `orders` mode: announced orders with no instruction yet, imported now.
+    #[serde(default)]
+    pub imported: u32,
     /// Orders that could not be applied (listed in the API log).
     pub failed: u32,
     /// Amazon calls, continuations and timing.
@@ -142,6 +151,9 @@ impl Job for SyncJob {
             run: ctx,
         };
         let run = &s.run;
+        if let Some(ids) = &run.plan.orders {
+            return announced::batch(&s, ids, self.config.reconcile_batch, cursor, counts).await;
+        }
         match run.plan.mode {
             StatusSyncMode::Changes => {
                 changes::page(&s, self.config.page_size, cursor, counts).await
@@ -179,7 +191,12 @@ impl Job for SyncJob {
     }
 
     fn next_run_params(&self, plan: &Plan) -> CommandParams {
-        CommandParams::StatusSync { mode: plan.mode }
+        match &plan.orders {
+            Some(ids) => CommandParams::StatusSyncOrders {
+                order_ids: ids.clone(),
+            },
+            None => CommandParams::StatusSync { mode: plan.mode },
+        }
     }
 
     fn window(&self, plan: &Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {

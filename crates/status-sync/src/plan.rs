@@ -1,4 +1,4 @@
-//! Plan: the mode from the command; in `changes` mode the lower bound of the query from the
+//! Plan: the mode from the command (`orders`: the announced order ids); in `changes` mode the lower bound of the query from the
 //! ledger (the last watermark minus a small overlap; first run: one week back).
 
 use chrono::{DateTime, Utc};
@@ -12,11 +12,15 @@ use store::shops::ShopRecord;
 use crate::{ACTION, FIRST_LOOKBACK};
 
 /// What a run checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub mode: StatusSyncMode,
     /// `changes`: `lastUpdatedAfter` of every page.
     pub last_updated_after: Option<DateTime<Utc>>,
+    /// `orders`: the orders Amazon announced, sorted and without repeats (the run's mode is
+    /// `orders`; `mode` is unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders: Option<Vec<String>>,
 }
 
 /// Plans a run from the trigger's parameters.
@@ -26,8 +30,22 @@ pub(crate) async fn plan(
     params: &CommandParams,
     now: DateTime<Utc>,
 ) -> Result<Planned<Plan>, JobError> {
-    let CommandParams::StatusSync { mode } = *params else {
-        return Ok(Planned::wrong_params(params, Action::StatusSync));
+    let mode = match params {
+        CommandParams::StatusSync { mode } => *mode,
+        CommandParams::StatusSyncOrders { order_ids } => {
+            let mut orders = order_ids.clone();
+            orders.sort();
+            orders.dedup();
+            return Ok(Planned::Run {
+                plan: Plan {
+                    mode: StatusSyncMode::Changes,
+                    last_updated_after: None,
+                    orders: Some(orders),
+                },
+                mode: Some("orders".to_owned()),
+            });
+        }
+        _ => return Ok(Planned::wrong_params(params, Action::StatusSync)),
     };
     let (name, last_updated_after) = match mode {
         StatusSyncMode::Changes => {
@@ -42,6 +60,7 @@ pub(crate) async fn plan(
         plan: Plan {
             mode,
             last_updated_after,
+            orders: None,
         },
         mode: Some(name.to_owned()),
     })

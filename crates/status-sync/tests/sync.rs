@@ -569,3 +569,90 @@ async fn reconcile_continues_through_the_outbox_when_the_quota_runs_out(pool: Pg
     })
     .await;
 }
+
+/// Issue 19: the orders Amazon announced (ORDER_CHANGE) are checked one by one with getOrder
+/// and applied by the seed's rules — paid, canceled (reservation released) — and an announced
+/// order nobody imported yet is imported; an id given twice is checked once, the other
+/// pending orders are not touched (no searchOrders at all), and an id Amazon does not know is a
+/// warning that does not stop the others.
+#[sqlx::test(migrations = "../../migrations")]
+async fn announced_orders_are_applied_one_by_one_and_new_ones_imported(pool: PgPool) {
+    Harness::run(pool, common::Options::default(), async |h| {
+        let sim = h.sim.sim();
+        let orders = sim.generate_orders(4, 31, ALL_PENDING);
+        h.import(ImportMode::Differential).await;
+        let (paid, canceled, untouched) = (
+            orders[0].order_id.as_str(),
+            orders[1].order_id.as_str(),
+            orders[2].order_id.as_str(),
+        );
+        // Placed after the import: Amazon announces it before the next import finds it.
+        let fresh = sim.generate_orders(1, 32, ALL_PENDING);
+        let fresh = fresh[0].order_id.as_str();
+        sim.set_order_status(paid, StatusChange::Unshipped).unwrap();
+        sim.set_order_status(untouched, StatusChange::Unshipped)
+            .unwrap();
+        sim.set_order_status(
+            canceled,
+            StatusChange::Cancelled {
+                cancelled_by: Some("BUYER".into()),
+                reason: None,
+            },
+        )
+        .unwrap();
+        let unknown = "999-0000000-0000000";
+        let calls_before = sim.call_counts();
+        let run = h
+            .wait_run(
+                h.trigger_orders(&[canceled, paid, fresh, paid, unknown])
+                    .await,
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        assert_eq!(run.mode.as_deref(), Some("orders"));
+        let c = counts(&run);
+        assert_eq!(
+            (c.paid, c.canceled, c.imported, c.failed),
+            (1, 1, 1, 1),
+            "{c:?}"
+        );
+        let calls = sim.call_counts();
+        let delta = |op: &str| {
+            calls.get(op).map_or(0, |c| c.calls) - calls_before.get(op).map_or(0, |c| c.calls)
+        };
+        assert_eq!(delta("getOrder"), 4, "one getOrder per distinct id");
+        assert_eq!(delta("searchOrders"), 0);
+
+        let mut conn = h.pool.acquire().await.unwrap();
+        let status_of = async |conn: &mut sqlx::PgConnection, o: &str| {
+            store::instructions::by_order(conn, h.shop_id, o)
+                .await
+                .unwrap()
+                .map(|i| (i.status, i.payment_status))
+        };
+        assert_eq!(
+            status_of(&mut conn, paid).await.map(|s| s.1),
+            Some("paid".to_owned())
+        );
+        assert_eq!(
+            status_of(&mut conn, canceled).await.map(|s| s.0),
+            Some("canceled".to_owned())
+        );
+        assert!(status_of(&mut conn, fresh).await.is_some(), "imported");
+        assert_ne!(
+            status_of(&mut conn, untouched).await.map(|s| s.1),
+            Some("paid".to_owned()),
+            "not announced: left to the sweep"
+        );
+        let warned: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_log WHERE code = 'order_not_found' AND amazon_order_id = $1",
+        )
+        .bind(unknown)
+        .fetch_one(&h.pool)
+        .await
+        .unwrap();
+        assert_eq!(warned, 1);
+    })
+    .await;
+}

@@ -51,6 +51,20 @@ impl Harness {
         self.send(&cmd).await
     }
 
+    /// Publishes an `orders`-mode trigger (the orders Amazon announced). Returns its id.
+    pub async fn trigger_orders(&self, order_ids: &[&str]) -> Uuid {
+        let cmd = Command::new(
+            self.shop_id,
+            Action::StatusSync,
+            CommandParams::StatusSyncOrders {
+                order_ids: order_ids.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            "test",
+            Utc::now(),
+        );
+        self.send(&cmd).await
+    }
+
     /// Imports the simulator's orders of `mode`'s window (first run) through the `orders`
     /// library, page by page as order-ingest does. Returns what the pages did.
     pub async fn import(&self, mode: ImportMode) -> orders::Counts {
