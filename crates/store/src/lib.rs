@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod feeds;
 pub mod instructions;
 pub mod inventory;
+pub mod notifications;
 pub mod operators;
 pub mod pii;
 pub mod read;
