@@ -2,6 +2,7 @@
 # Container entrypoint: the first argument picks the program, the rest are its arguments.
 #
 #   order-ingest | status-sync | shipment-feedback | inventory-sync | feed-poller   a service
+#   notification-listener                                                           Amazon's notifications from SQS
 #   console                                                                         the web console
 #   ctl ARGS...                                                                     the operator CLI
 #   migrate                                                                         same as `ctl migrate`
@@ -23,6 +24,7 @@ usage() {
   cat >&2 <<USAGE
 usage: <image> PROGRAM [ARGS...]
   services:  ${services}
+  notification-listener  Amazon's notifications from SQS (SQS_QUEUE_URL)
   console    the web console (port 8080)
   ctl ...    operator CLI (ctl --help)
   migrate    apply the database migrations (ctl migrate)
@@ -72,7 +74,7 @@ probe() {
 program=${1:-}
 [ $# -gt 0 ] && shift
 case "$program" in
-  order-ingest | status-sync | shipment-feedback | inventory-sync | feed-poller | console | ctl | spapi-sim | demo)
+  order-ingest | status-sync | shipment-feedback | inventory-sync | feed-poller | notification-listener | console | ctl | spapi-sim | demo)
     run "$program" "$@" ;;
   migrate)
     run ctl migrate "$@" ;;

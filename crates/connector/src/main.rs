@@ -14,12 +14,13 @@
 use std::process::ExitCode;
 
 /// The programs, in the order `connector --help` lists them.
-const PROGRAMS: [&str; 9] = [
+const PROGRAMS: [&str; 10] = [
     "order-ingest",
     "status-sync",
     "shipment-feedback",
     "inventory-sync",
     "feed-poller",
+    "notification-listener",
     "console",
     "ctl",
     "spapi-sim",
@@ -98,6 +99,7 @@ async fn run(program: &str) -> ExitCode {
         "shipment-feedback" => shipment_feedback::main_from_env().await,
         "inventory-sync" => inventory_sync::main_from_env().await,
         "feed-poller" => feed_poller::main_from_env().await,
+        "notification-listener" => notification_listener::main_from_env().await,
         "console" => console::cli::main().await,
         "spapi-sim" => spapi_sim::cli::main().await,
         "ctl" => return ctl::main().await,

@@ -35,6 +35,9 @@ use store::notifications::{self, Outcome, Received};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod program;
+pub use program::{ENVIRONMENT, main_from_env};
+
 /// Who the commands are from (the ledger's `requested_by`).
 pub const REQUESTED_BY: &str = "notification";
 

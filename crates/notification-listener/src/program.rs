@@ -1,0 +1,133 @@
+//! The program: configuration from the environment, the outbox relay, the listener until
+//! SIGTERM.
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The environment the listener reads (`notification-listener --help`).
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SQS_QUEUE_URL",
+        "the SQS queue of the shops' notification destination (required)",
+    ),
+    (
+        "SQS_DEAD_LETTER_QUEUE_URL",
+        "where unreadable notifications go, with the reason",
+    ),
+    (
+        "SQS_ENDPOINT",
+        "an SQS-compatible server such as moto (unset: AWS)",
+    ),
+    ("AWS_REGION", "the queue's region (default us-east-1)"),
+    ("AWS_ACCESS_KEY_ID", "required with AWS"),
+    ("AWS_SECRET_ACCESS_KEY", "required with AWS"),
+    ("SQS_WAIT_SECONDS", "long-poll wait, 0-20 (default 20)"),
+    ("DATABASE_URL", "PostgreSQL"),
+    ("AMQP_URL", "RabbitMQ (the outbox relay)"),
+    ("BUS_PREFIX", "prefix of exchange and queue names"),
+    ("LOG_FORMAT", "json or text"),
+    ("RUST_LOG", "log filter"),
+];
+
+/// The `notification-listener` program: `--help` lists the environment; otherwise it listens
+/// until SIGTERM. Its binary and the image's multi-call `connector` binary both run this.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("--help" | "-h") => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "notification-listener: Amazon's notifications from SQS into status-sync and feed-poller work.\nusage: notification-listener (configured by the environment only)\n\nenvironment:"
+            );
+            for (name, what) in ENVIRONMENT {
+                let _ = writeln!(out, "  {name:<32} {what}");
+            }
+            return Ok(());
+        }
+        Some(other) => anyhow::bail!(
+            "unexpected argument {other:?}: the listener takes no arguments (its configuration is the environment); see notification-listener --help"
+        ),
+    }
+    let _guard = telemetry::init("notification-listener")?;
+    let queue_url = var("SQS_QUEUE_URL").context(
+        "SQS_QUEUE_URL is not set: the URL of the SQS queue of the shops' notification destination, e.g. https://sqs.us-west-2.amazonaws.com/123456789012/connector-notifications",
+    )?;
+    let endpoint = var("SQS_ENDPOINT");
+    let (key, secret) = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(k), Some(s)) => (k, s),
+        // An SQS-compatible test server (moto) takes any credentials.
+        _ if endpoint.is_some() => ("test".to_owned(), "test".to_owned()),
+        _ => anyhow::bail!(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are required to read {queue_url} (or set SQS_ENDPOINT for an SQS-compatible server)"
+        ),
+    };
+    let wait: i32 = match var("SQS_WAIT_SECONDS") {
+        None => 20,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|w| (0..=20).contains(w))
+            .with_context(|| format!("SQS_WAIT_SECONDS={v:?} is not valid: expected 0 to 20"))?,
+    };
+    let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned());
+    let database_url =
+        var("DATABASE_URL").unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_owned());
+    let amqp_url = var("AMQP_URL").unwrap_or_else(|| bus::DEFAULT_AMQP_URL.to_owned());
+    let topology = bus::Topology::new(
+        var("BUS_PREFIX").unwrap_or_default(),
+        bus::DEFAULT_DELIVERY_LIMIT,
+    );
+
+    let pool = store::connect(&database_url, 4)
+        .await
+        .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
+    let amqp = bus::connect(&amqp_url, "notification-listener")
+        .await
+        .context("cannot connect to RabbitMQ (AMQP_URL)")?;
+    let publisher = bus::Publisher::new(amqp).await?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            bus::shutdown_signal().await;
+            tracing::info!("shutdown requested: finishing the notifications in hand");
+            cancel.cancel();
+        });
+    }
+    // The commands it writes are published by its own relay (and by any service's).
+    let relay = bus::Relay::new(pool.clone(), publisher);
+    let relay_task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = relay.run(cancel).await {
+                tracing::error!(error = %e, "outbox relay stopped");
+            }
+        })
+    };
+    let listener = crate::Listener::new(
+        pool,
+        crate::sqs_client(&region, endpoint.as_deref(), &key, &secret),
+        topology,
+        crate::Settings {
+            queue_url,
+            dead_letter_queue_url: var("SQS_DEAD_LETTER_QUEUE_URL"),
+            wait_seconds: wait,
+            max_messages: 10,
+            visibility_timeout: 60,
+        },
+    );
+    tracing::info!("listening for notifications");
+    listener.run(cancel).await;
+    let _ = relay_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
