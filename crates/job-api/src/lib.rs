@@ -177,6 +177,15 @@ pub trait Job: Sized + Send + Sync + 'static {
         (None, None)
     }
 
+    /// A trigger that finds another run of the action holding the shop's lease is skipped: that
+    /// run covers its work. A trigger carrying work no other run covers (status-sync's orders
+    /// Amazon announced) returns how much later to try it again: the runner then writes a copy
+    /// of the trigger (a new message id, the same parameters) to the outbox for then. None by
+    /// default.
+    fn retry_when_busy(&self, _plan: &Self::Plan) -> Option<chrono::Duration> {
+        None
+    }
+
     /// The runner's own figures in the counts, when the job keeps them: the runner then counts
     /// continuations, the time spent in steps and the run's wall-clock duration there.
     fn tally(_counts: &mut Self::Counts) -> Option<&mut store::runs::Tally> {

@@ -21,7 +21,7 @@
 //!
 //! Not done yet (issue 19): the admin server (probes, metrics), subscribing shops from ctl and
 //! the console, the attention entry when notifications stop, status-sync's sweep at a low
-//! frequency, and retrying an `orders` run that finds the lease held (it is skipped today).
+//! frequency. (An `orders` run that finds the lease held is tried again later by the runner.)
 
 use std::collections::BTreeMap;
 

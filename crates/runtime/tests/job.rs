@@ -46,6 +46,8 @@ struct Scripted<const NEXT: bool> {
     /// Pages seen by each step (the cursor it got).
     seen: Mutex<Vec<u32>>,
     inactive_skips: bool,
+    /// What `retry_when_busy` answers.
+    retry_busy: Option<Duration>,
 }
 
 impl<const NEXT: bool> Scripted<NEXT> {
@@ -54,6 +56,7 @@ impl<const NEXT: bool> Scripted<NEXT> {
             script: Mutex::new(script.iter().copied().collect()),
             seen: Mutex::new(Vec::new()),
             inactive_skips: true,
+            retry_busy: None,
         }
     }
 }
@@ -166,6 +169,10 @@ impl<const NEXT: bool> Job for Scripted<NEXT> {
 
     fn amazon_calls(&self, counts: &Counts) -> i32 {
         counts.pages as i32
+    }
+
+    fn retry_when_busy(&self, _plan: &String) -> Option<Duration> {
+        self.retry_busy
     }
 
     fn next_run_params(&self, _plan: &String) -> CommandParams {
@@ -747,5 +754,60 @@ async fn sigterm_hands_a_paging_run_to_the_next_process(pool: PgPool) {
     assert!(
         matches!(outcome, RunOutcome::Succeeded { .. }),
         "{outcome:?}"
+    );
+}
+
+/// A trigger that finds the lease held is skipped — and, for a job whose trigger carries work
+/// no other run covers (`retry_when_busy`: status-sync's announced orders), written to the
+/// outbox again for later, with a new message id and the same parameters.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_busy_trigger_is_retried_later_when_the_job_asks(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    // A run waiting for Amazon holds the lease.
+    let holder = runner::<false>(&pool, &[Act::Throttled]);
+    let held = holder.start(trigger(shop_id, None)).await.unwrap();
+    assert!(matches!(held, RunOutcome::Waiting { .. }), "{held:?}");
+    let outbox = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = outbox().await;
+
+    let plain = runner::<false>(&pool, &[]);
+    let skipped = plain
+        .start(trigger(shop_id, Some(Uuid::now_v7())))
+        .await
+        .unwrap();
+    assert!(matches!(skipped, RunOutcome::Skipped { .. }), "{skipped:?}");
+    assert_eq!(outbox().await, before, "skipped, nothing written");
+
+    let mut job = Scripted::<false>::new(&[]);
+    job.retry_busy = Some(Duration::seconds(15));
+    let retrying = Runner::new(job, pool.clone(), bus::Topology::new("t", 5), settings());
+    let first_id = Uuid::now_v7();
+    let skipped = retrying
+        .start(trigger(shop_id, Some(first_id)))
+        .await
+        .unwrap();
+    assert!(matches!(skipped, RunOutcome::Skipped { .. }), "{skipped:?}");
+    assert_eq!(outbox().await, before + 1);
+    let (payload, not_before): (serde_json::Value, chrono::DateTime<Utc>) =
+        sqlx::query_as("SELECT payload, not_before FROM outbox ORDER BY id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let again: Command = serde_json::from_value(payload).unwrap();
+    assert_ne!(
+        again.message_id, first_id,
+        "a new trigger, not a duplicate of the skipped one"
+    );
+    assert_eq!(again.shop_id, shop_id);
+    assert_eq!(again.params, *trigger(shop_id, None).params);
+    let wait = not_before - Utc::now();
+    assert!(
+        wait > Duration::seconds(10) && wait <= Duration::seconds(15),
+        "{wait}"
     );
 }

@@ -199,6 +199,12 @@ impl Job for SyncJob {
         }
     }
 
+    /// Announced orders are work no other run covers for sure (a `changes` run in progress may
+    /// have read its page before the change): tried again 15 s later instead of skipped.
+    fn retry_when_busy(&self, plan: &Plan) -> Option<chrono::Duration> {
+        plan.orders.as_ref().map(|_| chrono::Duration::seconds(15))
+    }
+
     fn window(&self, plan: &Plan) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         (plan.last_updated_after, None)
     }

@@ -152,6 +152,20 @@ impl<J: Job> Runner<J> {
         {
             NewRunLease::Leased => {}
             NewRunLease::Busy => {
+                if let Some(delay) = self.job.retry_when_busy(&plan) {
+                    let now = Utc::now();
+                    let again = Command::new(
+                        trigger.shop_id,
+                        J::ACTION,
+                        trigger.params.clone(),
+                        trigger.requested_by,
+                        now,
+                    );
+                    let at = now + delay;
+                    let msg = bus::OutboxMessage::command(&self.topology, &again).not_before(at);
+                    bus::outbox::enqueue(&mut conn, msg).await?;
+                    tracing::info!(%run_id, action, retry_at = %at, "another run holds the lease: the trigger is tried again later");
+                }
                 conn.commit().await?;
                 return Ok(RunOutcome::Skipped { run_id });
             }
