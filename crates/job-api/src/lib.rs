@@ -179,9 +179,10 @@ pub trait Job: Sized + Send + Sync + 'static {
 
     /// A trigger that finds another run of the action holding the shop's lease is skipped: that
     /// run covers its work. A trigger carrying work no other run covers (status-sync's orders
-    /// Amazon announced) returns how much later to try it again: the runner then writes a copy
-    /// of the trigger (a new message id, the same parameters) to the outbox for then. None by
-    /// default.
+    /// Amazon announced) returns a delay: the runner waits up to that long for the lease (such
+    /// runs are short and follow each other), and if it is still held, writes a copy of the
+    /// trigger (a new message id, the same parameters) to the outbox for that much later. None
+    /// by default.
     fn retry_when_busy(&self, _plan: &Self::Plan) -> Option<chrono::Duration> {
         None
     }

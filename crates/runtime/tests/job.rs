@@ -758,8 +758,9 @@ async fn sigterm_hands_a_paging_run_to_the_next_process(pool: PgPool) {
 }
 
 /// A trigger that finds the lease held is skipped — and, for a job whose trigger carries work
-/// no other run covers (`retry_when_busy`: status-sync's announced orders), written to the
-/// outbox again for later, with a new message id and the same parameters.
+/// no other run covers (`retry_when_busy`: status-sync's announced orders), waited for a while
+/// (it runs as soon as the lease is free) or, past that, written to the outbox again for later,
+/// with a new message id and the same parameters.
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_busy_trigger_is_retried_later_when_the_job_asks(pool: PgPool) {
     let shop_id = shop(&pool).await;
@@ -784,13 +785,18 @@ async fn a_busy_trigger_is_retried_later_when_the_job_asks(pool: PgPool) {
     assert_eq!(outbox().await, before, "skipped, nothing written");
 
     let mut job = Scripted::<false>::new(&[]);
-    job.retry_busy = Some(Duration::seconds(15));
+    job.retry_busy = Some(Duration::seconds(2));
     let retrying = Runner::new(job, pool.clone(), bus::Topology::new("t", 5), settings());
     let first_id = Uuid::now_v7();
+    let asked = std::time::Instant::now();
     let skipped = retrying
         .start(trigger(shop_id, Some(first_id)))
         .await
         .unwrap();
+    assert!(
+        asked.elapsed() >= std::time::Duration::from_secs(2),
+        "waited for the lease"
+    );
     assert!(matches!(skipped, RunOutcome::Skipped { .. }), "{skipped:?}");
     assert_eq!(outbox().await, before + 1);
     let (payload, not_before): (serde_json::Value, chrono::DateTime<Utc>) =
@@ -807,7 +813,25 @@ async fn a_busy_trigger_is_retried_later_when_the_job_asks(pool: PgPool) {
     assert_eq!(again.params, *trigger(shop_id, None).params);
     let wait = not_before - Utc::now();
     assert!(
-        wait > Duration::seconds(10) && wait <= Duration::seconds(15),
+        wait > Duration::seconds(1) && wait <= Duration::seconds(2),
         "{wait}"
     );
+
+    // A lease freed while the trigger waits: it runs.
+    let mut job = Scripted::<false>::new(&[Act::Last]);
+    job.retry_busy = Some(Duration::seconds(10));
+    let patient = Runner::new(job, pool.clone(), bus::Topology::new("t", 5), settings());
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        sqlx::query("DELETE FROM action_leases")
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+    let (ran, ()) = tokio::join!(
+        patient.start(trigger(shop_id, Some(Uuid::now_v7()))),
+        release
+    );
+    let ran = ran.unwrap();
+    assert!(matches!(ran, RunOutcome::Succeeded { .. }), "{ran:?}");
 }

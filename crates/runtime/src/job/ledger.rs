@@ -78,115 +78,128 @@ impl<J: Job> Runner<J> {
             }
         }
         drop(conn);
-        // The run is created, leased and given its plan in one transaction: a process that dies
-        // in between leaves no run without a plan to continue from.
-        let mut conn = self.pool.begin().await?;
-        let shop = shops::get(&mut conn, trigger.shop_id).await?;
-        let at = Planning {
-            conn: &mut conn,
-            shop: &shop,
-            trigger: &trigger,
-            now: Utc::now(),
-        };
-        let planned = match self.job.plan(at).await {
-            Ok(p) => p,
-            Err(JobError::Permanent { message, .. }) => Planned::Refuse {
-                message,
-                mode: None,
-                details: serde_json::to_value(trigger.params).ok(),
-            },
-            Err(e) => return Err(RunnerError::Infrastructure(e)),
-        };
-        let new_run = |mode, status| NewRun {
-            shop_id: trigger.shop_id,
-            action,
-            mode,
-            status,
-            command_id: trigger.command_id,
-            requested_by: Some(trigger.requested_by),
-        };
-        let (plan, mode) = match planned {
-            Planned::Run { plan, mode } => (plan, mode),
-            Planned::Refuse {
-                message,
+        let waiting_since = std::time::Instant::now();
+        loop {
+            // The run is created, leased and given its plan in one transaction: a process that dies
+            // in between leaves no run without a plan to continue from.
+            let mut conn = self.pool.begin().await?;
+            let shop = shops::get(&mut conn, trigger.shop_id).await?;
+            let at = Planning {
+                conn: &mut conn,
+                shop: &shop,
+                trigger: &trigger,
+                now: Utc::now(),
+            };
+            let planned = match self.job.plan(at).await {
+                Ok(p) => p,
+                Err(JobError::Permanent { message, .. }) => Planned::Refuse {
+                    message,
+                    mode: None,
+                    details: serde_json::to_value(trigger.params).ok(),
+                },
+                Err(e) => return Err(RunnerError::Infrastructure(e)),
+            };
+            let new_run = |mode, status| NewRun {
+                shop_id: trigger.shop_id,
+                action,
                 mode,
-                details,
-            } => {
-                let run = new_run(mode.as_deref(), RunStatus::Rejected);
-                let run_id = runs::reject(&mut conn, &run, &message, details).await?;
-                conn.commit().await?;
-                return Ok(RunOutcome::Refused { run_id });
-            }
-            Planned::Skip { message, mode } => {
-                let run_id =
-                    runs::insert(&mut conn, &new_run(mode.as_deref(), RunStatus::Running)).await?;
-                let counts = json(&J::Counts::default());
-                runs::finish(
-                    &mut conn,
-                    run_id,
-                    RunStatus::Skipped,
-                    None,
-                    &counts,
-                    0,
-                    Some(&message),
-                )
-                .await?;
-                conn.commit().await?;
-                return Ok(RunOutcome::Skipped { run_id });
-            }
-        };
-        let run_id = runs::insert(&mut conn, &new_run(mode.as_deref(), RunStatus::Running)).await?;
-        let started_at = Utc::now();
-        let empty = json(&J::Counts::default());
-        match runs::lease_new_run(
-            &mut conn,
-            trigger.shop_id,
-            action,
-            run_id,
-            trigger.command_id,
-            &self.holder,
-            self.settings.lease_ttl,
-            &empty,
-        )
-        .await?
-        {
-            NewRunLease::Leased => {}
-            NewRunLease::Busy => {
-                if let Some(delay) = self.job.retry_when_busy(&plan) {
-                    let now = Utc::now();
-                    let again = Command::new(
-                        trigger.shop_id,
-                        J::ACTION,
-                        trigger.params.clone(),
-                        trigger.requested_by,
-                        now,
-                    );
-                    let at = now + delay;
-                    let msg = bus::OutboxMessage::command(&self.topology, &again).not_before(at);
-                    bus::outbox::enqueue(&mut conn, msg).await?;
-                    tracing::info!(%run_id, action, retry_at = %at, "another run holds the lease: the trigger is tried again later");
+                status,
+                command_id: trigger.command_id,
+                requested_by: Some(trigger.requested_by),
+            };
+            let (plan, mode) = match planned {
+                Planned::Run { plan, mode } => (plan, mode),
+                Planned::Refuse {
+                    message,
+                    mode,
+                    details,
+                } => {
+                    let run = new_run(mode.as_deref(), RunStatus::Rejected);
+                    let run_id = runs::reject(&mut conn, &run, &message, details).await?;
+                    conn.commit().await?;
+                    return Ok(RunOutcome::Refused { run_id });
                 }
-                conn.commit().await?;
-                return Ok(RunOutcome::Skipped { run_id });
+                Planned::Skip { message, mode } => {
+                    let run_id =
+                        runs::insert(&mut conn, &new_run(mode.as_deref(), RunStatus::Running))
+                            .await?;
+                    let counts = json(&J::Counts::default());
+                    runs::finish(
+                        &mut conn,
+                        run_id,
+                        RunStatus::Skipped,
+                        None,
+                        &counts,
+                        0,
+                        Some(&message),
+                    )
+                    .await?;
+                    conn.commit().await?;
+                    return Ok(RunOutcome::Skipped { run_id });
+                }
+            };
+            let run_id =
+                runs::insert(&mut conn, &new_run(mode.as_deref(), RunStatus::Running)).await?;
+            let started_at = Utc::now();
+            let empty = json(&J::Counts::default());
+            match runs::lease_new_run(
+                &mut conn,
+                trigger.shop_id,
+                action,
+                run_id,
+                trigger.command_id,
+                &self.holder,
+                self.settings.lease_ttl,
+                &empty,
+            )
+            .await?
+            {
+                NewRunLease::Leased => {}
+                NewRunLease::Busy => {
+                    if let Some(delay) = self.job.retry_when_busy(&plan) {
+                        // Short runs of the same kind follow each other: wait for the lease a while
+                        // (nothing written meanwhile), then hand the trigger to the outbox for later.
+                        if waiting_since.elapsed() < delay.to_std().unwrap_or_default() {
+                            conn.rollback().await?;
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        let now = Utc::now();
+                        let again = Command::new(
+                            trigger.shop_id,
+                            J::ACTION,
+                            trigger.params.clone(),
+                            trigger.requested_by,
+                            now,
+                        );
+                        let at = now + delay;
+                        let msg =
+                            bus::OutboxMessage::command(&self.topology, &again).not_before(at);
+                        bus::outbox::enqueue(&mut conn, msg).await?;
+                        tracing::info!(%run_id, action, retry_at = %at, "another run holds the lease: the trigger is tried again later");
+                    }
+                    conn.commit().await?;
+                    return Ok(RunOutcome::Skipped { run_id });
+                }
+                NewRunLease::Duplicate => {
+                    conn.commit().await?;
+                    return Ok(RunOutcome::Duplicate {
+                        run_id: Some(run_id),
+                    });
+                }
             }
-            NewRunLease::Duplicate => {
-                conn.commit().await?;
-                return Ok(RunOutcome::Duplicate {
-                    run_id: Some(run_id),
-                });
-            }
+            let live = Running::<J> {
+                ctx: self.ctx(run_id, &shop, &plan, mode.as_deref(), started_at),
+                cursor: J::Cursor::default(),
+                counts: J::Counts::default(),
+                transient_failures: 0,
+            };
+            let mut first = live.progress(0);
+            (first.window_from, first.window_to) = self.job.window(&plan);
+            runs::save_progress(&mut conn, run_id, RunStatus::Running, &first).await?;
+            conn.commit().await?;
+            return self.execute(live).await;
         }
-        let live = Running::<J> {
-            ctx: self.ctx(run_id, &shop, &plan, mode.as_deref(), started_at),
-            cursor: J::Cursor::default(),
-            counts: J::Counts::default(),
-            transient_failures: 0,
-        };
-        let mut first = live.progress(0);
-        (first.window_from, first.window_to) = self.job.window(&plan);
-        runs::save_progress(&mut conn, run_id, RunStatus::Running, &first).await?;
-        conn.commit().await?;
-        self.execute(live).await
     }
 
     /// A continuation of a run that waited (`Continue { run_id }`): claims it and goes on from
