@@ -470,7 +470,7 @@ where
     // instead of staying alive without consuming.
     let mut amqp = amqp;
     let result = loop {
-        let session = tokio::time::timeout(BROKER_SETUP_TIMEOUT, async {
+        let setup = tokio::time::timeout(BROKER_SETUP_TIMEOUT, async {
             let channel = amqp.create_channel().await?;
             let queue = topology
                 .declare_service(&channel, service, event_keys)
@@ -478,12 +478,16 @@ where
             let _ = channel.close(200, "OK".into()).await;
             let publisher = bus::Publisher::new(amqp.clone()).await?;
             Ok::<_, bus::BusError>((queue, publisher))
-        })
-        .await
-        .unwrap_or(Err(bus::BusError::BrokerTimeout {
-            what: "declaring the service's queues",
-            after: BROKER_SETUP_TIMEOUT,
-        }));
+        });
+        // A stop asked for while the broker does not answer the set-up (a link cut at that
+        // moment) is not kept waiting for the set-up's timeout.
+        let session = tokio::select! {
+            r = setup => r.unwrap_or(Err(bus::BusError::BrokerTimeout {
+                what: "declaring the service's queues",
+                after: BROKER_SETUP_TIMEOUT,
+            })),
+            () = cancel.cancelled() => break Ok(()),
+        };
         let outcome = match session {
             Err(e) => Err(e),
             Ok((queue, publisher)) => {
