@@ -79,21 +79,13 @@ impl Default for Settings {
     }
 }
 
-/// Environment variable of the delay before the first result poll of a submitted feed, in seconds.
-pub const FIRST_POLL_VAR: &str = "FEED_FIRST_POLL_SECONDS";
-
 impl Settings {
-    /// The defaults, with the first result poll after `FEED_FIRST_POLL_SECONDS` (1-3600,
-    /// default 60) when set: Amazon takes minutes to process a feed, a simulator seconds.
+    /// The defaults, with the first result poll after `FEED_FIRST_POLL_SECONDS` when set
+    /// (`runtime::first_poll_delay`; default 60 s).
     pub fn from_env() -> anyhow::Result<Self> {
         let d = Self::default();
-        let seconds = runtime::env_in_range(
-            FIRST_POLL_VAR,
-            d.first_poll_delay.num_seconds() as u64,
-            1..=3600,
-        )?;
         Ok(Self {
-            first_poll_delay: chrono::Duration::seconds(seconds as i64),
+            first_poll_delay: runtime::first_poll_delay(d.first_poll_delay)?,
             ..d
         })
     }

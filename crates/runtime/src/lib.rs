@@ -181,6 +181,17 @@ pub fn env_in_range(
     in_range(name, var(name), default, range)
 }
 
+/// Environment variable of the delay before the first result poll of a submitted feed, in
+/// seconds (shipment-feedback, inventory-sync).
+pub const FIRST_POLL_VAR: &str = "FEED_FIRST_POLL_SECONDS";
+
+/// The first result poll of a submitted feed: `FEED_FIRST_POLL_SECONDS` (1-3600) when set, else
+/// `default`. Amazon takes minutes to process a feed, a simulator seconds.
+pub fn first_poll_delay(default: chrono::Duration) -> anyhow::Result<chrono::Duration> {
+    let seconds = env_in_range(FIRST_POLL_VAR, default.num_seconds() as u64, 1..=3600)?;
+    Ok(chrono::Duration::seconds(seconds as i64))
+}
+
 fn in_range(
     name: &str,
     raw: Option<String>,

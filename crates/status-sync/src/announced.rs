@@ -5,13 +5,10 @@
 //! PENDING and UNSHIPPED only). An order Amazon does not know is a warning in the API log.
 
 use job_api::{JobError, Step};
-use spapi::ErrorClass;
 use spapi::orders::FulfilledBy;
-use store::{api_log, instructions};
+use store::instructions;
 
-use crate::{ACTION, Counts, Cursor, Stepping, apply};
-
-const OPERATION: &str = "getOrder";
+use crate::{Counts, Cursor, Stepping, apply, reconcile};
 
 /// Checks the next `batch_size` of `ids` (sorted) after the cursor.
 pub(crate) async fn batch(
@@ -37,41 +34,13 @@ pub(crate) async fn batch(
         return Ok(Step::Done { watermark: None });
     }
     for order_id in next {
-        let order = match s.api.get_order(order_id, &orders::included::SYNC).await {
-            Ok(o) => o,
-            Err(e) if e.status() == Some(404) => {
-                counts.tally.call(OPERATION);
-                counts.failed += 1;
-                let message = format!(
-                    "order {order_id} was announced by Amazon but getOrder does not find it: check it in Seller Central"
-                );
-                let mut c = pool.acquire().await?;
-                api_log::write(
-                    &mut c,
-                    &api_log::Entry {
-                        run_id: Some(run.run_id),
-                        amazon_order_id: Some(order_id),
-                        code: Some("order_not_found"),
-                        ..api_log::Entry::new(
-                            Some(shop_id),
-                            ACTION,
-                            api_log::Level::Warning,
-                            &message,
-                        )
-                    },
-                )
-                .await?;
-                cursor.after_order_id = Some(order_id.clone());
-                continue;
-            }
-            Err(e) => {
-                if !matches!(e.class(), ErrorClass::Throttled) {
-                    counts.tally.call(OPERATION);
-                }
-                return Err(JobError::api(OPERATION, e));
-            }
+        let why = format!(
+            "order {order_id} was announced by Amazon but getOrder does not find it: check it in Seller Central"
+        );
+        let Some(order) = reconcile::get_order(s, order_id, &why, counts).await? else {
+            cursor.after_order_id = Some(order_id.clone());
+            continue;
         };
-        counts.tally.call(OPERATION);
         let mut tx = pool.begin().await?;
         let known = instructions::by_order(&mut tx, shop_id, order_id)
             .await?
@@ -100,7 +69,7 @@ pub(crate) async fn batch(
             .map_err(|e| match e {
                 orders::Error::Store(e) => JobError::Store(e),
                 orders::Error::Db(e) => JobError::Db(e),
-                orders::Error::Api(e) => JobError::api(OPERATION, e),
+                orders::Error::Api(e) => JobError::api(reconcile::OPERATION, e),
                 other => JobError::Permanent {
                     code: "import_failed",
                     message: format!("order {order_id} could not be imported: {other}"),

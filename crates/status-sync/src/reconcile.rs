@@ -8,7 +8,7 @@ use store::{api_log, instructions};
 
 use crate::{ACTION, Counts, Cursor, Stepping, apply};
 
-const OPERATION: &str = "getOrder";
+pub(crate) const OPERATION: &str = "getOrder";
 
 /// Checks the next batch of `batch_size` instructions after the cursor.
 pub(crate) async fn batch(
@@ -32,40 +32,11 @@ pub(crate) async fn batch(
         return Ok(Step::Done { watermark: None });
     }
     for order_id in batch.into_iter().filter_map(|i| i.amazon_order_id) {
-        let order = match s.api.get_order(&order_id, &orders::included::SYNC).await {
-            Ok(o) => o,
-            Err(e) if e.status() == Some(404) => {
-                counts.tally.call(OPERATION);
-                counts.failed += 1;
-                let message =
-                    format!("order {order_id} was not found on Amazon: check it in Seller Central");
-                let mut c = pool.acquire().await?;
-                api_log::write(
-                    &mut c,
-                    &api_log::Entry {
-                        run_id: Some(run.run_id),
-                        amazon_order_id: Some(&order_id),
-                        code: Some("order_not_found"),
-                        ..api_log::Entry::new(
-                            Some(shop_id),
-                            ACTION,
-                            api_log::Level::Warning,
-                            &message,
-                        )
-                    },
-                )
-                .await?;
-                cursor.after_order_id = Some(order_id);
-                continue;
-            }
-            Err(e) => {
-                if !matches!(e.class(), ErrorClass::Throttled) {
-                    counts.tally.call(OPERATION);
-                }
-                return Err(JobError::api(OPERATION, e));
-            }
+        let why = format!("order {order_id} was not found on Amazon: check it in Seller Central");
+        let Some(order) = get_order(s, &order_id, &why, counts).await? else {
+            cursor.after_order_id = Some(order_id);
+            continue;
         };
-        counts.tally.call(OPERATION);
         let mut tx = pool.begin().await?;
         apply::orders(
             &mut tx,
@@ -84,4 +55,48 @@ pub(crate) async fn batch(
     }
     counts.pages += 1;
     Ok(Step::More)
+}
+
+/// `getOrder` of one order of a batch (reconcile, announced orders), counted in the tally. An
+/// order Amazon does not know (404) is a warning in the API log saying `not_found`, counted as
+/// failed, and `None`: the batch goes on. Any other failure is the runner's to handle.
+pub(crate) async fn get_order(
+    s: &Stepping<'_>,
+    order_id: &str,
+    not_found: &str,
+    counts: &mut Counts,
+) -> Result<Option<spapi::orders::Order>, JobError> {
+    match s.api.get_order(order_id, &orders::included::SYNC).await {
+        Ok(o) => {
+            counts.tally.call(OPERATION);
+            Ok(Some(o))
+        }
+        Err(e) if e.status() == Some(404) => {
+            counts.tally.call(OPERATION);
+            counts.failed += 1;
+            let mut c = s.deps.pool.acquire().await?;
+            api_log::write(
+                &mut c,
+                &api_log::Entry {
+                    run_id: Some(s.run.run_id),
+                    amazon_order_id: Some(order_id),
+                    code: Some("order_not_found"),
+                    ..api_log::Entry::new(
+                        Some(s.run.shop.shop.id),
+                        ACTION,
+                        api_log::Level::Warning,
+                        not_found,
+                    )
+                },
+            )
+            .await?;
+            Ok(None)
+        }
+        Err(e) => {
+            if !matches!(e.class(), ErrorClass::Throttled) {
+                counts.tally.call(OPERATION);
+            }
+            Err(JobError::api(OPERATION, e))
+        }
+    }
 }
