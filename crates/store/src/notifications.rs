@@ -110,3 +110,128 @@ pub async fn counts_since(
     .map(|r| (r.outcome, r.n))
     .collect())
 }
+
+/// A shop's subscription to one notification type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub shop_id: Uuid,
+    pub notification_type: String,
+    pub subscription_id: String,
+    pub destination_id: String,
+    pub previous_cron: Option<String>,
+    pub subscribed_at: DateTime<Utc>,
+}
+
+/// Records (or replaces) a shop's subscription to `notification_type`.
+pub async fn save_subscription(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    notification_type: &str,
+    subscription_id: &str,
+    destination_id: &str,
+    previous_cron: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        r#"INSERT INTO notification_subscriptions
+               (shop_id, notification_type, subscription_id, destination_id, previous_cron)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (shop_id, notification_type) DO UPDATE
+              SET subscription_id = EXCLUDED.subscription_id,
+                  destination_id = EXCLUDED.destination_id,
+                  previous_cron = COALESCE(notification_subscriptions.previous_cron, EXCLUDED.previous_cron),
+                  subscribed_at = now()"#,
+        shop_id,
+        notification_type,
+        subscription_id,
+        destination_id,
+        previous_cron
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A shop's subscriptions, by notification type.
+pub async fn subscriptions(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+) -> Result<Vec<Subscription>, StoreError> {
+    Ok(sqlx::query_as!(
+        Subscription,
+        r#"SELECT shop_id, notification_type, subscription_id, destination_id, previous_cron,
+                  subscribed_at
+             FROM notification_subscriptions WHERE shop_id = $1 ORDER BY notification_type"#,
+        shop_id
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Removes a shop's subscription record; returns it if there was one.
+pub async fn remove_subscription(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    notification_type: &str,
+) -> Result<Option<Subscription>, StoreError> {
+    Ok(sqlx::query_as!(
+        Subscription,
+        r#"DELETE FROM notification_subscriptions
+            WHERE shop_id = $1 AND notification_type = $2
+        RETURNING shop_id, notification_type, subscription_id, destination_id, previous_cron,
+                  subscribed_at"#,
+        shop_id,
+        notification_type
+    )
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Whether Amazon announces the shop's order changes (an ORDER_CHANGE subscription): then
+/// status-sync's differential poll is the sweep.
+pub async fn order_changes_announced(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM notification_subscriptions
+                           WHERE shop_id = $1 AND notification_type = 'ORDER_CHANGE') AS "x!""#,
+        shop_id
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Of `order_ids`, those no ORDER_CHANGE notification of the shop was received for (the
+/// changes the sweep found that no notification announced).
+pub async fn unannounced_orders(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    order_ids: &[String],
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT o AS "o!" FROM unnest($2::text[]) AS o
+            WHERE NOT EXISTS (SELECT 1 FROM notifications_received r
+                               WHERE r.shop_id = $1 AND r.subject = o
+                                 AND r.notification_type = 'ORDER_CHANGE')
+            ORDER BY o"#,
+        shop_id,
+        order_ids
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The last notification received for a shop (ctl, console).
+pub async fn last_received(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+) -> Result<Option<(String, Option<String>, String, DateTime<Utc>)>, StoreError> {
+    Ok(sqlx::query!(
+        r#"SELECT notification_type, subject, outcome, received_at FROM notifications_received
+            WHERE shop_id = $1 ORDER BY received_at DESC LIMIT 1"#,
+        shop_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(|r| (r.notification_type, r.subject, r.outcome, r.received_at)))
+}
