@@ -14,7 +14,8 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Opens an AMQP connection with lapin's automatic recovery enabled.
 ///
 /// On a connection failure (broker restart, network cut) lapin reconnects with exponential
-/// back-off (16 attempts, about 11 minutes in total), reopens the channels, re-enables
+/// back-off capped at [`RECONNECT_MAX_DELAY`] (see [`reconnect_schedule`]: attempts for about
+/// 11 minutes in total), reopens the channels, re-enables
 /// publisher confirms, reapplies `basic_qos`, and redeclares the exchanges, queues, bindings and
 /// consumers that were declared through this connection. In-flight publishes fail (the outbox
 /// relay retries them) and deliveries from before the failure cannot be acknowledged any more
@@ -28,10 +29,35 @@ pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub async fn connect(amqp_url: &str, connection_name: &str) -> Result<Arc<Connection>, BusError> {
     let properties = ConnectionProperties::default()
         .with_connection_name(connection_name.into())
+        .configure_backoff(|backoff| {
+            backoff
+                .with_min_delay(RECONNECT_MIN_DELAY)
+                .with_max_delay(RECONNECT_MAX_DELAY)
+                .with_max_times(RECONNECT_ATTEMPTS)
+                .with_jitter()
+        })
         .enable_auto_recover();
     let conn = Connection::connect(amqp_url, properties).await?;
     tracing::info!(connection_name, "connected to RabbitMQ");
     Ok(Arc::new(conn))
+}
+
+/// First reconnect delay after a connection failure; each next one doubles.
+pub const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(500);
+/// Longest wait between two reconnect attempts. lapin's own default grows to 60 s, so a broker
+/// back after 16 s was not tried again before 31 s, past the 30 s a consumer or the
+/// [`watchdog`] waits before giving up (found in CI: a consumer gave up on a broker that had
+/// been back for seconds). With 5 s, a returned broker is found within 5 s (plus jitter).
+pub const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Reconnect attempts before the connection is given up for good (see [`reconnect_schedule`]).
+pub const RECONNECT_ATTEMPTS: usize = 140;
+
+/// The waits before each reconnect attempt, without jitter (jitter adds up to as much again).
+pub fn reconnect_schedule() -> impl Iterator<Item = Duration> {
+    (0..RECONNECT_ATTEMPTS).map(|n| {
+        let doubled = RECONNECT_MIN_DELAY.saturating_mul(1u32 << n.min(16));
+        doubled.min(RECONNECT_MAX_DELAY)
+    })
 }
 
 /// Closes the connection gracefully (`connection.close` 200 OK). Call it after every consumer has
@@ -144,5 +170,28 @@ impl StateName for lapin::ConnectionStatus {
             "initial"
         };
         name.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_often_enough_for_the_consumer_and_long_enough_for_an_outage() {
+        let waits: Vec<Duration> = reconnect_schedule().collect();
+        let total: Duration = waits.iter().sum();
+        // A broker that comes back is tried again well before a consumer gives up on it
+        // (jitter at most doubles a wait).
+        let longest = waits.iter().max().copied().unwrap();
+        assert!(
+            longest * 2 < crate::consumer::MAX_DOWN,
+            "longest wait {longest:?}"
+        );
+        // And a longer outage (a broker upgrade) is ridden out for about 11 minutes.
+        assert!(total >= Duration::from_secs(600), "{total:?}");
+        assert!(total <= Duration::from_secs(900), "{total:?}");
+        assert_eq!(waits[0], RECONNECT_MIN_DELAY);
+        assert_eq!(waits[1], RECONNECT_MIN_DELAY * 2);
     }
 }

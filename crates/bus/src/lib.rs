@@ -52,7 +52,10 @@ pub mod outbox;
 mod publisher;
 mod topology;
 
-pub use connection::{DEFAULT_AMQP_URL, close, connect, shutdown_signal, watchdog};
+pub use connection::{
+    DEFAULT_AMQP_URL, RECONNECT_ATTEMPTS, RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY, close, connect,
+    reconnect_schedule, shutdown_signal, watchdog,
+};
 pub use consumer::{
     ConsumeOptions, Handler, Incoming, MAX_DOWN, RESUBSCRIBE_ATTEMPTS, WATCH_EVERY, consume,
     consume_with,

@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod marketplace;
 pub mod messages;
 pub mod money;
+pub mod notifications;
 pub mod order_id;
 pub mod schedule;
 pub mod shop;

@@ -24,6 +24,10 @@ impl Poller {
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let mut tx = self.pool.begin().await?;
+        if !feeds_store::lock_submitted(&mut tx, sub.id).await? {
+            // Another poll (the scheduled one and the one a notification asked for) applied it.
+            return Ok(());
+        }
         feeds_store::lock_instructions(&mut tx, sub.id).await?;
         let messages = feeds_store::messages(&mut tx, sub.id).await?;
         let ids: Vec<u64> = messages.iter().map(|m| m.message_id as u64).collect();
@@ -185,6 +189,10 @@ impl Poller {
         report: &mut PollReport,
     ) -> Result<(), PollError> {
         let mut tx = self.pool.begin().await?;
+        if !feeds_store::lock_submitted(&mut tx, sub.id).await? {
+            // Another poll (the scheduled one and the one a notification asked for) applied it.
+            return Ok(());
+        }
         feeds_store::lock_instructions(&mut tx, sub.id).await?;
         let messages = feeds_store::messages(&mut tx, sub.id).await?;
         let mut inventory = Vec::new();

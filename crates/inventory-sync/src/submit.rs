@@ -95,7 +95,9 @@ impl Sync {
         report.timed("create", t);
         let t = std::time::Instant::now();
         let mut tx = self.deps.pool.begin().await?;
-        let next_poll = Utc::now() + self.settings.first_poll_delay;
+        let shop_id = run.shop.shop.id;
+        let next_poll =
+            feeds_store::first_poll_at(&mut tx, shop_id, self.settings.first_poll_delay).await?;
         if feeds_store::mark_submitted(&mut tx, submission, &created.feed_id, next_poll).await? {
             let skus = inventory::mark_skus_sent(&mut tx, submission, run.run_id).await?;
             api_log::write(

@@ -31,6 +31,7 @@ use domain::marketplace::Marketplace;
 use domain::messages::{Action, Command, CommandParams, MAX_ANNOUNCED_ORDERS};
 use serde_json::Value;
 use sqlx::PgPool;
+use store::feeds as feeds_store;
 use store::notifications::{self, Outcome, Received};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -168,12 +169,20 @@ pub struct Polled {
     pub poison: usize,
 }
 
+/// The environment variable of the listener's fail point (tests of the program only): with
+/// `hold-after-commit`, the first receive that commits anything then stops before deleting its
+/// messages from SQS and waits for ever (a test SIGKILLs it there).
+pub const FAIL_POINT_ENV: &str = "LISTENER_FAIL_POINT";
+/// The one value [`FAIL_POINT_ENV`] takes.
+pub const HOLD_AFTER_COMMIT: &str = "hold-after-commit";
+
 /// The listener: SQS in, outbox out.
 pub struct Listener {
     pool: PgPool,
     sqs: aws_sdk_sqs::Client,
     topology: bus::Topology,
     settings: Settings,
+    hold_after_commit: bool,
 }
 
 impl Listener {
@@ -188,7 +197,16 @@ impl Listener {
             sqs,
             topology,
             settings,
+            hold_after_commit: false,
         }
+    }
+
+    /// The fail point ([`FAIL_POINT_ENV`]): stop for ever after the first commit, before the
+    /// SQS messages are deleted.
+    #[must_use]
+    pub fn hold_after_commit(mut self) -> Self {
+        self.hold_after_commit = true;
+        self
     }
 
     /// Receives and handles until `cancel`; an SQS or database failure is logged and retried
@@ -285,6 +303,8 @@ impl Listener {
                     }),
                 ) => {
                     polled.queued += 1;
+                    // Amazon says the result is there: due now, not at its scheduled poll.
+                    feeds_store::announce_finished(&mut tx, submission).await?;
                     feeds.push((shop_id, submission));
                 }
                 _ => polled.ignored += 1,
@@ -324,6 +344,13 @@ impl Listener {
             polled.commands += 1;
         }
         tx.commit().await?;
+        if self.hold_after_commit {
+            tracing::warn!(
+                received = messages.len(),
+                "fail point {HOLD_AFTER_COMMIT}: committed, holding before deleting from SQS"
+            );
+            std::future::pending::<()>().await;
+        }
         if let Some(dlq) = &s.dead_letter_queue_url {
             for (body, reason) in &poison {
                 let reason_attr = MessageAttributeValue::builder()

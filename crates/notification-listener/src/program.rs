@@ -29,6 +29,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "required with AWS"),
     ("AWS_SECRET_ACCESS_KEY", "required with AWS"),
     ("SQS_WAIT_SECONDS", "long-poll wait, 0-20 (default 20)"),
+    (
+        "SQS_VISIBILITY_SECONDS",
+        "how long a received notification stays hidden before SQS delivers it again, 1-43200 (default 60)",
+    ),
     ("DATABASE_URL", "PostgreSQL"),
     ("AMQP_URL", "RabbitMQ (the outbox relay)"),
     ("BUS_PREFIX", "prefix of exchange and queue names"),
@@ -78,6 +82,25 @@ pub async fn main_from_env() -> anyhow::Result<()> {
             .filter(|w| (0..=20).contains(w))
             .with_context(|| format!("SQS_WAIT_SECONDS={v:?} is not valid: expected 0 to 20"))?,
     };
+    let visibility: i32 = match var("SQS_VISIBILITY_SECONDS") {
+        None => 60,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|w| (1..=43_200).contains(w))
+            .with_context(|| {
+                format!("SQS_VISIBILITY_SECONDS={v:?} is not valid: expected 1 to 43200 (seconds)")
+            })?,
+    };
+    let hold_after_commit = match var(crate::FAIL_POINT_ENV).as_deref() {
+        None => false,
+        Some(crate::HOLD_AFTER_COMMIT) => true,
+        Some(other) => anyhow::bail!(
+            "{}={other:?} is not a fail point: the only one is {:?} (tests)",
+            crate::FAIL_POINT_ENV,
+            crate::HOLD_AFTER_COMMIT
+        ),
+    };
     let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned());
     let database_url =
         var("DATABASE_URL").unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_owned());
@@ -122,9 +145,14 @@ pub async fn main_from_env() -> anyhow::Result<()> {
             dead_letter_queue_url: var("SQS_DEAD_LETTER_QUEUE_URL"),
             wait_seconds: wait,
             max_messages: 10,
-            visibility_timeout: 60,
+            visibility_timeout: visibility,
         },
     );
+    let listener = if hold_after_commit {
+        listener.hold_after_commit()
+    } else {
+        listener
+    };
     tracing::info!("listening for notifications");
     listener.run(cancel).await;
     let _ = relay_task.await;

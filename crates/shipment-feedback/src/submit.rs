@@ -31,7 +31,8 @@ impl Feedback {
         reconciled: bool,
     ) -> Result<(), JobError> {
         let shop = &run.shop.shop;
-        let next_poll = Utc::now() + self.settings.first_poll_delay;
+        let next_poll =
+            feeds_store::first_poll_at(&mut *tx, shop.id, self.settings.first_poll_delay).await?;
         if !feeds_store::mark_submitted(tx, submission, feed_id, next_poll).await? {
             return Ok(());
         }

@@ -33,8 +33,16 @@ enum Applied {
     NotImported,
 }
 
+/// An order whose instruction an apply changed (to paid or to canceled), with the time Amazon
+/// changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Changed {
+    pub(crate) order_id: String,
+    pub(crate) last_updated: DateTime<Utc>,
+}
+
 /// Applies `orders` (Amazon's state) in `tx`, adding to `counts`; the events go to the outbox
-/// on `events`.
+/// on `events`. Returns the orders whose instruction it changed.
 pub(crate) async fn orders(
     tx: &mut PgConnection,
     keys: &crypto::Keyring,
@@ -43,7 +51,8 @@ pub(crate) async fn orders(
     run_id: Uuid,
     orders: &[Order],
     counts: &mut Counts,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Changed>, StoreError> {
+    let mut changed = Vec::new();
     let rules = catalog::active_rules(&mut *tx, shop_id).await?;
     // Instructions are locked in Amazon order id order, as by every transaction that locks
     // several (store::feeds::lock_instructions): no deadlock with order-ingest or feedback.
@@ -55,6 +64,12 @@ pub(crate) async fn orders(
         match apply_one(&mut sp, keys, shop_id, run_id, order, &rules, events).await {
             Ok(applied) => {
                 sp.commit().await?;
+                if matches!(applied, Applied::Paid { .. } | Applied::Canceled(_)) {
+                    changed.push(Changed {
+                        order_id: order.order_id.clone(),
+                        last_updated: order.last_updated_time,
+                    });
+                }
                 match applied {
                     Applied::Paid { attention } => {
                         counts.paid += 1;
@@ -94,7 +109,7 @@ pub(crate) async fn orders(
             }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Why one order could not be applied.

@@ -3,13 +3,16 @@
 //! watermark only moves forward: Amazon's `lastUpdatedBefore`, else the newest change seen,
 //! never earlier than where the run started.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use domain::window::OVERLAP;
 use job_api::{JobError, Step};
 use spapi::ErrorClass;
 use spapi::orders::{FulfilledBy, SearchOrdersParams};
 
-use crate::{Counts, Cursor, Stepping, apply};
+use sqlx::PgConnection;
+use store::{api_log, notifications};
+
+use crate::{ACTION, Counts, Cursor, Stepping, apply};
 
 const OPERATION: &str = "searchOrders";
 
@@ -17,6 +20,7 @@ const OPERATION: &str = "searchOrders";
 pub(crate) async fn page(
     s: &Stepping<'_>,
     page_size: u32,
+    announce_grace: Duration,
     cursor: &mut Cursor,
     counts: &mut Counts,
 ) -> Result<Step, JobError> {
@@ -50,7 +54,7 @@ pub(crate) async fn page(
     })?;
     counts.tally.call(OPERATION);
     let mut tx = s.deps.pool.begin().await?;
-    apply::orders(
+    let changed = apply::orders(
         &mut tx,
         &s.deps.keys,
         s.events,
@@ -60,6 +64,7 @@ pub(crate) async fn page(
         counts,
     )
     .await?;
+    unannounced(&mut tx, s, &changed, announce_grace, counts).await?;
     counts.pages += 1;
     cursor.next_token = resp.pagination.and_then(|p| p.next_token);
     if cursor.next_token.is_some() {
@@ -73,6 +78,67 @@ pub(crate) async fn page(
     Ok(Step::Done {
         watermark: Some(watermark(after, resp.last_updated_before, newest)),
     })
+}
+
+/// Code of the attention entry for changes no notification announced.
+pub const UNANNOUNCED_CODE: &str = "notifications_missed";
+
+/// With notifications on (the shop's ORDER_CHANGE subscription), this poll is the sweep: a
+/// change it applies that Amazon made more than `grace` ago and no ORDER_CHANGE notification
+/// announced means notifications are not arriving (dropped, the listener down, the subscription
+/// gone). One attention entry per page names the orders (up to ten) and what to check. A change
+/// younger than `grace` is not judged: its notification may still be on its way.
+async fn unannounced(
+    tx: &mut PgConnection,
+    s: &Stepping<'_>,
+    changed: &[apply::Changed],
+    grace: Duration,
+    counts: &mut Counts,
+) -> Result<(), JobError> {
+    let shop = &s.run.shop.shop;
+    if changed.is_empty() || !notifications::order_changes_announced(&mut *tx, shop.id).await? {
+        return Ok(());
+    }
+    let judged_before = Utc::now() - grace;
+    let old: Vec<String> = changed
+        .iter()
+        .filter(|c| c.last_updated <= judged_before)
+        .map(|c| c.order_id.clone())
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    let missed = notifications::unannounced_orders(&mut *tx, shop.id, &old).await?;
+    if missed.is_empty() {
+        return Ok(());
+    }
+    let n = u32::try_from(missed.len()).unwrap_or(u32::MAX);
+    counts.unannounced += n;
+    counts.attention += 1;
+    let listed = missed
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = missed.len().saturating_sub(10);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let message = format!(
+        "the sweep applied {n} order change(s) that no Amazon notification announced          (orders {listed}{more}): notifications for shop {code} are not arriving. Check          `ctl notifications status {code}` (subscription and last notification), the SQS queue          and the notification-listener's log; polling keeps applying changes meanwhile",
+        code = shop.code.as_str()
+    );
+    let entry = api_log::Entry {
+        run_id: Some(s.run.run_id),
+        amazon_order_id: missed.first().map(String::as_str),
+        code: Some(UNANNOUNCED_CODE),
+        ..api_log::Entry::new(Some(shop.id), ACTION, api_log::Level::Attention, &message)
+    };
+    api_log::write(&mut *tx, &entry).await?;
+    Ok(())
 }
 
 /// The next watermark: Amazon's `lastUpdatedBefore`, else the newest change seen, never

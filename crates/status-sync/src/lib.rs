@@ -63,6 +63,9 @@ pub struct SyncConfig {
     pub transient_retry: Duration,
     /// Transient failures in a row after which the run fails.
     pub max_transient_failures: u32,
+    /// With notifications on, a change the sweep applies that Amazon made longer ago than this
+    /// and no notification announced is an attention entry (`SYNC_ANNOUNCE_GRACE_SECONDS`).
+    pub announce_grace: Duration,
 }
 
 impl Default for SyncConfig {
@@ -73,6 +76,7 @@ impl Default for SyncConfig {
             lease_ttl: Duration::minutes(10),
             transient_retry: Duration::seconds(30),
             max_transient_failures: 5,
+            announce_grace: domain::notifications::ANNOUNCE_GRACE,
         }
     }
 }
@@ -107,6 +111,9 @@ pub struct Counts {
     /// `orders` mode: announced orders with no instruction yet, imported now.
     #[serde(default)]
     pub imported: u32,
+    /// `changes` mode with notifications on (the sweep): changes no notification announced.
+    #[serde(default)]
+    pub unannounced: u32,
     /// Orders that could not be applied (listed in the API log).
     pub failed: u32,
     /// Amazon calls, continuations and timing.
@@ -156,7 +163,8 @@ impl Job for SyncJob {
         }
         match run.plan.mode {
             StatusSyncMode::Changes => {
-                changes::page(&s, self.config.page_size, cursor, counts).await
+                let grace = self.config.announce_grace;
+                changes::page(&s, self.config.page_size, grace, cursor, counts).await
             }
             StatusSyncMode::Reconcile => {
                 reconcile::batch(&s, self.config.reconcile_batch, cursor, counts).await
@@ -175,12 +183,18 @@ impl Job for SyncJob {
             unchanged,
             not_imported,
             failed,
+            unannounced,
             tally,
             ..
         } = c;
+        let missed = if *unannounced > 0 {
+            format!(", {unannounced} not announced by a notification")
+        } else {
+            String::new()
+        };
         let message = format!(
             "status-sync {mode}: {seen} order(s) seen: {paid} paid, {canceled} canceled ({released} reserved released), \
-             {attention} need attention, {unchanged} unchanged, {not_imported} not imported, {failed} failed; {tally}"
+             {attention} need attention, {unchanged} unchanged, {not_imported} not imported, {failed} failed{missed}; {tally}"
         );
         let warn = *failed > 0 || *attention > 0;
         Some(summary::run_summary(message, warn, c))
@@ -239,8 +253,13 @@ impl Build for SyncJob {
 /// multi-call `connector` binary both run this.
 pub async fn main_from_env() -> anyhow::Result<()> {
     let page_size = runtime::env_in_range("SYNC_PAGE_SIZE", 100, 1..=100)?;
+    let grace = domain::notifications::ANNOUNCE_GRACE
+        .num_seconds()
+        .unsigned_abs();
+    let grace = runtime::env_in_range("SYNC_ANNOUNCE_GRACE_SECONDS", grace, 0..=86_400)?;
     let config = SyncConfig {
         page_size: page_size as u32,
+        announce_grace: Duration::seconds(grace.cast_signed()),
         ..SyncConfig::default()
     };
     runtime::run(ACTION, &[], move |ctx| {

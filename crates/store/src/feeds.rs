@@ -275,6 +275,52 @@ pub async fn claim_due(
         .await?)
 }
 
+/// Amazon announced that the feed finished (a FEED_PROCESSING_FINISHED notification): its
+/// result is fetched now, not at its scheduled poll. Only a submitted feed whose poll lies in
+/// the future is moved; a final one is left alone. Returns whether it was made due.
+pub async fn announce_finished(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError> {
+    let n = sqlx::query!(
+        r#"UPDATE feed_submissions SET next_poll_at = now()
+           WHERE id = $1 AND state = 'submitted' AND (next_poll_at IS NULL OR next_poll_at > now())"#,
+        id
+    )
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Locks a submission for the transaction that applies its result; `false` when it is not
+/// `submitted` any more (another poll applied it first: nothing to do).
+pub async fn lock_submitted(conn: &mut PgConnection, id: Uuid) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT state FROM feed_submissions WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .is_some_and(|state| state == state::SUBMITTED))
+}
+
+/// When to poll a feed Amazon just accepted: after `delay`, or — when Amazon announces the
+/// shop's feed results (a FEED_PROCESSING_FINISHED subscription) — not before
+/// [`domain::notifications::FEED_SAFETY_POLL`]: the notification brings the result, the poll is
+/// only the safety net.
+pub async fn first_poll_at(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    delay: chrono::Duration,
+) -> Result<DateTime<Utc>, StoreError> {
+    let announced =
+        crate::notifications::subscribed(&mut *conn, shop_id, "FEED_PROCESSING_FINISHED").await?;
+    let delay = if announced {
+        delay.max(domain::notifications::FEED_SAFETY_POLL)
+    } else {
+        delay
+    };
+    Ok(Utc::now() + delay)
+}
+
 /// Not final yet: record the status and the next poll.
 pub async fn schedule_poll(
     conn: &mut PgConnection,

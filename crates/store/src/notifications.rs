@@ -192,10 +192,20 @@ pub async fn order_changes_announced(
     conn: &mut PgConnection,
     shop_id: Uuid,
 ) -> Result<bool, StoreError> {
+    subscribed(conn, shop_id, "ORDER_CHANGE").await
+}
+
+/// Whether the shop is subscribed to `notification_type`.
+pub async fn subscribed(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    notification_type: &str,
+) -> Result<bool, StoreError> {
     Ok(sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM notification_subscriptions
-                           WHERE shop_id = $1 AND notification_type = 'ORDER_CHANGE') AS "x!""#,
-        shop_id
+                           WHERE shop_id = $1 AND notification_type = $2) AS "x!""#,
+        shop_id,
+        notification_type
     )
     .fetch_one(conn)
     .await?)

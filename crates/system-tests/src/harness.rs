@@ -97,6 +97,10 @@ struct Running {
 }
 
 /// The system under test.
+/// status-sync's grace before an unannounced change counts as missed, in these tests (the
+/// service's default is five minutes).
+pub const ANNOUNCE_GRACE: chrono::Duration = chrono::Duration::seconds(8);
+
 pub struct System {
     pub pool: PgPool,
     pub sim: RunningSim,
@@ -403,6 +407,7 @@ impl System {
                             ctx.topology,
                             status_sync::SyncConfig {
                                 transient_retry: chrono::Duration::milliseconds(300),
+                                announce_grace: ANNOUNCE_GRACE,
                                 ..Default::default()
                             },
                         )

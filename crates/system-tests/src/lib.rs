@@ -5,8 +5,9 @@
 pub mod capture;
 pub mod harness;
 pub mod invariants;
+pub mod notify;
 pub mod processes;
 pub mod proxy;
 pub mod slow_import;
 
-pub use harness::{Svc, System};
+pub use harness::{ANNOUNCE_GRACE, Svc, System};

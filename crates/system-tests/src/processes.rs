@@ -16,20 +16,26 @@ pub fn bin_dir() -> PathBuf {
         .expect("target dir")
 }
 
-/// Path of a service binary; builds it (`cargo build -p <svc>`) when it is missing, e.g. when
-/// only this crate's tests were built. `scripts/test` (`--workspace`) builds every binary.
-pub fn service_binary(svc: Svc) -> PathBuf {
-    let path = bin_dir().join(svc.name());
+/// Path of a workspace program by its binary name; builds it (`cargo build -p <name>`) when it
+/// is missing, e.g. when only this crate's tests were built. `scripts/test` (`--workspace`)
+/// builds every binary.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", svc.name()])
+            .args(["build", "-q", "-p", name])
             .status()
             .expect("cargo build");
-        assert!(status.success(), "cannot build {}", svc.name());
+        assert!(status.success(), "cannot build {name}");
     }
     assert!(path.exists(), "{} not found", path.display());
     path
+}
+
+/// Path of a service binary ([`binary`]).
+pub fn service_binary(svc: Svc) -> PathBuf {
+    binary(svc.name())
 }
 
 /// A service process.

@@ -1,46 +1,37 @@
 //! Issue 19, end to end: Amazon (the simulator) delivers ORDER_CHANGE notifications to SQS
 //! (moto) at least once and out of order; the listener turns them into status-sync work; the
 //! status-sync service applies each order once by `getOrder`, without a single `searchOrders`.
+//! Notifications dropped: the sweep (status-sync's differential poll) applies those changes and
+//! raises the attention entry.
 
 use std::time::{Duration, Instant};
 
 use domain::window::ImportMode;
-use notification_listener::{Listener, Settings, sqs_client};
-use serde_json::{Value, json};
+use notification_listener::{Listener, Settings};
+use serde_json::Value;
 use spapi_sim::{MarketplaceMix, OrderStatus, StatusChange};
 use sqlx::PgPool;
-use system_tests::{Svc, System};
+use system_tests::{ANNOUNCE_GRACE, Svc, System, notify};
 
-const CLIENT_ID: &str = "amzn1.application-oa2-client.test";
-
-async fn token(sim_url: &str, form: &[(&str, &str)]) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!("{sim_url}/auth/o2/token"))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {v}"))
-        .to_owned()
-}
-
-async fn post(sim_url: &str, token: &str, path: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("{sim_url}{path}"))
-        .header("x-amz-access-token", token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+/// The destination (a moto queue) and shop A's ORDER_CHANGE subscription, as a seller sets them
+/// up through Amazon's API; the connector's record of it. Returns the SQS client and queue URL.
+async fn subscribe(sys: &System) -> (aws_sdk_sqs::Client, String) {
+    let a = sys.a();
+    let (sqs, url, arn) = notify::moto_queue("st-notifications").await;
+    let seller = notify::Seller {
+        shop_id: a.id,
+        client_secret: &a.client_secret,
+        refresh_token: &a.refresh_token,
+    };
+    notify::subscribe(
+        &sys.pool,
+        &sys.sim.base_url(),
+        seller,
+        &arn,
+        &["ORDER_CHANGE"],
+    )
+    .await;
+    (sqs, url)
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -65,73 +56,7 @@ async fn notifications_delivered_twice_and_out_of_order_apply_each_order_once(po
     let run = sys.ingest(a.id, ImportMode::Hours { hours: 168 }).await;
     assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
 
-    // The destination (a moto queue) and the shop's ORDER_CHANGE subscription, as a seller
-    // sets them up through Amazon's API.
-    let sqs = sqs_client(
-        "us-west-2",
-        Some(&spapi_sim::default_sqs_endpoint()),
-        "test",
-        "test",
-    );
-    let url = sqs
-        .create_queue()
-        .queue_name(format!(
-            "st-notifications-{}",
-            uuid::Uuid::now_v7().simple()
-        ))
-        .send()
-        .await
-        .expect("moto (scripts/local-services starts it on 127.0.0.1:4566)")
-        .queue_url
-        .unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    let base = sys.sim.base_url();
-    let grantless = token(
-        &base,
-        &[
-            ("grant_type", "client_credentials"),
-            ("scope", "sellingpartnerapi::notifications"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", &a.client_secret),
-        ],
-    )
-    .await;
-    let seller = token(
-        &base,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &a.refresh_token),
-            ("client_id", CLIENT_ID),
-            ("client_secret", &a.client_secret),
-        ],
-    )
-    .await;
-    let d = post(
-        &base,
-        &grantless,
-        "/notifications/v1/destinations",
-        json!({"name": "warehouse", "resourceSpecification": {"sqs": {"arn": arn}}}),
-    )
-    .await;
-    let destination = d["payload"]["destinationId"].as_str().unwrap().to_owned();
-    post(
-        &base,
-        &seller,
-        "/notifications/v1/subscriptions/ORDER_CHANGE",
-        json!({"payloadVersion": "1.0", "destinationId": destination,
-               "processingDirective": {"eventFilter": {"eventFilterType": "ORDER_CHANGE",
-                   "orderChangeTypes": ["OrderStatusChange", "BuyerRequestedChange"]}}}),
-    )
-    .await;
+    let (sqs, url) = subscribe(&sys).await;
 
     // Every notification twice, in shuffled batches.
     let mut opts = sim.options();
@@ -238,5 +163,353 @@ async fn notifications_delivered_twice_and_out_of_order_apply_each_order_once(po
         searches, searches_before,
         "no searchOrders: getOrder per announced order"
     );
+    sys.shutdown().await;
+}
+
+/// Polls the listener until `paid` instructions of shop A are paid and nothing is in flight.
+async fn listen_until_paid(sys: &System, listener: &Listener, paid: i64) {
+    let a = sys.a().id;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = listener.poll_once().await.expect("poll");
+        let now_paid = sys
+            .count(&format!(
+                "SELECT count(*) FROM shipping_instructions WHERE shop_id = '{a}' AND payment_status = 'paid'"
+            ))
+            .await;
+        if now_paid == paid && p.received == 0 && sys.sim.sim().notification_counter().pending == 0
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{now_paid} of {paid} paid");
+    }
+}
+
+/// Sets the simulator's drop rate for the notifications it delivers from now on.
+fn drop_rate(sys: &System, rate: f64) {
+    let sim = sys.sim.sim();
+    let mut opts = sim.options();
+    opts.notification_drop_rate = rate;
+    sim.set_options(opts).unwrap();
+}
+
+/// Waits until the simulator dropped `dropped` notifications in all.
+async fn wait_dropped(sys: &System, dropped: u64) {
+    let sim = sys.sim.sim();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.notification_counter().total.dropped < dropped {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            sim.notification_counter()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Must show (issue 19): notifications dropped for 10 orders; the sweep — status-sync's
+/// `lastUpdatedAfter` poll, run at a low cadence while the shop is subscribed — applies them
+/// and raises one attention entry naming them. The 10 announced orders are applied by the
+/// notifications and not named; 5 dropped just before the sweep are applied but not called
+/// missed yet (their notification may still be on its way: the grace); a second sweep adds
+/// nothing.
+#[sqlx::test(migrations = "../../migrations")]
+async fn dropped_notifications_are_applied_by_the_sweep_and_raise_attention(pool: PgPool) {
+    let mut sys = System::new(pool).await;
+    let a = sys.a().clone();
+    let sim = sys.sim.sim().clone();
+    let orders = sim.generate_orders_for(
+        spapi_sim::DEFAULT_SELLER_ID,
+        30,
+        23,
+        MarketplaceMix {
+            jp: 1,
+            au: 0,
+            sg: 0,
+            pending_ratio: 1.0,
+        },
+    );
+    sys.start(Svc::OrderIngest);
+    sys.start(Svc::StatusSync);
+    let run = sys.ingest(a.id, ImportMode::Hours { hours: 168 }).await;
+    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    let (sqs, url) = subscribe(&sys).await;
+    let listener = Listener::new(
+        sys.pool.clone(),
+        sqs,
+        sys.topology.clone(),
+        Settings {
+            queue_url: url,
+            dead_letter_queue_url: None,
+            wait_seconds: 1,
+            max_messages: 10,
+            visibility_timeout: 30,
+        },
+    );
+    let paid = |o: &spapi_sim::Order| sim.set_order_status(&o.order_id, StatusChange::Unshipped);
+
+    // 10 payments whose notifications Amazon never delivers.
+    drop_rate(&sys, 1.0);
+    for o in &orders[..10] {
+        paid(o).unwrap();
+    }
+    wait_dropped(&sys, 10).await;
+    drop_rate(&sys, 0.0);
+    // 10 payments announced as usual: the listener and status-sync apply them.
+    for o in &orders[10..20] {
+        paid(o).unwrap();
+    }
+    listen_until_paid(&sys, &listener, 10).await;
+    // The dropped ones grow older than the grace; 5 more are dropped just before the sweep.
+    tokio::time::sleep(
+        (ANNOUNCE_GRACE + chrono::Duration::seconds(1))
+            .to_std()
+            .unwrap(),
+    )
+    .await;
+    drop_rate(&sys, 1.0);
+    for o in &orders[20..25] {
+        paid(o).unwrap();
+    }
+    wait_dropped(&sys, 15).await;
+
+    let sweep = sys.status_sync(a.id).await;
+    assert_eq!(sweep.status.as_str(), "succeeded", "{sweep:?}");
+    assert_eq!(sweep.counts["paid"], 15, "{sweep:?}");
+    assert_eq!(sweep.counts["unannounced"], 10, "{sweep:?}");
+    let paid_now = sys
+        .count(&format!(
+            "SELECT count(*) FROM shipping_instructions WHERE shop_id = '{}' AND payment_status = 'paid'",
+            a.id
+        ))
+        .await;
+    assert_eq!(paid_now, 25);
+    let entries: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT message, amazon_order_id FROM api_log WHERE shop_id = $1 AND code = 'notifications_missed'",
+    )
+    .bind(a.id)
+    .fetch_all(&sys.pool)
+    .await
+    .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let message = &entries[0].0;
+    for o in &orders[..10] {
+        assert!(
+            message.contains(&o.order_id),
+            "{} not named: {message}",
+            o.order_id
+        );
+    }
+    for o in &orders[10..25] {
+        assert!(
+            !message.contains(&o.order_id),
+            "{} named: {message}",
+            o.order_id
+        );
+    }
+    assert!(message.contains("ctl notifications status"), "{message}");
+
+    // Nothing left to apply: the next sweep changes nothing and raises nothing.
+    let again = sys.status_sync(a.id).await;
+    assert_eq!(again.counts["paid"], 0, "{again:?}");
+    let entries = sys
+        .count("SELECT count(*) FROM api_log WHERE code = 'notifications_missed'")
+        .await;
+    assert_eq!(entries, 1);
+    // Each order applied once over every mode.
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum((counts->>'paid')::bigint), 0)::bigint FROM action_runs WHERE shop_id = $1 AND action = 'status-sync'",
+    )
+    .bind(a.id)
+    .fetch_one(&sys.pool)
+    .await
+    .unwrap();
+    assert_eq!(total, 25);
+    sys.shutdown().await;
+}
+
+/// Messages in the queue, visible or not (received and not deleted yet).
+async fn in_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> i64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| {
+        attrs
+            .get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
+
+/// The listener program as a process against the system's database and bus prefix.
+fn spawn_listener(sys: &System, queue_url: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+    let pe = system_tests::processes::ProcEnv::of(sys);
+    let mut cmd =
+        tokio::process::Command::new(system_tests::processes::binary("notification-listener"));
+    cmd.env("DATABASE_URL", &pe.database_url)
+        .env("AMQP_URL", &pe.amqp_url)
+        .env("BUS_PREFIX", &pe.prefix)
+        .env("SQS_QUEUE_URL", queue_url)
+        .env("SQS_ENDPOINT", spapi_sim::default_sqs_endpoint())
+        .env("AWS_REGION", "us-west-2")
+        .env("SQS_WAIT_SECONDS", "1")
+        .env("SQS_VISIBILITY_SECONDS", "3")
+        .env("RUST_LOG", "warn")
+        .env_remove(notification_listener::FAIL_POINT_ENV)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start notification-listener")
+}
+
+/// Must show (issue 19): the listener killed with SIGKILL between receiving and deleting loses
+/// nothing and applies nothing twice. A fail point stops the program right after it committed
+/// a receive's records and commands, before it deleted the messages from SQS; the test
+/// SIGKILLs it there. The restarted listener receives those messages again (after their
+/// visibility timeout), finds them recorded, writes no second command and deletes them.
+#[sqlx::test(migrations = "../../migrations")]
+async fn listener_sigkilled_between_commit_and_delete_loses_and_repeats_nothing(pool: PgPool) {
+    let mut sys = System::new(pool).await;
+    let a = sys.a().clone();
+    let sim = sys.sim.sim().clone();
+    let orders = sim.generate_orders_for(
+        spapi_sim::DEFAULT_SELLER_ID,
+        20,
+        29,
+        MarketplaceMix {
+            jp: 1,
+            au: 0,
+            sg: 0,
+            pending_ratio: 1.0,
+        },
+    );
+    sys.start(Svc::OrderIngest);
+    sys.start(Svc::StatusSync);
+    let run = sys.ingest(a.id, ImportMode::Hours { hours: 168 }).await;
+    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    let (sqs, url) = subscribe(&sys).await;
+    for o in &orders {
+        sim.set_order_status(&o.order_id, StatusChange::Unshipped)
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim.notification_counter().total.sent < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            sim.notification_counter()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut held = spawn_listener(
+        &sys,
+        &url,
+        &[(
+            notification_listener::FAIL_POINT_ENV,
+            notification_listener::HOLD_AFTER_COMMIT,
+        )],
+    );
+    let recorded = "SELECT count(*) FROM notifications_received";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sys.count(recorded).await == 0 {
+        assert!(
+            held.try_wait().unwrap().is_none(),
+            "the listener exited before its fail point"
+        );
+        assert!(Instant::now() < deadline, "the listener committed nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Committed, not deleted: SIGKILL it there.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    held.start_kill().unwrap();
+    held.wait().await.unwrap();
+    let first_batch = sys.count(recorded).await;
+    assert!((1..=10).contains(&first_batch), "{first_batch}");
+    assert_eq!(
+        in_queue(&sqs, &url).await,
+        20,
+        "the held batch is still in SQS"
+    );
+
+    let mut listener = spawn_listener(&sys, &url, &[]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let paid = sys
+            .count(&format!(
+                "SELECT count(*) FROM shipping_instructions WHERE shop_id = '{}' AND payment_status = 'paid'",
+                a.id
+            ))
+            .await;
+        if paid == 20 && in_queue(&sqs, &url).await == 0 {
+            break;
+        }
+        assert!(
+            listener.try_wait().unwrap().is_none(),
+            "the listener exited"
+        );
+        assert!(Instant::now() < deadline, "{paid} of 20 paid");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    listener.start_kill().unwrap();
+    listener.wait().await.unwrap();
+
+    // Each notification recorded once, each order in exactly one status-sync command (a command
+    // the runner writes again for later, when another run held the lease, has a later
+    // `not_before` and is not counted), each payment applied once.
+    assert_eq!(
+        sys.count("SELECT count(*) FROM notifications_received WHERE outcome = 'queued'")
+            .await,
+        20
+    );
+    let commands: Vec<Value> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE routing_key LIKE '%status-sync' AND payload::text LIKE '%status_sync_orders%' AND not_before <= created_at",
+    )
+    .fetch_all(&sys.pool)
+    .await
+    .unwrap();
+    let mut announced: Vec<String> = commands
+        .iter()
+        .flat_map(|c| {
+            c["params"]["order_ids"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    announced.sort();
+    let mut expected: Vec<String> = orders.iter().map(|o| o.order_id.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        announced, expected,
+        "every order in one command, none twice: {commands:#?}"
+    );
+    sys.drain(Duration::from_secs(60)).await;
+    let applied: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum((counts->>'paid')::bigint), 0)::bigint FROM action_runs WHERE shop_id = $1 AND action = 'status-sync'",
+    )
+    .bind(a.id)
+    .fetch_one(&sys.pool)
+    .await
+    .unwrap();
+    assert_eq!(applied, 20);
     sys.shutdown().await;
 }

@@ -23,13 +23,24 @@ fn fast_poller() -> feed_poller::Settings {
     }
 }
 
-/// 40 shipped instructions for today: one with two tracking numbers, one with an unmapped
+/// How the feed's result reaches the connector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Results {
+    /// feed-poller polls `getFeed` until the feed is final (the seed's way).
+    Polled,
+    /// The shop is subscribed to FEED_PROCESSING_FINISHED: the simulator delivers the
+    /// notification to SQS (moto), the listener asks feed-poller to fetch that feed now; the
+    /// scheduled poll is only the safety net (`domain::notifications::FEED_SAFETY_POLL`).
+    Announced,
+}
+
+/// The scenario: 40 shipped instructions for today: one with two tracking numbers, one with an unmapped
 /// delivery method, one whose order was cancelled on Amazon after allocation, one shipped
 /// yesterday. One feed with 38 messages (first tracking numbers only); after feed-poller 37 are
 /// 出荷済み, the rejected one failed with Amazon's message; the simulator shows exactly 37
 /// orders shipped with the right carrier and tracking number.
-#[sqlx::test(migrations = "../../migrations")]
-async fn forty_shipments_through_the_bus(pool: PgPool) {
+/// Returns the `getFeed` calls it took.
+async fn forty_shipments(pool: PgPool, results: Results) -> u64 {
     let fx = fixture(pool.clone(), ShipmentStrategy::Feed).await;
     let methods = [
         (
@@ -53,6 +64,11 @@ async fn forty_shipments_through_the_bus(pool: PgPool) {
     let unmapped = fx
         .delivery_method("pigeon", "伝書鳩便", Some("pigeon_post"))
         .await;
+    // Amazon takes longer to process the feed than feed-poller waits before its first poll (as
+    // with real feeds: minutes against 30 s), so polling takes several `getFeed` calls.
+    let mut opts = fx.sim.sim().options();
+    opts.feed_processing_ms = 2500;
+    fx.sim.sim().set_options(opts).unwrap();
     let today = fx.today();
     let yesterday = today.pred_opt().unwrap();
 
@@ -175,6 +191,34 @@ async fn forty_shipments_through_the_bus(pool: PgPool) {
         ))
     };
 
+    let listener = match results {
+        Results::Polled => None,
+        Results::Announced => {
+            let (sqs, url, arn) = system_tests::notify::moto_queue("st-feed-results").await;
+            let seller = system_tests::notify::Seller {
+                shop_id: fx.shop.id,
+                client_secret: "secret",
+                refresh_token: "Atzr|test",
+            };
+            let types = ["FEED_PROCESSING_FINISHED"];
+            system_tests::notify::subscribe(&pool, &fx.sim.base_url(), seller, &arn, &types).await;
+            let listener = notification_listener::Listener::new(
+                pool.clone(),
+                sqs,
+                topology.clone(),
+                notification_listener::Settings {
+                    queue_url: url,
+                    dead_letter_queue_url: None,
+                    wait_seconds: 1,
+                    max_messages: 10,
+                    visibility_timeout: 30,
+                },
+            );
+            let cancel = cancel.clone();
+            Some(tokio::spawn(async move { listener.run(cancel).await }))
+        }
+    };
+
     // The trigger (what `ctl trigger shipment-feedback` or a CronJob publishes).
     let cmd = Command::new(
         fx.shop.id,
@@ -203,6 +247,9 @@ async fn forty_shipments_through_the_bus(pool: PgPool) {
     }
     cancel.cancel();
     let _ = tokio::join!(feedback, poller);
+    if let Some(listener) = listener {
+        let _ = listener.await;
+    }
     for service in [shipment_feedback::SERVICE, feed_poller::SERVICE] {
         let _ = topology.delete_service(&setup, service).await;
     }
@@ -290,4 +337,35 @@ async fn forty_shipments_through_the_bus(pool: PgPool) {
         fx.count("SELECT count(*) FROM api_log WHERE action = 'feed-poller' AND code = 'feed_done' AND details->>'report_encoding' = 'Shift_JIS'").await,
         1
     );
+    fx.sim
+        .sim()
+        .call_counts()
+        .get("getFeed")
+        .map_or(0, |c| c.calls)
+}
+
+/// The seed's scenario with feed-poller polling the result.
+#[sqlx::test(migrations = "../../migrations")]
+async fn forty_shipments_through_the_bus(pool: PgPool) {
+    let get_feed = forty_shipments(pool, Results::Polled).await;
+    println!("getFeed calls, polled: {get_feed}");
+    assert!(get_feed >= 2, "polled until final: {get_feed}");
+}
+
+/// Must show (issue 19): a FEED_PROCESSING_FINISHED notification makes feed-poller fetch that
+/// feed's result without waiting for its next poll. The same scenario ends with the same
+/// numbers (asserted in `forty_shipments`) and one `getFeed` call instead of several (the
+/// polled variant above prints its count; docs/notification-listener.md states both).
+#[sqlx::test(migrations = "../../migrations")]
+async fn forty_shipments_with_feed_results_announced(pool: PgPool) {
+    let get_feed = forty_shipments(pool.clone(), Results::Announced).await;
+    println!("getFeed calls, announced: {get_feed}");
+    assert_eq!(get_feed, 1, "one getFeed, when Amazon announced the result");
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications_received WHERE notification_type = 'FEED_PROCESSING_FINISHED' AND outcome = 'queued'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, 1);
 }
