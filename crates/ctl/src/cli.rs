@@ -11,7 +11,8 @@ use crate::{config::Config, shop, trigger};
     version,
     about = "Operate the Amazon connector: database, shops, triggers and schedules, runs, API log, dead letters",
     long_about = "Operate the Amazon connector: database, shops and credentials, catalog and stock, \
-triggers and their schedules (自動実行), the run ledger, the API log (APIログ) and dead-lettered messages.\n\n\
+triggers and their schedules (自動実行), Amazon's notification subscriptions, the run ledger, the API log (APIログ) \
+and dead-lettered messages.\n\n\
 Connects with DATABASE_URL and AMQP_URL (BUS_PREFIX prefixes queue names). Secrets are read \
 from the environment, never from arguments, and never printed. Every listing accepts --json."
 )]
@@ -70,6 +71,10 @@ pub enum Command {
     /// Buyer and ship-to data (PII) retention.
     #[command(subcommand)]
     Pii(crate::pii::PiiCommand),
+    /// Amazon's notifications (ORDER_CHANGE, FEED_PROCESSING_FINISHED to SQS): subscribe a shop,
+    /// unsubscribe it, show its subscriptions and what was received.
+    #[command(subcommand)]
+    Notifications(crate::notifications::NotificationsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Command::ImportOrder(a) => crate::ingest::run(&config, a, cli.json).await,
                 Command::Pii(c) => crate::pii::run(&config, c, cli.json).await,
+                Command::Notifications(c) => crate::notifications::run(&config, c, cli.json).await,
                 Command::Runs(a) => crate::ledger::run_runs(&config, a, cli.json).await,
                 Command::Log(a) => crate::ledger::run_log(&config, a, cli.json).await,
                 Command::Dlq(c) => crate::dlq::run(&config, c, cli.json).await,

@@ -41,6 +41,17 @@ impl Config {
     }
 }
 
+/// `SPAPI_RATE_SCALE` (default 1.0): set it to the simulator's `--rate-scale`.
+pub fn spapi_rate_scale() -> anyhow::Result<f64> {
+    match std::env::var("SPAPI_RATE_SCALE") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SPAPI_RATE_SCALE={v:?} is not a number")),
+        _ => Ok(1.0),
+    }
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()

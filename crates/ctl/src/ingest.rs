@@ -34,13 +34,7 @@ pub async fn run(config: &Config, a: ImportOrderArgs, as_json: bool) -> anyhow::
             .await
             .with_context(|| format!("unknown shop {:?}: see `ctl shop list`", a.shop))?
     };
-    let rate_scale: f64 = match std::env::var("SPAPI_RATE_SCALE") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .with_context(|| format!("SPAPI_RATE_SCALE={v:?} is not a number"))?,
-        _ => 1.0,
-    };
+    let rate_scale = crate::config::spapi_rate_scale()?;
     // An operator can wait a few seconds for getOrder's quota (0.5/s, burst 30).
     let api = runtime::spapi_client(&pool, rate_scale, Duration::from_secs(10))?;
     let handle = {

@@ -12,6 +12,7 @@ mod ingest;
 mod inventory;
 mod ledger;
 mod lwa_check;
+mod notifications;
 mod pii;
 mod schedule;
 mod shipping;

@@ -3,6 +3,10 @@
 //! One [`TokenCache`] per shop holds the current access token. It is refreshed a margin before
 //! it expires, and only one refresh per shop runs at a time: concurrent callers wait on the
 //! shop's mutex and then reuse the token the first one fetched (no stampede on LWA).
+//!
+//! Grantless operations (the Notifications API's destinations and deletions) use an
+//! application token instead: `grant_type=client_credentials` with a scope. It is cached the
+//! same way, one cache per application credentials and scope.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +19,9 @@ use tracing::Instrument;
 
 use crate::config::{Credentials, RetryPolicy};
 use crate::error::{AuthorizationKind, Error, Result, TransportKind};
+
+/// LWA scope of the grantless Notifications operations (Amazon's `SCOPE_NOTIFICATIONS_API`).
+pub(crate) const NOTIFICATIONS_SCOPE: &str = "sellingpartnerapi::notifications";
 
 /// An access token with its identity in the cache.
 #[derive(Clone)]
@@ -44,6 +51,9 @@ pub(crate) struct TokenCache {
     refreshes: AtomicU64,
     /// LWA refused the current client secret and accepted the staged one: use that from now on.
     next_secret: AtomicBool,
+    /// `Some(scope)`: an application (grantless) token from `client_credentials`; `None`: the
+    /// seller's token from its refresh token.
+    scope: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +79,16 @@ impl TokenCache {
             generation: AtomicU64::new(0),
             refreshes: AtomicU64::new(0),
             next_secret: AtomicBool::new(false),
+            scope: None,
+        }
+    }
+
+    /// The cache of the application's grantless token for `scope` (the refresh token of
+    /// `credentials` is not used).
+    pub(crate) fn grantless(lwa: Url, credentials: Credentials, scope: &'static str) -> Self {
+        Self {
+            scope: Some(scope),
+            ..Self::new(lwa, credentials)
         }
     }
 
@@ -169,15 +189,23 @@ impl TokenCache {
         margin: Duration,
         client_secret: &SecretString,
     ) -> Result<AccessToken> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            (
-                "refresh_token",
-                self.credentials.refresh_token.expose_secret(),
-            ),
-            ("client_id", self.credentials.client_id.as_str()),
-            ("client_secret", client_secret.expose_secret()),
-        ];
+        let form = match self.scope {
+            None => [
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    self.credentials.refresh_token.expose_secret(),
+                ),
+                ("client_id", self.credentials.client_id.as_str()),
+                ("client_secret", client_secret.expose_secret()),
+            ],
+            Some(scope) => [
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("client_id", self.credentials.client_id.as_str()),
+                ("client_secret", client_secret.expose_secret()),
+            ],
+        };
         let transport = |e: reqwest::Error| Error::Transport {
             operation: "lwa",
             kind: if e.is_timeout() {

@@ -91,40 +91,62 @@ impl SpApi {
 
     /// A handle for one shop. Handles for the same credentials share one access-token cache (and
     /// so one refresh at a time), also across messages: the cache outlives the handle. Changed
-    /// credentials get a new cache.
+    /// credentials get a new cache. Handles of the same application (client id and secrets)
+    /// also share one grantless token cache (`client_credentials`, for grantless operations).
     pub fn shop(&self, shop: ShopConfig) -> Shop {
+        let hash_app = |h: &mut std::hash::DefaultHasher| {
+            shop.endpoints.lwa.as_str().hash(h);
+            shop.credentials.client_id.hash(h);
+            shop.credentials.client_secret.expose_secret().hash(h);
+            if let Some(next) = &shop.credentials.client_secret_next {
+                next.expose_secret().hash(h);
+            }
+        };
         let key = {
             let mut h = std::hash::DefaultHasher::new();
-            shop.endpoints.lwa.as_str().hash(&mut h);
-            shop.credentials.client_id.hash(&mut h);
-            shop.credentials.client_secret.expose_secret().hash(&mut h);
-            if let Some(next) = &shop.credentials.client_secret_next {
-                next.expose_secret().hash(&mut h);
-            }
+            hash_app(&mut h);
             shop.credentials.refresh_token.expose_secret().hash(&mut h);
             h.finish()
         };
+        // The application's grantless token: shared by every shop of the same app.
+        let grantless_key = {
+            let mut h = std::hash::DefaultHasher::new();
+            hash_app(&mut h);
+            crate::auth::NOTIFICATIONS_SCOPE.hash(&mut h);
+            h.finish()
+        };
         let mut caches = self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        let tokens = match caches.get(&key) {
-            Some(cache) => cache.clone(),
-            None => {
-                if caches.len() >= MAX_TOKEN_CACHES {
-                    // Bounded: forget caches no live handle uses (e.g. rotated credentials).
-                    caches.retain(|_, cache| Arc::strong_count(cache) > 1);
-                }
-                let cache = Arc::new(TokenCache::new(
+        if caches.len() >= MAX_TOKEN_CACHES
+            && !(caches.contains_key(&key) && caches.contains_key(&grantless_key))
+        {
+            // Bounded: forget caches no live handle uses (e.g. rotated credentials).
+            caches.retain(|_, cache| Arc::strong_count(cache) > 1);
+        }
+        let tokens = caches
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(TokenCache::new(
                     shop.endpoints.lwa.clone(),
                     shop.credentials.clone(),
-                ));
-                caches.insert(key, cache.clone());
-                cache
-            }
-        };
+                ))
+            })
+            .clone();
+        let grantless = caches
+            .entry(grantless_key)
+            .or_insert_with(|| {
+                Arc::new(TokenCache::grantless(
+                    shop.endpoints.lwa.clone(),
+                    shop.credentials.clone(),
+                    crate::auth::NOTIFICATIONS_SCOPE,
+                ))
+            })
+            .clone();
         drop(caches);
         Shop {
             api: self.clone(),
             config: Arc::new(shop),
             tokens,
+            grantless,
             stats: Arc::new(StatsRecorder::default()),
         }
     }
@@ -277,6 +299,8 @@ pub struct Shop {
     api: SpApi,
     config: Arc<ShopConfig>,
     tokens: Arc<TokenCache>,
+    /// The application's token for grantless operations ([`Operation::is_grantless`]).
+    grantless: Arc<TokenCache>,
     stats: Arc<StatsRecorder>,
 }
 
@@ -343,6 +367,31 @@ impl Shop {
         self.tokens.refreshes()
     }
 
+    /// How many grantless (application) tokens the cache of this shop's application has
+    /// obtained from LWA so far.
+    pub fn grantless_token_refreshes(&self) -> u64 {
+        self.grantless.refreshes()
+    }
+
+    /// The token cache of `op`: the application's for grantless operations, else the seller's.
+    fn tokens_for(&self, op: Operation) -> &TokenCache {
+        if op.is_grantless() {
+            &self.grantless
+        } else {
+            &self.tokens
+        }
+    }
+
+    /// The key of `op`'s rate bucket: Amazon meters grantless operations per application,
+    /// the others per selling partner.
+    fn bucket_key(&self, op: Operation) -> std::borrow::Cow<'_, str> {
+        if op.is_grantless() {
+            format!("app:{}", self.config.credentials.client_id).into()
+        } else {
+            self.config.seller_key.as_str().into()
+        }
+    }
+
     /// Whether LWA accepted only the staged next client secret for this shop: Amazon switched
     /// and the rotation should be promoted (`store::shops::promote_client_secret`).
     pub fn uses_next_secret(&self) -> bool {
@@ -386,7 +435,7 @@ impl Shop {
         loop {
             // 1. The access token (first, so that a refused authorization costs no quota).
             let token = self
-                .tokens
+                .tokens_for(op)
                 .get(&self.api.inner.http, cfg.token_refresh_margin, &cfg.retry)
                 .await?;
             // 2. The shared quota (every replica of every service).
@@ -396,7 +445,7 @@ impl Shop {
                     .api
                     .inner
                     .limiter
-                    .acquire_within(&self.config.seller_key, bucket, remaining)
+                    .acquire_within(&self.bucket_key(bucket), bucket, remaining)
                     .await?;
                 waited += w;
                 self.record_wait(op.name(), w);
@@ -437,16 +486,10 @@ impl Shop {
                 Attempt::RefreshToken(generation) => {
                     tracing::info!("access token refused, refreshing once");
                     refreshed = true;
-                    self.tokens.invalidate(generation).await;
+                    self.tokens_for(op).invalidate(generation).await;
                 }
                 Attempt::Throttled => {
-                    if let Err(e) = self
-                        .api
-                        .inner
-                        .limiter
-                        .drain(&self.config.seller_key, op)
-                        .await
-                    {
+                    if let Err(e) = self.api.inner.limiter.drain(&self.bucket_key(op), op).await {
                         tracing::warn!(error = %e, "could not drain rate bucket");
                     }
                     if retries >= cfg.retry.max_retries {
@@ -520,7 +563,7 @@ impl Shop {
             span.record("request_id", id.as_str());
         }
         self.api
-            .observe_rate(&self.config.seller_key, op, response.headers())
+            .observe_rate(&self.bucket_key(op), op, response.headers())
             .await;
         let body = match response.bytes().await {
             Ok(b) => b,

@@ -5,7 +5,9 @@
 //!   per-shop LWA token caches and call statistics ([`SpApi::stats`]).
 //! * [`Shop`]: a cheap handle per tenant ([`SpApi::shop`]); every SP-API operation is a method
 //!   of it: [`Shop::search_orders`], [`Shop::get_order`], [`Shop::confirm_shipment`], the Feeds
-//!   operations, [`Shop::get_listings_item`], [`Shop::patch_listings_item`].
+//!   operations, [`Shop::get_listings_item`], [`Shop::patch_listings_item`], and the
+//!   [`notifications`] operations (destinations and subscriptions; the grantless ones with the
+//!   application's `client_credentials` token).
 //! * Feed builders: [`fulfillment_feed::build_fulfillment_feed`] (`POST_ORDER_FULFILLMENT_DATA`)
 //!   and [`listings_feed::build_listings_feeds`] (`JSON_LISTINGS_FEED`).
 //! * Documents and reports: [`documents`] (gzip, UTF-8/CP932) and [`reports`] (XML and JSON
@@ -30,6 +32,7 @@ pub mod fulfillment_feed;
 pub mod limiter;
 pub mod listings;
 pub mod listings_feed;
+pub mod notifications;
 pub mod operation;
 mod order_model;
 pub mod orders;

@@ -37,11 +37,21 @@ pub enum Operation {
     PatchListingsItem,
     /// The extra quota on `createFeed` for `JSON_LISTINGS_FEED`: 5 submissions per 5 minutes.
     JsonListingsFeedSubmission,
+    /// Notifications v1 `createDestination` (grantless).
+    CreateDestination,
+    /// Notifications v1 `getDestinations` (grantless).
+    GetDestinations,
+    /// Notifications v1 `createSubscription` (for the seller).
+    CreateSubscription,
+    /// Notifications v1 `getSubscription` (for the seller).
+    GetSubscription,
+    /// Notifications v1 `deleteSubscriptionById` (grantless).
+    DeleteSubscriptionById,
 }
 
 impl Operation {
     /// Every operation (e.g. for dashboards).
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 17] = [
         Operation::SearchOrders,
         Operation::GetOrder,
         Operation::ConfirmShipment,
@@ -54,6 +64,11 @@ impl Operation {
         Operation::GetListingsItem,
         Operation::PatchListingsItem,
         Operation::JsonListingsFeedSubmission,
+        Operation::CreateDestination,
+        Operation::GetDestinations,
+        Operation::CreateSubscription,
+        Operation::GetSubscription,
+        Operation::DeleteSubscriptionById,
     ];
 
     /// Amazon's operation id (also the `rate_buckets.operation` key).
@@ -71,6 +86,11 @@ impl Operation {
             Operation::GetListingsItem => "getListingsItem",
             Operation::PatchListingsItem => "patchListingsItem",
             Operation::JsonListingsFeedSubmission => "createFeed:JSON_LISTINGS_FEED",
+            Operation::CreateDestination => "createDestination",
+            Operation::GetDestinations => "getDestinations",
+            Operation::CreateSubscription => "createSubscription",
+            Operation::GetSubscription => "getSubscription",
+            Operation::DeleteSubscriptionById => "deleteSubscriptionById",
         }
     }
 
@@ -95,17 +115,39 @@ impl Operation {
             Operation::GetListingsItem => q(5.0, 10.0),
             Operation::PatchListingsItem => q(5.0, 5.0),
             Operation::JsonListingsFeedSubmission => q(5.0 / 300.0, 5.0),
+            // Every Notifications operation: 1 request per second, burst 5.
+            Operation::CreateDestination
+            | Operation::GetDestinations
+            | Operation::CreateSubscription
+            | Operation::GetSubscription
+            | Operation::DeleteSubscriptionById => q(1.0, 5.0),
         }
+    }
+
+    /// Grantless: called with an application token (LWA `client_credentials` with the
+    /// scope `sellingpartnerapi::notifications`), not for a seller. Its quota is the application's, so
+    /// its rate bucket is keyed by the application (`app:{client_id}`), not by the seller.
+    pub fn is_grantless(self) -> bool {
+        matches!(
+            self,
+            Operation::CreateDestination
+                | Operation::GetDestinations
+                | Operation::DeleteSubscriptionById
+        )
     }
 
     /// Whether re-sending after an unknown outcome is harmless. `createFeed` would create a
     /// second feed and `confirmShipment` a second confirmation: they are never re-sent blindly.
+    /// Neither are `createDestination` and `createSubscription`: a second one is refused (409),
+    /// so the caller looks up what exists instead (the notifications module's `ensure_*`).
     pub fn is_idempotent(self) -> bool {
         !matches!(
             self,
             Operation::CreateFeed
                 | Operation::ConfirmShipment
                 | Operation::JsonListingsFeedSubmission
+                | Operation::CreateDestination
+                | Operation::CreateSubscription
         )
     }
 }
@@ -128,6 +170,7 @@ mod tests {
             "orders-api-model/ordersV0.json",
             "feeds-api-model/feeds_2021-06-30.json",
             "listings-items-api-model/listingsItems_2021-08-01.json",
+            "notifications-api-model/notifications.json",
         ];
         let mut checked = 0;
         for file in models {
@@ -167,7 +210,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 11);
+        assert_eq!(checked, 16);
     }
 
     #[test]
@@ -178,5 +221,10 @@ mod tests {
         assert!(!Operation::CreateFeed.is_idempotent());
         assert!(!Operation::ConfirmShipment.is_idempotent());
         assert!(Operation::CreateFeedDocument.is_idempotent());
+        assert!(!Operation::CreateSubscription.is_idempotent());
+        assert!(Operation::GetDestinations.is_grantless());
+        assert!(Operation::DeleteSubscriptionById.is_grantless());
+        assert!(!Operation::CreateSubscription.is_grantless());
+        assert!(!Operation::GetSubscription.is_grantless());
     }
 }

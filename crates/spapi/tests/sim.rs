@@ -1030,3 +1030,153 @@ async fn listings_feed_patch_and_get(pool: PgPool) {
         assert!(stats.get(op).calls >= 1, "{op} counted");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Notifications: grantless destinations and deletions, seller subscriptions
+// ---------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn notifications_destinations_and_subscriptions(pool: PgPool) {
+    use spapi::notifications::{CreateSubscriptionRequest, NotificationType, OrderChangeType};
+
+    let sim = sim(SimConfig::default()).await;
+    let api = SpApi::new(pool, config(1.0)).unwrap();
+    let shop = api.shop(shop_config(&sim, "Atzr|notifications"));
+    let arn = "arn:aws:sqs:us-west-2:000000000000:connector-test";
+
+    // Not an ARN: refused before any call.
+    let err = shop
+        .create_destination("warehouse", "https://sqs.example/q")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
+
+    // The destination: created once, then found by its ARN.
+    let first = shop.ensure_destination("warehouse", arn).await.unwrap();
+    assert!(first.created);
+    assert_eq!(first.value.sqs_arn(), Some(arn));
+    let again = shop.ensure_destination("warehouse", arn).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.value.destination_id, first.value.destination_id);
+    let err = shop.create_destination("warehouse", arn).await.unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    let destination = first.value.destination_id;
+
+    // Subscriptions act for the seller; none yet.
+    let order_change = NotificationType::OrderChange;
+    let feeds = NotificationType::FeedProcessingFinished;
+    assert_eq!(
+        shop.get_subscription(&order_change, None).await.unwrap(),
+        None
+    );
+    let req = CreateSubscriptionRequest::order_change(&destination, jp());
+    let created = shop.ensure_subscription(&order_change, &req).await.unwrap();
+    assert!(created.created);
+    assert_eq!(created.value.destination_id, destination);
+    let filter = created
+        .value
+        .processing_directive
+        .as_ref()
+        .and_then(|d| d.event_filter.clone())
+        .expect("the filter is echoed");
+    assert_eq!(
+        filter.order_change_types,
+        Some(vec![
+            OrderChangeType::OrderStatusChange,
+            OrderChangeType::BuyerRequestedChange
+        ])
+    );
+    // A second subscription of the type: Amazon says 409; ensure reuses the first.
+    let err = shop
+        .create_subscription(&order_change, &req)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409), "{err}");
+    let reused = shop.ensure_subscription(&order_change, &req).await.unwrap();
+    assert!(!reused.created);
+    assert_eq!(reused.value.subscription_id, created.value.subscription_id);
+    let feed_sub = shop
+        .ensure_subscription(
+            &feeds,
+            &CreateSubscriptionRequest::feed_processing_finished(&destination),
+        )
+        .await
+        .unwrap();
+    assert!(feed_sub.created);
+    assert_eq!(feed_sub.value.payload_version, "2020-09-04");
+    let got = shop
+        .get_subscription(&feeds, Some("2020-09-04"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.subscription_id, feed_sub.value.subscription_id);
+
+    // Deleting (grantless): gone, and a second delete finds nothing (404 → false).
+    assert!(
+        shop.delete_subscription_by_id(&order_change, &created.value.subscription_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !shop
+            .delete_subscription_by_id(&order_change, &created.value.subscription_id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        shop.get_subscription(&order_change, None).await.unwrap(),
+        None
+    );
+    assert!(shop.get_subscription(&feeds, None).await.unwrap().is_some());
+
+    // One token of each kind, cached; nothing throttled (1/s, burst 5 on both sides).
+    assert_eq!(shop.token_refreshes(), 1);
+    assert_eq!(shop.grantless_token_refreshes(), 1);
+    for op in [
+        "createDestination",
+        "getDestinations",
+        "createSubscription",
+        "getSubscription",
+        "deleteSubscriptionById",
+    ] {
+        let c = sim_calls(&sim, op);
+        assert!(c.calls > 0, "{op} not called");
+        assert_eq!(c.by_status.get(&429), None, "{op} throttled");
+        assert_eq!(c.by_status.get(&403), None, "{op} with the wrong token");
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn grantless_token_refusal_is_an_authorization_error(pool: PgPool) {
+    let sim = sim(SimConfig::default()).await;
+    sim.sim().register_seller(
+        "amzn1.application-oa2-client.registered",
+        "right-secret",
+        "Atzr|registered",
+        DEFAULT_SELLER_ID,
+    );
+    let api = SpApi::new(pool, config(1.0)).unwrap();
+    let shop = api.shop(
+        ShopConfig::new(
+            DEFAULT_SELLER_ID,
+            Credentials::new(
+                "amzn1.application-oa2-client.registered",
+                "wrong-secret",
+                "Atzr|registered",
+            ),
+        )
+        .with_endpoints(Endpoints::simulator(&sim.base_url()).unwrap()),
+    );
+    let err = shop.get_destinations().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Authorization {
+                kind: AuthorizationKind::InvalidClient,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(sim_calls(&sim, "getDestinations").calls, 0);
+}
