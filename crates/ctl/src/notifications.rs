@@ -27,9 +27,17 @@ use crate::config::Config;
 /// The name given to a destination the connector creates.
 pub const DESTINATION_NAME: &str = "warehouse-connector";
 /// status-sync's cadence while the shop is subscribed, unless `--sweep` says otherwise.
-pub const DEFAULT_SWEEP: &str = "0 * * * *";
-/// status-sync's cadence restored on unsubscribe when none was recorded (the default entry's).
-pub const POLLING_CRON: &str = "*/10 * * * *";
+pub const DEFAULT_SWEEP: &str = domain::notifications::SWEEP_CRON;
+
+/// status-sync's cadence restored on unsubscribe when none was recorded: its default entry's
+/// (`domain::schedule::DEFAULTS`).
+fn polling_cron() -> &'static str {
+    domain::schedule::DEFAULTS
+        .iter()
+        .find(|d| d.action == Action::StatusSync && d.entry == DEFAULT_ENTRY)
+        .expect("status-sync has a default schedule entry")
+        .cron
+}
 /// API-log code of a subscription.
 pub const SUBSCRIBED_CODE: &str = "notifications_subscribed";
 /// API-log code of an unsubscription.
@@ -435,9 +443,9 @@ async fn unsubscribe(
                 let cron = r
                     .previous_cron
                     .clone()
-                    .unwrap_or_else(|| POLLING_CRON.to_owned());
+                    .unwrap_or_else(|| polling_cron().to_owned());
                 let cadence: Cadence = cron.parse().unwrap_or_else(|_| {
-                    POLLING_CRON.parse().expect("the default cadence is valid")
+                    polling_cron().parse().expect("the default cadence is valid")
                 });
                 let change = schedules::set_cron(
                     &mut tx,
