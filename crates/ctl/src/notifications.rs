@@ -445,7 +445,9 @@ async fn unsubscribe(
                     .clone()
                     .unwrap_or_else(|| polling_cron().to_owned());
                 let cadence: Cadence = cron.parse().unwrap_or_else(|_| {
-                    polling_cron().parse().expect("the default cadence is valid")
+                    polling_cron()
+                        .parse()
+                        .expect("the default cadence is valid")
                 });
                 let change = schedules::set_cron(
                     &mut tx,

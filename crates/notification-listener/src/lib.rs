@@ -36,6 +36,7 @@ use store::notifications::{self, Outcome, Received};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub mod admin;
 mod program;
 pub use program::{ENVIRONMENT, main_from_env};
 
@@ -183,6 +184,7 @@ pub struct Listener {
     topology: bus::Topology,
     settings: Settings,
     hold_after_commit: bool,
+    stats: std::sync::Arc<admin::Stats>,
 }
 
 impl Listener {
@@ -198,7 +200,20 @@ impl Listener {
             topology,
             settings,
             hold_after_commit: false,
+            stats: {
+                let stats = std::sync::Arc::<admin::Stats>::default();
+                // Alive from the start; the first receive may take a whole long poll.
+                stats
+                    .beat
+                    .store(admin::unix_now(), std::sync::atomic::Ordering::Relaxed);
+                stats
+            },
         }
+    }
+
+    /// What the receive loop reports (the admin server's probes and metrics).
+    pub fn stats(&self) -> std::sync::Arc<admin::Stats> {
+        self.stats.clone()
     }
 
     /// The fail point ([`FAIL_POINT_ENV`]): stop for ever after the first commit, before the
@@ -215,9 +230,14 @@ impl Listener {
         while !cancel.is_cancelled() {
             tokio::select! {
                 r = self.poll_once() => match r {
-                    Ok(p) if p.received > 0 => tracing::info!(?p, "notifications handled"),
-                    Ok(_) => {}
+                    Ok(p) => {
+                        self.stats.polled(&p);
+                        if p.received > 0 {
+                            tracing::info!(?p, "notifications handled");
+                        }
+                    }
                     Err(e) => {
+                        self.stats.failed();
                         tracing::warn!(error = %e, "receiving notifications failed; trying again in 5 s");
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}

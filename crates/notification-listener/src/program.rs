@@ -33,10 +33,18 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "SQS_VISIBILITY_SECONDS",
         "how long a received notification stays hidden before SQS delivers it again, 1-43200 (default 60)",
     ),
+    (
+        "ADMIN_ADDR",
+        "where /livez, /readyz and /metrics listen, host:port (default 127.0.0.1:0, a free port)",
+    ),
     ("DATABASE_URL", "PostgreSQL"),
     ("AMQP_URL", "RabbitMQ (the outbox relay)"),
     ("BUS_PREFIX", "prefix of exchange and queue names"),
     ("LOG_FORMAT", "json or text"),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTLP/HTTP collector for traces (unset or empty: off)",
+    ),
     ("RUST_LOG", "log filter"),
 ];
 
@@ -101,6 +109,12 @@ pub async fn main_from_env() -> anyhow::Result<()> {
             crate::HOLD_AFTER_COMMIT
         ),
     };
+    let admin_addr: std::net::SocketAddr = match var("ADMIN_ADDR") {
+        None => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        Some(v) => v.parse().with_context(|| {
+            format!("ADMIN_ADDR={v:?} is not valid: expected host:port, e.g. 0.0.0.0:9000")
+        })?,
+    };
     let region = var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned());
     let database_url =
         var("DATABASE_URL").unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_owned());
@@ -116,7 +130,7 @@ pub async fn main_from_env() -> anyhow::Result<()> {
     let amqp = bus::connect(&amqp_url, "notification-listener")
         .await
         .context("cannot connect to RabbitMQ (AMQP_URL)")?;
-    let publisher = bus::Publisher::new(amqp).await?;
+    let publisher = bus::Publisher::new(amqp.clone()).await?;
     let cancel = CancellationToken::new();
     {
         let cancel = cancel.clone();
@@ -137,7 +151,7 @@ pub async fn main_from_env() -> anyhow::Result<()> {
         })
     };
     let listener = crate::Listener::new(
-        pool,
+        pool.clone(),
         crate::sqs_client(&region, endpoint.as_deref(), &key, &secret),
         topology,
         crate::Settings {
@@ -153,9 +167,27 @@ pub async fn main_from_env() -> anyhow::Result<()> {
     } else {
         listener
     };
-    tracing::info!("listening for notifications");
+    let admin = std::sync::Arc::new(crate::admin::Admin {
+        stats: listener.stats(),
+        pool: pool.clone(),
+        amqp: amqp.clone(),
+    });
+    let admin_listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on ADMIN_ADDR {admin_addr}"))?;
+    tracing::info!(admin = %admin_listener.local_addr()?, "listening for notifications");
+    let admin_task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(admin_listener, crate::admin::router(admin))
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await;
+        })
+    };
     listener.run(cancel).await;
     let _ = relay_task.await;
+    let _ = admin_task.await;
+    let _ = bus::close(&amqp).await;
     tracing::info!("stopped");
     Ok(())
 }
