@@ -1491,3 +1491,92 @@ async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
     assert!(filtered.contains(r#"value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;""#));
     assert!(!filtered.contains("<script>alert"));
 }
+
+/// Issue 19: a shop's page shows its notification subscriptions, the last notification received
+/// and the last 24 hours by outcome; an unsubscribed shop says how to subscribe. Another shop's
+/// notifications do not show.
+#[sqlx::test(migrations = "../../migrations")]
+async fn shop_page_shows_its_notification_subscriptions(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    let other = shop(&pool, "other-au", "AU", "Australia/Sydney").await;
+    user(&pool, "alice", &["acme-jp", "other-au"]).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+
+    let r = c.get("/shops/acme-jp").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("未登録"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("ctl notifications subscribe acme-jp --sqs-arn ARN")
+    );
+
+    let mut conn = pool.acquire().await.unwrap();
+    for (kind, sub) in [
+        ("ORDER_CHANGE", "sub-oc-1"),
+        ("FEED_PROCESSING_FINISHED", "sub-fpf-1"),
+    ] {
+        store::notifications::save_subscription(&mut conn, acme, kind, sub, "dest-1", None)
+            .await
+            .unwrap();
+    }
+    for (id, shop_id, subject, outcome) in [
+        (
+            "n-1",
+            acme,
+            "503-1111111-1111111",
+            store::notifications::Outcome::Queued,
+        ),
+        (
+            "n-2",
+            acme,
+            "503-2222222-2222222",
+            store::notifications::Outcome::Queued,
+        ),
+        (
+            "n-3",
+            other,
+            "249-3333333-3333333",
+            store::notifications::Outcome::Ignored,
+        ),
+    ] {
+        store::notifications::record(
+            &mut conn,
+            &store::notifications::Received {
+                notification_id: id,
+                notification_type: "ORDER_CHANGE",
+                shop_id: Some(shop_id),
+                subject: Some(subject),
+                outcome,
+                reason: None,
+                event_time: Some(Utc::now()),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let r = c.get("/shops/acme-jp").await;
+    assert_eq!(r.status, 200);
+    for needle in [
+        "sub-oc-1",
+        "sub-fpf-1",
+        "dest-1",
+        "FEED_PROCESSING_FINISHED",
+        "queued 2",
+    ] {
+        assert!(r.body.contains(needle), "{needle} missing");
+    }
+    assert!(!r.body.contains("未登録"));
+    assert!(r.body.contains("ctl notifications unsubscribe acme-jp"));
+    // The last one received is acme's own, not the other shop's.
+    assert!(
+        r.body.contains("503-1111111-1111111") || r.body.contains("503-2222222-2222222"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("249-3333333-3333333"));
+    let r = c.get("/shops/other-au?lang=en").await;
+    assert!(r.body.contains("ignored 1"), "{}", r.body);
+    assert!(r.body.contains("Not subscribed"));
+}

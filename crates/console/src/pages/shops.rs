@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     AppError, Ctx,
-    html::{Col, badge, opt, table, time_opt, url_enc},
+    html::{Col, badge, opt, table, time, time_opt, url_enc},
     pages::runs::runs_table,
 };
 
@@ -33,9 +33,14 @@ pub async fn detail(ctx: Ctx, Path(code): Path<String>) -> Result<Html<String>, 
         },
     )
     .await?;
+    let notifications = match ids.as_slice() {
+        [id] => Some(notifications(&ctx, &mut conn, *id, &code).await?),
+        _ => None,
+    };
     let q = url_enc(&code);
     let body = html! {
         (shops)
+        @if let Some(n) = notifications { (n) }
         h2 { (ctx.t("最近の実行", "Recent runs")) }
         (runs_table(&ctx, &runs))
         p {
@@ -49,6 +54,76 @@ pub async fn detail(ctx: Ctx, Path(code): Path<String>) -> Result<Html<String>, 
         }
     };
     Ok(ctx.page(&format!("{} {code}", ctx.t("ショップ", "Shop")), body))
+}
+
+/// Amazon's notifications for one shop: its subscriptions, the last notification received and
+/// the last 24 hours by outcome (what `ctl notifications status` prints), and how to subscribe.
+async fn notifications(
+    ctx: &Ctx,
+    conn: &mut sqlx::PgConnection,
+    shop_id: Uuid,
+    code: &str,
+) -> Result<Markup, AppError> {
+    let t = |ja, en| ctx.t(ja, en);
+    let subs = store::notifications::subscriptions(&mut *conn, shop_id).await?;
+    let last = store::notifications::last_received(&mut *conn, shop_id).await?;
+    let since = chrono::Utc::now() - chrono::Duration::hours(24);
+    let counts = store::notifications::counts_since(&mut *conn, shop_id, since).await?;
+    let rows = html! {
+        @for s in &subs {
+            tr {
+                td { (s.notification_type) }
+                td { code { (s.subscription_id) } }
+                td { code { (s.destination_id) } }
+                td { (time(s.subscribed_at, ctx.state.tz)) }
+            }
+        }
+    };
+    Ok(html! {
+        h2 id="notifications" { (t("Amazonの通知", "Amazon notifications")) }
+        (table(
+            Some("notification-subscriptions"),
+            &[
+                Col::text(t("通知の種類", "Notification type")),
+                Col::text(t("サブスクリプションID", "Subscription id")),
+                Col::text(t("送信先ID", "Destination id")),
+                Col::text(t("登録日時", "Subscribed")),
+            ],
+            subs.is_empty().then(|| t(
+                "未登録：ステータス同期は自動実行の間隔でAmazonに問い合わせます",
+                "Not subscribed: status-sync asks Amazon at its schedule's cadence"
+            )),
+            rows,
+        ))
+        p {
+            (t("最後に受信した通知", "Last notification received")) ": "
+            @match &last {
+                Some((kind, subject, outcome, at)) => {
+                    (kind) " " code { (opt(subject.as_deref())) } " " (badge(outcome, outcome))
+                    " " (time(*at, ctx.state.tz))
+                }
+                None => { (t("なし", "none")) }
+            }
+            " · " (t("24時間", "24 hours")) ": "
+            @if counts.is_empty() { "0" }
+            @for (i, (outcome, n)) in counts.iter().enumerate() {
+                @if i > 0 { ", " }
+                (outcome) " " (n)
+            }
+        }
+        p class="todo" {
+            @if subs.is_empty() {
+                (t("登録：", "Subscribe: "))
+                code { "ctl notifications subscribe " (code) " --sqs-arn ARN" }
+            } @else {
+                (t(
+                    "通知が届かない変更はステータス同期の定期確認（スイープ）が反映し、要対応に notifications_missed として表示します。登録解除：",
+                    "Changes no notification announces are applied by status-sync's sweep and listed under Attention (notifications_missed). Unsubscribe: "
+                ))
+                code { "ctl notifications unsubscribe " (code) }
+            }
+        }
+    })
 }
 
 async fn shops_table(ctx: &Ctx, ids: &[Uuid]) -> Result<Markup, AppError> {
