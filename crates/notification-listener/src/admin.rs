@@ -108,35 +108,38 @@ type Labels = Vec<(String, String)>;
 /// The exposition of `stats` (OpenMetrics text).
 pub fn render(stats: &Stats) -> String {
     let mut registry = Registry::default();
-    let notifications = Family::<Labels, Counter>::default();
-    for (outcome, counter) in [
-        ("queued", &stats.queued),
-        ("duplicate", &stats.duplicates),
-        ("ignored", &stats.ignored),
-        ("poison", &stats.poison),
-    ] {
-        notifications
-            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
-            .inc_by(counter.load(Ordering::Relaxed));
-    }
+    let counters = |label: &str, values: &[(&str, &AtomicU64)]| {
+        let family = Family::<Labels, Counter>::default();
+        for (value, counter) in values {
+            family
+                .get_or_create(&vec![(label.to_owned(), (*value).to_owned())])
+                .inc_by(counter.load(Ordering::Relaxed));
+        }
+        family
+    };
     registry.register(
         "connector_notifications",
         "Notifications received from SQS since start-up, by what became of them",
-        notifications,
+        counters(
+            "outcome",
+            &[
+                ("queued", &stats.queued),
+                ("duplicate", &stats.duplicates),
+                ("ignored", &stats.ignored),
+                ("poison", &stats.poison),
+            ],
+        ),
     );
-    let receives = Family::<Labels, Counter>::default();
-    for (result, counter) in [
-        ("ok", &stats.receives_ok),
-        ("failed", &stats.receives_failed),
-    ] {
-        receives
-            .get_or_create(&vec![("result".to_owned(), result.to_owned())])
-            .inc_by(counter.load(Ordering::Relaxed));
-    }
     registry.register(
         "connector_notification_receives",
         "SQS receives since start-up, by result",
-        receives,
+        counters(
+            "result",
+            &[
+                ("ok", &stats.receives_ok),
+                ("failed", &stats.receives_failed),
+            ],
+        ),
     );
     let last_ok = Gauge::<i64>::default();
     last_ok.set(stats.last_ok.load(Ordering::Relaxed));

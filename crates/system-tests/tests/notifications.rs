@@ -34,15 +34,13 @@ async fn subscribe(sys: &System) -> (aws_sdk_sqs::Client, String) {
     (sqs, url)
 }
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn notifications_delivered_twice_and_out_of_order_apply_each_order_once(pool: PgPool) {
-    let mut sys = System::new(pool).await;
-    let a = sys.a().clone();
-    let sim = sys.sim.sim().clone();
-    let orders = sim.generate_orders_for(
+/// `n` pending JP orders of shop A's seller on the simulator (seed `seed`), imported by the
+/// order-ingest service; status-sync runs beside it.
+async fn pending_orders_imported(sys: &mut System, n: usize, seed: u64) -> Vec<spapi_sim::Order> {
+    let orders = sys.sim.sim().generate_orders_for(
         spapi_sim::DEFAULT_SELLER_ID,
-        100,
-        19,
+        n,
+        seed,
         MarketplaceMix {
             jp: 1,
             au: 0,
@@ -53,8 +51,19 @@ async fn notifications_delivered_twice_and_out_of_order_apply_each_order_once(po
     assert!(orders.iter().all(|o| o.status == OrderStatus::Pending));
     sys.start(Svc::OrderIngest);
     sys.start(Svc::StatusSync);
-    let run = sys.ingest(a.id, ImportMode::Hours { hours: 168 }).await;
+    let run = sys
+        .ingest(sys.a().id, ImportMode::Hours { hours: 168 })
+        .await;
     assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    orders
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn notifications_delivered_twice_and_out_of_order_apply_each_order_once(pool: PgPool) {
+    let mut sys = System::new(pool).await;
+    let a = sys.a().clone();
+    let sim = sys.sim.sim().clone();
+    let orders = pending_orders_imported(&mut sys, 100, 19).await;
 
     let (sqs, url) = subscribe(&sys).await;
 
@@ -218,21 +227,7 @@ async fn dropped_notifications_are_applied_by_the_sweep_and_raise_attention(pool
     let mut sys = System::new(pool).await;
     let a = sys.a().clone();
     let sim = sys.sim.sim().clone();
-    let orders = sim.generate_orders_for(
-        spapi_sim::DEFAULT_SELLER_ID,
-        30,
-        23,
-        MarketplaceMix {
-            jp: 1,
-            au: 0,
-            sg: 0,
-            pending_ratio: 1.0,
-        },
-    );
-    sys.start(Svc::OrderIngest);
-    sys.start(Svc::StatusSync);
-    let run = sys.ingest(a.id, ImportMode::Hours { hours: 168 }).await;
-    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    let orders = pending_orders_imported(&mut sys, 30, 23).await;
     let (sqs, url) = subscribe(&sys).await;
     let listener = Listener::new(
         sys.pool.clone(),
@@ -389,21 +384,7 @@ async fn listener_sigkilled_between_commit_and_delete_loses_and_repeats_nothing(
     let mut sys = System::new(pool).await;
     let a = sys.a().clone();
     let sim = sys.sim.sim().clone();
-    let orders = sim.generate_orders_for(
-        spapi_sim::DEFAULT_SELLER_ID,
-        20,
-        29,
-        MarketplaceMix {
-            jp: 1,
-            au: 0,
-            sg: 0,
-            pending_ratio: 1.0,
-        },
-    );
-    sys.start(Svc::OrderIngest);
-    sys.start(Svc::StatusSync);
-    let run = sys.ingest(a.id, ImportMode::Hours { hours: 168 }).await;
-    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    let orders = pending_orders_imported(&mut sys, 20, 29).await;
     let (sqs, url) = subscribe(&sys).await;
     for o in &orders {
         sim.set_order_status(&o.order_id, StatusChange::Unshipped)
