@@ -144,6 +144,14 @@ pub fn router(state: AppState) -> Router {
         .route("/shops", get(pages::shops::list))
         .route("/shops/{code}", get(pages::shops::detail))
         .route(
+            "/shops/{code}/notifications/subscribe",
+            post(pages::shops::subscribe),
+        )
+        .route(
+            "/shops/{code}/notifications/unsubscribe",
+            post(pages::shops::unsubscribe),
+        )
+        .route(
             "/actions",
             get(pages::actions::page).post(pages::actions::trigger),
         )

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use domain::{
@@ -14,41 +14,14 @@ use domain::{
     schedule::{Cadence, DEFAULT_ENTRY},
 };
 use serde_json::json;
-use spapi::notifications::{CreateSubscriptionRequest, NotificationType};
-use store::{
-    api_log::{self, Entry, Level},
-    notifications as repo,
-    schedules::{self, Change},
-};
+use spapi::notifications::NotificationType;
+use store::{notifications as repo, schedules::Change};
 use uuid::Uuid;
 
 use crate::config::Config;
 
-/// The name given to a destination the connector creates.
-pub const DESTINATION_NAME: &str = "warehouse-connector";
 /// status-sync's cadence while the shop is subscribed, unless `--sweep` says otherwise.
-pub const DEFAULT_SWEEP: &str = domain::notifications::SWEEP_CRON;
-
-/// status-sync's cadence restored on unsubscribe when none was recorded: its default entry's
-/// (`domain::schedule::DEFAULTS`).
-fn polling_cron() -> &'static str {
-    domain::schedule::DEFAULTS
-        .iter()
-        .find(|d| d.action == Action::StatusSync && d.entry == DEFAULT_ENTRY)
-        .expect("status-sync has a default schedule entry")
-        .cron
-}
-/// API-log code of a subscription.
-pub const SUBSCRIBED_CODE: &str = "notifications_subscribed";
-/// API-log code of an unsubscription.
-pub const UNSUBSCRIBED_CODE: &str = "notifications_unsubscribed";
-
-/// The types the connector subscribes to, in the order they are created (ORDER_CHANGE first:
-/// it is the one that changes status-sync's cadence).
-const TYPES: [NotificationType; 2] = [
-    NotificationType::OrderChange,
-    NotificationType::FeedProcessingFinished,
-];
+pub const DEFAULT_SWEEP: &str = subscriptions::DEFAULT_SWEEP;
 
 #[derive(Debug, Subcommand)]
 pub enum NotificationsCommand {
@@ -65,18 +38,9 @@ pub enum NotificationsCommand {
 }
 
 fn sqs_arn(s: &str) -> Result<String, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() == 6
-        && parts[..3] == ["arn", "aws", "sqs"]
-        && parts[3..].iter().all(|p| !p.trim().is_empty())
-    {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} is not an SQS queue ARN: expected arn:aws:sqs:REGION:ACCOUNT:QUEUE, e.g. \
-             arn:aws:sqs:us-west-2:123456789012:connector-notifications"
-        ))
-    }
+    subscriptions::check_sqs_arn(s)
+        .map(str::to_owned)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -150,239 +114,60 @@ async fn status_sync_cadence(
     conn: &mut sqlx::PgConnection,
     shop_id: Uuid,
 ) -> anyhow::Result<Option<(String, bool)>> {
-    Ok(schedules::list(conn, &[shop_id])
+    Ok(store::schedules::list(conn, &[shop_id])
         .await?
         .into_iter()
         .find(|s| s.action == Action::StatusSync && s.entry == DEFAULT_ENTRY)
         .map(|s| (s.cron, s.enabled)))
 }
 
-fn amazon(what: &str, e: spapi::Error) -> anyhow::Error {
-    let hint = match &e {
-        spapi::Error::Authorization { .. } => {
-            " (LWA refused the shop's credentials: `ctl shop rotate-secret` / `ctl shop reauthorize` replace them)"
-        }
-        spapi::Error::Throttled { .. } => " (Amazon's quota: try again in a few seconds)",
-        _ => "",
-    };
-    anyhow::anyhow!("Amazon refused {what}: {e}{hint}")
-}
-
-/// Subscriptions this run created, deleted again when a later step fails (nothing half-done).
-/// Returns what to tell the operator about them.
-async fn roll_back(api: &spapi::Shop, created: &[(NotificationType, String)]) -> String {
-    let mut notes = Vec::new();
-    for (ty, id) in created {
-        match api.delete_subscription_by_id(ty, id).await {
-            Ok(_) => notes.push(format!(
-                "the {ty} subscription {id} created before was deleted again"
-            )),
-            Err(e) => notes.push(format!(
-                "the {ty} subscription {id} created before remains at Amazon (deleting it failed: {e}); \
-                 `ctl notifications unsubscribe` removes it"
-            )),
-        }
-    }
-    if notes.is_empty() {
-        "no subscription was created".to_owned()
-    } else {
-        notes.join("; ")
-    }
-}
-
 async fn subscribe(pool: &sqlx::PgPool, a: SubscribeArgs, json_out: bool) -> anyhow::Result<()> {
     let rec = shop(pool, &a.shop).await?;
-    let shop_id = rec.shop.id;
     let api = handle(pool, &rec).await?;
-
-    // 1. Amazon: the destination, then both subscriptions; a failure deletes what this run
-    //    created, so that nothing is half-done.
-    let destination = api
-        .ensure_destination(DESTINATION_NAME, &a.sqs_arn)
-        .await
-        .map_err(|e| {
-            amazon(
-                &format!("the destination for {}; nothing was changed", a.sqs_arn),
-                e,
-            )
-        })?;
-    let destination_id = destination.value.destination_id.clone();
-    let marketplaces: Vec<String> = rec
-        .shop
-        .marketplaces
-        .iter()
-        .map(|m| m.id().to_owned())
-        .collect();
-    let mut created: Vec<(NotificationType, String)> = Vec::new();
-    let mut subs = Vec::new();
-    for ty in TYPES {
-        let req = match ty {
-            NotificationType::OrderChange => {
-                CreateSubscriptionRequest::order_change(&destination_id, marketplaces.clone())
-            }
-            _ => CreateSubscriptionRequest::feed_processing_finished(&destination_id),
-        };
-        let sub = match api.ensure_subscription(&ty, &req).await {
-            Ok(s) => s,
-            Err(e) => {
-                let undone = roll_back(&api, &created).await;
-                return Err(amazon(
-                    &format!(
-                        "the {ty} subscription of shop {}; {undone}; nothing was recorded",
-                        a.shop
-                    ),
-                    e,
-                ));
-            }
-        };
-        if sub.value.destination_id != destination_id {
-            let undone = roll_back(&api, &created).await;
-            bail!(
-                "shop {} already has a {ty} subscription ({}) delivering to destination {}, not to {} \
-                 ({}): run `ctl notifications unsubscribe {}` first to move it; {undone}; nothing was recorded",
-                a.shop,
-                sub.value.subscription_id,
-                sub.value.destination_id,
-                destination_id,
-                a.sqs_arn,
-                a.shop
-            );
-        }
-        if sub.created {
-            created.push((ty.clone(), sub.value.subscription_id.clone()));
-        }
-        subs.push((ty, sub));
-    }
-
-    // 2. The records, status-sync's cadence and the API log, in one transaction.
-    let recorded = async {
-        let mut tx = pool.begin().await?;
-        let existing = repo::subscriptions(&mut tx, shop_id).await?;
-        // The cadence to restore on unsubscribe: kept from the first subscription.
-        let previous_cron = if existing
-            .iter()
-            .any(|s| s.notification_type == NotificationType::OrderChange.as_str())
-        {
-            None
-        } else {
-            status_sync_cadence(&mut tx, shop_id).await?.map(|(c, _)| c)
-        };
-        for (ty, sub) in &subs {
-            repo::save_subscription(
-                &mut tx,
-                shop_id,
-                ty.as_str(),
-                &sub.value.subscription_id,
-                &destination_id,
-                match ty {
-                    NotificationType::OrderChange => previous_cron.as_deref(),
-                    _ => None,
-                },
-            )
-            .await?;
-        }
-        let change = schedules::set_cron(
-            &mut tx,
-            shop_id,
-            Action::StatusSync,
-            DEFAULT_ENTRY,
-            &a.sweep,
-            &a.requested_by,
-        )
-        .await?;
-        let list = subs
-            .iter()
-            .map(|(ty, s)| {
-                format!(
-                    "{ty} ({}, {})",
-                    s.value.subscription_id,
-                    if s.created { "created" } else { "reused" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let message = format!(
-            "operator {} subscribed the shop to {list} at destination {destination_id} ({}); \
-             status-sync polls on \"{}\" as the sweep",
-            a.requested_by, a.sqs_arn, a.sweep
-        );
-        api_log::write(
-            &mut tx,
-            &Entry {
-                code: Some(SUBSCRIBED_CODE),
-                details: Some(json!({
-                    "operator": a.requested_by,
-                    "sqs_arn": a.sqs_arn,
-                    "destination_id": destination_id,
-                    "destination_created": destination.created,
-                    "subscriptions": subs.iter().map(|(ty, s)| json!({
-                        "type": ty.as_str(), "subscription_id": s.value.subscription_id, "created": s.created,
-                    })).collect::<Vec<_>>(),
-                    "sweep": a.sweep.as_str(),
-                })),
-                ..Entry::new(
-                    Some(shop_id),
-                    Action::StatusSync.as_str(),
-                    Level::Info,
-                    &message,
-                )
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        anyhow::Ok(change)
-    }
-    .await;
-    let change = match recorded {
-        Ok(c) => c,
-        Err(e) => {
-            let undone = roll_back(&api, &created).await;
-            return Err(e.context(format!(
-                "the subscriptions could not be recorded; {undone}; nothing was recorded"
-            )));
-        }
-    };
-
-    let cadence = match &change {
+    let done =
+        subscriptions::subscribe(pool, &api, &rec, &a.sqs_arn, &a.sweep, &a.requested_by).await?;
+    let cadence = match &done.change {
         Change::Created => "added".to_owned(),
         Change::Updated { previous } => format!("changed from \"{previous}\""),
         Change::Unchanged => "unchanged".to_owned(),
     };
+    let created = |c: bool| if c { "created" } else { "reused" };
     if json_out {
         println!(
             "{}",
             json!({
                 "shop": a.shop,
-                "destination": {"destination_id": destination_id, "sqs_arn": a.sqs_arn, "created": destination.created},
-                "subscriptions": subs.iter().map(|(ty, s)| json!({
-                    "type": ty.as_str(), "subscription_id": s.value.subscription_id,
-                    "destination_id": s.value.destination_id, "created": s.created,
+                "destination": {
+                    "destination_id": done.destination_id, "sqs_arn": done.sqs_arn,
+                    "created": done.destination_created,
+                },
+                "subscriptions": done.subscriptions.iter().map(|s| json!({
+                    "type": s.notification_type.as_str(), "subscription_id": s.subscription_id,
+                    "destination_id": s.destination_id, "created": s.created,
                 })).collect::<Vec<_>>(),
-                "status_sync": {"cron": a.sweep.as_str(), "change": cadence},
+                "status_sync": {"cron": done.sweep, "change": cadence},
             })
         );
     } else {
         println!(
-            "{}: destination {destination_id} ({}, {})",
+            "{}: destination {} ({}, {})",
             a.shop,
-            a.sqs_arn,
-            if destination.created {
-                "created"
-            } else {
-                "reused"
-            }
+            done.destination_id,
+            done.sqs_arn,
+            created(done.destination_created)
         );
-        for (ty, s) in &subs {
+        for s in &done.subscriptions {
             println!(
-                "{}: {ty} subscription {} ({})",
+                "{}: {} subscription {} ({})",
                 a.shop,
-                s.value.subscription_id,
-                if s.created { "created" } else { "reused" }
+                s.notification_type,
+                s.subscription_id,
+                created(s.created)
             );
         }
         println!(
             "{}: status-sync (default) \"{}\" as the sweep, {cadence}",
-            a.shop, a.sweep
+            a.shop, done.sweep
         );
     }
     Ok(())
@@ -394,183 +179,41 @@ async fn unsubscribe(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let rec = shop(pool, &a.shop).await?;
-    let shop_id = rec.shop.id;
-    let records = {
-        let mut conn = pool.acquire().await?;
-        repo::subscriptions(&mut conn, shop_id).await?
-    };
     let api = handle(pool, &rec).await?;
-
-    // 1. Amazon: FEED_PROCESSING_FINISHED first, ORDER_CHANGE last (while it exists, the
-    //    recorded cadence stays the sweep). Also a subscription Amazon has that was not
-    //    recorded (e.g. made elsewhere): the shop is unsubscribed either way.
-    let mut done: Vec<(NotificationType, Vec<(String, bool)>)> = Vec::new();
-    let mut failure = None;
-    'types: for ty in TYPES.into_iter().rev() {
-        let mut ids: Vec<String> = records
-            .iter()
-            .filter(|r| r.notification_type == ty.as_str())
-            .map(|r| r.subscription_id.clone())
-            .collect();
-        match api.get_subscription(&ty, None).await {
-            Ok(Some(s)) if !ids.contains(&s.subscription_id) => ids.push(s.subscription_id),
-            Ok(_) => {}
-            Err(e) => {
-                failure = Some(amazon(&format!("looking up the {ty} subscription"), e));
-                break 'types;
-            }
-        }
-        let mut deleted = Vec::new();
-        for id in ids {
-            match api.delete_subscription_by_id(&ty, &id).await {
-                Ok(existed) => deleted.push((id, existed)),
-                Err(e) => {
-                    failure = Some(amazon(&format!("deleting the {ty} subscription {id}"), e));
-                    break 'types;
-                }
-            }
-        }
-        done.push((ty, deleted));
-    }
-
-    // 2. The records of what is gone, status-sync's cadence and the API log.
-    let mut tx = pool.begin().await?;
-    let mut restored = None;
-    let mut removed = Vec::new();
-    for (ty, _) in &done {
-        if let Some(r) = repo::remove_subscription(&mut tx, shop_id, ty.as_str()).await? {
-            if *ty == NotificationType::OrderChange {
-                let cron = r
-                    .previous_cron
-                    .clone()
-                    .unwrap_or_else(|| polling_cron().to_owned());
-                let cadence: Cadence = cron.parse().unwrap_or_else(|_| {
-                    polling_cron()
-                        .parse()
-                        .expect("the default cadence is valid")
-                });
-                let change = schedules::set_cron(
-                    &mut tx,
-                    shop_id,
-                    Action::StatusSync,
-                    DEFAULT_ENTRY,
-                    &cadence,
-                    &a.requested_by,
-                )
-                .await?;
-                restored = Some((cadence.as_str().to_owned(), change));
-            }
-            removed.push(r);
-        }
-    }
-    let deleted_at_amazon: Vec<(String, String, bool)> = done
-        .iter()
-        .flat_map(|(ty, ids)| {
-            ids.iter()
-                .map(move |(id, existed)| (ty.as_str().to_owned(), id.clone(), *existed))
-        })
-        .collect();
-    let changed = !removed.is_empty() || deleted_at_amazon.iter().any(|d| d.2);
-    if changed {
-        let list = deleted_at_amazon
-            .iter()
-            .map(|(ty, id, existed)| {
-                format!(
-                    "{ty} ({id}{})",
-                    if *existed { "" } else { ", already gone" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let message = format!(
-            "operator {} unsubscribed the shop from {}{}",
-            a.requested_by,
-            if list.is_empty() {
-                "nothing at Amazon"
-            } else {
-                &list
-            },
-            match &restored {
-                Some((cron, _)) => format!("; status-sync polls on \"{cron}\" again"),
-                None => String::new(),
-            }
-        );
-        api_log::write(
-            &mut tx,
-            &Entry {
-                code: Some(UNSUBSCRIBED_CODE),
-                details: Some(json!({
-                    "operator": a.requested_by,
-                    "deleted": deleted_at_amazon.iter().map(|(ty, id, existed)| json!({
-                        "type": ty, "subscription_id": id, "existed": existed,
-                    })).collect::<Vec<_>>(),
-                    "status_sync_cron": restored.as_ref().map(|r| r.0.clone()),
-                    "complete": failure.is_none(),
-                })),
-                ..Entry::new(
-                    Some(shop_id),
-                    Action::StatusSync.as_str(),
-                    if failure.is_none() {
-                        Level::Info
-                    } else {
-                        Level::Warning
-                    },
-                    &message,
-                )
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
-
-    if let Some(e) = failure {
-        let so_far = if deleted_at_amazon.is_empty() {
-            "nothing was deleted".to_owned()
-        } else {
-            format!(
-                "deleted so far: {}",
-                deleted_at_amazon
-                    .iter()
-                    .map(|(ty, id, _)| format!("{ty} {id}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        return Err(e.context(format!(
-            "shop {} is not fully unsubscribed ({so_far}); run `ctl notifications unsubscribe {}` again",
-            a.shop, a.shop
-        )));
-    }
+    let done = subscriptions::unsubscribe(pool, &api, &rec, &a.requested_by).await?;
     if json_out {
         println!(
             "{}",
             json!({
                 "shop": a.shop,
-                "deleted": deleted_at_amazon.iter().map(|(ty, id, existed)| json!({
-                    "type": ty, "subscription_id": id, "existed": existed,
+                "deleted": done.deleted.iter().map(|d| json!({
+                    "type": d.notification_type, "subscription_id": d.subscription_id,
+                    "existed": d.existed,
                 })).collect::<Vec<_>>(),
-                "status_sync": restored.as_ref().map(|(cron, _)| json!({"cron": cron})),
-                "changed": changed,
+                "status_sync": done.restored.as_ref().map(|(cron, _)| json!({"cron": cron})),
+                "changed": done.changed,
             })
         );
-    } else if !changed {
+    } else if !done.changed {
         println!(
             "{}: no subscriptions (none recorded, none at Amazon); nothing changed",
             a.shop
         );
     } else {
-        for (ty, id, existed) in &deleted_at_amazon {
+        for d in &done.deleted {
             println!(
-                "{}: {ty} subscription {id} {}",
+                "{}: {} subscription {} {}",
                 a.shop,
-                if *existed {
+                d.notification_type,
+                d.subscription_id,
+                if d.existed {
                     "deleted"
                 } else {
                     "was already gone at Amazon"
                 }
             );
         }
-        if let Some((cron, change)) = &restored {
+        if let Some((cron, change)) = &done.restored {
             println!(
                 "{}: status-sync (default) \"{cron}\" restored{}",
                 a.shop,

@@ -65,7 +65,7 @@ fn entry_title(lang: Lang, action: Action, entry: &str) -> String {
 }
 
 /// A refused cron expression, in the operator's language.
-fn refusal(lang: Lang, err: &InvalidCadence) -> String {
+pub(crate) fn refusal(lang: Lang, err: &InvalidCadence) -> String {
     match lang {
         Lang::Ja => {
             let problem = match &err.problem {
