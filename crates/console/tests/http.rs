@@ -380,6 +380,20 @@ async fn delivery_methods_carriers_and_rules_on_one_page(pool: PgPool) {
     assert_eq!(mappings().await, 1);
     let table = c.get("/delivery?shop=acme-jp").await.body;
     assert!(table.contains("西濃運輸") && table.contains(r#"id="carrier-mappings""#));
+    // Issue 21 item 5: a JP shop sees JP's built-ins (badged JP) and the international ones, not
+    // Australia's or Singapore's; each row says what Amazon is sent.
+    let carriers_table = table
+        .split(r#"id="carrier-mappings""#)
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap();
+    assert!(carriers_table.contains("YamatoTransport") && carriers_table.contains(">JP<"));
+    assert!(!carriers_table.contains("Ninja Van"));
+    assert!(!carriers_table.contains("Sendle") && !carriers_table.contains("Couriers Please"));
+    assert!(
+        carriers_table.contains(r#"<td class="sent-as">Other: 西濃運輸</td>"#),
+        "{carriers_table}"
+    );
     assert_eq!(
         post(
             &mut c,

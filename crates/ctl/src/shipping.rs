@@ -55,6 +55,10 @@ pub enum CarrierCommand {
         /// Shop code (see `ctl shop list`); without it, the built-in defaults.
         #[arg(long)]
         shop: Option<String>,
+        /// For a built-in default: the marketplaces it serves, e.g. JP or AU,SG (default: those
+        /// of the default it replaces, or every marketplace).
+        #[arg(long, value_delimiter = ',', conflicts_with = "shop")]
+        markets: Vec<String>,
     },
     /// Remove a mapping.
     Remove {
@@ -172,12 +176,13 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<18} {:<20} {:<24} {:<8} PATTERN",
-                    "EXTERNAL", "CARRIER CODE", "CARRIER NAME", "SCOPE"
+                    "{:<26} {:<26} {:<28} {:<8} {:<8} PATTERN",
+                    "EXTERNAL", "CARRIER CODE", "CARRIER NAME", "SCOPE", "MARKETS"
                 );
                 for r in rows {
+                    let markets = r.marketplace_codes();
                     println!(
-                        "{:<18} {:<20} {:<24} {:<8} {}",
+                        "{:<26} {:<26} {:<28} {:<8} {:<8} {}",
                         r.external_delivery_method,
                         r.carrier_code,
                         r.carrier_name.as_deref().unwrap_or("-"),
@@ -185,6 +190,11 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
                             "shop"
                         } else {
                             "default"
+                        },
+                        if markets.is_empty() {
+                            "all".to_owned()
+                        } else {
+                            markets.join(",")
                         },
                         r.tracking_pattern.as_deref().unwrap_or("-")
                     );
@@ -197,13 +207,24 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
             name,
             pattern,
             shop,
+            markets,
         } => {
+            let markets = markets
+                .iter()
+                .map(|m| {
+                    m.trim()
+                        .parse::<domain::marketplace::Marketplace>()
+                        .map(|m| m.code().to_owned())
+                        .with_context(|| format!("--markets {m:?}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let check = store::carriers::NewMapping {
                 shop_id: None,
                 external_delivery_method: &external_delivery_method,
                 carrier_code: &code,
                 carrier_name: name.as_deref(),
                 tracking_pattern: pattern.as_deref(),
+                marketplaces: None,
             };
             if let Some(problem) = check.invalid() {
                 bail!("{problem} (--code, --name)");
@@ -225,8 +246,17 @@ async fn carrier(pool: &PgPool, c: CarrierCommand, json_out: bool) -> anyhow::Re
                 carrier_code: &code,
                 carrier_name: name.as_deref(),
                 tracking_pattern: pattern.as_deref(),
+                marketplaces: (!markets.is_empty()).then_some(markets.as_slice()),
             };
             let m = store::carriers::upsert(&mut conn, &new).await?;
+            if let domain::carrier::AmazonCarrier::Other(name) = m.amazon_carrier()
+                && m.carrier_code != "Other"
+            {
+                println!(
+                    "note: {:?} is not on Amazon's carrier list; it is sent as CarrierCode Other with CarrierName {name:?}",
+                    m.carrier_code
+                );
+            }
             println!(
                 "carrier mapping {} → {}{} saved",
                 m.external_delivery_method,

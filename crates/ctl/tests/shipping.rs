@@ -22,12 +22,74 @@ async fn carriers_ship_and_resend(pool: PgPool) {
         "Seino",
         "Fukuyama",
         "Australia Post",
+        "Australia Post-Consignment",
+        "Australia Post-ArticleId",
+        "Couriers Please",
+        "Sendle",
         "StarTrack",
         "Singapore Post",
         "Ninja Van",
+        "J&T Express",
     ] {
         assert!(defaults.contains(c), "{c} missing: {defaults}");
     }
+    // Each default says the marketplaces it serves; a JP shop (acme) sees only JP's and the
+    // international ones.
+    let line = |out: &str, key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_owned()
+    };
+    assert!(line(&defaults, "sendle").contains(" AU "), "{defaults}");
+    assert!(line(&defaults, "yamato").contains(" JP "), "{defaults}");
+    assert!(line(&defaults, "dhl").contains(" all "), "{defaults}");
+    let acme = env.ok(&["carrier", "list", "--shop", "acme"]);
+    assert!(acme.contains("yamato ") && acme.contains("dhl "), "{acme}");
+    assert!(
+        !acme.contains("sendle ") && !acme.contains("ninja_van "),
+        "{acme}"
+    );
+    // A default given to more marketplaces; a bad marketplace is refused naming the valid ones.
+    env.ok(&[
+        "carrier",
+        "add",
+        "sendle",
+        "--code",
+        "Sendle",
+        "--markets",
+        "AU,JP",
+    ]);
+    assert!(
+        env.ok(&["carrier", "list", "--shop", "acme"])
+            .contains("sendle ")
+    );
+    env.fails(
+        &[
+            "carrier",
+            "add",
+            "sendle",
+            "--code",
+            "Sendle",
+            "--markets",
+            "US",
+        ],
+        "expected JP, AU or SG",
+    );
+    // A carrier not on Amazon's list goes as Other with its name, and ctl says so.
+    let note = env.ok(&[
+        "carrier",
+        "add",
+        "kerry",
+        "--code",
+        "Kerry Express",
+        "--shop",
+        "acme",
+    ]);
+    assert!(
+        note.contains("not on Amazon's carrier list") && note.contains("\"Kerry Express\""),
+        "{note}"
+    );
     env.ok(&[
         "carrier",
         "add",

@@ -1,6 +1,7 @@
 //! The connector's domain: shops, marketplaces, stock, shipping instructions, their statuses, and
 //! the seed's rules as pure functions. No IO lives here.
 
+pub mod carrier;
 pub mod delivery_rules;
 pub mod eligibility;
 pub mod feed_stuck;

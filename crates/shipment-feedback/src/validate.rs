@@ -1,5 +1,6 @@
 //! Checks made before anything is sent: carrier mapping and tracking number.
 
+use domain::carrier::AmazonCarrier;
 use spapi::fulfillment_feed::{Carrier, MAX_STRING_LEN};
 use store::carriers::{CarrierMapping, normalize_key};
 
@@ -92,12 +93,10 @@ pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal
             ),
         ));
     };
-    let carrier = if m.carrier_code == "Other" {
-        Carrier::Other {
-            name: m.carrier_name.clone().unwrap_or_default(),
-        }
-    } else {
-        Carrier::Code(m.carrier_code.clone())
+    // A code not on Amazon's list goes as Other with the carrier's name.
+    let carrier = match m.amazon_carrier() {
+        AmazonCarrier::Listed(code) => Carrier::Code(code.to_owned()),
+        AmazonCarrier::Other(name) => Carrier::Other { name },
     };
     let Some(raw) = domain::eligibility::first_tracking_number(&t.tracking_numbers) else {
         return Err(refusal(
@@ -169,6 +168,7 @@ mod tests {
                 carrier_code: "YamatoTransport".into(),
                 carrier_name: None,
                 tracking_pattern: Some("^[0-9]{12}$".into()),
+                marketplaces: None,
             },
             CarrierMapping {
                 id: uuid::Uuid::nil(),
@@ -177,6 +177,25 @@ mod tests {
                 carrier_code: "Other".into(),
                 carrier_name: Some("Japan Post".into()),
                 tracking_pattern: None,
+                marketplaces: None,
+            },
+            CarrierMapping {
+                id: uuid::Uuid::nil(),
+                shop_id: Some(uuid::Uuid::nil()),
+                external_delivery_method: "ninja".into(),
+                carrier_code: "Ninja Van".into(),
+                carrier_name: None,
+                tracking_pattern: None,
+                marketplaces: None,
+            },
+            CarrierMapping {
+                id: uuid::Uuid::nil(),
+                shop_id: None,
+                external_delivery_method: "sendle".into(),
+                carrier_code: "sendle".into(),
+                carrier_name: None,
+                tracking_pattern: None,
+                marketplaces: Some(vec!["AU".into()]),
             },
         ];
         let ok = check(
@@ -192,6 +211,22 @@ mod tests {
             Carrier::Other {
                 name: "Japan Post".into()
             }
+        );
+        // A carrier not on Amazon's list goes as Other with its name; a listed one in Amazon's
+        // spelling.
+        assert_eq!(
+            check(&target(Some("ninja"), &["NV123"]), &maps)
+                .unwrap()
+                .carrier,
+            Carrier::Other {
+                name: "Ninja Van".into()
+            }
+        );
+        assert_eq!(
+            check(&target(Some("sendle"), &["SND123"]), &maps)
+                .unwrap()
+                .carrier,
+            Carrier::Code("Sendle".into())
         );
         assert_eq!(
             check(&target(Some("pigeon"), &["1"]), &maps)
@@ -224,6 +259,7 @@ mod tests {
             carrier_code: "YamatoTransport".into(),
             carrier_name: None,
             tracking_pattern: Some("^[0-9]{12}$".into()),
+            marketplaces: None,
         }];
         for typed in [
             "４０００－１２３４－５６７８",

@@ -1,6 +1,8 @@
 //! Carrier mappings: our external delivery method (外部連携先配送方法) → Amazon CarrierCode /
 //! CarrierName, with the tracking-number format of the carrier. Rows with no shop are built-in
-//! defaults (seeded by the migrations); a shop's own row for the same key wins.
+//! defaults (seeded by the migrations) for the marketplaces they list (every marketplace when
+//! they list none): a shop sees the built-ins of its marketplaces, and its own row for the same
+//! key wins.
 
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -19,6 +21,25 @@ pub struct CarrierMapping {
     pub carrier_name: Option<String>,
     /// Regular expression the whole tracking number must match.
     pub tracking_pattern: Option<String>,
+    /// A built-in's marketplace codes as in `shops.marketplaces` (`None`: every marketplace;
+    /// always `None` for a shop's row).
+    pub marketplaces: Option<Vec<String>>,
+}
+
+impl CarrierMapping {
+    /// The marketplaces a built-in serves (`JP`, `AU`, `SG`); empty for every one.
+    pub fn marketplace_codes(&self) -> Vec<&str> {
+        self.marketplaces
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// What Amazon is told for this mapping (an unlisted code goes as `Other` with a name).
+    pub fn amazon_carrier(&self) -> domain::carrier::AmazonCarrier {
+        domain::carrier::amazon_carrier(&self.carrier_code, self.carrier_name.as_deref())
+    }
 }
 
 /// Normalizes a mapping key: trimmed, lower case.
@@ -36,9 +57,11 @@ pub async fn resolve(
     let key = normalize_key(external_delivery_method);
     Ok(sqlx::query_as!(
         CarrierMapping,
-        r#"SELECT id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern
+        r#"SELECT id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern, marketplaces
            FROM carrier_mappings
-           WHERE external_delivery_method = $2 AND (shop_id = $1 OR shop_id IS NULL)
+           WHERE external_delivery_method = $2
+             AND (shop_id = $1 OR (shop_id IS NULL AND (marketplaces IS NULL
+                  OR marketplaces && (SELECT marketplaces FROM shops WHERE id = $1))))
            ORDER BY shop_id NULLS LAST LIMIT 1"#,
         shop_id,
         key
@@ -47,7 +70,7 @@ pub async fn resolve(
     .await?)
 }
 
-/// Every mapping a shop sees (own rows override defaults), by key.
+/// Every mapping a shop sees (own rows override the built-ins of its marketplaces), by key.
 pub async fn effective(
     conn: &mut PgConnection,
     shop_id: Uuid,
@@ -55,9 +78,10 @@ pub async fn effective(
     Ok(sqlx::query_as!(
         CarrierMapping,
         r#"SELECT DISTINCT ON (external_delivery_method)
-                  id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern
+                  id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern, marketplaces
            FROM carrier_mappings
-           WHERE shop_id = $1 OR shop_id IS NULL
+           WHERE shop_id = $1 OR (shop_id IS NULL AND (marketplaces IS NULL
+                  OR marketplaces && (SELECT marketplaces FROM shops WHERE id = $1)))
            ORDER BY external_delivery_method, shop_id NULLS LAST"#,
         shop_id
     )
@@ -72,7 +96,7 @@ pub async fn list(
 ) -> Result<Vec<CarrierMapping>, StoreError> {
     Ok(sqlx::query_as!(
         CarrierMapping,
-        r#"SELECT id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern
+        r#"SELECT id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern, marketplaces
            FROM carrier_mappings
            WHERE shop_id IS NOT DISTINCT FROM $1
            ORDER BY external_delivery_method"#,
@@ -90,6 +114,9 @@ pub struct NewMapping<'a> {
     pub carrier_code: &'a str,
     pub carrier_name: Option<&'a str>,
     pub tracking_pattern: Option<&'a str>,
+    /// For a built-in: the marketplace codes it serves (`None` keeps those of the built-in it
+    /// replaces, or every marketplace for a new one). Ignored for a shop's row.
+    pub marketplaces: Option<&'a [String]>,
 }
 
 impl NewMapping<'_> {
@@ -103,13 +130,21 @@ impl NewMapping<'_> {
         if self.carrier_code.trim().is_empty() {
             return Some("the carrier code must not be empty".into());
         }
-        let name = self.carrier_name.map(str::trim).filter(|n| !n.is_empty());
-        if self.carrier_code == "Other" && name.is_none() {
-            return Some(
-                "carrier code Other needs a carrier name (Amazon requires CarrierName with Other)"
-                    .into(),
-            );
+        match domain::carrier::amazon_carrier(self.carrier_code, self.carrier_name) {
+            domain::carrier::AmazonCarrier::Other(name) if name.is_empty() => {
+                return Some(
+                    "carrier code Other needs a carrier name (Amazon requires CarrierName with Other)"
+                        .into(),
+                );
+            }
+            domain::carrier::AmazonCarrier::Other(name) if name.chars().count() > 50 => {
+                return Some(
+                    "the carrier name must be at most 50 characters (Amazon's limit)".into(),
+                );
+            }
+            _ => {}
         }
+        let name = self.carrier_name.map(str::trim).filter(|n| !n.is_empty());
         if name.is_some_and(|n| n.chars().count() > 50) {
             return Some("the carrier name must be at most 50 characters (Amazon's limit)".into());
         }
@@ -133,24 +168,34 @@ pub async fn upsert(
             "carrier code Other needs a carrier name".into(),
         ));
     }
-    sqlx::query!(
-        "DELETE FROM carrier_mappings WHERE shop_id IS NOT DISTINCT FROM $1 AND external_delivery_method = $2",
+    let replaced = sqlx::query_scalar!(
+        "DELETE FROM carrier_mappings WHERE shop_id IS NOT DISTINCT FROM $1 AND external_delivery_method = $2
+         RETURNING marketplaces",
         m.shop_id,
         key
     )
-    .execute(&mut *conn)
-    .await?;
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    // A shop's row serves its shop; a built-in keeps the marketplaces of the one it replaces
+    // unless new ones are given.
+    let marketplaces = match m.shop_id {
+        Some(_) => None,
+        None => m.marketplaces.map(<[String]>::to_vec).or(replaced),
+    };
     sqlx::query_as!(
         CarrierMapping,
-        r#"INSERT INTO carrier_mappings (id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           RETURNING id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern"#,
+        r#"INSERT INTO carrier_mappings
+                  (id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern, marketplaces)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           RETURNING id, shop_id, external_delivery_method, carrier_code, carrier_name, tracking_pattern, marketplaces"#,
         Uuid::now_v7(),
         m.shop_id,
         key,
         m.carrier_code,
         m.carrier_name,
-        m.tracking_pattern
+        m.tracking_pattern,
+        marketplaces.as_deref()
     )
     .fetch_one(conn)
     .await

@@ -378,6 +378,7 @@ async fn failed_shipment_is_resent_after_fix(pool: PgPool) {
             carrier_code: "YamatoTransport",
             carrier_name: None,
             tracking_pattern: None,
+            marketplaces: None,
         },
     )
     .await

@@ -10,6 +10,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
+use domain::carrier::AmazonCarrier;
 use maud::{Markup, html};
 use serde::Deserialize;
 use store::{StoreError, carriers, catalog};
@@ -107,6 +108,7 @@ async fn render(
                 Col::text(t("外部連携先配送方法", "External delivery method")),
                 Col::text(t("配送業者コード", "Carrier code")),
                 Col::text(t("配送業者名", "Carrier name")),
+                Col::text(t("Amazonへの送信値", "Sent to Amazon as")),
                 Col::text(t("問番の形式", "Tracking number format")),
                 Col::text(t("適用範囲", "Scope")),
                 Col::text(""),
@@ -118,12 +120,21 @@ async fn render(
                         td { (m.external_delivery_method) }
                         td { (m.carrier_code) }
                         td { (opt(m.carrier_name.as_deref())) }
+                        td class="sent-as" {
+                            @match m.amazon_carrier() {
+                                AmazonCarrier::Listed(code) => { (code) }
+                                AmazonCarrier::Other(name) => { "Other: " (name) }
+                            }
+                        }
                         td { (opt(m.tracking_pattern.as_deref())) }
                         td {
                             @if m.shop_id.is_some() {
                                 (badge("ok", t("このショップ", "This shop")))
                             } @else {
                                 (badge("neutral", t("既定", "Default")))
+                                @for code in m.marketplace_codes() {
+                                    " " (badge("neutral", code))
+                                }
                             }
                         }
                         td {
@@ -350,6 +361,7 @@ pub async fn save_carrier(ctx: Ctx, Form(f): Form<CarrierForm>) -> Result<Respon
         carrier_code: f.code.trim(),
         carrier_name: nz(&f.name),
         tracking_pattern: nz(&f.pattern),
+        marketplaces: None,
     };
     if let Some(problem) = new.invalid() {
         return refused(&ctx, shop, &problem).await;
