@@ -1,4 +1,5 @@
-//! `cargo run --release -p demo`: the whole mission on one machine.
+//! `cargo run --release -p connector -- demo` (the README's first command; `cargo run --release -p
+//! demo` runs the same): the whole mission on one machine.
 //!
 //! Starts the SP-API simulator and the five services (in this process, exactly as their
 //! binaries run them), creates a demo shop for Amazon.co.jp with products, stock, SKU mappings,
@@ -534,7 +535,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     } else if !args.json {
         println!(
-            "to look around in the operator console: cargo run --release -p demo -- --serve, then open http://{} (user {DEMO_USER}, password {DEMO_PASSWORD})",
+            "to look around in the operator console: cargo run --release -p connector -- demo --serve, then open http://{} (user {DEMO_USER}, password {DEMO_PASSWORD})",
             args.console_addr
         );
     }
