@@ -134,9 +134,22 @@ pub struct ShipArgs {
     pub shop: String,
     /// Amazon order id.
     pub amazon_order_id: String,
-    /// Tracking numbers, comma-separated (only the first goes to Amazon).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Tracking numbers, comma-separated (only the first goes to Amazon, unless the shop sends
+    /// every package).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "package",
+        conflicts_with = "package"
+    )]
     pub tracking: Vec<String>,
+    /// One package as packed, repeated per package in order:
+    /// TRACKING[@CARRIER]:ORDER_ITEM_ID=QTY[,ORDER_ITEM_ID=QTY…] (CARRIER: an external delivery
+    /// method when the package went with another carrier than the instruction's). Sent one by
+    /// one for a shop set with `ctl shop set --send-every-package true`; otherwise the first
+    /// package's tracking number is sent as the seed says.
+    #[arg(long)]
+    pub package: Vec<String>,
     /// Ship date (default: today in the shop's time zone).
     #[arg(long)]
     pub date: Option<NaiveDate>,
@@ -429,29 +442,45 @@ async fn hold(pool: &PgPool, a: HoldArgs, json_out: bool) -> anyhow::Result<()> 
 
 async fn ship(pool: &PgPool, a: ShipArgs) -> anyhow::Result<()> {
     let shop = shop_of(pool, &a.shop).await?;
-    let tracking: Vec<String> = a
-        .tracking
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if tracking.is_empty() {
-        bail!("--tracking needs at least one tracking number (comma-separated)");
-    }
     let date = a
         .date
         .unwrap_or_else(|| domain::eligibility::today_in(shop.time_zone, Utc::now()));
+    let wms_err = |e| {
+        wms_error(
+            e,
+            &a.amazon_order_id,
+            shop.code.as_str(),
+            " (`ctl allocate`)",
+        )
+    };
     let mut tx = pool.begin().await?;
-    store::wms::ship(&mut tx, shop.id, &a.amazon_order_id, &tracking, date)
-        .await
-        .map_err(|e| {
-            wms_error(
-                e,
-                &a.amazon_order_id,
-                shop.code.as_str(),
-                " (`ctl allocate`)",
-            )
-        })?;
+    let tracking: Vec<String> = if a.package.is_empty() {
+        let tracking: Vec<String> = a
+            .tracking
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tracking.is_empty() {
+            bail!("--tracking needs at least one tracking number (comma-separated)");
+        }
+        store::wms::ship(&mut tx, shop.id, &a.amazon_order_id, &tracking, date)
+            .await
+            .map_err(wms_err)?;
+        tracking
+    } else {
+        let packages = a
+            .package
+            .iter()
+            .enumerate()
+            .map(|(n, spec)| domain::packages::parse(n as u16 + 1, spec))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| anyhow::anyhow!("--package {e}"))?;
+        store::wms::ship_packages(&mut tx, shop.id, &a.amazon_order_id, &packages, date)
+            .await
+            .map_err(wms_err)?;
+        packages.into_iter().map(|p| p.tracking_number).collect()
+    };
     tx.commit().await?;
     println!(
         "order {} shipped (出荷済み) on {date} with tracking {}",

@@ -65,8 +65,13 @@ pub struct SetArgs {
     pub shop: String,
     /// For SKUs without 出荷作業日数: `true` leaves Amazon's handling time as it is; `false`
     /// (the default, the seed's rule) sets it back to Amazon's default at the next push.
+    #[arg(long, action = clap::ArgAction::Set, required_unless_present = "send_every_package")]
+    pub keep_amazon_handling_time: Option<bool>,
+    /// `true`: shipment-feedback sends every package the warehouse recorded (`ctl ship
+    /// --package`), each with its carrier, tracking number and items; `false` (the default, the
+    /// seed's rule): only the first tracking number.
     #[arg(long, action = clap::ArgAction::Set)]
-    pub keep_amazon_handling_time: bool,
+    pub send_every_package: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -276,17 +281,31 @@ pub async fn run(config: &Config, cmd: ShopCommand, json_out: bool) -> anyhow::R
         }
         ShopCommand::Set(a) => {
             let rec = shop_by_code(&mut conn, &a.shop).await?;
-            let keep = a.keep_amazon_handling_time;
-            shops::set_keep_amazon_handling_time(&mut conn, rec.shop.id, keep).await?;
-            let what = if keep {
-                "SKUs without handling days keep Amazon's handling time"
-            } else {
-                "SKUs without handling days get Amazon's default handling time at the next push"
-            };
+            let mut said = Vec::new();
+            if let Some(keep) = a.keep_amazon_handling_time {
+                shops::set_keep_amazon_handling_time(&mut conn, rec.shop.id, keep).await?;
+                said.push(if keep {
+                    "SKUs without handling days keep Amazon's handling time"
+                } else {
+                    "SKUs without handling days get Amazon's default handling time at the next push"
+                });
+            }
+            if let Some(every) = a.send_every_package {
+                store::packages::set_send_every_package(&mut conn, rec.shop.id, every).await?;
+                said.push(if every {
+                    "every package is sent to Amazon with its carrier, tracking number and items"
+                } else {
+                    "only the first tracking number is sent to Amazon (the seed's rule)"
+                });
+            }
             done(
                 json_out,
-                json!({"shop": a.shop, "keep_amazon_handling_time": keep}),
-                &format!("shop {}: {what}", a.shop),
+                json!({
+                    "shop": a.shop,
+                    "keep_amazon_handling_time": a.keep_amazon_handling_time,
+                    "send_every_package": a.send_every_package,
+                }),
+                &format!("shop {}: {}", a.shop, said.join("; ")),
             );
         }
     }

@@ -230,3 +230,128 @@ async fn carriers_ship_and_resend(pool: PgPool) {
     );
     env.fails(&["feeds", "show", "12345", "--shop", "acme"], "not found");
 }
+
+/// Issue 21 item 2: `ctl ship --package` records the packages as packed (refused with what is
+/// wrong when they do not fit the order, nothing changed), and `ctl shop set
+/// --send-every-package` switches the shop.
+#[sqlx::test(migrations = "../../migrations")]
+async fn ship_packages_and_the_every_package_switch(pool: PgPool) {
+    let env = Env::new(&pool).await;
+    env.add_shop("acme");
+    let shop_id: Uuid = sqlx::query_scalar("SELECT id FROM shops WHERE code = 'acme'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status) VALUES ($1, $2, '503-1111111-3333333', 'A1VC38T7YXB528', 'allocated')",
+    )
+    .bind(id)
+    .bind(shop_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (n, (item, qty)) in [("11111111111111", 3), ("22222222222222", 1)]
+        .iter()
+        .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO instruction_lines (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, quantity) VALUES ($1, $2, $3, $4, $5, 'SKU', $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(id)
+        .bind(shop_id)
+        .bind(n as i32 + 1)
+        .bind(item)
+        .bind(qty)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let ship = |packages: &[&str]| {
+        let mut args = vec!["ship", "--shop", "acme", "503-1111111-3333333"];
+        for p in packages {
+            args.extend(["--package", p]);
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // Too many of item 1 over the packages: refused, naming the item; nothing shipped.
+    let over = ship(&[
+        "400000000001:11111111111111=2",
+        "400000000002:11111111111111=2",
+    ]);
+    env.fails(
+        &args(&over),
+        "11111111111111: 4 packed over all packages, 3 ordered",
+    );
+    let bad = ship(&["400000000001"]);
+    env.fails(&args(&bad), "expected TRACKING[@CARRIER]:ORDER_ITEM_ID=QTY");
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM shipping_instructions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "allocated");
+    let ok = ship(&[
+        "400000000001:11111111111111=2",
+        "400000000002@sagawa:11111111111111=1",
+        "400000000003:22222222222222=1",
+    ]);
+    env.ok(&args(&ok));
+    let (status, tracking): (String, Vec<String>) =
+        sqlx::query_as("SELECT status, tracking_numbers FROM shipping_instructions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "shipped");
+    assert_eq!(tracking, ["400000000001", "400000000002", "400000000003"]);
+    let packages: Vec<(i16, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT package_no, external_delivery_method, items FROM shipment_packages WHERE instruction_id = $1 ORDER BY package_no",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(packages.len(), 3);
+    assert_eq!(packages[1].1.as_deref(), Some("sagawa"));
+    assert_eq!(
+        packages[0].2,
+        serde_json::json!([{"order_item_id": "11111111111111", "quantity": 2}])
+    );
+
+    let every = async || -> bool {
+        sqlx::query_scalar("SELECT send_every_package FROM shops WHERE code = 'acme'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert!(!every().await, "off by default");
+    let said = env.ok(&[
+        "shop",
+        "set",
+        "--shop",
+        "acme",
+        "--send-every-package",
+        "true",
+    ]);
+    assert!(said.contains("every package"), "{said}");
+    assert!(every().await);
+    env.ok(&[
+        "shop",
+        "set",
+        "--shop",
+        "acme",
+        "--send-every-package",
+        "false",
+    ]);
+    assert!(!every().await);
+    env.fails(
+        &["shop", "set", "--shop", "acme"],
+        "--keep-amazon-handling-time",
+    );
+}

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod money;
 pub mod notifications;
 pub mod order_id;
+pub mod packages;
 pub mod schedule;
 pub mod shop;
 pub mod status;

@@ -48,6 +48,8 @@ impl Poller {
         };
         let (mut ok, mut bad) = (0u32, 0u32);
         let mut inventory = Vec::new();
+        let mut shipments: std::collections::BTreeMap<uuid::Uuid, Option<String>> =
+            std::collections::BTreeMap::new();
         for r in &results {
             let Some(m) = messages
                 .iter()
@@ -87,6 +89,9 @@ impl Poller {
             let amazon_text = r.message().map(str::to_owned);
             let code = r.code().map(str::to_owned);
             if let Some(instruction) = m.instruction_id {
+                // An instruction sent as several packages (several messages) is shipped when
+                // every one was accepted, failed with the first refusal otherwise: applied once
+                // per instruction after the loop.
                 let failure = (!success).then(|| {
                     format!(
                         "Amazon refused the shipment{}: {}",
@@ -96,8 +101,10 @@ impl Poller {
                         amazon_text.as_deref().unwrap_or("no message")
                     )
                 });
-                store::shipments::apply_feed_result(&mut tx, instruction, failure.as_deref())
-                    .await?;
+                let seen = shipments.entry(instruction).or_insert(None);
+                if seen.is_none() {
+                    *seen = failure;
+                }
             }
             let (level, text) = match r.status {
                 MessageStatus::Success => (
@@ -136,6 +143,9 @@ impl Poller {
                 },
             )
             .await?;
+        }
+        for (instruction, failure) in &shipments {
+            store::shipments::apply_feed_result(&mut tx, *instruction, failure.as_deref()).await?;
         }
         if !inventory.is_empty() {
             report.inventory +=

@@ -1,5 +1,6 @@
 //! Step 4, strategy `confirm_shipment`: Orders v0 `confirmShipment` per order (package
-//! reference 1, so a repeat edits the same shipment instead of adding one), result immediate:
+//! reference 1, so a repeat edits the same shipment instead of adding one) — or, for a shop that
+//! sends every package, one call per package (reference = package number) — result immediate:
 //! 出荷済み (shipped), or `failed` with Amazon's message.
 
 use chrono::{DateTime, Utc};
@@ -10,7 +11,7 @@ use store::api_log::{self, Entry, Level};
 
 use crate::confirmation::{confirmation, offset_of};
 use crate::job::{Feedback, Run, refuse};
-use crate::validate::Checked;
+use crate::validate::Parcel;
 use crate::{ACTION, FailPoints, RunReport};
 use store::shipments::{self as db, Target};
 
@@ -20,7 +21,7 @@ impl Feedback {
         &self,
         run: &Run<'_>,
         api: &spapi::Shop,
-        valid: Vec<(Target, Checked)>,
+        valid: Vec<(Target, Vec<Parcel>)>,
         now: DateTime<Utc>,
         report: &mut RunReport,
     ) -> Result<(), JobError> {
@@ -28,7 +29,7 @@ impl Feedback {
         let shop = &run.shop.shop;
         let offset = offset_of(shop, now);
         let mut conn = self.deps.pool.acquire().await?;
-        for (n, (t, c)) in valid.into_iter().enumerate() {
+        for (n, (t, parcels)) in valid.into_iter().enumerate() {
             if n > 0 && n % 50 == 0 && !run.keep_lease(&mut conn).await? {
                 return Ok(());
             }
@@ -41,62 +42,85 @@ impl Feedback {
                 refuse(&mut conn, run, &t, "no_order_items", "confirmShipment needs the order's item ids and quantities, and this instruction has no Amazon order items").await?;
                 continue;
             }
-            let conf = confirmation(shop, &t, &c, offset, now);
-            let (carrier_code, carrier_name) = match &conf.carrier {
-                Carrier::Code(code) => (code.clone(), None),
-                Carrier::Other { name } => ("Other".to_owned(), Some(name.clone())),
-            };
-            let request = ConfirmShipmentRequest {
-                marketplace_id: t
-                    .marketplace_id
-                    .clone()
-                    .unwrap_or_else(|| shop.primary_marketplace().id().to_owned()),
-                package_detail: PackageDetail {
-                    package_reference_id: "1".into(),
-                    carrier_code,
-                    carrier_name,
-                    shipping_method: conf.shipping_method.clone(),
-                    tracking_number: conf.tracking_number.clone(),
-                    ship_date: conf.fulfillment_date.with_timezone(&Utc),
-                    ship_from_supply_source_id: None,
-                    order_items: lines
+            // One confirmShipment per parcel: the whole order as package 1 (the seed's rule), or
+            // each package with its own number and items (a repeat edits the same package).
+            let mut outcome = Ok(());
+            for parcel in &parcels {
+                let conf = confirmation(shop, &t, parcel, offset, now);
+                let (carrier_code, carrier_name) = match &conf.carrier {
+                    Carrier::Code(code) => (code.clone(), None),
+                    Carrier::Other { name } => ("Other".to_owned(), Some(name.clone())),
+                };
+                let order_items = if parcel.items.is_empty() {
+                    lines
                         .iter()
-                        .map(|(item, qty)| ConfirmShipmentOrderItem {
-                            order_item_id: item.clone(),
-                            quantity: *qty as u32,
-                            transparency_codes: vec![],
-                        })
-                        .collect(),
-                },
-                cod_collection_method: conf
-                    .cod_collection_method
-                    .map(|_| "DirectPayment".to_owned()),
-            };
-            let outcome = api.confirm_shipment(&order_id, &request).await;
-            if FailPoints::armed(&self.fail.crash_after_confirm) {
-                return Err(self.fail.hit("crash after confirmShipment"));
-            }
-            let outcome = match outcome {
-                Err(e) if matches!(e.class(), ErrorClass::Reconcile | ErrorClass::Permanent) => {
-                    // Did it land (unknown outcome), or was it already confirmed with this
-                    // tracking number (e.g. "already shipped" after a crash)? The order's
-                    // packages decide.
-                    match api
-                        .get_order(&order_id, &[spapi::orders::IncludedData::Packages])
-                        .await
-                    {
-                        Ok(order)
-                            if order.packages.iter().any(|p| {
-                                p.tracking_number.as_deref() == Some(conf.tracking_number.as_str())
-                            }) =>
-                        {
-                            Ok(())
-                        }
-                        _ => Err(e),
-                    }
+                        .map(|(item, qty)| (item.clone(), *qty as u32))
+                        .collect::<Vec<_>>()
+                } else {
+                    parcel
+                        .items
+                        .iter()
+                        .map(|i| (i.order_item_id.clone(), i.quantity))
+                        .collect()
+                };
+                let request = ConfirmShipmentRequest {
+                    marketplace_id: t
+                        .marketplace_id
+                        .clone()
+                        .unwrap_or_else(|| shop.primary_marketplace().id().to_owned()),
+                    package_detail: PackageDetail {
+                        package_reference_id: parcel.number.unwrap_or(1).to_string(),
+                        carrier_code,
+                        carrier_name,
+                        shipping_method: conf.shipping_method.clone(),
+                        tracking_number: conf.tracking_number.clone(),
+                        ship_date: conf.fulfillment_date.with_timezone(&Utc),
+                        ship_from_supply_source_id: None,
+                        order_items: order_items
+                            .into_iter()
+                            .map(|(order_item_id, quantity)| ConfirmShipmentOrderItem {
+                                order_item_id,
+                                quantity,
+                                transparency_codes: vec![],
+                            })
+                            .collect(),
+                    },
+                    cod_collection_method: conf
+                        .cod_collection_method
+                        .map(|_| "DirectPayment".to_owned()),
+                };
+                let sent = api.confirm_shipment(&order_id, &request).await;
+                if FailPoints::armed(&self.fail.crash_after_confirm) {
+                    return Err(self.fail.hit("crash after confirmShipment"));
                 }
-                other => other,
-            };
+                outcome = match sent {
+                    Err(e)
+                        if matches!(e.class(), ErrorClass::Reconcile | ErrorClass::Permanent) =>
+                    {
+                        // Did it land (unknown outcome), or was it already confirmed with this
+                        // tracking number (e.g. "already shipped" after a crash)? The order's
+                        // packages decide.
+                        match api
+                            .get_order(&order_id, &[spapi::orders::IncludedData::Packages])
+                            .await
+                        {
+                            Ok(order)
+                                if order.packages.iter().any(|p| {
+                                    p.tracking_number.as_deref()
+                                        == Some(conf.tracking_number.as_str())
+                                }) =>
+                            {
+                                Ok(())
+                            }
+                            _ => Err(e),
+                        }
+                    }
+                    other => other,
+                };
+                if outcome.is_err() {
+                    break;
+                }
+            }
             match outcome {
                 Ok(()) => {
                     db::mark_confirmed(&mut conn, t.id).await?;

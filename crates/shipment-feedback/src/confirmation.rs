@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset, NaiveTime, TimeZone, Utc};
 use domain::shop::Shop;
 use spapi::fulfillment_feed::{self, CodCollectionMethod, FulfillmentItem, ShipmentConfirmation};
 
-use crate::validate::Checked;
+use crate::validate::Parcel;
 use store::shipments::Target;
 
 /// The shop's UTC offset at `now`.
@@ -40,18 +40,20 @@ fn fulfillment_date(
     at.min(now).with_timezone(&offset)
 }
 
-/// The confirmation of a validated target.
+/// The confirmation of one parcel of a validated target: the whole order (the seed's rule), or
+/// one package with its number as `MerchantFulfillmentID` and its items.
 pub(crate) fn confirmation(
     shop: &Shop,
     t: &Target,
-    c: &Checked,
+    parcel: &Parcel,
     offset: FixedOffset,
     now: DateTime<Utc>,
 ) -> ShipmentConfirmation {
+    let c = &parcel.checked;
     let jp = t.marketplace_id.as_deref() == Some(domain::Marketplace::Japan.id());
     ShipmentConfirmation {
         amazon_order_id: t.amazon_order_id.clone().unwrap_or_default(),
-        merchant_fulfillment_id: None,
+        merchant_fulfillment_id: parcel.number.map(u64::from),
         fulfillment_date: fulfillment_date(shop, t, offset, now),
         carrier: c.carrier.clone(),
         shipping_method: Some(truncate_chars(
@@ -62,7 +64,16 @@ pub(crate) fn confirmation(
         cod_collection_method: (jp
             && t.payment_method == domain::PaymentMethod::CashOnDelivery.as_str())
         .then_some(CodCollectionMethod::DirectPayment),
-        items: Vec::<FulfillmentItem>::new(),
+        items: parcel
+            .items
+            .iter()
+            .map(|i| FulfillmentItem {
+                amazon_order_item_code: i.order_item_id.clone(),
+                merchant_fulfillment_item_id: None,
+                quantity: i.quantity,
+                transparency_codes: Vec::new(),
+            })
+            .collect(),
     }
 }
 

@@ -13,6 +13,7 @@ use job_api::{
 use sqlx::PgConnection;
 use store::api_log::{self, Entry, Level};
 
+use crate::validate::Parcel;
 use crate::{ACTION, FailPoints, RunReport, Settings, validate};
 use store::shipments::{self as db, Target};
 
@@ -114,11 +115,30 @@ impl Feedback {
         }
         let mappings = store::carriers::effective(&mut conn, shop.id).await?;
 
-        // 3. Validate.
+        // 3. Validate: the first tracking number (the seed's rule), or, for a shop that sends
+        // every package, each package the warehouse recorded.
+        let every_package = store::packages::send_every_package(&mut conn, shop.id).await?;
         let mut valid = Vec::new();
         for t in targets {
-            match validate::check(&t, &mappings) {
-                Ok(checked) => valid.push((t, checked)),
+            let parcels = match validate::check(&t, &mappings) {
+                Ok(checked) if every_package => {
+                    let packages = store::packages::of(&mut conn, t.id).await?;
+                    if packages.is_empty() {
+                        Ok(vec![Parcel::whole(checked)])
+                    } else {
+                        let ordered: Vec<(String, u32)> = db::lines(&mut conn, t.id)
+                            .await?
+                            .into_iter()
+                            .map(|(item, q)| (item, q.max(0) as u32))
+                            .collect();
+                        validate::check_packages(&t, &packages, &ordered, &mappings)
+                    }
+                }
+                Ok(checked) => Ok(vec![Parcel::whole(checked)]),
+                Err(refusal) => Err(refusal),
+            };
+            match parcels {
+                Ok(parcels) => valid.push((t, parcels)),
                 Err(refusal) => {
                     report.refused += 1;
                     refuse(&mut conn, run, &t, &refusal.code, &refusal.message).await?;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::confirmation::{confirmation, offset_of};
 use crate::job::{Feedback, Run, refuse};
-use crate::validate::Checked;
+use crate::validate::Parcel;
 use crate::{ACTION, FEED_TYPE, FailPoints, RunReport};
 use store::shipments::{self as db, Target};
 
@@ -79,31 +79,41 @@ impl Feedback {
         &self,
         run: &Run<'_>,
         api: &spapi::Shop,
-        valid: Vec<(Target, Checked)>,
+        valid: Vec<(Target, Vec<Parcel>)>,
         now: DateTime<Utc>,
         report: &mut RunReport,
     ) -> Result<(), JobError> {
         let shop = &run.shop.shop;
         let offset = offset_of(shop, now);
-        let confirmations: Vec<(Target, ShipmentConfirmation)> = valid
-            .into_iter()
-            .map(|(t, c)| {
-                let conf = confirmation(shop, &t, &c, offset, now);
-                (t, conf)
-            })
-            .collect();
-        let chunks: Vec<Vec<(Target, ShipmentConfirmation)>> = {
-            let mut out = Vec::new();
-            let mut it = confirmations.into_iter().peekable();
-            while it.peek().is_some() {
-                out.push(
-                    it.by_ref()
-                        .take(self.settings.max_messages_per_feed.max(1))
-                        .collect(),
-                );
+        // One message per parcel; an instruction's parcels stay together in one feed, and one
+        // the feed builder refuses is refused whole before anything is built.
+        let mut groups: Vec<Vec<(Target, ShipmentConfirmation)>> = Vec::new();
+        for (t, parcels) in valid {
+            let confirmations: Vec<(Target, ShipmentConfirmation)> = parcels
+                .iter()
+                .map(|p| (t.clone(), confirmation(shop, &t, p, offset, now)))
+                .collect();
+            let problems: Vec<String> = confirmations
+                .iter()
+                .flat_map(|(_, c)| c.problems(now))
+                .collect();
+            if parcels.len() > 1 && !problems.is_empty() {
+                report.refused += 1;
+                let mut conn = self.deps.pool.acquire().await?;
+                let msg = t.describe_problems(&problems);
+                refuse(&mut conn, run, &t, "invalid_shipment_data", &msg).await?;
+                continue;
             }
-            out
-        };
+            groups.push(confirmations);
+        }
+        let max = self.settings.max_messages_per_feed.max(1);
+        let mut chunks: Vec<Vec<(Target, ShipmentConfirmation)>> = Vec::new();
+        for group in groups {
+            match chunks.last_mut() {
+                Some(last) if last.len() + group.len() <= max => last.extend(group),
+                _ => chunks.push(group),
+            }
+        }
         for chunk in chunks {
             {
                 let mut conn = self.deps.pool.acquire().await?;

@@ -1,6 +1,7 @@
 //! Checks made before anything is sent: carrier mapping and tracking number.
 
 use domain::carrier::AmazonCarrier;
+use domain::packages::{Package, PackageItem};
 use spapi::fulfillment_feed::{Carrier, MAX_STRING_LEN};
 use store::carriers::{CarrierMapping, normalize_key};
 
@@ -84,6 +85,22 @@ pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal
             ),
         ));
     };
+    let Some(raw) = domain::eligibility::first_tracking_number(&t.tracking_numbers) else {
+        return Err(refusal(
+            "invalid_tracking_number",
+            "the instruction has no tracking number".into(),
+        ));
+    };
+    carrier_and_tracking(external, raw, mappings)
+}
+
+/// The carrier mapped from `external` and the tracking number `raw` made into what the carrier
+/// expects and checked against its format.
+fn carrier_and_tracking(
+    external: &str,
+    raw: &str,
+    mappings: &[CarrierMapping],
+) -> Result<Checked, Refusal> {
     let key = normalize_key(external);
     let Some(m) = mappings.iter().find(|m| m.external_delivery_method == key) else {
         return Err(refusal(
@@ -97,12 +114,6 @@ pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal
     let carrier = match m.amazon_carrier() {
         AmazonCarrier::Listed(code) => Carrier::Code(code.to_owned()),
         AmazonCarrier::Other(name) => Carrier::Other { name },
-    };
-    let Some(raw) = domain::eligibility::first_tracking_number(&t.tracking_numbers) else {
-        return Err(refusal(
-            "invalid_tracking_number",
-            "the instruction has no tracking number".into(),
-        ));
     };
     // Full-width characters, spaces and hyphens as printed on the label are the same number.
     let tracking = domain::tracking::normalize(raw);
@@ -123,6 +134,68 @@ pub fn check(t: &Target, mappings: &[CarrierMapping]) -> Result<Checked, Refusal
         carrier,
         tracking_number: tracking,
     })
+}
+
+/// One shipment confirmation to send for a target: the whole order with the first tracking
+/// number (the seed's rule), or one package of a shop that sends every package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parcel {
+    /// The package number (Amazon's package reference); `None`: the whole order, reference 1.
+    pub number: Option<u16>,
+    pub checked: Checked,
+    /// The order items and quantities in it; empty: the whole order.
+    pub items: Vec<PackageItem>,
+}
+
+impl Parcel {
+    /// The seed's one confirmation per order.
+    pub fn whole(checked: Checked) -> Self {
+        Self {
+            number: None,
+            checked,
+            items: Vec::new(),
+        }
+    }
+}
+
+/// Every package of a target (issue 21 item 2), each checked as [`check`] checks the first
+/// tracking number, against its own carrier (the target's when it names none), and together
+/// against the order's lines (`ordered`): a refusal names the first problem found.
+pub fn check_packages(
+    t: &Target,
+    packages: &[Package],
+    ordered: &[(String, u32)],
+    mappings: &[CarrierMapping],
+) -> Result<Vec<Parcel>, Refusal> {
+    let problems = domain::packages::problems(packages, ordered);
+    if !problems.is_empty() {
+        return Err(refusal(
+            "invalid_packages",
+            format!("the packages do not fit the order: {}", problems.join("; ")),
+        ));
+    }
+    packages
+        .iter()
+        .map(|p| {
+            let external = p
+                .external_delivery_method
+                .as_deref()
+                .or(t.external_delivery_method.as_deref())
+                .unwrap_or_default();
+            let checked =
+                carrier_and_tracking(external, &p.tracking_number, mappings).map_err(|r| {
+                    Refusal {
+                        message: format!("package {}: {}", p.number, r.message),
+                        ..r
+                    }
+                })?;
+            Ok(Parcel {
+                number: Some(p.number),
+                checked,
+                items: p.items.clone(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod instructions;
 pub mod inventory;
 pub mod notifications;
 pub mod operators;
+pub mod packages;
 pub mod pii;
 pub mod read;
 pub mod resend;

@@ -110,3 +110,34 @@ pub async fn ship(
     .await?;
     Ok(id)
 }
+
+/// Ships an allocated instruction as [`ship`] does, with the packages the warehouse packed
+/// (issue 21 item 2): their tracking numbers become the instruction's, in package order, and the
+/// packages are kept for a shop that sends every package. Refused, with every problem named and
+/// nothing changed, when the packages ship more of an item than was ordered or an item that is
+/// not on the order ([`domain::packages::problems`]).
+pub async fn ship_packages(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+    packages: &[domain::packages::Package],
+    date: NaiveDate,
+) -> Result<Uuid, StoreError> {
+    let (id, _) = locked(conn, shop_id, amazon_order_id).await?;
+    let ordered: Vec<(String, u32)> = crate::shipments::lines(conn, id)
+        .await?
+        .into_iter()
+        .map(|(item, q)| (item, q.max(0) as u32))
+        .collect();
+    let problems = domain::packages::problems(packages, &ordered);
+    if !problems.is_empty() {
+        return Err(StoreError::Conflict(format!(
+            "the packages of order {amazon_order_id} do not fit the order: {}",
+            problems.join("; ")
+        )));
+    }
+    let tracking: Vec<String> = packages.iter().map(|p| p.tracking_number.clone()).collect();
+    let id = ship(conn, shop_id, amazon_order_id, &tracking, date).await?;
+    crate::packages::record(conn, id, packages).await?;
+    Ok(id)
+}

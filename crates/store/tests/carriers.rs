@@ -6,9 +6,7 @@ use crypto::Keyring;
 use domain::{
     Marketplace,
     carrier::{AmazonCarrier, amazon_carrier},
-    shop::ShipmentStrategy,
 };
-use secrecy::SecretString;
 use sqlx::PgPool;
 use store::{
     carriers::{self, NewMapping},
