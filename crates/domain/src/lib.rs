@@ -13,6 +13,7 @@ pub mod order_id;
 pub mod schedule;
 pub mod shop;
 pub mod status;
+pub mod stock;
 pub mod tracking;
 pub mod window;
 
