@@ -5,4 +5,4 @@
 -- into quantities is `domain::stock::allocate`.
 ALTER TABLE external_products
     ADD COLUMN share_percent smallint CHECK (share_percent BETWEEN 1 AND 100),
-    ADD COLUMN safety_stock integer NOT NULL DEFAULT 0 CHECK (safety_stock >= 0);
+    ADD COLUMN safety_stock integer NOT NULL DEFAULT 0 CHECK (safety_stock BETWEEN 0 AND 1000000);
