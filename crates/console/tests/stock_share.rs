@@ -22,7 +22,8 @@ async fn share_and_safety_stock_are_shown_and_set(pool: PgPool) {
     store::inventory::map_sku(&mut conn, jp, "SKU-JP", p.id, None)
         .await
         .unwrap();
-    store::inventory::map_sku(&mut conn, au, "SKU-AU", p.id, None)
+    let other = shop(&pool, "other-jp", "JP", "Asia/Tokyo").await;
+    store::catalog::insert_product(&mut conn, other, "P001", "Not alice's")
         .await
         .unwrap();
     let srv = start(pool.clone(), "").await;
@@ -52,8 +53,40 @@ async fn share_and_safety_stock_are_shown_and_set(pool: PgPool) {
             .await
         };
 
+    // The AU shop maps the JP shop's product through the form; a shop the operator does not
+    // see cannot be chosen.
+    let map = async |c: &mut Client, product_shop: &str, csrf: &str| {
+        c.post(
+            "/external-products/map",
+            &[
+                ("csrf", csrf),
+                ("shop", "acme-au"),
+                ("sku", "SKU-AU"),
+                ("product", "P001"),
+                ("handling_days", ""),
+                ("product_shop", product_shop),
+            ],
+        )
+        .await
+    };
+    let r = map(&mut c, "other-jp", &csrf).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("other-jp"), "{}", r.body);
+    let r = map(&mut c, "acme-au", &csrf).await;
+    assert_eq!(r.status, 422, "acme-au has no P001");
+    assert_eq!(map(&mut c, "acme-jp", &csrf).await.status, 303);
+    let au_product: uuid::Uuid = sqlx::query_scalar(
+        "SELECT product_id FROM external_products WHERE shop_id = $1 AND sku = 'SKU-AU'",
+    )
+    .bind(au)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(au_product, p.id);
+
     let page = c.get("/external-products?shop=acme-jp").await.body;
     assert!(page.contains(r#"id="share-form""#), "{page}");
+    assert!(page.contains(r#"name="product_shop""#), "{page}");
     assert!(
         page.contains("配分率") && page.contains("安全在庫"),
         "{page}"

@@ -92,6 +92,16 @@ async fn render(
                     label { (sku) input name="sku" required; }
                     label { (product) input name="product" required; }
                     label { (days) input name="handling_days" inputmode="numeric"; }
+                    @if ctx.op.shops.len() > 1 {
+                        label {
+                            (t("商品のショップ（他ショップの在庫を共有する場合）", "Product's shop (to sell another shop's stock)"))
+                            select name="product_shop" {
+                                @for s in &ctx.op.shops {
+                                    option value=(s.code) selected[s.code == shop.code] { (s.code) }
+                                }
+                            }
+                        }
+                    }
                     button type="submit" id="map-submit" { (save) }
                 }
             }
@@ -259,6 +269,8 @@ pub struct MapForm {
     sku: String,
     product: String,
     handling_days: Option<String>,
+    /// The shop the product belongs to (one of the operator's shops); none: the form's shop.
+    product_shop: Option<String>,
 }
 
 pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError> {
@@ -275,8 +287,23 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         );
         return refused(&ctx, shop, msg).await;
     }
+    // Another shop's product only among the shops the operator sees.
+    let owner = match nz(&f.product_shop) {
+        None => shop,
+        Some(c) => match ctx.op.shop_by_code(c) {
+            Some(o) => o,
+            None => {
+                let msg = pick(
+                    &ctx,
+                    format!("ショップ「{c}」は選べません。"),
+                    format!("Shop {c:?} cannot be chosen."),
+                );
+                return refused(&ctx, shop, &msg).await;
+            }
+        },
+    };
     let mut tx = ctx.state.pool.begin().await?;
-    let product = match catalog::product_by_code(&mut tx, shop.id, code).await {
+    let product = match catalog::product_by_code(&mut tx, owner.id, code).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {
             let msg = pick(
@@ -289,8 +316,13 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         Err(err) => return Err(err.into()),
     };
     inventory::map_sku(&mut tx, shop.id, sku, product.id, days).await?;
+    let of_shop = if owner.id == shop.id {
+        String::new()
+    } else {
+        format!(" of shop {}", owner.code)
+    };
     let message = format!(
-        "operator {} mapped SKU {sku} to product {code}{}",
+        "operator {} mapped SKU {sku} to product {code}{of_shop}{}",
         ctx.op.username,
         days.map(|d| format!(" with {} handling day(s)", d.get()))
             .unwrap_or_default()
