@@ -195,6 +195,10 @@ pub fn router(state: AppState) -> Router {
             post(pages::external_products::unmap),
         )
         .route(
+            "/external-products/share",
+            post(pages::external_products::share),
+        )
+        .route(
             "/external-products/export",
             get(pages::external_products::export),
         )

@@ -6,6 +6,7 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use domain::inventory::HandlingDays;
+use domain::stock::{SafetyStock, SharePercent};
 use serde_json::json;
 
 use crate::config::Config;
@@ -57,6 +58,37 @@ pub enum ExternalProductCommand {
         /// Amazon's own value for a shop set with `ctl shop set --keep-amazon-handling-time true`).
         #[arg(long, allow_negative_numbers = true)]
         handling_days: Option<i64>,
+        /// The product belongs to this shop (default: the SKU's shop). Seller accounts of several
+        /// marketplaces may sell one stock; give each SKU a share with `share`.
+        #[arg(long)]
+        product_shop: Option<String>,
+    },
+    /// Give a SKU a share of its product's free stock (percent, 1-100) and a safety stock kept
+    /// back, for a product whose stock several shops sell; --clear: the whole free stock again.
+    /// Every SKU of the product, in every shop, is pushed by its next inventory-sync run.
+    Share {
+        /// Amazon seller SKU.
+        sku: String,
+        /// Share of free stock in percent, 1-100.
+        #[arg(allow_negative_numbers = true, required_unless_present = "clear")]
+        percent: Option<i64>,
+        /// No share: the SKU is sent the whole free stock (less its safety stock).
+        #[arg(long, conflicts_with = "percent")]
+        clear: bool,
+        /// Safety stock (安全在庫), units kept back from Amazon: when free stock reaches it, every
+        /// sharing shop shows 0. Unset: unchanged (0 for a SKU never given one).
+        #[arg(long, allow_negative_numbers = true)]
+        safety: Option<i64>,
+        /// Shop code.
+        #[arg(long)]
+        shop: String,
+    },
+    /// List a shop's mapped SKUs: product, free stock, share, safety stock, what the next push
+    /// sends, and the state of the last push.
+    List {
+        /// Shop code.
+        #[arg(long)]
+        shop: String,
     },
     /// Remove a SKU from the mapping table (its stock is no longer pushed).
     Unmap {
@@ -86,6 +118,16 @@ pub enum ExternalProductCommand {
 /// A handling time from the command line, refused with a clear message outside 0–30.
 pub fn handling_days(days: i64) -> anyhow::Result<HandlingDays> {
     HandlingDays::new(days).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))
+}
+
+/// A share from the command line, refused with a clear message outside 1–100 %.
+pub fn share_percent(percent: i64) -> anyhow::Result<SharePercent> {
+    SharePercent::new(percent).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))
+}
+
+/// A safety stock from the command line, refused with a clear message when negative or too large.
+pub fn safety_stock(units: i64) -> anyhow::Result<SafetyStock> {
+    SafetyStock::new(units).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))
 }
 
 /// A stock quantity from the command line: 0 or more, within range.
@@ -172,6 +214,7 @@ pub async fn run_external_product(
             product,
             shop,
             handling_days: days,
+            product_shop,
         } => {
             let days = days.map(handling_days).transpose()?;
             let sku = non_empty_sku(&sku)?;
@@ -181,9 +224,18 @@ pub async fn run_external_product(
                 .await
                 .with_context(|| format!("shop {shop:?}"))?
                 .shop;
-            let p = store::catalog::product_by_code(&mut tx, shop.id, &product)
+            let owner = match &product_shop {
+                Some(code) => {
+                    store::shops::get_by_code(&mut tx, code)
+                        .await
+                        .with_context(|| format!("product shop {code:?}"))?
+                        .shop
+                }
+                None => shop.clone(),
+            };
+            let p = store::catalog::product_by_code(&mut tx, owner.id, &product)
                 .await
-                .with_context(|| format!("product {product:?} of shop {}", shop.code.as_str()))?;
+                .with_context(|| format!("product {product:?} of shop {}", owner.code.as_str()))?;
             let m = store::inventory::map_sku(&mut tx, shop.id, sku, p.id, days).await?;
             tx.commit().await?;
             print_mapping(&m, &p.code, as_json);
@@ -228,8 +280,109 @@ pub async fn run_external_product(
             tx.commit().await?;
             print_mapping(&m, &m.product_id.to_string(), as_json);
         }
+        ExternalProductCommand::Share {
+            sku,
+            percent,
+            clear,
+            safety,
+            shop,
+        } => {
+            // Validate before connecting.
+            let share = if clear {
+                None
+            } else {
+                Some(share_percent(
+                    percent.context("give the share in percent (1-100) or --clear")?,
+                )?)
+            };
+            let safety = safety.map(safety_stock).transpose()?;
+            let pool = config.pool().await?;
+            let mut tx = pool.begin().await?;
+            let shop = store::shops::get_by_code(&mut tx, &shop)
+                .await
+                .with_context(|| format!("shop {shop:?}"))?
+                .shop;
+            let m = store::inventory::set_share(&mut tx, shop.id, &sku, share, safety)
+                .await
+                .with_context(|| format!("SKU {sku:?} of shop {}", shop.code.as_str()))?;
+            tx.commit().await?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({
+                        "sku": m.sku,
+                        "share_percent": m.share_percent,
+                        "safety_stock": m.safety_stock,
+                    })
+                );
+            } else {
+                println!(
+                    "{}: {}, safety stock {} (every SKU of the product is pushed by its next inventory-sync run)",
+                    m.sku,
+                    share_text(m.share_percent),
+                    m.safety_stock
+                );
+            }
+        }
+        ExternalProductCommand::List { shop } => {
+            let pool = config.pool().await?;
+            let mut conn = pool.acquire().await?;
+            let shop = store::shops::get_by_code(&mut conn, &shop)
+                .await
+                .with_context(|| format!("shop {shop:?}"))?
+                .shop;
+            let rows = store::read::external_products::list(&mut conn, shop.id).await?;
+            if as_json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "sku": r.sku,
+                            "product": r.product_code,
+                            "handling_days": r.handling_days,
+                            "free": r.free,
+                            "share_percent": r.share_percent,
+                            "safety_stock": r.safety_stock,
+                            "to_send": r.to_send,
+                            "push_state": r.push_state,
+                            "pushed_quantity": r.pushed_quantity,
+                        })
+                    })
+                    .collect();
+                println!("{}", json!(rows));
+            } else if rows.is_empty() {
+                println!("no SKU is mapped in shop {}", shop.code.as_str());
+            } else {
+                println!(
+                    "{:<24} {:<16} {:>6} {:>12} {:>7} {:>7} {:<10} {:>7}",
+                    "SKU", "product", "free", "share", "safety", "to send", "push", "pushed"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<24} {:<16} {:>6} {:>12} {:>7} {:>7} {:<10} {:>7}",
+                        r.sku,
+                        r.product_code,
+                        r.free,
+                        r.share_percent
+                            .map_or_else(|| "whole stock".to_owned(), |p| format!("{p} %")),
+                        r.safety_stock,
+                        r.to_send,
+                        r.push_state,
+                        r.pushed_quantity
+                            .map_or_else(|| "-".to_owned(), |q| q.to_string()),
+                    );
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn share_text(share: Option<i16>) -> String {
+    share.map_or_else(
+        || "no share (the whole free stock)".to_owned(),
+        |p| format!("share {p} % of free stock"),
+    )
 }
 
 fn non_empty_sku(sku: &str) -> anyhow::Result<&str> {
@@ -283,5 +436,15 @@ mod tests {
         assert!(on_hand(i64::from(i32::MAX) + 1).is_err());
         assert_eq!(delta(-5).unwrap(), -5);
         assert!(non_empty_sku("  ").is_err());
+        assert_eq!(share_percent(70).unwrap().get(), 70);
+        let e = share_percent(0).unwrap_err().to_string();
+        assert!(
+            e.contains("share 0") && e.contains("1 to 100") && e.contains("nothing was changed"),
+            "{e}"
+        );
+        assert!(share_percent(101).is_err());
+        assert_eq!(safety_stock(2).unwrap().get(), 2);
+        let e = safety_stock(-1).unwrap_err().to_string();
+        assert!(e.contains("safety stock -1") && e.contains("0 to"), "{e}");
     }
 }

@@ -15,6 +15,7 @@ pub mod packages;
 pub mod schedule;
 pub mod shop;
 pub mod status;
+pub mod stock;
 pub mod tracking;
 pub mod window;
 

@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::inventory::{HandlingDays, StockLevels};
+use domain::stock::{Allotment, SafetyStock, SharePercent};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -190,10 +191,17 @@ pub struct Mapping {
     pub pushed_quantity: Option<i32>,
     pub pushed_handling_days: Option<i16>,
     pub pushed_at: Option<DateTime<Utc>>,
+    /// Share of the product's free stock in percent (none: not shared, the whole free stock).
+    pub share_percent: Option<i16>,
+    /// Units kept back from Amazon (see [`domain::stock::allocate`]).
+    pub safety_stock: i32,
 }
 
 /// Maps an Amazon seller SKU to a product. Remapping a SKU to another product resets its push
-/// state (it is pushed by the next run whatever the new product's change sequence).
+/// state (it is pushed by the next run whatever the new product's change sequence) and its
+/// share and safety stock (they were set for the old product, whose other sharing SKUs are made
+/// due for a push again). The product may be another shop's: Japan, Australia and Singapore are
+/// separate seller accounts that may sell one stock (see [`set_share`]).
 /// `handling_days`: `Some` sets it, `None` keeps the current value.
 pub async fn map_sku(
     conn: &mut PgConnection,
@@ -203,6 +211,19 @@ pub async fn map_sku(
     handling_days: Option<HandlingDays>,
 ) -> Result<Mapping, StoreError> {
     let days = handling_days.map(|d| i16::from(d.get()));
+    let before = sqlx::query!(
+        "SELECT product_id, share_percent FROM external_products WHERE shop_id = $1 AND sku = $2 FOR UPDATE",
+        shop_id,
+        sku
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(b) = before
+        && b.product_id != product_id
+        && b.share_percent.is_some()
+    {
+        bump_product(conn, b.product_id).await?;
+    }
     Ok(sqlx::query_as!(
         Mapping,
         r#"INSERT INTO external_products (id, shop_id, sku, product_id, handling_days, handling_days_changed_at)
@@ -215,9 +236,13 @@ pub async fn map_sku(
                   push_state = CASE WHEN external_products.product_id <> EXCLUDED.product_id
                       THEN 'never' ELSE external_products.push_state END,
                   pushed_change_seq = CASE WHEN external_products.product_id <> EXCLUDED.product_id
-                      THEN NULL ELSE external_products.pushed_change_seq END
+                      THEN NULL ELSE external_products.pushed_change_seq END,
+                  share_percent = CASE WHEN external_products.product_id <> EXCLUDED.product_id
+                      THEN NULL ELSE external_products.share_percent END,
+                  safety_stock = CASE WHEN external_products.product_id <> EXCLUDED.product_id
+                      THEN 0 ELSE external_products.safety_stock END
            RETURNING id, sku, product_id, handling_days, push_state, push_error, pushed_quantity,
-                     pushed_handling_days, pushed_at"#,
+                     pushed_handling_days, pushed_at, share_percent, safety_stock"#,
         Uuid::now_v7(),
         shop_id,
         sku,
@@ -228,21 +253,101 @@ pub async fn map_sku(
     .await?)
 }
 
-/// Removes a SKU from the mapping table. Returns whether it was mapped.
+/// Removes a SKU from the mapping table. Returns whether it was mapped. Removing a SKU that
+/// held a share of its product's stock makes the product's other SKUs due for a push (their
+/// shares may be scaled differently now).
 pub async fn unmap_sku(
     conn: &mut PgConnection,
     shop_id: Uuid,
     sku: &str,
 ) -> Result<bool, StoreError> {
-    let n = sqlx::query!(
-        "DELETE FROM external_products WHERE shop_id = $1 AND sku = $2",
+    let gone = sqlx::query!(
+        "DELETE FROM external_products WHERE shop_id = $1 AND sku = $2 RETURNING product_id, share_percent",
         shop_id,
         sku
     )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match gone {
+        Some(g) => {
+            if g.share_percent.is_some() {
+                bump_product(conn, g.product_id).await?;
+            }
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Makes every SKU mapped to the product (in every shop) due for a push: what each is sent
+/// depends on its siblings' shares and safety stock, so a change of one is a change for all.
+/// Bumps the product's `stock.change_seq`, as a stock change would.
+async fn bump_product(conn: &mut PgConnection, product_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE stock SET change_seq = nextval('stock_change_seq'), changed_at = now() WHERE product_id = $1",
+        product_id
+    )
     .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets a mapped SKU's share of its product's free stock (`None`: not shared, the whole free
+/// stock, the seed's behaviour) and, when `safety` is given, its safety stock (units kept back).
+/// Every SKU mapped to the same product, in any shop, is made due for a push: the quantities are
+/// recomputed together by [`domain::stock::allocate`].
+pub async fn set_share(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    sku: &str,
+    share: Option<SharePercent>,
+    safety: Option<SafetyStock>,
+) -> Result<Mapping, StoreError> {
+    let share = share.map(|s| i16::from(s.get()));
+    let safety = safety.map(SafetyStock::get);
+    let m = sqlx::query_as!(
+        Mapping,
+        r#"UPDATE external_products SET share_percent = $3, safety_stock = COALESCE($4, safety_stock)
+           WHERE shop_id = $1 AND sku = $2
+           RETURNING id, sku, product_id, handling_days, push_state, push_error, pushed_quantity,
+                     pushed_handling_days, pushed_at, share_percent, safety_stock"#,
+        shop_id,
+        sku,
+        share,
+        safety
+    )
+    .fetch_optional(&mut *conn)
     .await?
-    .rows_affected();
-    Ok(n > 0)
+    .found("external product (SKU)", sku)?;
+    bump_product(conn, m.product_id).await?;
+    Ok(m)
+}
+
+/// The quantity to send for one mapping: [`domain::stock::allocate`] over the mapping and the
+/// other SKUs holding a share of the same product (`sibling_shares`/`sibling_safety`, in any
+/// shop). Values come from columns whose CHECKs match the domain's ranges.
+pub(crate) fn allotted(
+    free: i64,
+    share: Option<i16>,
+    safety: i32,
+    sibling_shares: &[i16],
+    sibling_safety: &[i32],
+) -> i32 {
+    let allotment = |share: Option<i16>, safety: i32| Allotment {
+        share: share.and_then(|s| SharePercent::new(i64::from(s)).ok()),
+        safety: SafetyStock::new(i64::from(safety))
+            .unwrap_or(SafetyStock::new(i64::from(SafetyStock::MAX)).unwrap_or_default()),
+    };
+    let mut all = Vec::with_capacity(1 + sibling_shares.len());
+    all.push(allotment(share, safety));
+    all.extend(
+        sibling_shares
+            .iter()
+            .zip(sibling_safety)
+            .map(|(s, k)| allotment(Some(*s), *k)),
+    );
+    let q = domain::stock::allocate(free, &all);
+    i32::try_from(q[0]).unwrap_or(i32::MAX)
 }
 
 /// Sets (or with `None` clears) the handling time of a mapped SKU. Clearing it stops sending
@@ -259,7 +364,7 @@ pub async fn set_handling_days(
         r#"UPDATE external_products SET handling_days = $3, handling_days_changed_at = now()
            WHERE shop_id = $1 AND sku = $2
            RETURNING id, sku, product_id, handling_days, push_state, push_error, pushed_quantity,
-                     pushed_handling_days, pushed_at"#,
+                     pushed_handling_days, pushed_at, share_percent, safety_stock"#,
         shop_id,
         sku,
         days
@@ -278,7 +383,7 @@ pub async fn mapping(
     sqlx::query_as!(
         Mapping,
         r#"SELECT id, sku, product_id, handling_days, push_state, push_error, pushed_quantity,
-                  pushed_handling_days, pushed_at
+                  pushed_handling_days, pushed_at, share_percent, safety_stock
            FROM external_products WHERE shop_id = $1 AND sku = $2"#,
         shop_id,
         sku
@@ -304,7 +409,8 @@ pub enum Reason {
 pub struct Target {
     pub external_product_id: Uuid,
     pub sku: String,
-    /// Free stock, never negative.
+    /// What to send: free stock, never negative, or the SKU's part of it when it holds a share
+    /// ([`domain::stock::allocate`] over the SKUs of the product in every shop).
     pub quantity: i32,
     pub handling_days: Option<i16>,
     /// `stock.change_seq` read with the quantity (0 when the product has no stock row).
@@ -321,7 +427,16 @@ pub async fn targets(
     full: bool,
 ) -> Result<Vec<Target>, StoreError> {
     let rows = sqlx::query!(
-        r#"SELECT e.id, e.sku, GREATEST(COALESCE(s.free, 0), 0) AS "quantity!", e.handling_days,
+        r#"SELECT e.id, e.sku, COALESCE(s.free, 0) AS "free!", e.handling_days,
+                  e.share_percent, e.safety_stock,
+                  CASE WHEN e.share_percent IS NULL THEN '{}'::smallint[] ELSE ARRAY(
+                      SELECT o.share_percent FROM external_products o
+                      WHERE o.product_id = e.product_id AND o.id <> e.id AND o.share_percent IS NOT NULL
+                      ORDER BY o.id) END AS "sibling_shares!: Vec<i16>",
+                  CASE WHEN e.share_percent IS NULL THEN '{}'::integer[] ELSE ARRAY(
+                      SELECT o.safety_stock FROM external_products o
+                      WHERE o.product_id = e.product_id AND o.id <> e.id AND o.share_percent IS NOT NULL
+                      ORDER BY o.id) END AS "sibling_safety!: Vec<i32>",
                   COALESCE(s.change_seq, 0) AS "change_seq!",
                   CASE WHEN e.push_state = 'never' OR e.pushed_change_seq IS NULL THEN 'never'
                        WHEN e.push_state = 'failed' THEN 'failed'
@@ -344,7 +459,13 @@ pub async fn targets(
         .map(|r| Target {
             external_product_id: r.id,
             sku: r.sku,
-            quantity: r.quantity,
+            quantity: allotted(
+                i64::from(r.free),
+                r.share_percent,
+                r.safety_stock,
+                &r.sibling_shares,
+                &r.sibling_safety,
+            ),
             handling_days: r.handling_days,
             change_seq: r.change_seq,
             reason: match r.reason.as_str() {

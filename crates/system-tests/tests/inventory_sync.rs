@@ -635,3 +635,210 @@ async fn operator_changes_are_recorded_and_validated(pool: PgPool) {
         .await;
     assert!(bad.is_err());
 }
+
+/// Issue 21 item 3: Japan and Australia are separate seller accounts (one simulator each) whose
+/// SKUs map one product. JP holds 70 %, AU 30 %, safety stock 2; with free stock 10 Amazon shows
+/// JP 5 and AU 2, and over a generated sequence of stock changes (order reservations,
+/// cancellations, counts) pushed through RabbitMQ the two never show more than free − 2
+/// together. Setting a share makes both SKUs due again.
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_shops_share_one_product_jp_70_au_30_safety_2(pool: PgPool) {
+    use domain::stock::{SafetyStock, SharePercent};
+    use proptest::strategy::{Strategy, ValueTree};
+
+    let jp = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    // The Australian account: its own seller account, its own Amazon (simulator).
+    let au_sim = spapi_sim::spawn(spapi_sim::SimConfig {
+        unlimited: true,
+        feed_processing: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let mut conn = pool.acquire().await.unwrap();
+    let au_shop = store::shops::insert(
+        &mut conn,
+        &jp.keys,
+        &store::shops::NewShop {
+            marketplaces: vec![Marketplace::Australia],
+            time_zone: chrono_tz::Australia::Sydney,
+            ..store::shops::NewShop::japan_at(
+                "acme-au".parse().unwrap(),
+                "Acme Australia",
+                spapi_sim::DEFAULT_SELLER_ID,
+                &au_sim.base_url(),
+            )
+        },
+    )
+    .await
+    .unwrap()
+    .shop;
+    let au = inventory_fixture::Fixture {
+        pool: pool.clone(),
+        keys: jp.keys.clone(),
+        sim: au_sim,
+        shop: au_shop,
+    };
+
+    // One product of the JP shop, free stock 10, mapped by both shops.
+    let p = store::catalog::insert_product(&mut conn, jp.shop.id, "P1", "Matcha")
+        .await
+        .unwrap();
+    inventory::set_on_hand(&mut conn, jp.shop.id, p.id, 10, Some("count"))
+        .await
+        .unwrap();
+    inventory::map_sku(&mut conn, jp.shop.id, "SKU-JP", p.id, None)
+        .await
+        .unwrap();
+    inventory::map_sku(&mut conn, au.shop.id, "SKU-AU", p.id, None)
+        .await
+        .unwrap();
+    jp.sim
+        .sim()
+        .put_listing("SKU-JP", 0, Some(AMAZON_LEAD_TIME));
+    au.sim
+        .sim()
+        .put_listing("SKU-AU", 0, Some(AMAZON_LEAD_TIME));
+
+    // inventory-sync behind RabbitMQ.
+    let prefix = format!("share{}.", Uuid::now_v7().simple());
+    let topology = bus::Topology::new(prefix.clone(), 5);
+    let amqp = bus::connect(&inventory_fixture::amqp_url(), "inventory-share-test")
+        .await
+        .unwrap();
+    let setup = amqp.create_channel().await.unwrap();
+    let config = runtime::Config {
+        database_url: inventory_fixture::database_url(&pool),
+        amqp_url: inventory_fixture::amqp_url(),
+        bus_prefix: prefix.clone(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        prefetch: 1,
+        pool_size: 4,
+        spapi_rate_scale: 1000.0,
+    };
+    let cancel = CancellationToken::new();
+    let server = tokio::spawn(runtime::serve(
+        inventory_sync::SERVICE,
+        &[],
+        config,
+        jp.keys.clone(),
+        cancel.clone(),
+        |ctx| inventory_sync::Service::from_ctx(ctx).unwrap(),
+    ));
+
+    let result = async {
+        // Both shops run (differential) and Amazon applies the feeds; returns what each
+        // Amazon shows and how many SKUs each run sent.
+        let push = async || -> ((u32, u32), (i64, i64)) {
+            let run_jp = trigger(&pool, &topology, jp.shop.id, false).await;
+            let run_au = trigger(&pool, &topology, au.shop.id, false).await;
+            let sent = |subs: Vec<(Uuid, Vec<String>, i64)>| subs.iter().map(|s| s.2).sum::<i64>();
+            let sent = (
+                sent(jp.submissions(run_jp).await),
+                sent(au.submissions(run_au).await),
+            );
+            jp.apply_results(run_jp).await;
+            au.apply_results(run_au).await;
+            let q = |f: &inventory_fixture::Fixture, sku: &str| {
+                f.sim.sim().listing(sku).unwrap().quantity.unwrap()
+            };
+            ((q(&jp, "SKU-JP"), q(&au, "SKU-AU")), sent)
+        };
+
+        // No share set: today's behaviour, each account is sent the whole free stock.
+        assert_eq!(push().await, ((10, 10), (1, 1)));
+
+        // JP 70 %, AU 30 %, safety stock 2: both SKUs due again, Amazon shows 5 and 2.
+        inventory::set_share(
+            &mut conn,
+            jp.shop.id,
+            "SKU-JP",
+            SharePercent::new(70).ok(),
+            SafetyStock::new(2).ok(),
+        )
+        .await
+        .unwrap();
+        inventory::set_share(
+            &mut conn,
+            au.shop.id,
+            "SKU-AU",
+            SharePercent::new(30).ok(),
+            SafetyStock::new(2).ok(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(push().await, ((5, 2), (1, 1)), "JP sent 5, AU sent 2");
+        // Nothing changed: nothing sent, Amazon unchanged.
+        assert_eq!(push().await, ((5, 2), (0, 0)));
+
+        // A generated sequence of stock changes: never more than free − 2 together.
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let changes = proptest::collection::vec((0u8..3, 1i32..6), 6)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let mut reserved = 0;
+        for (kind, n) in changes {
+            match kind {
+                // An order imported in either shop reserves the shared stock.
+                0 => {
+                    let n =
+                        n.min(store::catalog::stock(&mut conn, p.id).await.unwrap().free() as i32);
+                    if n > 0 {
+                        store::catalog::reserve(&mut conn, jp.shop.id, p.id, n, "order")
+                            .await
+                            .unwrap();
+                        reserved += n;
+                    }
+                }
+                // A cancellation releases it.
+                1 if reserved > 0 => {
+                    store::catalog::release(&mut conn, jp.shop.id, p.id, reserved, "canceled")
+                        .await
+                        .unwrap();
+                    reserved = 0;
+                }
+                // A stock count.
+                _ => {
+                    inventory::set_on_hand(
+                        &mut conn,
+                        jp.shop.id,
+                        p.id,
+                        reserved + 2 * n,
+                        Some("count"),
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+            let free = store::catalog::stock(&mut conn, p.id).await.unwrap().free();
+            let ((q_jp, q_au), _) = push().await;
+            let available = (free - 2).max(0);
+            assert!(
+                i64::from(q_jp + q_au) <= available,
+                "free {free}: JP {q_jp} + AU {q_au}"
+            );
+            assert_eq!(
+                (i64::from(q_jp), i64::from(q_au)),
+                (available * 70 / 100, available * 30 / 100),
+                "free {free}"
+            );
+        }
+
+        // Free stock 10 again: 5 and 2.
+        inventory::set_on_hand(&mut conn, jp.shop.id, p.id, reserved + 10, Some("count"))
+            .await
+            .unwrap();
+        assert_eq!(push().await.0, (5, 2));
+    }
+    .await;
+
+    cancel.cancel();
+    let _ = server.await;
+    let _ = topology
+        .delete_service(&setup, inventory_sync::SERVICE)
+        .await;
+    let _ = topology.delete_exchanges(&setup).await;
+    let _ = bus::close(&amqp).await;
+    result
+}

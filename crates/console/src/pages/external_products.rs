@@ -1,5 +1,7 @@
-//! 外部商品 > 対応表: a shop's Amazon SKUs mapped to our products, with 出荷作業日数, free stock and
-//! the last push; map, set or clear handling days, unmap; the mapping as CSV (UTF-8 or
+//! 外部商品 > 対応表: a shop's Amazon SKUs mapped to our products, with 出荷作業日数, free stock,
+//! share of free stock and safety stock (在庫配分, for a product several shops sell), what the
+//! next push sends, and the last push; map, set or clear handling days, set or clear a share,
+//! unmap; the mapping as CSV (UTF-8 or
 //! Shift_JIS), exported and imported (every line checked; nothing saved when one is bad). Each
 //! change is written to the API log with the operator's name.
 
@@ -10,6 +12,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use domain::inventory::HandlingDays;
+use domain::stock::{SafetyStock, SharePercent};
 use maud::{Markup, html};
 use serde::Deserialize;
 use store::{StoreError, catalog, inventory, read::external_products};
@@ -46,6 +49,10 @@ fn done_text(ctx: &Ctx, what: &str) -> String {
         "mapped" => t("対応表に登録しました。", "Mapped."),
         "handling" => t("出荷作業日数を変更しました。", "Handling days changed."),
         "unmapped" => t("対応表から外しました。", "Unmapped."),
+        "share" => t(
+            "在庫配分を変更しました。この商品のSKUは全ショップで次回の在庫連携で送信されます。",
+            "Stock share changed. Every SKU of the product, in every shop, is pushed by its next inventory sync.",
+        ),
         n => match ctx.lang {
             crate::i18n::Lang::Ja => format!("CSVから{n}件を取り込みました。"),
             crate::i18n::Lang::En => format!("Imported {n} mapping(s) from the CSV file."),
@@ -85,6 +92,16 @@ async fn render(
                     label { (sku) input name="sku" required; }
                     label { (product) input name="product" required; }
                     label { (days) input name="handling_days" inputmode="numeric"; }
+                    @if ctx.op.shops.len() > 1 {
+                        label {
+                            (t("商品のショップ（他ショップの在庫を共有する場合）", "Product's shop (to sell another shop's stock)"))
+                            select name="product_shop" {
+                                @for s in &ctx.op.shops {
+                                    option value=(s.code) selected[s.code == shop.code] { (s.code) }
+                                }
+                            }
+                        }
+                    }
                     button type="submit" id="map-submit" { (save) }
                 }
             }
@@ -100,6 +117,28 @@ async fn render(
                     (t(
                         "空欄で保存すると未設定になり、次回の在庫連携でAmazonの出荷作業日数がデフォルトに戻ります（ショップ設定でAmazonの値を保持する場合を除く）。",
                         "Saved empty, none is set: the next inventory sync sets Amazon's handling time back to its default (unless the shop keeps Amazon's value).",
+                    ))
+                }
+            }
+            section class="card" {
+                h3 { (t("在庫配分（複数ショップで同じ商品を販売）", "Stock share (one product sold by several shops)")) }
+                form method="post" action={ (PATH) "/share" } id="share-form" {
+                    (hidden)
+                    label { (sku) input name="sku" required; }
+                    label {
+                        (t("配分率 %（1〜100、空欄は配分なし）", "Share % (1-100, empty: no share)"))
+                        input name="share_percent" inputmode="numeric";
+                    }
+                    label {
+                        (t("安全在庫（0以上）", "Safety stock (0 or more)"))
+                        input name="safety_stock" inputmode="numeric" value="0";
+                    }
+                    button type="submit" id="share-submit" { (save) }
+                }
+                p class="hint" {
+                    (t(
+                        "配分率を設定したSKUには（フリー在庫数 − 安全在庫）× 配分率を切り捨てて送信します。配分率の合計が100%を超えると比例して縮小し、全ショップの合計がフリー在庫数を超えることはありません。フリー在庫数が安全在庫以下になると全ショップ0になります。空欄は従来どおりフリー在庫数をすべて送信します。",
+                        "A SKU with a share is sent (free stock − safety stock) × share, rounded down. Shares summing over 100 % are scaled down, so all shops together are never sent more than the free stock; at or below the safety stock every shop shows 0. Empty: the whole free stock, as before.",
                     ))
                 }
             }
@@ -141,6 +180,11 @@ async fn render(
                 td { (r.product_name) }
                 td class="num" { (opt(r.handling_days)) }
                 td class="num" { (r.free) }
+                td class="num share" {
+                    @if let Some(p) = r.share_percent { (p) " %" } @else { "—" }
+                }
+                td class="num safety" { (r.safety_stock) }
+                td class="num to-send" { (r.to_send) }
                 td {
                     (badge(&r.push_state, &r.push_state))
                     (div_msg(r.push_error.as_deref()))
@@ -169,6 +213,9 @@ async fn render(
                 Col::text(t("商品名", "Product")),
                 Col::num(t("出荷作業日数", "Handling days")),
                 Col::num(t("フリー在庫数", "Free stock")),
+                Col::num(t("配分率", "Share")),
+                Col::num(t("安全在庫", "Safety stock")),
+                Col::num(t("送信数量", "To send")),
                 Col::text(t("在庫連携", "Last push")),
                 Col::num(t("連携数量", "Pushed quantity")),
                 Col::text(t("連携日時", "Pushed at")),
@@ -222,6 +269,8 @@ pub struct MapForm {
     sku: String,
     product: String,
     handling_days: Option<String>,
+    /// The shop the product belongs to (one of the operator's shops); none: the form's shop.
+    product_shop: Option<String>,
 }
 
 pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError> {
@@ -238,8 +287,23 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         );
         return refused(&ctx, shop, msg).await;
     }
+    // Another shop's product only among the shops the operator sees.
+    let owner = match nz(&f.product_shop) {
+        None => shop,
+        Some(c) => match ctx.op.shop_by_code(c) {
+            Some(o) => o,
+            None => {
+                let msg = pick(
+                    &ctx,
+                    format!("ショップ「{c}」は選べません。"),
+                    format!("Shop {c:?} cannot be chosen."),
+                );
+                return refused(&ctx, shop, &msg).await;
+            }
+        },
+    };
     let mut tx = ctx.state.pool.begin().await?;
-    let product = match catalog::product_by_code(&mut tx, shop.id, code).await {
+    let product = match catalog::product_by_code(&mut tx, owner.id, code).await {
         Ok(p) => p,
         Err(StoreError::NotFound { .. }) => {
             let msg = pick(
@@ -252,8 +316,13 @@ pub async fn map(ctx: Ctx, Form(f): Form<MapForm>) -> Result<Response, AppError>
         Err(err) => return Err(err.into()),
     };
     inventory::map_sku(&mut tx, shop.id, sku, product.id, days).await?;
+    let of_shop = if owner.id == shop.id {
+        String::new()
+    } else {
+        format!(" of shop {}", owner.code)
+    };
     let message = format!(
-        "operator {} mapped SKU {sku} to product {code}{}",
+        "operator {} mapped SKU {sku} to product {code}{of_shop}{}",
         ctx.op.username,
         days.map(|d| format!(" with {} handling day(s)", d.get()))
             .unwrap_or_default()
@@ -305,6 +374,87 @@ pub async fn handling(ctx: Ctx, Form(f): Form<HandlingForm>) -> Result<Response,
     ctx.commit_change(tx, shop.id, Some(sku), "handling_days_changed", &message)
         .await?;
     Ok(done(shop, "handling"))
+}
+
+/// A share from a form field: empty is none; otherwise 1–100.
+fn share_percent(ctx: &Ctx, v: Option<&str>) -> Result<Option<SharePercent>, String> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        pick(
+            ctx,
+            format!("配分率「{v}」は1〜100の整数で入力してください（空欄は配分なし）。"),
+            format!("Share {v:?}: enter a whole number from 1 to 100 (empty: no share)."),
+        )
+    };
+    let n: i64 = v.parse().map_err(|_| bad())?;
+    SharePercent::new(n).map(Some).map_err(|_| bad())
+}
+
+/// A safety stock from a form field: empty is 0; otherwise 0 to 1,000,000.
+fn safety_stock(ctx: &Ctx, v: Option<&str>) -> Result<SafetyStock, String> {
+    let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(SafetyStock::default());
+    };
+    let bad = || {
+        pick(
+            ctx,
+            format!("安全在庫「{v}」は0〜1000000の整数で入力してください。"),
+            format!("Safety stock {v:?}: enter a whole number from 0 to 1000000."),
+        )
+    };
+    let n: i64 = v.parse().map_err(|_| bad())?;
+    SafetyStock::new(n).map_err(|_| bad())
+}
+
+#[derive(Deserialize)]
+pub struct ShareForm {
+    #[serde(flatten)]
+    form: ShopForm,
+    sku: String,
+    share_percent: Option<String>,
+    safety_stock: Option<String>,
+}
+
+pub async fn share(ctx: Ctx, Form(f): Form<ShareForm>) -> Result<Response, AppError> {
+    let shop = ctx.posted_shop(&f.form)?;
+    let sku = f.sku.trim();
+    let checked = share_percent(&ctx, f.share_percent.as_deref())
+        .and_then(|p| Ok((p, safety_stock(&ctx, f.safety_stock.as_deref())?)));
+    let (percent, safety) = match checked {
+        Ok(v) => v,
+        Err(msg) => return refused(&ctx, shop, &msg).await,
+    };
+    let mut tx = ctx.state.pool.begin().await?;
+    match inventory::set_share(&mut tx, shop.id, sku, percent, Some(safety)).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound { .. }) => {
+            let msg = pick(
+                &ctx,
+                format!("SKU「{sku}」は対応表にありません。先に品番と紐付けてください。"),
+                format!("SKU {sku:?} is not mapped: map it to a product first."),
+            );
+            return refused(&ctx, shop, &msg).await;
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let message = match percent {
+        Some(p) => format!(
+            "operator {} set the stock share of SKU {sku} to {} % with safety stock {}",
+            ctx.op.username,
+            p.get(),
+            safety.get()
+        ),
+        None => format!(
+            "operator {} cleared the stock share of SKU {sku} (safety stock {})",
+            ctx.op.username,
+            safety.get()
+        ),
+    };
+    ctx.commit_change(tx, shop.id, Some(sku), "stock_share_changed", &message)
+        .await?;
+    Ok(done(shop, "share"))
 }
 
 #[derive(Deserialize)]

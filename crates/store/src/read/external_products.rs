@@ -1,5 +1,5 @@
-//! 外部商品 > 対応表: a shop's mapped SKUs with their product, handling days, free stock and the
-//! state of their last push; and the mapping as CSV rows (sku, product code, handling days).
+//! 外部商品 > 対応表: a shop's mapped SKUs with their product, handling days, free stock, share
+//! and safety stock, what the next push sends, and the state of their last push; and the mapping as CSV rows (sku, product code, handling days).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -22,6 +22,12 @@ pub struct ExternalProduct {
     pub push_error: Option<String>,
     pub pushed_quantity: Option<i32>,
     pub pushed_at: Option<DateTime<Utc>>,
+    /// Share of the product's free stock in percent (none: not shared, the whole free stock).
+    pub share_percent: Option<i16>,
+    /// 安全在庫: units kept back from Amazon.
+    pub safety_stock: i32,
+    /// What the next push sends with today's stock ([`domain::stock::allocate`]).
+    pub to_send: i32,
 }
 
 /// The shop's mapped SKUs, by SKU.
@@ -29,11 +35,18 @@ pub async fn list(
     conn: &mut PgConnection,
     shop_id: Uuid,
 ) -> Result<Vec<ExternalProduct>, StoreError> {
-    Ok(sqlx::query_as!(
-        ExternalProduct,
+    let rows = sqlx::query!(
         r#"SELECT e.sku, p.code AS product_code, p.name AS product_name, e.handling_days,
-                  GREATEST(COALESCE(s.free, 0), 0)::bigint AS "free!", e.push_state, e.push_error,
-                  e.pushed_quantity, e.pushed_at
+                  COALESCE(s.free, 0) AS "free!", e.push_state, e.push_error,
+                  e.pushed_quantity, e.pushed_at, e.share_percent, e.safety_stock,
+                  CASE WHEN e.share_percent IS NULL THEN '{}'::smallint[] ELSE ARRAY(
+                      SELECT o.share_percent FROM external_products o
+                      WHERE o.product_id = e.product_id AND o.id <> e.id AND o.share_percent IS NOT NULL
+                      ORDER BY o.id) END AS "sibling_shares!: Vec<i16>",
+                  CASE WHEN e.share_percent IS NULL THEN '{}'::integer[] ELSE ARRAY(
+                      SELECT o.safety_stock FROM external_products o
+                      WHERE o.product_id = e.product_id AND o.id <> e.id AND o.share_percent IS NOT NULL
+                      ORDER BY o.id) END AS "sibling_safety!: Vec<i32>"
            FROM external_products e
            JOIN products p ON p.id = e.product_id
            LEFT JOIN stock s ON s.product_id = p.id
@@ -42,5 +55,28 @@ pub async fn list(
         shop_id
     )
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ExternalProduct {
+            to_send: crate::inventory::allotted(
+                i64::from(r.free),
+                r.share_percent,
+                r.safety_stock,
+                &r.sibling_shares,
+                &r.sibling_safety,
+            ),
+            sku: r.sku,
+            product_code: r.product_code,
+            product_name: r.product_name,
+            handling_days: r.handling_days,
+            free: i64::from(r.free.max(0)),
+            push_state: r.push_state,
+            push_error: r.push_error,
+            pushed_quantity: r.pushed_quantity,
+            pushed_at: r.pushed_at,
+            share_percent: r.share_percent,
+            safety_stock: r.safety_stock,
+        })
+        .collect())
 }
