@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acknowledgement_feed;
 mod auth;
 pub mod client;
 pub mod config;

@@ -200,3 +200,51 @@ fn listings_feed_validates_against_amazons_json_schema() {
         "PATCH must not carry attributes"
     );
 }
+
+/// Issue 21 item 1: the buyer-cancellation acknowledgement validates against the project's
+/// subset of OrderAcknowledgement.xsd, and the schema refuses what the builder refuses.
+#[test]
+fn cancellation_feed_validates_against_the_acknowledgement_subset_xsd() {
+    use spapi::acknowledgement_feed::{BuyerCancellation, build_cancellation_feed};
+    let feed = build_cancellation_feed(
+        "A1SIMSELLER0001",
+        [
+            (
+                1,
+                BuyerCancellation {
+                    amazon_order_id: "503-1234567-1234567".into(),
+                    order_item_ids: vec!["11111111111111".into(), "22222222222222".into()],
+                },
+            ),
+            (
+                2,
+                BuyerCancellation {
+                    amazon_order_id: "503-1234567-123456".into(),
+                    order_item_ids: vec!["1111".into()],
+                },
+            ),
+        ],
+    );
+    assert_eq!(feed.messages.len(), 1);
+    assert_eq!(feed.rejected[0].key, 2);
+    assert_eq!(feed.rejected[0].problems.len(), 2, "{:?}", feed.rejected);
+    let xml = feed.xml.expect("one valid message");
+    assert_eq!(
+        xml.matches("<CancelReason>BuyerCanceled</CancelReason>")
+            .count(),
+        2
+    );
+    let xsd = format!("{MODELS}/xsd/OrderAcknowledgementSubset.xsd");
+    let (ok, stderr) = xmllint(&xsd, &xml);
+    assert!(ok, "{stderr}\n{xml}");
+    for broken in [
+        xml.replace(
+            "<StatusCode>Failure</StatusCode>",
+            "<StatusCode>Cancel</StatusCode>",
+        ),
+        xml.replace("BuyerCanceled", "BuyerCancelled"),
+        xml.replace("11111111111111", "1111"),
+    ] {
+        assert!(!xmllint(&xsd, &broken).0, "accepted: {broken}");
+    }
+}

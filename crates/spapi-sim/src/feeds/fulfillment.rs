@@ -259,19 +259,24 @@ fn read_message(msg: &Element, message_id: &str) -> Result<(String, Shipment), M
 }
 
 /// Processes a POST_ORDER_FULFILLMENT_DATA document for `seller_id`.
-pub(crate) fn process(st: &mut State, seller_id: &str, feed_id: &str, input: &[u8]) -> Outcome {
-    let mut out = Outcome::default();
-    let whole = |code: u32, en: String, ja: String| Outcome {
+/// A document refused whole: one error result for message 0.
+fn whole(code: u32, en: String, ja: String) -> Outcome {
+    Outcome {
         processed: 0,
         successful: 0,
         with_error: 1,
         with_warning: 0,
         results: vec![fail("0", code, en, ja, None)],
-    };
-    let root = match xml::decode(input).and_then(|t| xml::parse(&t)) {
-        Ok(r) => r,
-        Err(e) => {
-            return whole(
+    }
+}
+
+/// The root of a feed document of `message_type` with at least one `Message`, or the outcome of
+/// a document refused whole (not XML, no envelope or header, another message type, no message).
+pub(crate) fn envelope(input: &[u8], message_type: &str) -> Result<Element, Outcome> {
+    let root = xml::decode(input)
+        .and_then(|t| xml::parse(&t))
+        .map_err(|e| {
+            whole(
                 codes::XML_PARSE,
                 format!(
                     "XML Parsing Fatal Error at Line {}, Column {}: {}",
@@ -281,11 +286,10 @@ pub(crate) fn process(st: &mut State, seller_id: &str, feed_id: &str, input: &[u
                     "XML 解析エラー（{} 行 {} 列）: {}",
                     e.line, e.column, e.message
                 ),
-            );
-        }
-    };
+            )
+        })?;
     if root.name != "AmazonEnvelope" {
-        return whole(
+        return Err(whole(
             codes::SCHEMA,
             format!(
                 "The root element must be AmazonEnvelope, not {}.",
@@ -295,77 +299,106 @@ pub(crate) fn process(st: &mut State, seller_id: &str, feed_id: &str, input: &[u
                 "ルート要素は AmazonEnvelope である必要があります（{}）。",
                 root.name
             ),
-        );
+        ));
     }
     let header_ok = root.child("Header").is_some_and(|h| {
         h.text_of("DocumentVersion").is_some() && h.text_of("MerchantIdentifier").is_some()
     });
     if !header_ok {
-        return whole(
+        return Err(whole(
             codes::SCHEMA,
             "The Header element with DocumentVersion and MerchantIdentifier is required.".into(),
             "DocumentVersion と MerchantIdentifier を含む Header 要素が必要です。".into(),
-        );
+        ));
     }
-    match root.text_of("MessageType") {
-        Some("OrderFulfillment") => {}
-        other => {
-            return whole(
-                codes::SCHEMA,
-                format!(
-                    "MessageType must be OrderFulfillment for this feed type, not {}.",
-                    other.unwrap_or("(missing)")
-                ),
-                format!(
-                    "このフィードタイプの MessageType は OrderFulfillment である必要があります（{}）。",
-                    other.unwrap_or("なし")
-                ),
-            );
-        }
+    let found = root.text_of("MessageType");
+    if found != Some(message_type) {
+        return Err(whole(
+            codes::SCHEMA,
+            format!(
+                "MessageType must be {message_type} for this feed type, not {}.",
+                found.unwrap_or("(missing)")
+            ),
+            format!(
+                "このフィードタイプの MessageType は {message_type} である必要があります（{}）。",
+                found.unwrap_or("なし")
+            ),
+        ));
     }
-    let messages: Vec<&Element> = root.children_named("Message").collect();
-    if messages.is_empty() {
-        return whole(
+    if root.children_named("Message").next().is_none() {
+        return Err(whole(
             codes::SCHEMA,
             "The envelope contains no Message element.".into(),
             "Message 要素がありません。".into(),
-        );
+        ));
     }
+    Ok(root)
+}
+
+/// The `MessageID` of `msg` when it is 1 to 20 digits and not used before in the document.
+pub(crate) fn message_id(
+    msg: &Element,
+    seen: &mut HashSet<String>,
+) -> Result<String, MessageResult> {
+    let message_id = msg.text_of("MessageID").unwrap_or("").to_string();
+    if message_id.is_empty()
+        || message_id.len() > 20
+        || !message_id.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(fail(
+            if message_id.is_empty() {
+                "0"
+            } else {
+                &message_id
+            },
+            codes::SCHEMA,
+            "The message is invalid: MessageID must be 1 to 20 digits.".into(),
+            "メッセージが無効です: MessageID は 1〜20 桁の数字である必要があります。".into(),
+            None,
+        ));
+    }
+    if !seen.insert(message_id.clone()) {
+        return Err(fail(
+            &message_id,
+            codes::SCHEMA,
+            format!("The message is invalid: MessageID {message_id} is used more than once."),
+            format!("メッセージが無効です: MessageID {message_id} が重複しています。"),
+            None,
+        ));
+    }
+    Ok(message_id)
+}
+
+/// Counts one message's result into `out`.
+pub(crate) fn count(out: &mut Outcome, result: Result<Option<MessageResult>, MessageResult>) {
+    match result {
+        Ok(None) => out.successful += 1,
+        Ok(Some(warning)) => {
+            out.successful += 1;
+            out.with_warning += 1;
+            out.results.push(warning);
+        }
+        Err(e) => {
+            out.with_error += 1;
+            out.results.push(e);
+        }
+    }
+}
+
+pub(crate) fn process(st: &mut State, seller_id: &str, feed_id: &str, input: &[u8]) -> Outcome {
+    let mut out = Outcome::default();
+    let root = match envelope(input, "OrderFulfillment") {
+        Ok(root) => root,
+        Err(refused) => return refused,
+    };
+    let messages: Vec<&Element> = root.children_named("Message").collect();
     let now = st.now();
     let mut seen = HashSet::new();
     for msg in messages {
         out.processed += 1;
-        let message_id = msg.text_of("MessageID").unwrap_or("").to_string();
         #[allow(clippy::result_large_err)]
         let result = (|| -> Result<Option<MessageResult>, MessageResult> {
-            if message_id.is_empty()
-                || message_id.len() > 20
-                || !message_id.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(fail(
-                    if message_id.is_empty() {
-                        "0"
-                    } else {
-                        &message_id
-                    },
-                    codes::SCHEMA,
-                    "The message is invalid: MessageID must be 1 to 20 digits.".into(),
-                    "メッセージが無効です: MessageID は 1〜20 桁の数字である必要があります。"
-                        .into(),
-                    None,
-                ));
-            }
-            if !seen.insert(message_id.clone()) {
-                return Err(fail(
-                    &message_id,
-                    codes::SCHEMA,
-                    format!(
-                        "The message is invalid: MessageID {message_id} is used more than once."
-                    ),
-                    format!("メッセージが無効です: MessageID {message_id} が重複しています。"),
-                    None,
-                ));
-            }
+            let message_id = self::message_id(msg, &mut seen)?;
             let (order_id, mut shipment) = read_message(msg, &message_id)?;
             let err = |code: u32, en: String, ja: String| {
                 fail(&message_id, code, en, ja, Some(&order_id))
@@ -453,18 +486,7 @@ pub(crate) fn process(st: &mut State, seller_id: &str, feed_id: &str, input: &[u
                 }
             }
         })();
-        match result {
-            Ok(None) => out.successful += 1,
-            Ok(Some(warning)) => {
-                out.successful += 1;
-                out.with_warning += 1;
-                out.results.push(warning);
-            }
-            Err(e) => {
-                out.with_error += 1;
-                out.results.push(e);
-            }
-        }
+        count(&mut out, result);
     }
     out
 }

@@ -8,6 +8,7 @@ use crate::state::{GzipPolicy, State};
 
 pub use crate::records::{FeedInfo, FeedStatus};
 
+pub(crate) mod acknowledgement;
 pub mod fulfillment;
 pub(crate) mod listings;
 pub(crate) mod xml;
@@ -113,6 +114,16 @@ pub(crate) fn process_feed(st: &mut State, feed_id: &str) {
                         "text/xml; charset=UTF-8".to_string(),
                     )
                 }
+            }
+            ("POST_ORDER_ACKNOWLEDGEMENT_DATA", Some(bytes)) => {
+                let out = acknowledgement::process(st, &feed.seller_id, &bytes);
+                let text =
+                    fulfillment::render_report(&out, &feed.seller_id, feed_id, false, "UTF-8");
+                (
+                    FeedStatus::Done,
+                    text.into_bytes(),
+                    "text/xml; charset=UTF-8".to_string(),
+                )
             }
             ("JSON_LISTINGS_FEED", Some(bytes)) => {
                 let out = listings::process(st, &feed.seller_id, feed_id, &bytes);
