@@ -4,6 +4,9 @@
 //! order: `CancelReason=BuyerCanceled`); `Success` acknowledges it and changes nothing. The
 //! processing report is the same `ProcessingReport` as the fulfillment feed's.
 
+// A message result is the report line itself; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashSet;
 
 use super::fulfillment::{MessageResult, Outcome, codes, count, envelope, message_id};

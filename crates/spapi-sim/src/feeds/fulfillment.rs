@@ -336,6 +336,7 @@ pub(crate) fn envelope(input: &[u8], message_type: &str) -> Result<Element, Outc
 }
 
 /// The `MessageID` of `msg` when it is 1 to 20 digits and not used before in the document.
+#[allow(clippy::result_large_err)]
 pub(crate) fn message_id(
     msg: &Element,
     seen: &mut HashSet<String>,
