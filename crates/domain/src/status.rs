@@ -75,6 +75,8 @@ labelled_enum! {
         Operator => "operator", "オペレーター保留", "Held by an operator",
         /// その他
         Other => "other", "その他", "Other",
+        /// 購入者キャンセル依頼: the buyer asked to cancel; an operator accepts or declines.
+        BuyerCancelRequest => "buyer_cancel_request", "購入者キャンセル依頼", "Buyer asked to cancel",
     }
 }
 
@@ -112,6 +114,8 @@ labelled_enum! {
         ConvenienceStore => "convenience_store", "コンビニ", "Convenience store",
         /// その他
         Other => "other", "その他", "Other",
+        /// 購入者キャンセル依頼: the buyer asked to cancel; an operator accepts or declines.
+        BuyerCancelRequest => "buyer_cancel_request", "購入者キャンセル依頼", "Buyer asked to cancel",
     }
 }
 

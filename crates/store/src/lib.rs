@@ -3,6 +3,7 @@
 
 pub mod api_log;
 pub mod carriers;
+pub mod cancel_requests;
 pub mod catalog;
 pub mod feeds;
 pub mod instructions;
