@@ -1252,6 +1252,7 @@ async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
         ship_to_city: Some("渋谷区".into()),
         ship_to_address: Some(hostile("ADDRESS")),
         ship_to_phone: Some("03-1234-5678".into()),
+        ..Default::default()
     };
     sqlx::query(
         "UPDATE shipping_instructions SET pii_enc = $2, delivery_method_name = $3, tracking_numbers = ARRAY[$4],

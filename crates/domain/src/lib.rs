@@ -11,6 +11,7 @@ pub mod money;
 pub mod notifications;
 pub mod order_id;
 pub mod schedule;
+pub mod ship_by;
 pub mod shop;
 pub mod status;
 pub mod tracking;

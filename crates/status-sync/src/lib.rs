@@ -114,6 +114,10 @@ pub struct Counts {
     /// `changes` mode with notifications on (the sweep): changes no notification announced.
     #[serde(default)]
     pub unannounced: u32,
+    /// `changes` mode: open orders whose ship-by time is near or past, warned about now
+    /// (`ship_by_approaching` attention entries; also in `attention`).
+    #[serde(default)]
+    pub ship_by: u32,
     /// Orders that could not be applied (listed in the API log).
     pub failed: u32,
     /// Amazon calls, continuations and timing.
