@@ -1,7 +1,9 @@
 //! Ship-by warnings: an open instruction whose Amazon ship-by time (`LatestShipDate`) is less
-//! than [`domain::ship_by::WARN_HOURS`] away (or already past) gets one `attention` entry
-//! (`ship_by_approaching`) before it is missed, naming the order and the time in the shop's zone.
-//! Status sync checks on every run.
+//! than [`domain::ship_by::WARN_HOURS`] away gets one `attention` entry (`ship_by_approaching`)
+//! before it is missed, naming the order and the time in the shop's zone. Status sync checks on
+//! every `changes` run (every ten minutes by default). A time already past is not written (Amazon
+//! already counts the order late; the console's task list marks it 出荷期限超過), so a backlog
+//! does not flood the API log.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
@@ -26,22 +28,14 @@ pub async fn notice(
     now: DateTime<Utc>,
 ) -> Result<u32, StoreError> {
     let until = now + Duration::hours(domain::ship_by::WARN_HOURS);
-    let due = instructions::ship_by_due(&mut *conn, shop_id, until).await?;
+    let due = instructions::ship_by_due(&mut *conn, shop_id, now, until).await?;
     for d in &due {
         let local = d.latest_ship_at.with_timezone(&tz).format("%Y-%m-%d %H:%M");
-        let message = if domain::ship_by::missed(d.latest_ship_at, now) {
-            format!(
-                "order {} was to ship by {local} ({tz}) and is still {}: Amazon counts it as \
-                 shipped late. Ship it now and confirm the shipment",
-                d.amazon_order_id, d.status
-            )
-        } else {
-            format!(
-                "order {} must ship by {local} ({tz}) and is still {}: ship it and confirm the \
-                 shipment before then, or Amazon counts it as shipped late",
-                d.amazon_order_id, d.status
-            )
-        };
+        let message = format!(
+            "order {} must ship by {local} ({tz}) and is still {}: ship it and confirm the \
+             shipment before then, or Amazon counts it as shipped late",
+            d.amazon_order_id, d.status
+        );
         api_log::write(
             &mut *conn,
             &Entry {

@@ -85,7 +85,6 @@ pub(crate) async fn page(
     )
     .await?;
     counts.ship_by += due;
-    counts.attention += due;
     tx.commit().await?;
     let newest = resp.orders.iter().map(|o| o.last_updated_time).max();
     Ok(Step::Done {

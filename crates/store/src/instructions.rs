@@ -914,11 +914,12 @@ pub struct ShipByDue {
     pub latest_ship_at: DateTime<Utc>,
 }
 
-/// Open (hold, awaiting shipment, allocated) instructions of a shop whose ship-by time is at or
-/// before `until` and that were not noticed yet ([`mark_ship_by_noticed`]), earliest first.
+/// Open (hold, awaiting shipment, allocated) instructions of a shop whose ship-by time is after
+/// `after` and at or before `until`, not noticed yet ([`mark_ship_by_noticed`]), earliest first.
 pub async fn ship_by_due(
     conn: &mut PgConnection,
     shop_id: Uuid,
+    after: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<Vec<ShipByDue>, StoreError> {
     Ok(sqlx::query_as!(
@@ -926,10 +927,11 @@ pub async fn ship_by_due(
         r#"SELECT id, amazon_order_id AS "amazon_order_id!", status, latest_ship_at AS "latest_ship_at!"
            FROM shipping_instructions
            WHERE shop_id = $1 AND status IN ('hold', 'awaiting_shipment', 'allocated')
-             AND latest_ship_at IS NOT NULL AND latest_ship_at <= $2
+             AND latest_ship_at > $2 AND latest_ship_at <= $3
              AND ship_by_noticed_at IS NULL AND amazon_order_id IS NOT NULL
            ORDER BY latest_ship_at, amazon_order_id"#,
         shop_id,
+        after,
         until
     )
     .fetch_all(conn)
