@@ -267,6 +267,19 @@ async fn a_scheduled_gift_prime_business_order_shows_every_detail(pool: PgPool) 
         .unwrap();
     assert!(!plain_row.contains("data-flag") && !plain_row.contains("出荷期限"));
 
+    // 要対応 lists the order due within hours (not the others) and counts it.
+    let attention = c.get("/attention").await.body;
+    let section = attention
+        .split(r#"id="attention-ship-by""#)
+        .nth(1)
+        .expect("the ship-by section has a table")
+        .split("</table>")
+        .next()
+        .unwrap();
+    assert!(section.contains(&order.order_id), "{section}");
+    assert!(section.contains(&tokyo(ship_by)), "{section}");
+    assert!(!section.contains(&plain.order_id) && !section.contains(&slotted.order_id));
+
     let page = c.get(&format!("/instructions/{}", inst.id)).await.body;
     for needle in [
         "ヤマト宅急便".to_owned(),
