@@ -335,6 +335,42 @@ async fn a_scheduled_gift_prime_business_order_shows_every_detail(pool: PgPool) 
         assert!(shown.contains(secret), "{secret} not shown after reveal");
     }
 
+    // The rule trial on 配送方法 says what the rules saw, and which rule wins.
+    let trial = c
+        .get(&format!("/delivery?shop=acme-jp&try={}", slotted.order_id))
+        .await
+        .body;
+    assert!(
+        trial.contains("Prime いいえ") && trial.contains("日時指定 あり"),
+        "{trial}"
+    );
+    assert!(trial.contains("→ sagawa-slot"), "{trial}");
+    // A time-slot rule added from the console form is stored with its condition.
+    let added = c
+        .post(
+            "/delivery/rules",
+            &[
+                ("csrf", &csrf),
+                ("shop", "acme-jp"),
+                ("position", "40"),
+                ("name", "no slot"),
+                ("method", "yu-packet"),
+                ("prime", "false"),
+                ("time_slot", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    let stored: serde_json::Value =
+        sqlx::query_scalar("SELECT conditions FROM delivery_rules WHERE position = 40")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        serde_json::json!({"prime": false, "time_slot": false})
+    );
+
     // Ship-by warning: once, for the order due within the window only, before it is missed.
     let mut conn = pool.acquire().await.unwrap();
     let tz = chrono_tz::Asia::Tokyo;

@@ -250,6 +250,8 @@ async fn render(
                         " · " (t("配送サービス", "Service level")) " " (opt(trial.ship_service_level.as_deref()))
                         " · " (t("都道府県", "State")) " " (opt(trial.state.as_deref()))
                         " · SKU " (trial.skus.join(", "))
+                        " · Prime " (if trial.prime { t("はい", "yes") } else { t("いいえ", "no") })
+                        " · " (t("日時指定", "Time slot")) " " (if trial.time_slot { t("あり", "yes") } else { t("なし", "no") })
                     }
                     table id="rule-trial" {
                         tbody {
