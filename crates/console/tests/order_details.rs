@@ -407,5 +407,46 @@ async fn a_scheduled_gift_prime_business_order_shows_every_detail(pool: PgPool) 
     .await
     .unwrap();
     assert_eq!(last, plain.order_id);
+
+    // Purged with the buyer's data 30 days after shipment; the clear details stay.
+    sqlx::query(
+        "UPDATE shipping_instructions SET status = 'shipped', shipped_at = now() - interval '31 days' WHERE id = $1",
+    )
+    .bind(inst.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let purged = store::pii::purge(&mut conn, Duration::days(30), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert!(
+        store::pii::read(&mut conn, &keys, inst.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let kept = by(&mut conn, &order.order_id).await;
+    assert!(kept.is_business && kept.is_gift && kept.latest_ship_at.is_some());
+    let csrf = c.csrf().await;
+    let after = c
+        .post(
+            &format!("/instructions/{}/reveal", inst.id),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .body;
+    assert!(after.contains(r#"id="pii-purged""#));
+    for secret in [
+        "サンプル商事",
+        "PO-2026-0042",
+        "開店おめでとう",
+        "受付に預け",
+    ] {
+        assert!(
+            !after.contains(secret),
+            "{secret} still shown after the purge"
+        );
+    }
     running.shutdown().await;
 }
