@@ -1256,7 +1256,6 @@ async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
         purchase_order_number: Some(hostile("PONUM")),
         delivery_preference: Some(hostile("PREF")),
         gift_messages: [("item-2".to_owned(), hostile("GIFTMSG"))].into(),
-        ..Default::default()
     };
     sqlx::query(
         "UPDATE shipping_instructions SET pii_enc = $2, delivery_method_name = $3, tracking_numbers = ARRAY[$4],
