@@ -1266,6 +1266,10 @@ async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
         ship_to_city: Some("渋谷区".into()),
         ship_to_address: Some(hostile("ADDRESS")),
         ship_to_phone: Some("03-1234-5678".into()),
+        buyer_company: Some(hostile("COMPANY")),
+        purchase_order_number: Some(hostile("PONUM")),
+        delivery_preference: Some(hostile("PREF")),
+        gift_messages: [("item-2".to_owned(), hostile("GIFTMSG"))].into(),
     };
     sqlx::query(
         "UPDATE shipping_instructions SET pii_enc = $2, delivery_method_name = $3, tracking_numbers = ARRAY[$4],
@@ -1294,14 +1298,15 @@ async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
         .unwrap();
     sqlx::query(
         "INSERT INTO instruction_lines (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, title,
-             quantity, unit_price, line_total, product_id)
-         VALUES ($1, $2, $3, 2, 'item-2', $4, 'plain', 1, 100, 100, $5)",
+             quantity, unit_price, line_total, product_id, is_gift, gift_wrap_level)
+         VALUES ($1, $2, $3, 2, 'item-2', $4, 'plain', 1, 100, 100, $5, true, $6)",
     )
     .bind(uuid::Uuid::now_v7())
     .bind(inst)
     .bind(acme)
     .bind(hostile("MAPPEDSKU"))
     .bind(product.id)
+    .bind(hostile("WRAP"))
     .execute(&pool)
     .await
     .unwrap();
@@ -1464,11 +1469,21 @@ async fn hostile_text_is_escaped_on_every_page(pool: PgPool) {
     // Masked until revealed; the reveal shows buyer and address escaped.
     let masked = c.get(&detail).await.body;
     assert!(!masked.contains("BUYER") && !masked.contains("ADDRESS"));
+    assert!(
+        !masked.contains("COMPANY") && !masked.contains("GIFTMSG") && !masked.contains("PONUM")
+    );
+    assert!(
+        masked.contains(&escaped("WRAP")),
+        "the gift wrap level is not personal"
+    );
     let shown = c
         .post(&format!("{detail}/reveal"), &[("csrf", &csrf)])
         .await;
     assert_eq!(shown.status, 200);
-    for tag in ["BUYER", "SHIPTO", "ADDRESS", "PRODUCT", "TRACK", "LOGMSG"] {
+    for tag in [
+        "BUYER", "SHIPTO", "ADDRESS", "PRODUCT", "TRACK", "LOGMSG", "COMPANY", "PONUM", "PREF",
+        "GIFTMSG", "WRAP",
+    ] {
         assert!(shown.body.contains(&escaped(tag)), "reveal lacks {tag}");
     }
     assert!(

@@ -195,6 +195,9 @@ pub struct RuleAddArgs {
     /// Prime orders only (true) or non-Prime only (false).
     #[arg(long)]
     pub prime: Option<bool>,
+    /// Orders whose buyer chose a delivery date and time slot (true) or did not (false).
+    #[arg(long)]
+    pub time_slot: Option<bool>,
 }
 
 async fn shop_id(conn: &mut sqlx::PgConnection, code: &str) -> anyhow::Result<uuid::Uuid> {
@@ -259,6 +262,7 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
                 min_total: a.min_total,
                 max_total: a.max_total,
                 prime: a.prime,
+                time_slot: a.time_slot,
             };
             if let Some(why) = conditions.impossible() {
                 bail!("{why} (--min-total, --max-total)");
@@ -356,7 +360,7 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
                 );
             } else {
                 println!(
-                    "order {amazon_order_id}: marketplace {}, service level {}, state {}, total {}, prime {}, SKUs {}",
+                    "order {amazon_order_id}: marketplace {}, service level {}, state {}, total {}, prime {}, time slot {}, SKUs {}",
                     trial.marketplace.code(),
                     trial.ship_service_level.as_deref().unwrap_or("-"),
                     // The prefecture is not personal on its own; the rest of the address is never shown.
@@ -366,6 +370,7 @@ pub async fn run_rules(config: &Config, cmd: RulesCommand, as_json: bool) -> any
                         .map(|t| t.normalize().to_string())
                         .unwrap_or_else(|| "-".into()),
                     trial.prime,
+                    trial.time_slot,
                     trial.skus.join(",")
                 );
                 for (position, method, matches) in &trial.verdicts {

@@ -27,6 +27,9 @@ pub struct RuleConditions {
     pub max_total: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prime: Option<bool>,
+    /// The buyer chose a delivery date and time slot (scheduled delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_slot: Option<bool>,
 }
 
 /// What a rule can look at in an order. The destination is only known once paid.
@@ -38,6 +41,14 @@ pub struct RuleInput<'a> {
     pub skus: &'a [String],
     pub order_total: Option<Decimal>,
     pub prime: bool,
+    /// The buyer chose a delivery window ([`has_time_slot`]).
+    pub time_slot: bool,
+}
+
+/// Whether an order carries a delivery window the buyer chose: Amazon's scheduled delivery
+/// window on its items, or the `SCHEDULED` service level.
+pub fn has_time_slot(scheduled_window: bool, ship_service_level: Option<&str>) -> bool {
+    scheduled_window || ship_service_level.is_some_and(|l| l.eq_ignore_ascii_case("SCHEDULED"))
 }
 
 impl RuleConditions {
@@ -72,6 +83,7 @@ impl RuleConditions {
                 .max_total
                 .is_none_or(|m| order.order_total.is_some_and(|t| t <= m))
             && self.prime.is_none_or(|p| p == order.prime)
+            && self.time_slot.is_none_or(|t| t == order.time_slot)
     }
 }
 
@@ -105,6 +117,7 @@ mod tests {
             skus,
             order_total: Some(Decimal::from(5000)),
             prime: true,
+            time_slot: false,
         }
     }
 
@@ -163,6 +176,31 @@ mod tests {
             }
             .matches(&pending)
         );
+    }
+
+    #[test]
+    fn time_slot_condition() {
+        let skus = vec!["SKU-1".to_string()];
+        let slot = RuleConditions {
+            time_slot: Some(true),
+            ..Default::default()
+        };
+        assert!(!slot.matches(&input(&skus)));
+        let scheduled = RuleInput {
+            time_slot: true,
+            ..input(&skus)
+        };
+        assert!(slot.matches(&scheduled));
+        let none = RuleConditions {
+            time_slot: Some(false),
+            ..Default::default()
+        };
+        assert!(none.matches(&input(&skus)) && !none.matches(&scheduled));
+        assert!(has_time_slot(true, None));
+        assert!(has_time_slot(false, Some("Scheduled")));
+        assert!(!has_time_slot(false, Some("EXPEDITED")));
+        let stored: RuleConditions = serde_json::from_str(r#"{"time_slot":true}"#).unwrap();
+        assert_eq!(stored, slot);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod order_id;
 pub mod packages;
 pub mod schedule;
+pub mod ship_by;
 pub mod shop;
 pub mod status;
 pub mod stock;

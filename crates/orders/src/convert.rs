@@ -3,8 +3,8 @@
 
 use domain::{AmazonOrderStatus, PaymentMethod};
 use rust_decimal::Decimal;
-use spapi::orders::{Order, ProceedsBreakdown, ProceedsType};
-use store::instructions::{AmazonLine, AmazonOrder, BuyerData, ShipTo};
+use spapi::orders::{DeliveryPreference, Order, ProceedsBreakdown, ProceedsType};
+use store::instructions::{AmazonLine, AmazonOrder, BuyerData, OrderDetails, ShipTo};
 
 /// Why an order cannot be imported (it is skipped and listed in the API log; the others go on).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +118,13 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
         } else {
             None
         };
+        let gift = it
+            .fulfillment
+            .as_ref()
+            .and_then(|f| f.packing.as_ref())
+            .and_then(|p| p.gift_option.as_ref());
+        let gift_wrap_level = gift.and_then(|g| non_empty(&g.gift_wrap_level));
+        let gift_message = gift.and_then(|g| non_empty(&g.gift_message));
         lines.push(AmazonLine {
             order_item_id: it.order_item_id.clone(),
             sku,
@@ -125,6 +132,16 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
             quantity,
             unit_price,
             line_total,
+            is_gift: gift.is_some(),
+            gift_wrap_level,
+            gift_message,
+            cod_fee: if paid {
+                it.proceeds
+                    .as_ref()
+                    .and_then(|p| category(&p.breakdowns, &ProceedsType::CodFee))
+            } else {
+                None
+            },
         });
     }
     let grand_total = o.proceeds.as_ref().and_then(|p| p.grand_total.as_ref());
@@ -132,6 +149,8 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
         (Some(b), true) => Some(BuyerData {
             name: non_empty(&b.buyer_name),
             email: non_empty(&b.buyer_email),
+            company_name: non_empty(&b.buyer_company_name),
+            purchase_order_number: non_empty(&b.buyer_purchase_order_number),
         }),
         _ => None,
     };
@@ -180,7 +199,18 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
     if let Some(b) = &buyer {
         check_len("buyer name", &b.name)?;
         check_len("buyer e-mail", &b.email)?;
+        check_len("buyer company", &b.company_name)?;
+        check_len("purchase order number", &b.purchase_order_number)?;
     }
+    let delivery_preference = if paid {
+        o.recipient
+            .as_ref()
+            .and_then(|r| r.delivery_preference.as_ref())
+            .and_then(preference_text)
+    } else {
+        None
+    };
+    check_len("delivery preference", &delivery_preference)?;
     if let Some(t) = &ship_to {
         for (field, value) in [
             ("ship-to name", &t.name),
@@ -195,7 +225,37 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
     }
     for l in &lines {
         check_len("item title", &l.title)?;
+        check_len("gift message", &l.gift_message)?;
+        check_len("gift wrap level", &l.gift_wrap_level)?;
     }
+    let programs = |p: &str| o.programs.iter().any(|x| x == p);
+    let window = |w: Option<&spapi::orders::DateTimeRange>| {
+        (
+            w.and_then(|w| w.earliest_date_time),
+            w.and_then(|w| w.latest_date_time),
+        )
+    };
+    let f = o.fulfillment.as_ref();
+    let (earliest_ship_at, latest_ship_at) = window(f.and_then(|f| f.ship_by_window.as_ref()));
+    let (earliest_delivery_at, latest_delivery_at) =
+        window(f.and_then(|f| f.deliver_by_window.as_ref()));
+    // The window the buyer chose, per item: the order's is the earliest start and latest end.
+    let slots: Vec<_> = o
+        .order_items
+        .iter()
+        .filter_map(|i| i.fulfillment.as_ref()?.shipping.as_ref())
+        .filter_map(|s| s.scheduled_delivery_window.as_ref())
+        .collect();
+    let details = OrderDetails {
+        is_business: programs("AMAZON_BUSINESS"),
+        is_premium: programs("PREMIUM"),
+        earliest_ship_at,
+        latest_ship_at,
+        earliest_delivery_at,
+        latest_delivery_at,
+        scheduled_delivery_from: slots.iter().filter_map(|w| w.earliest_date_time).min(),
+        scheduled_delivery_to: slots.iter().filter_map(|w| w.latest_date_time).max(),
+    };
     Ok(AmazonOrder {
         amazon_order_id: o.order_id.clone(),
         marketplace_id: o.marketplace_id().map(str::to_owned),
@@ -222,8 +282,56 @@ pub fn to_amazon_order(o: &Order) -> Result<AmazonOrder, ConvertError> {
         payment_method,
         buyer,
         ship_to,
+        delivery_preference,
+        details,
         lines,
     })
+}
+
+/// The buyer's delivery preference as one line of text for the warehouse (`drop-off: …;
+/// instructions: …; hours: MON 09:00-12:00, …; capabilities: …`); `None` when it says nothing.
+pub fn preference_text(p: &DeliveryPreference) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(d) = non_empty(&p.drop_off_location) {
+        parts.push(format!("drop-off: {d}"));
+    }
+    if let Some(i) = non_empty(&p.address_instruction) {
+        parts.push(format!("instructions: {i}"));
+    }
+    let hours: Vec<String> = p
+        .delivery_time
+        .iter()
+        .flat_map(|t| &t.business_hours)
+        .map(|h| {
+            let windows: Vec<String> = h
+                .time_windows
+                .iter()
+                .map(|w| {
+                    let hm = |t: Option<spapi::orders::HourMinute>| {
+                        t.map_or_else(String::new, |t| format!("{:02}:{:02}", t.hour, t.minute))
+                    };
+                    format!("{}-{}", hm(w.start_time), hm(w.end_time))
+                })
+                .collect();
+            format!(
+                "{} {}",
+                h.day_of_week.as_deref().unwrap_or("?"),
+                windows.join(" ")
+            )
+            .trim()
+            .to_owned()
+        })
+        .collect();
+    if !hours.is_empty() {
+        parts.push(format!("hours: {}", hours.join(", ")));
+    }
+    if !p.delivery_capabilities.is_empty() {
+        parts.push(format!(
+            "capabilities: {}",
+            p.delivery_capabilities.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 #[cfg(test)]
@@ -310,6 +418,92 @@ mod tests {
             (c.shipping_total, c.cod_fee),
             (Some(Decimal::ZERO), Some(Decimal::ZERO))
         );
+    }
+
+    /// Issue 21 item 4: the details a warehouse packs and ships by, from Amazon's v2026 fields.
+    #[test]
+    fn packing_and_shipping_details_are_carried() {
+        let mut j = base("UNSHIPPED");
+        j["programs"] = serde_json::json!(["PRIME", "PREMIUM", "AMAZON_BUSINESS"]);
+        j["buyer"]["buyerCompanyName"] = serde_json::json!("株式会社テスト");
+        j["buyer"]["buyerPurchaseOrderNumber"] = serde_json::json!("PO-778");
+        j["recipient"]["deliveryPreference"] = serde_json::json!({
+            "dropOffLocation": "FRONT_DOOR", "addressInstruction": "裏口",
+            "deliveryTime": {"businessHours": [{"dayOfWeek": "MON", "timeWindows": [
+                {"startTime": {"hour": 9, "minute": 0}, "endTime": {"hour": 12, "minute": 30}}]}]},
+            "deliveryCapabilities": ["HAS_ACCESS_POINT"]});
+        j["fulfillment"]["shipByWindow"] = serde_json::json!({
+            "earliestDateTime": "2026-11-27T01:00:00Z", "latestDateTime": "2026-11-28T14:59:59Z"});
+        j["fulfillment"]["deliverByWindow"] = serde_json::json!({
+            "earliestDateTime": "2026-11-29T00:00:00Z", "latestDateTime": "2026-11-30T14:59:59Z"});
+        let second = serde_json::json!({"orderItemId": "22222222222222", "quantityOrdered": 1,
+            "product": {"sellerSku": "SKU-0002"},
+            "proceeds": {"proceedsTotal": {"amount": "330", "currencyCode": "JPY"},
+                "breakdowns": [{"type": "COD_FEE", "subtotal": {"amount": "330", "currencyCode": "JPY"}}]},
+            "fulfillment": {"shipping": {"scheduledDeliveryWindow": {
+                "earliestDateTime": "2026-11-29T09:00:00Z", "latestDateTime": "2026-11-29T12:00:00Z"}}}});
+        j["orderItems"].as_array_mut().unwrap().push(second);
+        j["orderItems"][0]["fulfillment"] = serde_json::json!({
+            "packing": {"giftOption": {"giftMessage": "お誕生日おめでとう", "giftWrapLevel": "PREMIUM"}},
+            "shipping": {"scheduledDeliveryWindow": {
+                "earliestDateTime": "2026-11-29T08:00:00Z", "latestDateTime": "2026-11-29T11:00:00Z"}}});
+
+        let a = to_amazon_order(&order(j.clone())).unwrap();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        assert!(a.is_prime && a.details.is_premium && a.details.is_business);
+        let b = a.buyer.as_ref().unwrap();
+        assert_eq!(b.company_name.as_deref(), Some("株式会社テスト"));
+        assert_eq!(b.purchase_order_number.as_deref(), Some("PO-778"));
+        assert_eq!(
+            a.delivery_preference.as_deref(),
+            Some(
+                "drop-off: FRONT_DOOR; instructions: 裏口; hours: MON 09:00-12:30; capabilities: HAS_ACCESS_POINT"
+            )
+        );
+        assert_eq!(a.details.latest_ship_at, Some(at("2026-11-28T14:59:59Z")));
+        assert_eq!(a.details.earliest_ship_at, Some(at("2026-11-27T01:00:00Z")));
+        assert_eq!(
+            a.details.earliest_delivery_at,
+            Some(at("2026-11-29T00:00:00Z"))
+        );
+        assert_eq!(
+            a.details.latest_delivery_at,
+            Some(at("2026-11-30T14:59:59Z"))
+        );
+        // The order's window spans its items' windows.
+        assert_eq!(
+            a.details.scheduled_delivery_from,
+            Some(at("2026-11-29T08:00:00Z"))
+        );
+        assert_eq!(
+            a.details.scheduled_delivery_to,
+            Some(at("2026-11-29T12:00:00Z"))
+        );
+        let (gift, plain) = (&a.lines[0], &a.lines[1]);
+        assert!(gift.is_gift && !plain.is_gift && a.is_gift());
+        assert_eq!(gift.gift_wrap_level.as_deref(), Some("PREMIUM"));
+        assert_eq!(gift.gift_message.as_deref(), Some("お誕生日おめでとう"));
+        assert_eq!(
+            (gift.cod_fee, plain.cod_fee),
+            (None, Some(Decimal::from(330)))
+        );
+
+        // Pending: programs and windows are known, the personal details are not.
+        let p = to_amazon_order(&order({
+            let mut p = j.clone();
+            p["fulfillment"]["fulfillmentStatus"] = serde_json::json!("PENDING");
+            p
+        }))
+        .unwrap();
+        assert!(p.details.is_business && p.details.latest_ship_at.is_some());
+        assert!(p.buyer.is_none() && p.delivery_preference.is_none());
+        assert_eq!(p.lines[1].cod_fee, None);
+
+        // A plain order has none of it.
+        let plain = to_amazon_order(&order(base("UNSHIPPED"))).unwrap();
+        assert!(!plain.details.is_business && !plain.details.is_premium && !plain.is_gift());
+        assert_eq!(plain.details.scheduled_delivery_from, None);
+        assert_eq!(plain.delivery_preference, None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use domain::{
     Marketplace,
-    delivery_rules::{DeliveryRule, RuleInput, first_match},
+    delivery_rules::{DeliveryRule, RuleInput, first_match, has_time_slot},
 };
 use store::{catalog::DeliveryMethod, instructions::AmazonOrder};
 
@@ -21,6 +21,10 @@ pub fn pick_delivery<'r>(
         skus: &skus,
         order_total: order.order_total,
         prime: order.is_prime,
+        time_slot: has_time_slot(
+            order.details.scheduled_delivery_from.is_some(),
+            order.ship_service_level.as_deref(),
+        ),
     };
     first_match(rules, &input)
 }
@@ -36,6 +40,8 @@ pub struct RuleTrial {
     pub skus: Vec<String>,
     pub order_total: Option<rust_decimal::Decimal>,
     pub prime: bool,
+    /// The buyer chose a delivery window.
+    pub time_slot: bool,
     /// (position, delivery method code, matches), lowest position first.
     pub verdicts: Vec<(i32, String, bool)>,
     /// The delivery method the first matching rule gives.
@@ -84,6 +90,10 @@ pub async fn try_rules(
         skus: &skus,
         order_total: inst.order_total,
         prime: inst.is_prime,
+        time_slot: has_time_slot(
+            inst.scheduled_delivery_from.is_some(),
+            inst.ship_service_level.as_deref(),
+        ),
     };
     let rules = store::catalog::active_rules(&mut *conn, shop_id).await?;
     let winner = first_match(&rules, &input).map(|m| m.code.clone());
@@ -103,6 +113,7 @@ pub async fn try_rules(
         state: personal.ship_to_state.clone(),
         order_total: inst.order_total,
         prime: inst.is_prime,
+        time_slot: input.time_slot,
         skus,
         verdicts,
         winner,

@@ -7,7 +7,8 @@
 //! * [`upsert`]: one order into the WMS by `(shop, amazon_order_id)`;
 //! * [`import_search`]: the `searchOrders` request of an import;
 //! * [`apply_orders`]: one page of orders, each in its own savepoint;
-//! * [`import_order`]: the single-order import (`ctl import-order`).
+//! * [`import_order`]: the single-order import (`ctl import-order`);
+//! * [`ship_by`]: the attention entry before an order's ship-by time is missed.
 //!
 //! SQL stays in `store`; "to paid" and cancellation eligibility in `domain::eligibility`.
 
@@ -18,6 +19,7 @@ mod delivery;
 pub mod included;
 pub mod personal;
 mod search;
+pub mod ship_by;
 mod single;
 pub mod upsert;
 

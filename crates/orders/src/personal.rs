@@ -61,13 +61,15 @@ mod tests {
             payment_method: domain::PaymentMethod::Other,
             buyer: buyer.map(|n| BuyerData {
                 name: Some(n.to_owned()),
-                email: None,
+                ..BuyerData::default()
             }),
             ship_to: ship_to.map(|(name, address)| ShipTo {
                 name: Some(name.to_owned()),
                 address: Some(address.to_owned()),
                 ..ShipTo::default()
             }),
+            delivery_preference: None,
+            details: Default::default(),
             lines: vec![],
         }
     }

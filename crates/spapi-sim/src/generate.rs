@@ -406,6 +406,8 @@ pub fn build_order(
                 unit_price: price_in(yen, m),
                 buyer_cancel_reason: None,
                 buyer_requested_cancel: false,
+                gift_message: None,
+                gift_wrap_level: None,
             });
         }
     } else {
@@ -442,6 +444,8 @@ pub fn build_order(
                 unit_price: it.unit_price.unwrap_or(price),
                 buyer_cancel_reason: None,
                 buyer_requested_cancel: false,
+                gift_message: it.gift_message.clone(),
+                gift_wrap_level: it.gift_wrap_level.clone(),
             });
         }
     }
@@ -462,8 +466,20 @@ pub fn build_order(
         Decimal::ZERO
     };
     let prime = spec.prime.unwrap_or_else(|| rng.random_bool(0.3));
+    if let Some(w) = &spec.scheduled_delivery
+        && w.start > w.end
+    {
+        return Err("scheduledDelivery.start is after its end".into());
+    }
+    if let Some(p) = &spec.delivery_preference
+        && !p.is_object()
+    {
+        return Err("deliveryPreference must be an object (v2026 DeliveryPreference)".into());
+    }
     let service_level = spec.service_level.clone().unwrap_or_else(|| {
-        if prime || rng.random_bool(0.1) {
+        if spec.scheduled_delivery.is_some() {
+            "SCHEDULED".to_string()
+        } else if prime || rng.random_bool(0.1) {
             "EXPEDITED".to_string()
         } else {
             "STANDARD".to_string()
@@ -491,10 +507,16 @@ pub fn build_order(
         packages: Vec::new(),
         cancellation: None,
         earliest_ship_date: created,
-        latest_ship_date: created + Duration::days(ship_days),
+        latest_ship_date: spec
+            .latest_ship_date
+            .unwrap_or(created + Duration::days(ship_days)),
         earliest_delivery_date: created + Duration::days(ship_days + 1),
         latest_delivery_date: created + Duration::days(ship_days + 4),
         pii_withheld: false,
+        premium: spec.premium.unwrap_or(false),
+        business: spec.business.clone(),
+        scheduled_delivery: spec.scheduled_delivery,
+        delivery_preference: spec.delivery_preference.clone(),
     };
     match status {
         OrderStatus::Pending | OrderStatus::Unshipped => order.status = status,

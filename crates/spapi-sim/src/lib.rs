@@ -33,9 +33,9 @@ mod state;
 pub use config::{DEFAULT_SELLER_ID, DEFAULT_SQS_ENDPOINT, SimConfig, default_sqs_endpoint};
 pub use feeds::{FeedInfo, FeedStatus};
 pub use model::{
-    Address, Buyer, Cancellation, FulfilledBy, ItemSpec, Listing, ListingSpec, MARKETPLACE_AU,
-    MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderItem, OrderSpec, OrderStatus,
-    Package, PackageItem, PaymentMethod, StatusChange, is_order_id,
+    Address, BusinessBuyer, Buyer, Cancellation, DeliveryWindow, FulfilledBy, ItemSpec, Listing,
+    ListingSpec, MARKETPLACE_AU, MARKETPLACE_JP, MARKETPLACE_SG, MarketplaceMix, Order, OrderItem,
+    OrderSpec, OrderStatus, Package, PackageItem, PaymentMethod, StatusChange, is_order_id,
 };
 pub use notify::{NotificationCount, NotificationCounter};
 pub use ops::{ALL_OPS, Op};

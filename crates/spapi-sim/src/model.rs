@@ -204,6 +204,35 @@ pub struct OrderItem {
     /// Set when the buyer asked to cancel (reason).
     pub buyer_cancel_reason: Option<String>,
     pub buyer_requested_cancel: bool,
+    /// The buyer's gift message (v2026 `packing.giftOption.giftMessage`).
+    #[serde(default)]
+    pub gift_message: Option<String>,
+    /// Gift wrap level (v2026 `packing.giftOption.giftWrapLevel`).
+    #[serde(default)]
+    pub gift_wrap_level: Option<String>,
+}
+
+impl OrderItem {
+    /// Whether the buyer chose gift options for this item.
+    pub fn is_gift(&self) -> bool {
+        self.gift_message.is_some() || self.gift_wrap_level.is_some()
+    }
+}
+
+/// A business (Amazon Business) buyer's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BusinessBuyer {
+    pub company_name: Option<String>,
+    pub purchase_order_number: Option<String>,
+}
+
+/// A delivery window the buyer chose (scheduled delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 /// A shipment (package) recorded by confirmShipment or POST_ORDER_FULFILLMENT_DATA.
@@ -274,6 +303,18 @@ pub struct Order {
     /// lacks the PII role, or Amazon withholds the data): `Sim::withhold_order_pii`.
     #[serde(default)]
     pub pii_withheld: bool,
+    /// Premium shipping (program `PREMIUM`).
+    #[serde(default)]
+    pub premium: bool,
+    /// An Amazon Business order (program `AMAZON_BUSINESS`) and its buyer's company data.
+    #[serde(default)]
+    pub business: Option<BusinessBuyer>,
+    /// The delivery window the buyer chose (every item's `scheduledDeliveryWindow`).
+    #[serde(default)]
+    pub scheduled_delivery: Option<DeliveryWindow>,
+    /// The buyer's delivery preference (v2026 `recipient.deliveryPreference`), as sent.
+    #[serde(default)]
+    pub delivery_preference: Option<serde_json::Value>,
 }
 
 impl Order {
@@ -334,6 +375,8 @@ pub struct ItemSpec {
     pub title: Option<String>,
     pub asin: Option<String>,
     pub order_item_id: Option<String>,
+    pub gift_message: Option<String>,
+    pub gift_wrap_level: Option<String>,
 }
 
 /// What to create with [`crate::Sim::create_order`] / `POST /_sim/orders`.
@@ -361,6 +404,16 @@ pub struct OrderSpec {
     /// rate of the marketplace for the others. (The COD fee follows the payment method.)
     pub shipping_price: Option<Decimal>,
     pub items: Vec<ItemSpec>,
+    /// Premium shipping (program `PREMIUM`).
+    pub premium: Option<bool>,
+    /// An Amazon Business order with this buyer's company data.
+    pub business: Option<BusinessBuyer>,
+    /// A delivery window the buyer chose; the service level defaults to `SCHEDULED`.
+    pub scheduled_delivery: Option<DeliveryWindow>,
+    /// The buyer's delivery preference, in the v2026 `DeliveryPreference` shape.
+    pub delivery_preference: Option<serde_json::Value>,
+    /// Ship-by time (`LatestShipDate`); default: one or two days after creation.
+    pub latest_ship_date: Option<DateTime<Utc>>,
 }
 
 /// Relative weights of the marketplaces when generating orders.

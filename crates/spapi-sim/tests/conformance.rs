@@ -146,6 +146,40 @@ fn seed_orders(sim: &spapi_sim::RunningSim) -> Vec<spapi_sim::Order> {
         })
         .unwrap(),
     );
+    // The details a warehouse packs by: Prime, premium, business, time slot, gift, preference.
+    let now = chrono::Utc::now();
+    for status in [OrderStatus::Pending, OrderStatus::Unshipped] {
+        out.push(
+            s.create_order(OrderSpec {
+                status: Some(status),
+                prime: Some(true),
+                premium: Some(true),
+                business: Some(spapi_sim::model::BusinessBuyer {
+                    company_name: Some("株式会社サンプル".into()),
+                    purchase_order_number: Some("PO-1".into()),
+                }),
+                scheduled_delivery: Some(spapi_sim::model::DeliveryWindow {
+                    start: now + chrono::Duration::days(2),
+                    end: now + chrono::Duration::days(2) + chrono::Duration::hours(2),
+                }),
+                delivery_preference: Some(json!({
+                    "dropOffLocation": "FRONT_DOOR",
+                    "addressInstruction": "Ring twice",
+                    "deliveryTime": {"businessHours": [{"dayOfWeek": "MON", "timeWindows": [
+                        {"startTime": {"hour": 9, "minute": 0}, "endTime": {"hour": 12, "minute": 0}}]}]},
+                    "deliveryCapabilities": ["HAS_ACCESS_POINT"]
+                })),
+                payment_method: Some(PaymentMethod::CashOnDelivery),
+                items: vec![spapi_sim::ItemSpec {
+                    gift_message: Some("Happy birthday".into()),
+                    gift_wrap_level: Some("PREMIUM".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+    }
     let req = s
         .create_order(OrderSpec {
             status: Some(OrderStatus::Unshipped),

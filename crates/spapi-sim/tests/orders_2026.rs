@@ -540,3 +540,90 @@ async fn generated_orders_are_deterministic_and_realistic() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Issue 21 item 4: an order created through the control API with the details a warehouse packs
+/// by comes back in Amazon's v2026 fields; gift status waits for payment, the gift message and
+/// the business buyer's data are PII (not while Pending).
+#[tokio::test]
+async fn order_details_come_back_in_the_2026_fields() {
+    let sim = start(fast_config()).await;
+    let c = client();
+    let base = sim.base_url();
+    let resp = c
+        .post(format!("{base}/_sim/orders"))
+        .json(&json!({
+            "prime": true,
+            "premium": true,
+            "business": {"companyName": "株式会社サンプル", "purchaseOrderNumber": "PO-9"},
+            "scheduledDelivery": {"start": "2030-01-02T00:00:00Z", "end": "2030-01-02T03:00:00Z"},
+            "deliveryPreference": {"dropOffLocation": "RECEPTION"},
+            "latestShipDate": "2030-01-01T09:00:00Z",
+            "items": [
+                {"sellerSku": "SKU-0001", "giftMessage": "おめでとう", "giftWrapLevel": "PREMIUM"},
+                {"sellerSku": "SKU-0002"}
+            ]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["orderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tok = token(&sim).await;
+    let path =
+        format!("/orders/2026-01-01/orders/{id}?includedData=BUYER,RECIPIENT,FULFILLMENT,PROCEEDS");
+
+    let (status, _, body) = get(&sim, &tok, &path).await;
+    assert_eq!(status, 200, "{body}");
+    let o = &body["order"];
+    assert_eq!(
+        o["programs"],
+        json!(["PRIME", "PREMIUM", "AMAZON_BUSINESS"])
+    );
+    assert_eq!(o["fulfillment"]["fulfillmentServiceLevel"], "SCHEDULED");
+    assert_eq!(
+        o["fulfillment"]["shipByWindow"]["latestDateTime"],
+        "2030-01-01T09:00:00Z"
+    );
+    let window = json!({"earliestDateTime": "2030-01-02T00:00:00Z", "latestDateTime": "2030-01-02T03:00:00Z"});
+    assert_eq!(
+        o["orderItems"][0]["fulfillment"]["shipping"]["scheduledDeliveryWindow"],
+        window
+    );
+    // Pending: no gift status, no buyer.
+    assert!(o["orderItems"][0]["fulfillment"]["packing"].is_null());
+    assert!(o["buyer"].is_null() && o["recipient"].is_null());
+
+    sim.sim()
+        .set_order_status(&id, spapi_sim::StatusChange::Unshipped)
+        .unwrap();
+    let (_, _, body) = get(&sim, &tok, &path).await;
+    let o = &body["order"];
+    assert_eq!(o["buyer"]["buyerCompanyName"], "株式会社サンプル");
+    assert_eq!(o["buyer"]["buyerPurchaseOrderNumber"], "PO-9");
+    assert_eq!(
+        o["recipient"]["deliveryPreference"],
+        json!({"dropOffLocation": "RECEPTION"})
+    );
+    assert_eq!(
+        o["orderItems"][0]["fulfillment"]["packing"],
+        json!({"giftOption": {"giftMessage": "おめでとう", "giftWrapLevel": "PREMIUM"}})
+    );
+    assert!(o["orderItems"][1]["fulfillment"]["packing"].is_null());
+    assert_eq!(
+        o["orderItems"][1]["fulfillment"]["shipping"]["scheduledDeliveryWindow"],
+        window
+    );
+
+    // A window that ends before it starts is refused.
+    let resp = c
+        .post(format!("{base}/_sim/orders"))
+        .json(&json!({"scheduledDelivery": {"start": "2030-01-02T03:00:00Z", "end": "2030-01-02T00:00:00Z"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    sim.shutdown().await;
+}

@@ -244,9 +244,75 @@ pub struct Recipient {
     /// Delivery address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_address: Option<CustomerAddress>,
-    /// Delivery preferences, kept as raw JSON.
+    /// Delivery preferences (drop-off place, instructions, preferred hours). PII.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery_preference: Option<serde_json::Value>,
+    pub delivery_preference: Option<DeliveryPreference>,
+}
+
+/// The buyer's delivery instructions for the address (`DeliveryPreference`). PII.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPreference {
+    /// Where to leave the parcel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_off_location: Option<String>,
+    /// Building instructions, landmarks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_instruction: Option<String>,
+    /// Preferred days and hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_time: Option<PreferredDeliveryTime>,
+    /// `HAS_ACCESS_POINT`, `PALLET_ENABLED`, `PALLET_DISABLED`.
+    #[serde(default)]
+    pub delivery_capabilities: Vec<String>,
+}
+
+/// Days and hours deliveries are preferred (`PreferredDeliveryTime`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferredDeliveryTime {
+    /// Opening hours by day.
+    #[serde(default)]
+    pub business_hours: Vec<BusinessHour>,
+    /// Dates that differ (kept as raw JSON).
+    #[serde(default)]
+    pub exception_dates: Vec<serde_json::Value>,
+}
+
+/// Hours of one day (`BusinessHour`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessHour {
+    /// `SUN` .. `SAT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day_of_week: Option<String>,
+    /// Open intervals.
+    #[serde(default)]
+    pub time_windows: Vec<TimeWindow>,
+}
+
+/// A time interval (`TimeWindow`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeWindow {
+    /// Start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<HourMinute>,
+    /// End.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<HourMinute>,
+}
+
+/// A time of day (`HourMinute`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HourMinute {
+    /// 0-23.
+    #[serde(default)]
+    pub hour: u32,
+    /// 0-59.
+    #[serde(default)]
+    pub minute: u32,
 }
 
 /// A customer address (PII).
@@ -517,12 +583,52 @@ pub struct ItemFulfillment {
     /// Quantity not yet shipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity_unfulfilled: Option<u32>,
-    /// Packing (gift options), kept as raw JSON. May contain a gift message (PII).
+    /// Packing (gift options). May contain a gift message (PII).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub packing: Option<serde_json::Value>,
-    /// Shipping (scheduled delivery, constraints such as `cashOnDelivery`), kept as raw JSON.
+    pub packing: Option<ItemPacking>,
+    /// Shipping (scheduled delivery, constraints such as `cashOnDelivery`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipping: Option<serde_json::Value>,
+    pub shipping: Option<ItemShipping>,
+}
+
+/// Packing of an item (`ItemPacking`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemPacking {
+    /// Gift wrap and message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_option: Option<GiftOption>,
+    /// Serial number requirement, kept as raw JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number_requirement: Option<serde_json::Value>,
+}
+
+/// Gift options of an item (`GiftOption`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GiftOption {
+    /// The buyer's message (PII).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_message: Option<String>,
+    /// Wrapping level chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gift_wrap_level: Option<String>,
+}
+
+/// Shipping of an item (`ItemShipping`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemShipping {
+    /// The delivery window the buyer chose (scheduled delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_delivery_window: Option<DateTimeRange>,
+    /// Constraints (`cashOnDelivery`, `signatureConfirmation`, ...: `MANDATORY`), kept as raw
+    /// JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_constraints: Option<serde_json::Value>,
+    /// Cross-border data, kept as raw JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub international_shipping: Option<serde_json::Value>,
 }
 
 /// A shipped package.

@@ -73,6 +73,18 @@ pub(crate) async fn page(
         tx.commit().await?;
         return Ok(Step::More);
     }
+    // The run's last page: warn about open orders whose ship-by time is near.
+    let shop = &run.shop.shop;
+    let due = orders::ship_by::notice(
+        &mut tx,
+        shop.id,
+        shop.time_zone,
+        Some(run.run_id),
+        ACTION,
+        Utc::now(),
+    )
+    .await?;
+    counts.ship_by += due;
     tx.commit().await?;
     let newest = resp.orders.iter().map(|o| o.last_updated_time).max();
     Ok(Step::Done {

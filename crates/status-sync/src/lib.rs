@@ -114,6 +114,10 @@ pub struct Counts {
     /// `changes` mode with notifications on (the sweep): changes no notification announced.
     #[serde(default)]
     pub unannounced: u32,
+    /// `changes` mode: open orders whose ship-by time is near or past, warned about now
+    /// (`ship_by_approaching` attention entries).
+    #[serde(default)]
+    pub ship_by: u32,
     /// Orders that could not be applied (listed in the API log).
     pub failed: u32,
     /// Amazon calls, continuations and timing.
@@ -184,14 +188,20 @@ impl Job for SyncJob {
             not_imported,
             failed,
             unannounced,
+            ship_by,
             tally,
             ..
         } = c;
-        let missed = if *unannounced > 0 {
+        let mut missed = if *unannounced > 0 {
             format!(", {unannounced} not announced by a notification")
         } else {
             String::new()
         };
+        if *ship_by > 0 {
+            missed.push_str(&format!(
+                ", {ship_by} open order(s) due to ship within hours"
+            ));
+        }
         let message = format!(
             "status-sync {mode}: {seen} order(s) seen: {paid} paid, {canceled} canceled ({released} reserved released), \
              {attention} need attention, {unchanged} unchanged, {not_imported} not imported, {failed} failed{missed}; {tally}"

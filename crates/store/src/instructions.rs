@@ -26,6 +26,10 @@ use crypto::Keyring;
 pub struct BuyerData {
     pub name: Option<String>,
     pub email: Option<String>,
+    /// A business buyer's company.
+    pub company_name: Option<String>,
+    /// A business buyer's purchase order number.
+    pub purchase_order_number: Option<String>,
 }
 
 /// Ship-to data Amazon exposes once an order is paid (PII: never logged).
@@ -51,6 +55,32 @@ pub struct AmazonLine {
     pub unit_price: Option<Decimal>,
     /// 合計金額(明細): the item's own price × quantity, without shipping or COD fee.
     pub line_total: Option<Decimal>,
+    /// The item is a gift (wrapped or with a message).
+    pub is_gift: bool,
+    /// Amazon's gift wrap level.
+    pub gift_wrap_level: Option<String>,
+    /// The buyer's gift message (PII: sealed with the buyer's data, never logged).
+    pub gift_message: Option<String>,
+    /// The item's own COD fee (Amazon's `COD_FEE` proceeds of the item).
+    pub cod_fee: Option<Decimal>,
+}
+
+/// What the warehouse packs and ships by, in clear (nothing personal).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderDetails {
+    /// Amazon Business order (`AMAZON_BUSINESS`).
+    pub is_business: bool,
+    /// Premium shipping (`PREMIUM`).
+    pub is_premium: bool,
+    /// Ship-by window (`shipByWindow`); the end is Amazon's `LatestShipDate`.
+    pub earliest_ship_at: Option<DateTime<Utc>>,
+    pub latest_ship_at: Option<DateTime<Utc>>,
+    /// Deliver-by window (`deliverByWindow`).
+    pub earliest_delivery_at: Option<DateTime<Utc>>,
+    pub latest_delivery_at: Option<DateTime<Utc>>,
+    /// The delivery window the buyer chose (the items' `scheduledDeliveryWindow`).
+    pub scheduled_delivery_from: Option<DateTime<Utc>>,
+    pub scheduled_delivery_to: Option<DateTime<Utc>>,
 }
 
 /// An Amazon order as the WMS stores it. `buyer`/`ship_to` are `None` while Amazon withholds
@@ -73,7 +103,17 @@ pub struct AmazonOrder {
     pub payment_method: PaymentMethod,
     pub buyer: Option<BuyerData>,
     pub ship_to: Option<ShipTo>,
+    /// The buyer's delivery preference as text (PII: sealed, never logged).
+    pub delivery_preference: Option<String>,
+    pub details: OrderDetails,
     pub lines: Vec<AmazonLine>,
+}
+
+impl AmazonOrder {
+    /// Whether any line is a gift.
+    pub fn is_gift(&self) -> bool {
+        self.lines.iter().any(|l| l.is_gift)
+    }
 }
 
 /// A stored instruction (the fields the services decide on; buyer and ship-to data are sealed:
@@ -100,6 +140,12 @@ pub struct Instruction {
     pub order_total: Option<Decimal>,
     pub shipping_total: Option<Decimal>,
     pub cod_fee: Option<Decimal>,
+    pub is_business: bool,
+    pub is_premium: bool,
+    pub is_gift: bool,
+    pub latest_ship_at: Option<DateTime<Utc>>,
+    pub scheduled_delivery_from: Option<DateTime<Utc>>,
+    pub scheduled_delivery_to: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -137,6 +183,9 @@ pub struct Line {
     pub unit_price: Option<Decimal>,
     pub line_total: Option<Decimal>,
     pub reserved_quantity: i32,
+    pub is_gift: bool,
+    pub gift_wrap_level: Option<String>,
+    pub cod_fee: Option<Decimal>,
 }
 
 macro_rules! select_instruction {
@@ -146,7 +195,8 @@ macro_rules! select_instruction {
             r#"SELECT id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
                       amazon_last_updated_at, ordered_at, ship_to_country, payment_method,
                       delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
-                      shipping_total, cod_fee, updated_at
+                      shipping_total, cod_fee, is_business, is_premium, is_gift, latest_ship_at,
+                      scheduled_delivery_from, scheduled_delivery_to, updated_at
                FROM shipping_instructions "# + $where,
             $($arg),*
         )
@@ -228,7 +278,7 @@ pub async fn lines(conn: &mut PgConnection, instruction_id: Uuid) -> Result<Vec<
     Ok(sqlx::query_as!(
         Line,
         r#"SELECT id, line_no, amazon_order_item_id, sku, product_id, title, quantity, unit_price, line_total,
-                  reserved_quantity
+                  reserved_quantity, is_gift, gift_wrap_level, cod_fee
            FROM instruction_lines WHERE instruction_id = $1 ORDER BY line_no"#,
         instruction_id
     )
@@ -311,6 +361,9 @@ pub async fn insert_imported_many(
     let (mut dm_ids, mut dm_names, mut levels, mut primes, mut currencies, mut totals) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut shipping, mut cod_fees) = (vec![], vec![]);
+    let (mut business, mut premium, mut gift) = (vec![], vec![], vec![]);
+    let (mut ship_from, mut ship_by, mut deliver_from, mut deliver_by, mut slot_from, mut slot_to) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for o in orders {
         let (personal, country) = personal_data(o.order);
         let (dm_id, dm_name) = match o.delivery {
@@ -337,23 +390,38 @@ pub async fn insert_imported_many(
         totals.push(o.order.order_total);
         shipping.push(o.order.shipping_total);
         cod_fees.push(o.order.cod_fee);
+        let d = &o.order.details;
+        business.push(d.is_business);
+        premium.push(d.is_premium);
+        gift.push(o.order.is_gift());
+        ship_from.push(d.earliest_ship_at);
+        ship_by.push(d.latest_ship_at);
+        deliver_from.push(d.earliest_delivery_at);
+        deliver_by.push(d.latest_delivery_at);
+        slot_from.push(d.scheduled_delivery_from);
+        slot_to.push(d.scheduled_delivery_to);
     }
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO shipping_instructions
              (id, shop_id, source, amazon_order_id, marketplace_id, status, payment_status, amazon_status,
               amazon_last_updated_at, ordered_at, pii_enc, ship_to_country, payment_method,
               delivery_method_id, delivery_method_name, ship_service_level, is_prime, currency, order_total,
-              shipping_total, cod_fee, hold_reason)
+              shipping_total, cod_fee, hold_reason, is_business, is_premium, is_gift, earliest_ship_at,
+              latest_ship_at, earliest_delivery_at, latest_delivery_at, scheduled_delivery_from,
+              scheduled_delivery_to)
            SELECT id, $2, 'amazon_api', oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
                   dmi, dmn, lvl, prime, cur, tot, ship, cod,
                   -- the import holds an order only because it is not paid yet
-                  CASE WHEN st = 'hold' THEN 'unpaid' END
+                  CASE WHEN st = 'hold' THEN 'unpaid' END,
+                  biz, prem, gift, esa, lsa, eda, lda, sdf, sdt
              FROM UNNEST($1::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::text[], $12::text[],
                          $13::uuid[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::numeric[],
-                         $19::numeric[], $20::numeric[])
+                         $19::numeric[], $20::numeric[], $21::bool[], $22::bool[], $23::bool[],
+                         $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::timestamptz[],
+                         $28::timestamptz[], $29::timestamptz[])
                AS t(id, oid, mp, st, ps, ast, upd, ord, pii, tc, pm,
-                    dmi, dmn, lvl, prime, cur, tot, ship, cod)
+                    dmi, dmn, lvl, prime, cur, tot, ship, cod, biz, prem, gift, esa, lsa, eda, lda, sdf, sdt)
            ON CONFLICT (shop_id, amazon_order_id) DO NOTHING
            RETURNING id"#,
         &ids,
@@ -376,6 +444,15 @@ pub async fn insert_imported_many(
         &totals as &[Option<Decimal>],
         &shipping as &[Option<Decimal>],
         &cod_fees as &[Option<Decimal>],
+        &business,
+        &premium,
+        &gift,
+        &ship_from as &[Option<DateTime<Utc>>],
+        &ship_by as &[Option<DateTime<Utc>>],
+        &deliver_from as &[Option<DateTime<Utc>>],
+        &deliver_by as &[Option<DateTime<Utc>>],
+        &slot_from as &[Option<DateTime<Utc>>],
+        &slot_to as &[Option<DateTime<Utc>>],
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -386,6 +463,7 @@ pub async fn insert_imported_many(
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut titles, mut quantities, mut prices, mut line_totals, mut reserved) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut line_gifts, mut wraps, mut line_cods) = (vec![], vec![], vec![]);
     let mut reservations = Vec::new();
     for (o, id) in orders.iter().zip(&ids) {
         if !inserted.contains(id) {
@@ -407,6 +485,9 @@ pub async fn insert_imported_many(
             prices.push(line.unit_price);
             line_totals.push(line.line_total);
             reserved.push(qty);
+            line_gifts.push(line.is_gift);
+            wraps.push(line.gift_wrap_level.clone());
+            line_cods.push(line.cod_fee);
             out.inserted += 1;
             match product {
                 Some(p) => reservations.push(catalog::Reservation {
@@ -423,11 +504,12 @@ pub async fn insert_imported_many(
         sqlx::query!(
             r#"INSERT INTO instruction_lines
                  (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, product_id, title, quantity,
-                  unit_price, line_total, reserved_quantity)
-               SELECT id, iid, $3, no, item, sku, pid, title, qty, price, total, res
+                  unit_price, line_total, reserved_quantity, is_gift, gift_wrap_level, cod_fee)
+               SELECT id, iid, $3, no, item, sku, pid, title, qty, price, total, res, gift, wrap, cod
                  FROM UNNEST($1::uuid[], $2::uuid[], $4::int4[], $5::text[], $6::text[], $7::uuid[], $8::text[],
-                             $9::int4[], $10::numeric[], $11::numeric[], $12::int4[])
-                   AS t(id, iid, no, item, sku, pid, title, qty, price, total, res)"#,
+                             $9::int4[], $10::numeric[], $11::numeric[], $12::int4[], $13::bool[], $14::text[],
+                             $15::numeric[])
+                   AS t(id, iid, no, item, sku, pid, title, qty, price, total, res, gift, wrap, cod)"#,
             &line_ids,
             &line_inst,
             shop_id,
@@ -440,6 +522,9 @@ pub async fn insert_imported_many(
             &prices as &[Option<Decimal>],
             &line_totals as &[Option<Decimal>],
             &reserved,
+            &line_gifts,
+            &wraps as &[Option<String>],
+            &line_cods as &[Option<Decimal>],
         )
         .execute(&mut *conn)
         .await?;
@@ -454,7 +539,7 @@ pub async fn insert_imported_many(
 fn personal_data(order: &AmazonOrder) -> (PersonalData, Option<String>) {
     let buyer = order.buyer.clone().unwrap_or_else(|| BuyerData {
         name: Some(PLACEHOLDER_REGISTRATION.to_owned()),
-        email: None,
+        ..BuyerData::default()
     });
     let ship_to = order.ship_to.clone().unwrap_or_else(|| ShipTo {
         name: Some(PLACEHOLDER_REGISTRATION.to_owned()),
@@ -470,6 +555,14 @@ fn personal_data(order: &AmazonOrder) -> (PersonalData, Option<String>) {
         ship_to_city: ship_to.city,
         ship_to_address: ship_to.address,
         ship_to_phone: ship_to.phone,
+        buyer_company: buyer.company_name,
+        purchase_order_number: buyer.purchase_order_number,
+        delivery_preference: order.delivery_preference.clone(),
+        gift_messages: order
+            .lines
+            .iter()
+            .filter_map(|l| Some((l.order_item_id.clone(), l.gift_message.clone()?)))
+            .collect(),
     };
     (personal, ship_to.country)
 }
@@ -525,8 +618,8 @@ pub async fn add_missing_lines(
                 sqlx::query!(
                     r#"INSERT INTO instruction_lines
                          (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, product_id, title, quantity,
-                          unit_price, line_total, reserved_quantity)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+                          unit_price, line_total, reserved_quantity, is_gift, gift_wrap_level, cod_fee)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"#,
                     Uuid::now_v7(),
                     instruction_id,
                     shop_id,
@@ -538,7 +631,10 @@ pub async fn add_missing_lines(
                     line.quantity,
                     line.unit_price,
                     line.line_total,
-                    qty
+                    qty,
+                    line.is_gift,
+                    line.gift_wrap_level,
+                    line.cod_fee
                 )
                 .execute(&mut *conn)
                 .await?;
@@ -555,7 +651,7 @@ pub async fn add_missing_lines(
 }
 
 /// Fills in what Amazon exposes once an order is paid: payment status paid, buyer, ship-to,
-/// payment method, prices and totals (line totals, order total, shipping and COD fee). A hold the import placed because the order was unpaid
+/// payment method, the order details (business, gift, windows), prices and totals (line totals, order total, shipping and COD fee). A hold the import placed because the order was unpaid
 /// (`hold_reason = 'unpaid'`) is released (awaiting shipment); any other hold stays. The
 /// delivery method is replaced only while it is still the placeholder and a rule matched.
 pub async fn apply_paid(
@@ -584,6 +680,12 @@ pub async fn apply_paid(
               payment_method = $6, ship_service_level = COALESCE($7, ship_service_level), is_prime = $8,
               currency = COALESCE($9, currency), order_total = COALESCE($10, order_total),
               shipping_total = COALESCE($13, shipping_total), cod_fee = COALESCE($14, cod_fee),
+              is_business = $15, is_premium = is_premium OR $16, is_gift = is_gift OR $17,
+              earliest_ship_at = COALESCE($18, earliest_ship_at), latest_ship_at = COALESCE($19, latest_ship_at),
+              earliest_delivery_at = COALESCE($20, earliest_delivery_at),
+              latest_delivery_at = COALESCE($21, latest_delivery_at),
+              scheduled_delivery_from = COALESCE($22, scheduled_delivery_from),
+              scheduled_delivery_to = COALESCE($23, scheduled_delivery_to),
               delivery_method_id = CASE WHEN delivery_method_id IS NULL AND $11::uuid IS NOT NULL THEN $11 ELSE delivery_method_id END,
               delivery_method_name = CASE WHEN delivery_method_id IS NULL AND $11::uuid IS NOT NULL THEN $12 ELSE delivery_method_name END,
               updated_at = now()
@@ -602,17 +704,31 @@ pub async fn apply_paid(
         dm_name,
         order.shipping_total,
         order.cod_fee,
+        order.details.is_business,
+        order.details.is_premium,
+        order.is_gift(),
+        order.details.earliest_ship_at,
+        order.details.latest_ship_at,
+        order.details.earliest_delivery_at,
+        order.details.latest_delivery_at,
+        order.details.scheduled_delivery_from,
+        order.details.scheduled_delivery_to,
     )
     .execute(&mut *conn)
     .await?;
     for line in &order.lines {
         sqlx::query!(
-            r#"UPDATE instruction_lines SET unit_price = COALESCE($3, unit_price), line_total = COALESCE($4, line_total)
+            r#"UPDATE instruction_lines SET unit_price = COALESCE($3, unit_price), line_total = COALESCE($4, line_total),
+                      is_gift = is_gift OR $5, gift_wrap_level = COALESCE($6, gift_wrap_level),
+                      cod_fee = COALESCE($7, cod_fee)
                WHERE instruction_id = $1 AND amazon_order_item_id = $2"#,
             instruction_id,
             line.order_item_id,
             line.unit_price,
-            line.line_total
+            line.line_total,
+            line.is_gift,
+            line.gift_wrap_level,
+            line.cod_fee
         )
         .execute(&mut *conn)
         .await?;
@@ -787,4 +903,48 @@ pub async fn hold_reason(
     .await?
     .found("shipping instruction", instruction_id)?;
     Ok(r.and_then(|r| r.parse().ok()))
+}
+
+/// An open instruction whose ship-by time (`LatestShipDate`) is near or past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipByDue {
+    pub id: Uuid,
+    pub amazon_order_id: String,
+    pub status: String,
+    pub latest_ship_at: DateTime<Utc>,
+}
+
+/// Open (hold, awaiting shipment, allocated) instructions of a shop whose ship-by time is after
+/// `after` and at or before `until`, not noticed yet ([`mark_ship_by_noticed`]), earliest first.
+pub async fn ship_by_due(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<ShipByDue>, StoreError> {
+    Ok(sqlx::query_as!(
+        ShipByDue,
+        r#"SELECT id, amazon_order_id AS "amazon_order_id!", status, latest_ship_at AS "latest_ship_at!"
+           FROM shipping_instructions
+           WHERE shop_id = $1 AND status IN ('hold', 'awaiting_shipment', 'allocated')
+             AND latest_ship_at > $2 AND latest_ship_at <= $3
+             AND ship_by_noticed_at IS NULL AND amazon_order_id IS NOT NULL
+           ORDER BY latest_ship_at, amazon_order_id"#,
+        shop_id,
+        after,
+        until
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records that the ship-by attention entry of these instructions was written.
+pub async fn mark_ship_by_noticed(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE shipping_instructions SET ship_by_noticed_at = now() WHERE id = ANY($1)",
+        ids
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

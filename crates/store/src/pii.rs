@@ -1,7 +1,9 @@
 //! Buyer and ship-to data (PII): encrypted at rest, and kept no longer than Amazon's Data
 //! Protection Policy allows.
 //!
-//! **At rest.** An instruction's buyer and ship-to fields ([`PersonalData`]) are stored as one
+//! **At rest.** An instruction's buyer and ship-to fields ([`PersonalData`]: also a business
+//! buyer's company and purchase order number, the delivery preference and the gift messages of
+//! its lines) are stored as one
 //! AES-256-GCM blob, `shipping_instructions.pii_enc`, sealed by the application with the
 //! connector's keyring and bound to the shop and the instruction (associated data), so a blob
 //! copied to another row or shop does not open. The database, its backups and anyone with SQL
@@ -47,6 +49,22 @@ pub struct PersonalData {
     pub ship_to_address: Option<String>,
     #[serde(rename = "sf", default, skip_serializing_if = "Option::is_none")]
     pub ship_to_phone: Option<String>,
+    /// A business buyer's company name.
+    #[serde(rename = "bc", default, skip_serializing_if = "Option::is_none")]
+    pub buyer_company: Option<String>,
+    /// A business buyer's purchase order number.
+    #[serde(rename = "po", default, skip_serializing_if = "Option::is_none")]
+    pub purchase_order_number: Option<String>,
+    /// The buyer's delivery preference (drop-off place, instructions, preferred hours), as text.
+    #[serde(rename = "dp", default, skip_serializing_if = "Option::is_none")]
+    pub delivery_preference: Option<String>,
+    /// Gift messages by Amazon order item id.
+    #[serde(
+        rename = "gm",
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub gift_messages: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for PersonalData {
@@ -109,6 +127,7 @@ pub async fn read(
         ship_to_city: r.ship_to_city,
         ship_to_address: r.ship_to_address,
         ship_to_phone: r.ship_to_phone,
+        ..PersonalData::default()
     };
     Ok((legacy != PersonalData::default()).then_some(legacy))
 }

@@ -125,13 +125,25 @@ async fn pii_canary_is_found_nowhere_in_clear(pool: PgPool) {
     let a = sys.a().clone();
     let unshipped = Canary::new();
     let pending = Canary::new();
-    let item = || {
+    // The personal order details (issue 21 item 4) carry the canary too: a business buyer's
+    // company and purchase order number, the delivery instructions and a gift message.
+    let item = |c: &Canary| {
         vec![ItemSpec {
             seller_sku: Some(sku(3)),
             quantity: Some(2),
+            gift_message: Some(format!("{} おめでとう", c.token)),
+            gift_wrap_level: Some("STANDARD".into()),
             ..Default::default()
         }]
     };
+    let business = |c: &Canary| {
+        Some(spapi_sim::BusinessBuyer {
+            company_name: Some(format!("{} 商事", c.token)),
+            purchase_order_number: Some(format!("PO-{}", c.token)),
+        })
+    };
+    let preference =
+        |c: &Canary| Some(serde_json::json!({"addressInstruction": format!("{} 裏口", c.token)}));
     // UNSHIPPED: PII arrives with the import.
     let o1 = sys
         .sim
@@ -140,7 +152,9 @@ async fn pii_canary_is_found_nowhere_in_clear(pool: PgPool) {
             status: Some(OrderStatus::Unshipped),
             buyer: Some(unshipped.buyer()),
             address: Some(unshipped.address()),
-            items: item(),
+            items: item(&unshipped),
+            business: business(&unshipped),
+            delivery_preference: preference(&unshipped),
             ..Default::default()
         })
         .unwrap();
@@ -152,7 +166,9 @@ async fn pii_canary_is_found_nowhere_in_clear(pool: PgPool) {
             status: Some(OrderStatus::Pending),
             buyer: Some(pending.buyer()),
             address: Some(pending.address()),
-            items: item(),
+            items: item(&pending),
+            business: business(&pending),
+            delivery_preference: preference(&pending),
             ..Default::default()
         })
         .unwrap();
@@ -194,6 +210,14 @@ async fn pii_canary_is_found_nowhere_in_clear(pool: PgPool) {
             .await
             .unwrap()
             .unwrap();
+        for (what, v) in [
+            ("company", p.buyer_company.clone()),
+            ("purchase order number", p.purchase_order_number.clone()),
+            ("delivery preference", p.delivery_preference.clone()),
+            ("gift message", p.gift_messages.values().next().cloned()),
+        ] {
+            assert!(v.unwrap_or_default().contains(&c.token), "{what} stored");
+        }
         let (name, addr, phone, email) = (
             p.buyer_name,
             p.ship_to_address,

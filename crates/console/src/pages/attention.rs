@@ -89,6 +89,13 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         &attention::canceled_after_allocation(&mut conn, &shops).await?,
     );
     let failed = failed(&ctx, &attention::failed_shipments(&mut conn, &shops).await?);
+    let now = Utc::now();
+    let until = now + chrono::Duration::hours(domain::ship_by::WARN_HOURS);
+    let ship_by = ship_by(
+        &ctx,
+        &attention::ship_by_soon(&mut conn, &shops, until).await?,
+        now,
+    );
     let stuck = stuck(
         &ctx,
         &attention::stuck_feeds(&mut conn, &shops, Utc::now()).await?,
@@ -98,6 +105,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     let others = attention::other_entries(&mut conn, &shops).await?;
     let body = html! {
         (resend_flash(&ctx, &q))
+        (ship_by)
         (late)
         (reauth)
         (unmapped)
@@ -112,6 +120,55 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         (log_table(&ctx, &others))
     };
     Ok(ctx.page(t("要対応", "Attention"), body))
+}
+
+fn ship_by(ctx: &Ctx, rows: &[attention::ShipBySoon], now: chrono::DateTime<Utc>) -> Markup {
+    let t = |ja, en| ctx.t(ja, en);
+    let hours = domain::ship_by::WARN_HOURS;
+    let title = match ctx.lang {
+        crate::i18n::Lang::Ja => format!("出荷期限が近い出荷指示（{hours}時間以内・超過）"),
+        crate::i18n::Lang::En => {
+            format!("Instructions due to ship (within {hours} hours, or past)")
+        }
+    };
+    section(
+        ctx,
+        "ship-by",
+        &title,
+        t(
+            "出荷期限（Amazonの LatestShipDate）までに出荷し、出荷実績を戻してください。超過するとAmazonは出荷遅延として数えます。",
+            "Ship them and return the shipment before the ship-by time (Amazon's LatestShipDate); after it, Amazon counts them as shipped late.",
+        ),
+        Some("attention-ship-by"),
+        &[
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("注文番号", "Order id")),
+            Col::text(t("ステータス", "Status")),
+            Col::text(t("出荷期限", "Ship by")),
+        ],
+        rows,
+        |r| {
+            html! {
+                tr {
+                    td { (ctx.op.code_of(Some(r.shop_id))) }
+                    td { a href={ "/instructions/" (r.id) } { (r.amazon_order_id.as_deref().unwrap_or("—")) } }
+                    td {
+                        (ctx.lang.parsed_label(
+                            &r.status,
+                            domain::InstructionStatus::label_ja,
+                            domain::InstructionStatus::label_en,
+                        ))
+                    }
+                    td {
+                        (time(r.latest_ship_at, ctx.state.tz))
+                        @if domain::ship_by::missed(r.latest_ship_at, now) {
+                            " " (badge("attention", t("超過", "passed")))
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 fn reauth(ctx: &Ctx, rows: &[attention::ReauthShop]) -> Markup {

@@ -226,6 +226,14 @@ async fn render(
                     option value="false" { (t("Prime以外", "Not Prime")) }
                 }
             }
+            label {
+                (t("日時指定", "Time slot"))
+                select name="time_slot" {
+                    option value="" { (t("問わない", "Any")) }
+                    option value="true" { (t("日時指定ありのみ", "Time slot given")) }
+                    option value="false" { (t("日時指定なしのみ", "No time slot")) }
+                }
+            }
             button type="submit" id="rule-submit" { (t("ルールを追加", "Add the rule")) }
         }
         p class="hint" {
@@ -253,6 +261,8 @@ async fn render(
                         " · " (t("配送サービス", "Service level")) " " (opt(trial.ship_service_level.as_deref()))
                         " · " (t("都道府県", "State")) " " (opt(trial.state.as_deref()))
                         " · SKU " (trial.skus.join(", "))
+                        " · Prime " (if trial.prime { t("はい", "yes") } else { t("いいえ", "no") })
+                        " · " (t("日時指定", "Time slot")) " " (if trial.time_slot { t("あり", "yes") } else { t("なし", "no") })
                     }
                     table id="rule-trial" {
                         tbody {
@@ -432,6 +442,7 @@ pub struct RuleForm {
     min_total: Option<String>,
     max_total: Option<String>,
     prime: Option<String>,
+    time_slot: Option<String>,
 }
 
 /// A comma-separated form field as a list (blank items dropped; `、` counts as a comma).
@@ -469,6 +480,11 @@ fn conditions(f: &RuleForm) -> Result<domain::delivery_rules::RuleConditions, St
         min_total: amount(&f.min_total, "the minimum total")?,
         max_total: amount(&f.max_total, "the maximum total")?,
         prime: match nz(&f.prime) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
+        time_slot: match nz(&f.time_slot) {
             Some("true") => Some(true),
             Some("false") => Some(false),
             _ => None,

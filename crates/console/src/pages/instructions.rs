@@ -66,6 +66,44 @@ fn day_start(s: Option<&str>, tz: chrono_tz::Tz, plus_days: i64) -> Option<chron
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The order details shown as badges in the list and the detail.
+struct Flags {
+    prime: bool,
+    premium: bool,
+    business: bool,
+    gift: bool,
+    scheduled: bool,
+}
+
+/// Compact badges: Prime, premium, business, gift, time slot chosen.
+fn detail_badges(ctx: &Ctx, f: &Flags) -> Markup {
+    let t = |ja, en| ctx.t(ja, en);
+    html! {
+        @if f.prime { " " span class="badge b-neutral" data-flag="prime" { "Prime" } }
+        @if f.premium { " " span class="badge b-neutral" data-flag="premium" { (t("プレミアム", "Premium")) } }
+        @if f.business { " " span class="badge b-neutral" data-flag="business" { (t("法人", "Business")) } }
+        @if f.gift { " " span class="badge b-neutral" data-flag="gift" { (t("ギフト", "Gift")) } }
+        @if f.scheduled { " " span class="badge b-neutral" data-flag="scheduled" { (t("日時指定", "Time slot")) } }
+    }
+}
+
+/// Still to be shipped (the ship-by time matters).
+fn open(status: &str) -> bool {
+    matches!(status, "hold" | "awaiting_shipment" | "allocated")
+}
+
+/// A badge when the ship-by time is near (within [`domain::ship_by::WARN_HOURS`]) or past.
+fn ship_by_badge(ctx: &Ctx, by: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> Markup {
+    let t = |ja, en| ctx.t(ja, en);
+    if by <= now {
+        html! { " " (badge("attention", t("出荷期限超過", "Ship-by passed"))) }
+    } else if domain::ship_by::approaching(by, now) {
+        html! { " " (badge("attention", t("出荷期限間近", "Ship-by soon"))) }
+    } else {
+        html! {}
+    }
+}
+
 pub async fn list(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError> {
     let shops = ctx.scope(nz(&q.shop))?;
     let tz = ctx.state.tz;
@@ -108,8 +146,15 @@ pub async fn list(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
             tr {
                 td {
                     a href={ "/instructions/" (r.id) } { (r.amazon_order_id.as_deref().unwrap_or("—")) }
-                    @if r.is_prime {
-                        " " span class="badge b-neutral" { "Prime" }
+                    (detail_badges(&ctx, &Flags {
+                        prime: r.is_prime,
+                        premium: r.is_premium,
+                        business: r.is_business,
+                        gift: r.is_gift,
+                        scheduled: r.scheduled,
+                    }))
+                    @if let Some(by) = r.latest_ship_at.filter(|_| open(&r.status)) {
+                        (ship_by_badge(&ctx, by, Utc::now()))
                     }
                 }
                 td { (ctx.op.code_of(Some(r.shop_id))) }
@@ -239,6 +284,12 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         }
     };
     let text = |v: &str| html! { (v) };
+    let range =
+        |from: Option<chrono::DateTime<Utc>>, to: Option<chrono::DateTime<Utc>>| match (from, to) {
+            (None, None) => "—".to_owned(),
+            (Some(f), Some(to)) if f == to => time(f, tz),
+            (f, to) => format!("{} – {}", time_opt(f, tz), time_opt(to, tz)),
+        };
     let order_kv = kv(&[
         (t("注文番号", "Order id"), text(&order)),
         (
@@ -290,6 +341,38 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
             text(&r.tracking_numbers.join(", ")),
         ),
         (t("出荷日", "Ship date"), opt(r.shipped_on)),
+        (
+            t("注文区分", "Order type"),
+            html! {
+                (detail_badges(ctx, &Flags {
+                    prime: r.is_prime,
+                    premium: r.is_premium,
+                    business: r.is_business,
+                    gift: r.is_gift,
+                    scheduled: r.scheduled_delivery_from.is_some(),
+                }))
+                @if !(r.is_prime || r.is_premium || r.is_business || r.is_gift || r.scheduled_delivery_from.is_some()) {
+                    "—"
+                }
+            },
+        ),
+        (
+            t("出荷期限", "Ship by"),
+            html! {
+                span id="ship-by" { (range(r.earliest_ship_at, r.latest_ship_at)) }
+                @if let Some(by) = r.latest_ship_at.filter(|_| open(&r.status)) {
+                    (ship_by_badge(ctx, by, Utc::now()))
+                }
+            },
+        ),
+        (
+            t("お届け予定", "Deliver by"),
+            html! { span id="deliver-by" { (range(r.earliest_delivery_at, r.latest_delivery_at)) } },
+        ),
+        (
+            t("お届け日時指定", "Delivery time slot"),
+            html! { span id="time-slot" { (range(r.scheduled_delivery_from, r.scheduled_delivery_to)) } },
+        ),
     ]);
 
     // Buyer and ship-to: masked unless revealed.
@@ -300,7 +383,7 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         store::pii::read(&mut conn, &ctx.state.keys, id).await?
     }
     .unwrap_or_default();
-    let pii: [(&str, &Option<String>); 9] = [
+    let pii: [(&str, &Option<String>); 12] = [
         (t("購入者名", "Buyer name"), &p.buyer_name),
         (t("購入者メール", "Buyer e-mail"), &p.buyer_email),
         (t("お届け先名", "Ship-to name"), &p.ship_to_name),
@@ -310,6 +393,15 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         (t("市区町村", "City"), &p.ship_to_city),
         (t("住所", "Address"), &p.ship_to_address),
         (t("電話番号", "Phone"), &p.ship_to_phone),
+        (t("会社名", "Company"), &p.buyer_company),
+        (
+            t("発注番号", "Purchase order number"),
+            &p.purchase_order_number,
+        ),
+        (
+            t("配達の希望", "Delivery preference"),
+            &p.delivery_preference,
+        ),
     ];
     let pii_section = if r.pii_purged_at.is_some() {
         html! {
@@ -366,6 +458,8 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
                     th class="num" { (t("単価", "Unit price")) }
                     th class="num" { (t("小計", "Line total")) }
                     th class="num" { (t("確保数", "Reserved")) }
+                    th class="num" { (t("代引手数料", "COD fee")) }
+                    th { (t("ギフト", "Gift")) }
                 }
             }
             tbody {
@@ -390,6 +484,30 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
                         td class="num" { (amount(ln.unit_price)) }
                         td class="num" { (amount(ln.line_total)) }
                         td class="num" { (ln.reserved_quantity) }
+                        td class="num" { (amount(ln.cod_fee)) }
+                        td class="gift" {
+                            @if ln.is_gift {
+                                (t("ギフト", "Gift"))
+                                @if let Some(w) = &ln.gift_wrap_level {
+                                    " (" (t("包装", "wrap")) ": " (w) ")"
+                                }
+                                @let message = ln
+                                    .amazon_order_item_id
+                                    .as_ref()
+                                    .and_then(|i| p.gift_messages.get(i));
+                                @if let Some(m) = message {
+                                    br;
+                                    (t("メッセージ", "Message")) ": "
+                                    @if reveal {
+                                        span class="pii" { (m) }
+                                    } @else {
+                                        span class="masked" { "●●●●●●" }
+                                    }
+                                }
+                            } @else {
+                                "—"
+                            }
+                        }
                     }
                 }
             }

@@ -98,6 +98,7 @@ pub async fn instruction(
         ship_to_city: Some("渋谷区".into()),
         ship_to_address: Some("神宮前1-2-3".into()),
         ship_to_phone: Some("03-1234-5678".into()),
+        ..Default::default()
     };
     sqlx::query(
         "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status, payment_status,

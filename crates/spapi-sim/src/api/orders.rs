@@ -111,16 +111,30 @@ pub(crate) fn render_order(o: &Order, inc: &Included) -> Value {
     if o.prime {
         programs.push("PRIME");
     }
+    if o.premium {
+        programs.push("PREMIUM");
+    }
+    if o.business.is_some() {
+        programs.push("AMAZON_BUSINESS");
+    }
     order.insert("programs".into(), json!(programs));
     order.insert(
         "salesChannel".into(),
         json!({"channelName": "AMAZON", "marketplaceId": o.marketplace_id, "marketplaceName": mname}),
     );
     if inc.buyer && pii && !o.pii_withheld {
-        order.insert(
-            "buyer".into(),
-            json!({"buyerName": o.buyer.name, "buyerEmail": o.buyer.email}),
-        );
+        let mut buyer = Map::new();
+        buyer.insert("buyerName".into(), json!(o.buyer.name));
+        buyer.insert("buyerEmail".into(), json!(o.buyer.email));
+        if let Some(b) = &o.business {
+            set_opt(&mut buyer, "buyerCompanyName", &b.company_name);
+            set_opt(
+                &mut buyer,
+                "buyerPurchaseOrderNumber",
+                &b.purchase_order_number,
+            );
+        }
+        order.insert("buyer".into(), Value::Object(buyer));
     }
     if inc.recipient && pii && !o.pii_withheld {
         let a = &o.address;
@@ -139,7 +153,12 @@ pub(crate) fn render_order(o: &Order, inc: &Included) -> Value {
             set_opt(&mut addr, "phone", &a.phone);
         }
         addr.insert("addressType".into(), json!("RESIDENTIAL"));
-        order.insert("recipient".into(), json!({"deliveryAddress": addr}));
+        let mut recipient = Map::new();
+        recipient.insert("deliveryAddress".into(), Value::Object(addr));
+        if let Some(p) = &o.delivery_preference {
+            recipient.insert("deliveryPreference".into(), p.clone());
+        }
+        order.insert("recipient".into(), Value::Object(recipient));
     }
     if inc.proceeds && priced {
         let mut breakdowns = vec![json!({"type": "ITEM", "subtotal": money(o.items_total(), cur)})];
@@ -241,11 +260,30 @@ pub(crate) fn render_order(o: &Order, inc: &Included) -> Value {
                     "quantityUnfulfilled".into(),
                     json!(it.quantity_ordered.saturating_sub(it.quantity_shipped)),
                 );
-                if priced && o.payment_method == PaymentMethod::CashOnDelivery {
-                    f.insert(
-                        "shipping".into(),
-                        json!({"shippingConstraints": {"cashOnDelivery": "MANDATORY"}}),
+                // Gift status shows once the order leaves Pending; the message is PII.
+                if priced && it.is_gift() {
+                    let mut g = Map::new();
+                    if pii {
+                        set_opt(&mut g, "giftMessage", &it.gift_message);
+                    }
+                    set_opt(&mut g, "giftWrapLevel", &it.gift_wrap_level);
+                    f.insert("packing".into(), json!({"giftOption": g}));
+                }
+                let mut shipping = Map::new();
+                if let Some(w) = &o.scheduled_delivery {
+                    shipping.insert(
+                        "scheduledDeliveryWindow".into(),
+                        json!({"earliestDateTime": fmt_time(w.start), "latestDateTime": fmt_time(w.end)}),
                     );
+                }
+                if priced && o.payment_method == PaymentMethod::CashOnDelivery {
+                    shipping.insert(
+                        "shippingConstraints".into(),
+                        json!({"cashOnDelivery": "MANDATORY"}),
+                    );
+                }
+                if !shipping.is_empty() {
+                    f.insert("shipping".into(), Value::Object(shipping));
                 }
                 item.insert("fulfillment".into(), Value::Object(f));
             }

@@ -85,9 +85,9 @@ pub(crate) fn render_order(o: &Order, restricted: bool) -> Value {
         "LatestDeliveryDate".into(),
         json!(fmt_time(o.latest_delivery_date)),
     );
+    v.insert("IsBusinessOrder".into(), json!(o.business.is_some()));
+    v.insert("IsPremiumOrder".into(), json!(o.premium));
     for k in [
-        "IsBusinessOrder",
-        "IsPremiumOrder",
         "IsGlobalExpressEnabled",
         "IsReplacementOrder",
         "IsSoldByAB",
@@ -161,7 +161,7 @@ fn render_items(o: &Order) -> Vec<Value> {
                     v.insert("CODFee".into(), money(cod_fee, &o.currency));
                     v.insert("CODFeeDiscount".into(), money(zero, &o.currency));
                 }
-                v.insert("IsGift".into(), json!("false"));
+                v.insert("IsGift".into(), json!(it.is_gift().to_string()));
             }
             v.insert("ConditionId".into(), json!("New"));
             v.insert("ConditionSubtypeId".into(), json!("New"));

@@ -18,7 +18,8 @@ use crate::{StoreError, api_log::Record};
 pub const CANCELED_AFTER_ALLOCATION: &str = "amazon_cancelled_after_allocation";
 
 /// Number of open items at `now`: unmapped SKUs, failed shipment results, stuck feeds, shops
-/// needing re-authorization and cancellations after allocation.
+/// needing re-authorization, cancellations after allocation and open instructions whose ship-by
+/// time is within [`domain::ship_by::WARN_HOURS`] or past.
 pub async fn count(
     conn: &mut PgConnection,
     shops: &[Uuid],
@@ -37,10 +38,13 @@ pub async fn count(
            + (SELECT count(*) FROM api_log a
                 JOIN shipping_instructions si ON si.shop_id = a.shop_id AND si.amazon_order_id = a.amazon_order_id
                WHERE a.shop_id = ANY($1) AND a.code = $3 AND si.status <> 'canceled')
+           + (SELECT count(*) FROM shipping_instructions WHERE shop_id = ANY($1)
+                AND status IN ('hold', 'awaiting_shipment', 'allocated') AND latest_ship_at <= $4)
            ) AS "n!""#,
         shops,
         feed_stuck::stuck_cutoff(now),
-        CANCELED_AFTER_ALLOCATION
+        CANCELED_AFTER_ALLOCATION,
+        now + chrono::Duration::hours(domain::ship_by::WARN_HOURS)
     )
     .fetch_one(conn)
     .await?)
@@ -129,6 +133,38 @@ pub async fn canceled_after_allocation(
            ORDER BY a.shop_id, a.amazon_order_id, a.id DESC LIMIT $3"#,
         shops,
         CANCELED_AFTER_ALLOCATION,
+        LIST_LIMIT
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// An open instruction whose ship-by time (`LatestShipDate`) is near or past.
+#[derive(Debug, Clone)]
+pub struct ShipBySoon {
+    pub id: Uuid,
+    pub shop_id: Uuid,
+    pub amazon_order_id: Option<String>,
+    pub status: String,
+    pub latest_ship_at: DateTime<Utc>,
+}
+
+/// Open (hold, awaiting shipment, allocated) instructions whose ship-by time is at or before
+/// `until`, earliest first.
+pub async fn ship_by_soon(
+    conn: &mut PgConnection,
+    shops: &[Uuid],
+    until: DateTime<Utc>,
+) -> Result<Vec<ShipBySoon>, StoreError> {
+    Ok(sqlx::query_as!(
+        ShipBySoon,
+        r#"SELECT id, shop_id, amazon_order_id, status, latest_ship_at AS "latest_ship_at!"
+           FROM shipping_instructions
+           WHERE shop_id = ANY($1) AND status IN ('hold', 'awaiting_shipment', 'allocated')
+             AND latest_ship_at <= $2
+           ORDER BY latest_ship_at, amazon_order_id LIMIT $3"#,
+        shops,
+        until,
         LIST_LIMIT
     )
     .fetch_all(conn)

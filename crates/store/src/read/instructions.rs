@@ -49,6 +49,13 @@ pub struct ListRow {
     pub ordered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub is_prime: bool,
+    pub is_premium: bool,
+    pub is_business: bool,
+    pub is_gift: bool,
+    /// The buyer chose a delivery window.
+    pub scheduled: bool,
+    /// Amazon's ship-by time (`LatestShipDate`).
+    pub latest_ship_at: Option<DateTime<Utc>>,
     /// Lines of the instruction.
     pub lines: i64,
     /// Lines whose SKU is not in the mapping table.
@@ -62,6 +69,8 @@ pub async fn list(conn: &mut PgConnection, f: &ListFilter<'_>) -> Result<Vec<Lis
         r#"SELECT si.id, si.shop_id, si.amazon_order_id, si.marketplace_id, si.status, si.payment_status,
                   si.api_status, si.api_error, si.payment_method, si.delivery_method_name, si.currency,
                   si.order_total, si.tracking_numbers, si.ordered_at, si.created_at, si.is_prime,
+                  si.is_premium, si.is_business, si.is_gift,
+                  (si.scheduled_delivery_from IS NOT NULL) AS "scheduled!", si.latest_ship_at,
                   (SELECT count(*) FROM instruction_lines l WHERE l.instruction_id = si.id) AS "lines!",
                   (SELECT count(*) FROM instruction_lines l WHERE l.instruction_id = si.id AND l.product_id IS NULL) AS "unmapped!"
            FROM shipping_instructions si
@@ -120,6 +129,18 @@ pub struct Detail {
     pub ship_to_country: Option<String>,
     /// When buyer and ship-to data were purged (Amazon's data protection policy).
     pub pii_purged_at: Option<DateTime<Utc>>,
+    pub is_prime: bool,
+    pub is_premium: bool,
+    pub is_business: bool,
+    pub is_gift: bool,
+    pub earliest_ship_at: Option<DateTime<Utc>>,
+    /// Amazon's ship-by time (`LatestShipDate`).
+    pub latest_ship_at: Option<DateTime<Utc>>,
+    pub earliest_delivery_at: Option<DateTime<Utc>>,
+    pub latest_delivery_at: Option<DateTime<Utc>>,
+    /// The delivery window the buyer chose.
+    pub scheduled_delivery_from: Option<DateTime<Utc>>,
+    pub scheduled_delivery_to: Option<DateTime<Utc>>,
 }
 
 /// An instruction by id.
@@ -130,7 +151,9 @@ pub async fn detail(conn: &mut PgConnection, id: Uuid) -> Result<Option<Detail>,
                   si.status, si.payment_status, si.api_status, si.api_error, si.amazon_status, si.payment_method,
                   si.delivery_method_name, dm.name AS "dm_name?", si.ship_service_level, si.currency,
                   si.order_total, si.shipping_total, si.cod_fee, si.tracking_numbers, si.shipped_on,
-                  si.ship_to_country, si.pii_purged_at
+                  si.ship_to_country, si.pii_purged_at, si.is_prime, si.is_premium, si.is_business, si.is_gift,
+                  si.earliest_ship_at, si.latest_ship_at, si.earliest_delivery_at, si.latest_delivery_at,
+                  si.scheduled_delivery_from, si.scheduled_delivery_to
            FROM shipping_instructions si
            LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
            WHERE si.id = $1"#,
@@ -155,6 +178,10 @@ pub struct LineRow {
     /// `None` while the SKU is not in the mapping table.
     pub product_code: Option<String>,
     pub product_name: Option<String>,
+    pub is_gift: bool,
+    pub gift_wrap_level: Option<String>,
+    /// The line's own COD fee.
+    pub cod_fee: Option<Decimal>,
 }
 
 /// Lines of an instruction, by line number.
@@ -162,7 +189,8 @@ pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<LineRow>, St
     Ok(sqlx::query_as!(
         LineRow,
         r#"SELECT l.line_no, l.sku, l.title, l.quantity, l.unit_price, l.line_total, l.reserved_quantity,
-                  l.amazon_order_item_id, p.code AS "product_code?", p.name AS "product_name?"
+                  l.amazon_order_item_id, p.code AS "product_code?", p.name AS "product_name?",
+                  l.is_gift, l.gift_wrap_level, l.cod_fee
            FROM instruction_lines l LEFT JOIN products p ON p.id = l.product_id
            WHERE l.instruction_id = $1 ORDER BY l.line_no"#,
         id
