@@ -29,6 +29,31 @@ pub enum ShippingCommand {
     Hold(HoldArgs),
     /// WMS: ship (出荷) an instruction with its tracking numbers.
     Ship(ShipArgs),
+    /// A buyer's request to cancel (status-sync holds or flags the order): accept (cancel here,
+    /// release the stock, tell Amazon) or decline (ship as usual).
+    #[command(subcommand)]
+    CancelRequest(CancelRequestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CancelRequestCommand {
+    /// Accept: the instruction is cancelled and its stock released; the next shipment-feedback
+    /// run sends Amazon the order acknowledgement (CancelReason BuyerCanceled).
+    Accept(DecisionArgs),
+    /// Decline: the order ships as usual (its hold for the request is released).
+    Decline(DecisionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// Shop code (see `ctl shop list`).
+    #[arg(long)]
+    pub shop: String,
+    /// Amazon order id.
+    pub amazon_order_id: String,
+    /// Who decides (recorded with the decision and in the API log).
+    #[arg(long, env = "CTL_REQUESTED_BY", default_value = "ctl")]
+    pub operator: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +189,7 @@ pub async fn run(config: &Config, command: ShippingCommand, json_out: bool) -> a
         ShippingCommand::Allocate(a) => allocate(&pool, a).await,
         ShippingCommand::Hold(a) => hold(&pool, a, json_out).await,
         ShippingCommand::Ship(a) => ship(&pool, a).await,
+        ShippingCommand::CancelRequest(c) => cancel_request(&pool, c).await,
     }
 }
 
@@ -381,6 +407,32 @@ async fn resend(pool: &PgPool, a: ResendArgs) -> anyhow::Result<()> {
         "order {} is awaiting print again; the next shipment-feedback run sends it (`ctl trigger shipment-feedback --shop {}`)",
         a.amazon_order_id, shop.code
     );
+    Ok(())
+}
+
+async fn cancel_request(pool: &PgPool, c: CancelRequestCommand) -> anyhow::Result<()> {
+    let (accept, a) = match c {
+        CancelRequestCommand::Accept(a) => (true, a),
+        CancelRequestCommand::Decline(a) => (false, a),
+    };
+    let shop = shop_of(pool, &a.shop).await?;
+    let order = &a.amazon_order_id;
+    let mut tx = pool.begin().await?;
+    let decided = if accept {
+        store::cancel_requests::accept(&mut tx, shop.id, order, &a.operator).await
+    } else {
+        store::cancel_requests::decline(&mut tx, shop.id, order, &a.operator).await
+    };
+    decided.map_err(|e| wms_error(e, order, shop.code.as_str(), ""))?;
+    tx.commit().await?;
+    if accept {
+        println!(
+            "order {order}: cancelled (キャンセル) and its stock released; the next shipment-feedback run tells Amazon (`ctl trigger shipment-feedback --shop {}`)",
+            shop.code
+        );
+    } else {
+        println!("order {order}: the buyer's request is declined; it ships as usual");
+    }
     Ok(())
 }
 

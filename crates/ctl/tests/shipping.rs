@@ -355,3 +355,106 @@ async fn ship_packages_and_the_every_package_switch(pool: PgPool) {
         "--keep-amazon-handling-time",
     );
 }
+
+/// Issue 21 item 1: `ctl cancel-request accept|decline` decide a buyer's request (recorded with
+/// the operator); an order without a request, or one decided already, is refused with why.
+#[sqlx::test(migrations = "../../migrations")]
+async fn cancel_requests_are_accepted_or_declined(pool: PgPool) {
+    let env = Env::new(&pool).await;
+    env.add_shop("acme");
+    let shop_id: Uuid = sqlx::query_scalar("SELECT id FROM shops WHERE code = 'acme'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for (order, requested) in [
+        ("503-1111111-4444441", true),
+        ("503-1111111-4444442", true),
+        ("503-1111111-4444443", false),
+    ] {
+        sqlx::query(
+            "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status, hold_reason, cancel_requested_at)
+             VALUES ($1, $2, $3, 'A1VC38T7YXB528', 'hold', 'buyer_cancel_request', CASE WHEN $4 THEN now() END)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(shop_id)
+        .bind(order)
+        .bind(requested)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let state = async |order: &str| -> (String, Option<String>, Option<String>, Option<String>) {
+        sqlx::query_as(
+            "SELECT status, cancel_request_decision, cancel_request_decided_by, cancel_ack FROM shipping_instructions WHERE amazon_order_id = $1",
+        )
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let said = env.ok(&[
+        "cancel-request",
+        "accept",
+        "--shop",
+        "acme",
+        "503-1111111-4444441",
+        "--operator",
+        "alice",
+    ]);
+    assert!(said.contains("cancelled"), "{said}");
+    assert_eq!(
+        state("503-1111111-4444441").await,
+        (
+            "canceled".into(),
+            Some("accepted".into()),
+            Some("alice".into()),
+            Some("pending".into())
+        )
+    );
+    env.ok(&[
+        "cancel-request",
+        "decline",
+        "--shop",
+        "acme",
+        "503-1111111-4444442",
+    ]);
+    assert_eq!(
+        state("503-1111111-4444442").await,
+        (
+            "awaiting_shipment".into(),
+            Some("declined".into()),
+            Some("ctl".into()),
+            None
+        )
+    );
+    env.fails(
+        &[
+            "cancel-request",
+            "accept",
+            "--shop",
+            "acme",
+            "503-1111111-4444441",
+        ],
+        "already accepted",
+    );
+    env.fails(
+        &[
+            "cancel-request",
+            "decline",
+            "--shop",
+            "acme",
+            "503-1111111-4444443",
+        ],
+        "has not asked to cancel",
+    );
+    env.fails(
+        &[
+            "cancel-request",
+            "accept",
+            "--shop",
+            "acme",
+            "503-9999999-9999999",
+        ],
+        "no instruction for order",
+    );
+}

@@ -109,7 +109,10 @@ impl Poller {
             let (level, text) = match r.status {
                 MessageStatus::Success => (
                     Level::Info,
-                    if m.instruction_id.is_some() {
+                    if m.instruction_id.is_some() && is_acknowledgement(sub) {
+                        "the buyer's cancellation was accepted by Amazon: the order is cancelled"
+                            .to_owned()
+                    } else if m.instruction_id.is_some() {
                         "shipment confirmed by Amazon: 出荷済み (shipped)".to_owned()
                     } else {
                         "quantity accepted by Amazon".to_owned()
@@ -145,7 +148,7 @@ impl Poller {
             .await?;
         }
         for (instruction, failure) in &shipments {
-            store::shipments::apply_feed_result(&mut tx, *instruction, failure.as_deref()).await?;
+            instruction_result(&mut tx, sub, *instruction, failure.as_deref()).await?;
         }
         if !inventory.is_empty() {
             report.inventory +=
@@ -227,7 +230,7 @@ impl Poller {
             )
             .await?;
             if let Some(instruction) = m.instruction_id {
-                store::shipments::apply_feed_result(&mut tx, instruction, Some(reason)).await?;
+                instruction_result(&mut tx, sub, instruction, Some(reason)).await?;
             }
             api_log::write(
                 &mut tx,
@@ -304,5 +307,26 @@ impl Poller {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// Whether `sub` carried accepted buyer cancellations (the order acknowledgement feed) rather
+/// than shipments.
+fn is_acknowledgement(sub: &Submission) -> bool {
+    sub.feed_type == spapi::acknowledgement_feed::POST_ORDER_ACKNOWLEDGEMENT_DATA
+}
+
+/// Amazon's result for one instruction of `sub`: its shipment (出荷済み or failed), or, for an
+/// acknowledgement feed, its cancellation told to Amazon (done or failed).
+async fn instruction_result(
+    tx: &mut sqlx::PgConnection,
+    sub: &Submission,
+    instruction: uuid::Uuid,
+    failure: Option<&str>,
+) -> Result<(), store::StoreError> {
+    if is_acknowledgement(sub) {
+        store::cancel_requests::apply_result(tx, instruction, failure).await
+    } else {
+        store::shipments::apply_feed_result(tx, instruction, failure).await
     }
 }

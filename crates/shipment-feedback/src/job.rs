@@ -105,6 +105,9 @@ impl Feedback {
             return Ok(());
         }
 
+        // 1b. Buyer cancellations an operator accepted, told to Amazon.
+        self.acknowledge(run, &api, report).await?;
+
         // 2. Targets (each order on its marketplace's day), and the late ones told once.
         let mut conn = self.deps.pool.acquire().await?;
         report.late = notice_late(&mut conn, run, now).await?;

@@ -28,6 +28,7 @@
 //! Modules, one per step: [`job`] (plan and step), `reconcile`, `store::shipments` (selection, API-status changes), `validate`,
 //! `submit` (feed), `confirm` (confirmShipment), `confirmation` (one confirmation's fields).
 
+mod acknowledge;
 mod confirm;
 mod confirmation;
 mod fail_points;
@@ -114,6 +115,9 @@ pub struct RunReport {
     pub sent: usize,
     /// confirm-shipment: refused by Amazon (failed).
     pub failed: usize,
+    /// Accepted buyer cancellations sent to Amazon (order acknowledgement feed).
+    #[serde(default)]
+    pub acknowledged: usize,
     /// Feeds submitted by this run.
     pub feed_submission_ids: Vec<Uuid>,
     /// Submissions found at Amazon by reconciliation (not sent again).

@@ -159,6 +159,10 @@ async fn apply_one(
                 }
                 None => false,
             };
+            // Paid with the buyer already asking to cancel: held again at once.
+            let attention_entry =
+                buyer_request(conn, (shop_id, run_id), order, inst.id, data.status).await?
+                    || attention_entry;
             event(
                 conn,
                 shop_id,
@@ -212,35 +216,65 @@ async fn apply_one(
             })
         }
         SyncDecision::Nothing => {
-            let requested = order.order_items.iter().any(|i| {
-                i.cancellation
-                    .as_ref()
-                    .and_then(|c| c.cancellation_request.as_ref())
-                    .is_some()
-            });
-            if requested
-                && data.status != AmazonOrderStatus::Cancelled
-                && inst.status()? != domain::InstructionStatus::Canceled
-            {
-                let message = format!(
-                    "order {}: the buyer asked to cancel it; cancel it in Seller Central (and here) or ship it",
-                    order.order_id
-                );
-                let new = attention(
-                    conn,
-                    (shop_id, run_id),
-                    order,
-                    "buyer_cancellation_request",
-                    &message,
-                )
-                .await?;
-                if new {
-                    return Ok(Applied::Attention);
-                }
-            }
-            Ok(Applied::Unchanged)
+            let flagged =
+                buyer_request(conn, (shop_id, run_id), order, inst.id, data.status).await?;
+            Ok(if flagged {
+                Applied::Attention
+            } else {
+                Applied::Unchanged
+            })
         }
     }
+}
+
+/// A buyer's request to cancel (issue 21 item 1): an instruction not allocated yet is put on
+/// hold, an allocated one is flagged ("stop the parcel"); either way one attention entry per
+/// Amazon update says how to accept or decline. Returns whether an entry was written.
+async fn buyer_request(
+    conn: &mut PgConnection,
+    (shop_id, run_id): (Uuid, Uuid),
+    order: &Order,
+    instruction_id: Uuid,
+    amazon_status: AmazonOrderStatus,
+) -> Result<bool, ApplyError> {
+    let Some(request) = order.order_items.iter().find_map(|i| {
+        i.cancellation
+            .as_ref()
+            .and_then(|c| c.cancellation_request.as_ref())
+    }) else {
+        return Ok(false);
+    };
+    if amazon_status == AmazonOrderStatus::Cancelled {
+        return Ok(false);
+    }
+    let reason = request.cancel_reason.as_deref();
+    let recorded = store::cancel_requests::record(&mut *conn, instruction_id, reason).await?;
+    let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    let decide = format!(
+        "accept it (`ctl cancel-request accept --shop <shop> {id}`: cancelled here, stock released, \
+         Amazon told with the order acknowledgement feed) or decline it (`ctl cancel-request decline \
+         --shop <shop> {id}`: it ships as usual)",
+        id = order.order_id
+    );
+    let message = match recorded {
+        store::cancel_requests::Recorded::Held => format!(
+            "order {}: the buyer asked to cancel it{why}; it is on hold (保留) until an operator decides: {decide}",
+            order.order_id
+        ),
+        store::cancel_requests::Recorded::Flagged => format!(
+            "order {}: the buyer asked to cancel it{why} but it is already allocated: stop the parcel, then {decide}",
+            order.order_id
+        ),
+        store::cancel_requests::Recorded::Nothing => return Ok(false),
+    };
+    attention(
+        conn,
+        (shop_id, run_id),
+        order,
+        "buyer_cancellation_request",
+        &message,
+    )
+    .await
 }
 
 async fn event(

@@ -33,7 +33,8 @@ pub async fn record(
     .fetch_optional(&mut *conn)
     .await?
     .found("shipping instruction", instruction_id)?;
-    if row.cancel_request_decision.is_some() || matches!(row.status.as_str(), "shipped" | "canceled")
+    if row.cancel_request_decision.is_some()
+        || matches!(row.status.as_str(), "shipped" | "canceled")
     {
         return Ok(Recorded::Nothing);
     }
@@ -151,7 +152,48 @@ pub async fn accept(
     )
     .execute(&mut *conn)
     .await?;
+    let message = format!(
+        "operator {operator} accepted the buyer's request to cancel: the instruction is cancelled \
+         (キャンセル), its stock released, and the next shipment-feedback run tells Amazon"
+    );
+    decided(
+        conn,
+        shop_id,
+        amazon_order_id,
+        id,
+        operator,
+        "cancel_request_accepted",
+        &message,
+    )
+    .await?;
     Ok(id)
+}
+
+async fn decided(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+    id: Uuid,
+    operator: &str,
+    code: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    crate::api_log::write(
+        conn,
+        &crate::api_log::Entry {
+            amazon_order_id: Some(amazon_order_id),
+            code: Some(code),
+            details: Some(serde_json::json!({ "instruction_id": id, "operator": operator })),
+            ..crate::api_log::Entry::new(
+                Some(shop_id),
+                "status-sync",
+                crate::api_log::Level::Info,
+                message,
+            )
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Declines the buyer's request: the instruction ships as usual (a hold for the request is
@@ -174,6 +216,19 @@ pub async fn decline(
         operator
     )
     .execute(&mut *conn)
+    .await?;
+    let message = format!(
+        "operator {operator} declined the buyer's request to cancel: the order ships as usual"
+    );
+    decided(
+        conn,
+        shop_id,
+        amazon_order_id,
+        id,
+        operator,
+        "cancel_request_declined",
+        &message,
+    )
     .await?;
     Ok(id)
 }

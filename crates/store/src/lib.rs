@@ -2,8 +2,8 @@
 //! caller owns the transaction; every query is compile-checked by sqlx.
 
 pub mod api_log;
-pub mod carriers;
 pub mod cancel_requests;
+pub mod carriers;
 pub mod catalog;
 pub mod feeds;
 pub mod instructions;
