@@ -7,7 +7,6 @@
 //! the order cancelled).
 
 use job_api::JobError;
-use sha2::{Digest, Sha256};
 use spapi::acknowledgement_feed::{
     BuyerCancellation, POST_ORDER_ACKNOWLEDGEMENT_DATA, build_cancellation_feed,
 };
@@ -15,7 +14,6 @@ use store::api_log::{self, Entry, Level};
 use store::feeds::{self as feeds_store, NewMessage};
 
 use crate::job::{Feedback, Run};
-use crate::submit::hex;
 use crate::{ACTION, RunReport};
 
 impl Feedback {
@@ -70,6 +68,7 @@ impl Feedback {
             .iter()
             .map(|m| m.id().to_owned())
             .collect();
+        drop(conn);
         let messages: Vec<NewMessage> = built
             .messages
             .iter()
@@ -80,44 +79,16 @@ impl Feedback {
                 ..Default::default()
             })
             .collect();
-        let sha = hex(&Sha256::digest(xml.as_bytes()));
-        let submission = {
-            let mut tx = self.deps.pool.begin().await?;
-            let id = feeds_store::insert(
-                &mut tx,
-                shop.id,
-                Some(run.run_id),
+        let (submission, spec, mut conn) = self
+            .intend_and_upload(
+                run,
+                api,
                 POST_ORDER_ACKNOWLEDGEMENT_DATA,
-                &marketplaces,
-                &sha,
+                marketplaces,
+                xml,
                 &messages,
             )
             .await?;
-            tx.commit().await?;
-            id
-        };
-        let document = match api
-            .prepare_feed_document(spapi::feeds::XML_CONTENT_TYPE, xml.into_bytes())
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => {
-                feeds_store::mark_not_sent(
-                    &mut conn,
-                    submission,
-                    &format!("document upload failed: {e}"),
-                )
-                .await?;
-                return Err(JobError::api("createFeedDocument/upload", e));
-            }
-        };
-        feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
-        let spec = spapi::feeds::CreateFeedSpecification {
-            feed_type: POST_ORDER_ACKNOWLEDGEMENT_DATA.to_owned(),
-            marketplace_ids: marketplaces,
-            input_feed_document_id: document.feed_document_id.clone(),
-            feed_options: None,
-        };
         let created = match api.create_feed(&spec).await {
             Ok(c) => c,
             Err(e) => {

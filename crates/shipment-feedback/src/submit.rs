@@ -144,7 +144,6 @@ impl Feedback {
                 }
                 m
             };
-            let sha = hex(&Sha256::digest(xml.as_bytes()));
             let messages: Vec<NewMessage> = built
                 .messages
                 .iter()
@@ -155,45 +154,9 @@ impl Feedback {
                     ..Default::default()
                 })
                 .collect();
-            // Intent: submission + MessageID ↔ instruction, committed before any call.
-            let submission = {
-                let mut tx = self.deps.pool.begin().await?;
-                let id = feeds_store::insert(
-                    &mut tx,
-                    shop.id,
-                    Some(run.run_id),
-                    FEED_TYPE,
-                    &marketplaces,
-                    &sha,
-                    &messages,
-                )
+            let (submission, spec, mut conn) = self
+                .intend_and_upload(run, api, FEED_TYPE, marketplaces, xml, &messages)
                 .await?;
-                tx.commit().await?;
-                id
-            };
-            let mut conn = self.deps.pool.acquire().await?;
-            let document = match api
-                .prepare_feed_document(spapi::feeds::XML_CONTENT_TYPE, xml.into_bytes())
-                .await
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    feeds_store::mark_not_sent(
-                        &mut conn,
-                        submission,
-                        &format!("document upload failed: {e}"),
-                    )
-                    .await?;
-                    return Err(JobError::api("createFeedDocument/upload", e));
-                }
-            };
-            feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
-            let spec = spapi::feeds::CreateFeedSpecification {
-                feed_type: FEED_TYPE.to_owned(),
-                marketplace_ids: marketplaces.clone(),
-                input_feed_document_id: document.feed_document_id.clone(),
-                feed_options: None,
-            };
             match api.create_feed(&spec).await {
                 Ok(created) => {
                     if FailPoints::armed(&self.fail.crash_after_create_feed) {
@@ -223,6 +186,70 @@ impl Feedback {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+impl Feedback {
+    /// Records the intent (the submission and every MessageID ↔ instruction, committed before
+    /// any call), uploads `xml` and marks the submission in flight. Returns the submission, the
+    /// specification to create the feed with, and the connection. A failed upload closes the
+    /// submission as not sent.
+    pub(crate) async fn intend_and_upload(
+        &self,
+        run: &Run<'_>,
+        api: &spapi::Shop,
+        feed_type: &str,
+        marketplaces: Vec<String>,
+        xml: String,
+        messages: &[NewMessage],
+    ) -> Result<
+        (
+            Uuid,
+            spapi::feeds::CreateFeedSpecification,
+            sqlx::pool::PoolConnection<sqlx::Postgres>,
+        ),
+        JobError,
+    > {
+        let sha = hex(&Sha256::digest(xml.as_bytes()));
+        let submission = {
+            let mut tx = self.deps.pool.begin().await?;
+            let id = feeds_store::insert(
+                &mut tx,
+                run.shop.shop.id,
+                Some(run.run_id),
+                feed_type,
+                &marketplaces,
+                &sha,
+                messages,
+            )
+            .await?;
+            tx.commit().await?;
+            id
+        };
+        let mut conn = self.deps.pool.acquire().await?;
+        let document = match api
+            .prepare_feed_document(spapi::feeds::XML_CONTENT_TYPE, xml.into_bytes())
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                feeds_store::mark_not_sent(
+                    &mut conn,
+                    submission,
+                    &format!("document upload failed: {e}"),
+                )
+                .await?;
+                return Err(JobError::api("createFeedDocument/upload", e));
+            }
+        };
+        feeds_store::mark_in_flight(&mut conn, submission, &document.feed_document_id).await?;
+        let spec = spapi::feeds::CreateFeedSpecification {
+            feed_type: feed_type.to_owned(),
+            marketplace_ids: marketplaces,
+            input_feed_document_id: document.feed_document_id,
+            feed_options: None,
+        };
+        Ok((submission, spec, conn))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

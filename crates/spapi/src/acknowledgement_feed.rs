@@ -8,7 +8,7 @@
 
 use quick_xml::escape::escape;
 
-use crate::fulfillment_feed::{FeedMessage, FulfillmentFeed, RejectedMessage};
+use crate::fulfillment_feed::{FeedMessage, FulfillmentFeed, RejectedMessage, envelope};
 
 /// The feed type.
 pub const POST_ORDER_ACKNOWLEDGEMENT_DATA: &str = "POST_ORDER_ACKNOWLEDGEMENT_DATA";
@@ -82,17 +82,9 @@ pub fn build_cancellation_feed<K>(
             amazon_order_id: c.amazon_order_id.trim().to_owned(),
         });
     }
-    let xml = (!messages.is_empty()).then(|| {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-             <AmazonEnvelope xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:noNamespaceSchemaLocation=\"amzn-envelope.xsd\">\n\
-             \x20 <Header>\n    <DocumentVersion>1.01</DocumentVersion>\n    <MerchantIdentifier>{}</MerchantIdentifier>\n  </Header>\n\
-             \x20 <MessageType>OrderAcknowledgement</MessageType>\n{body}</AmazonEnvelope>\n",
-            escape(merchant_identifier)
-        )
-    });
     FulfillmentFeed {
-        xml,
+        xml: (!messages.is_empty())
+            .then(|| envelope(merchant_identifier, "OrderAcknowledgement", &body)),
         messages,
         rejected,
     }

@@ -279,20 +279,23 @@ pub fn build_fulfillment_feed<K>(
             amazon_order_id: confirmation.amazon_order_id.trim().to_owned(),
         });
     }
-    let xml = (!messages.is_empty()).then(|| {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-             <AmazonEnvelope xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:noNamespaceSchemaLocation=\"amzn-envelope.xsd\">\n\
-             \x20 <Header>\n    <DocumentVersion>1.01</DocumentVersion>\n    <MerchantIdentifier>{}</MerchantIdentifier>\n  </Header>\n\
-             \x20 <MessageType>OrderFulfillment</MessageType>\n{body}</AmazonEnvelope>\n",
-            escape(merchant_identifier)
-        )
-    });
     FulfillmentFeed {
-        xml,
+        xml: (!messages.is_empty())
+            .then(|| envelope(merchant_identifier, "OrderFulfillment", &body)),
         messages,
         rejected,
     }
+}
+
+/// An XML feed document: the envelope and header around `body` (its `<Message>`s).
+pub(crate) fn envelope(merchant_identifier: &str, message_type: &str, body: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <AmazonEnvelope xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:noNamespaceSchemaLocation=\"amzn-envelope.xsd\">\n\
+         \x20 <Header>\n    <DocumentVersion>1.01</DocumentVersion>\n    <MerchantIdentifier>{}</MerchantIdentifier>\n  </Header>\n\
+         \x20 <MessageType>{message_type}</MessageType>\n{body}</AmazonEnvelope>\n",
+        escape(merchant_identifier)
+    )
 }
 
 #[cfg(test)]
