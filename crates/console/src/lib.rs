@@ -207,6 +207,10 @@ pub fn router(state: AppState) -> Router {
             post(pages::external_products::import),
         )
         .route("/shipments/{id}/resend", post(pages::attention::resend))
+        .route(
+            "/cancel-requests/{id}/{decision}",
+            post(pages::attention::decide_cancel_request),
+        )
         .route("/livez", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
         .layer(middleware::from_fn(lang_cookie))

@@ -1609,3 +1609,106 @@ async fn shop_page_shows_its_notification_subscriptions(pool: PgPool) {
     assert!(r.body.contains("ignored 1"), "{}", r.body);
     assert!(r.body.contains("Not subscribed"));
 }
+
+/// Issue 21 item 1: 要対応 lists the buyers' undecided cancellation requests with 承諾/拒否;
+/// accepting cancels the instruction and queues Amazon's acknowledgement, declining releases the
+/// hold, both recorded with the operator; CSRF is required, another shop's operator gets 404, and
+/// a request decided already is said so without a change.
+#[sqlx::test(migrations = "../../migrations")]
+async fn cancel_requests_are_decided_on_the_attention_page(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    shop(&pool, "other-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    user(&pool, "bob", &["other-jp"]).await;
+    let (accept_order, decline_order) = ("503-3333333-0000001", "503-3333333-0000002");
+    let mut ids = Vec::new();
+    for order in [accept_order, decline_order] {
+        let id = instruction(&pool, acme, order, "山田 太郎", Utc::now()).await;
+        sqlx::query(
+            "UPDATE shipping_instructions SET status = 'hold', hold_reason = 'buyer_cancel_request',
+                 cancel_requested_at = now(), cancel_request_reason = 'Order Created By Mistake' WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let srv = start(pool.clone(), "").await;
+
+    let mut bob = Client::new(&srv.base);
+    bob.sign_in("bob").await;
+    let bob_csrf = bob.csrf().await;
+    assert!(!bob.get("/attention").await.body.contains(accept_order));
+    let path = |id: &uuid::Uuid, d: &str| format!("/cancel-requests/{id}/{d}");
+    assert_eq!(
+        bob.post(&path(&ids[0], "accept"), &[("csrf", &bob_csrf)])
+            .await
+            .status,
+        404
+    );
+
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let csrf = c.csrf().await;
+    let page = c.get("/attention").await.body;
+    assert!(page.contains(r#"id="attention-cancel-requests""#), "{page}");
+    assert!(page.contains(accept_order) && page.contains("Order Created By Mistake"));
+    assert!(page.contains(&format!(r#"action="/cancel-requests/{}/accept""#, ids[0])));
+    assert_eq!(
+        c.post(&path(&ids[0], "accept"), &[("csrf", "forged")])
+            .await
+            .status,
+        403
+    );
+    let accepted = c.post(&path(&ids[0], "accept"), &[("csrf", &csrf)]).await;
+    assert_eq!(accepted.status, 303, "{}", accepted.body);
+    let to = accepted.location.unwrap();
+    assert!(to.contains("decision=accepted"), "{to}");
+    assert!(
+        c.get(&to)
+            .await
+            .body
+            .contains(r#"id="cancel-request-flash""#)
+    );
+    let declined = c.post(&path(&ids[1], "decline"), &[("csrf", &csrf)]).await;
+    assert!(declined.location.unwrap().contains("decision=declined"));
+    let state = async |id: uuid::Uuid| -> (String, Option<String>, Option<String>) {
+        sqlx::query_as(
+            "SELECT status, cancel_request_decided_by, cancel_ack FROM shipping_instructions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        state(ids[0]).await,
+        (
+            "canceled".into(),
+            Some("alice".into()),
+            Some("pending".into())
+        )
+    );
+    assert_eq!(
+        state(ids[1]).await,
+        ("awaiting_shipment".into(), Some("alice".into()), None)
+    );
+    // Decided: no longer listed; deciding again changes nothing and says so.
+    assert!(
+        !c.get("/attention")
+            .await
+            .body
+            .contains(r#"id="attention-cancel-requests""#)
+    );
+    let again = c.post(&path(&ids[1], "accept"), &[("csrf", &csrf)]).await;
+    assert!(again.location.unwrap().contains("decision=stale"));
+    assert_eq!(state(ids[1]).await.0, "awaiting_shipment");
+    let logged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_log WHERE code IN ('cancel_request_accepted', 'cancel_request_declined') AND details->>'operator' = 'alice'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(logged, 2);
+}

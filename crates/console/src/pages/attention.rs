@@ -63,6 +63,10 @@ fn section<T>(
 pub struct Q {
     resent: Option<String>,
     result: Option<String>,
+    /// A buyer's cancellation request decided on this page: the order and `accepted` or
+    /// `declined`.
+    decided: Option<String>,
+    decision: Option<String>,
 }
 
 pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError> {
@@ -89,6 +93,7 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
         &attention::canceled_after_allocation(&mut conn, &shops).await?,
     );
     let failed = failed(&ctx, &attention::failed_shipments(&mut conn, &shops).await?);
+    let requests = cancel_requests(&ctx, &attention::cancel_requests(&mut conn, &shops).await?);
     let now = Utc::now();
     let until = now + chrono::Duration::hours(domain::ship_by::WARN_HOURS);
     let ship_by = ship_by(
@@ -105,6 +110,8 @@ pub async fn page(ctx: Ctx, Query(q): Query<Q>) -> Result<Html<String>, AppError
     let others = attention::other_entries(&mut conn, &shops).await?;
     let body = html! {
         (resend_flash(&ctx, &q))
+        (decision_flash(&ctx, &q))
+        (requests)
         (ship_by)
         (late)
         (reauth)
@@ -438,4 +445,131 @@ fn late(ctx: &Ctx, rows: &[LateShipment]) -> Markup {
             }
         },
     )
+}
+
+fn cancel_requests(ctx: &Ctx, rows: &[attention::CancelRequest]) -> Markup {
+    let t = |ja, en| ctx.t(ja, en);
+    section(
+        ctx,
+        "cancel-requests",
+        t("購入者からのキャンセル依頼", "Buyers asking to cancel"),
+        t(
+            "未引当の注文は保留にしています。引当済みの注文は倉庫で出荷を止めてください。「承諾」で出荷指示をキャンセルして在庫を戻し、次回の出荷実績戻しでAmazonに通知します（注文確認フィード、BuyerCanceled）。「拒否」で保留を解除し、通常どおり出荷します。",
+            "Orders not allocated yet are on hold; stop the parcel of an allocated one in the warehouse. Accept cancels the instruction, releases its stock and tells Amazon at the next shipment-result run (order acknowledgement feed, BuyerCanceled). Decline releases the hold; the order ships as usual.",
+        ),
+        Some("attention-cancel-requests"),
+        &[
+            Col::text(t("ショップ", "Shop")),
+            Col::text(t("注文番号", "Order")),
+            Col::text(t("状態", "Status")),
+            Col::text(t("理由", "Reason")),
+            Col::text(t("依頼日時", "Asked at")),
+            Col::text(""),
+        ],
+        rows,
+        |r| {
+            let label = r
+                .status
+                .parse::<domain::InstructionStatus>()
+                .map(|s| ctx.t(s.label_ja(), s.label_en()))
+                .unwrap_or(&r.status);
+            html! {
+                tr {
+                    td { (ctx.op.code_of(Some(r.shop_id))) }
+                    td { a href={ "/instructions/" (r.instruction_id) } { (r.order) } }
+                    td { (badge(if r.status == "allocated" { "error" } else { "warning" }, label)) }
+                    td { (r.reason.as_deref().unwrap_or("-")) }
+                    td { (time(r.requested_at, ctx.state.tz)) }
+                    td {
+                        form method="post" action={ "/cancel-requests/" (r.instruction_id) "/accept" } class="inline" {
+                            input type="hidden" name="csrf" value=(ctx.op.csrf);
+                            button type="submit" class="accept-cancel" { (t("承諾", "Accept")) }
+                        }
+                        " "
+                        form method="post" action={ "/cancel-requests/" (r.instruction_id) "/decline" } class="inline" {
+                            input type="hidden" name="csrf" value=(ctx.op.csrf);
+                            button type="submit" class="decline-cancel" { (t("拒否", "Decline")) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// 承諾 / 拒否: an operator decides a buyer's cancellation request
+/// (`store::cancel_requests::{accept, decline}`, API-logged with the operator's name).
+pub async fn decide_cancel_request(
+    ctx: Ctx,
+    Path((id, decision)): Path<(Uuid, String)>,
+    Form(f): Form<ResendForm>,
+) -> Result<Redirect, AppError> {
+    ctx.check_csrf(&f.csrf)?;
+    let mut tx = ctx.state.pool.begin().await?;
+    let row = match store::instructions::get(&mut tx, id).await {
+        Ok(r) if ctx.op.shop_by_id(r.shop_id).is_some() => r,
+        Ok(_) | Err(store::StoreError::NotFound { .. }) => return Err(AppError::NotFound),
+        Err(err) => return Err(err.into()),
+    };
+    let order = row.amazon_order_id.ok_or(AppError::NotFound)?;
+    let decided = match decision.as_str() {
+        "accept" => {
+            store::cancel_requests::accept(&mut tx, row.shop_id, &order, &ctx.op.username).await
+        }
+        "decline" => {
+            store::cancel_requests::decline(&mut tx, row.shop_id, &order, &ctx.op.username).await
+        }
+        _ => return Err(AppError::NotFound),
+    };
+    let result = match decided {
+        Ok(_) => {
+            tx.commit().await?;
+            if decision == "accept" {
+                "accepted"
+            } else {
+                "declined"
+            }
+        }
+        // Decided already, shipped or cancelled meanwhile: said on the page, nothing changed.
+        Err(store::StoreError::Conflict(_)) => "stale",
+        Err(err) => return Err(err.into()),
+    };
+    tracing::info!(instruction_id = %id, operator = %ctx.op.username, result, "cancellation request decided in the console");
+    Ok(Redirect::to(&format!(
+        "/attention?decided={}&decision={result}#cancel-requests",
+        url_enc(&order)
+    )))
+}
+
+fn decision_flash(ctx: &Ctx, q: &Q) -> Markup {
+    let (Some(order), Some(decision)) = (q.decided.as_deref(), q.decision.as_deref()) else {
+        return html! {};
+    };
+    let t = |ja, en| ctx.t(ja, en);
+    let (class, text) = match decision {
+        "accepted" => (
+            "ok",
+            t(
+                "キャンセルを承諾しました。在庫を戻し、次回の出荷実績戻しでAmazonに通知します:",
+                "Cancellation accepted; stock released, Amazon is told at the next shipment-result run:",
+            ),
+        ),
+        "declined" => (
+            "ok",
+            t(
+                "キャンセル依頼を拒否しました。通常どおり出荷してください:",
+                "Cancellation request declined; ship it as usual:",
+            ),
+        ),
+        _ => (
+            "error",
+            t(
+                "この依頼はすでに処理済みか、出荷・キャンセル済みです:",
+                "This request was already decided, or the order is shipped or cancelled:",
+            ),
+        ),
+    };
+    html! {
+        p class={ "flash " (class) } id="cancel-request-flash" { (text) " " code { (order) } }
+    }
 }

@@ -139,6 +139,39 @@ pub async fn canceled_after_allocation(
     .await?)
 }
 
+/// An open instruction whose buyer asked to cancel it and no operator has decided yet (issue 21
+/// item 1).
+#[derive(Debug, Clone)]
+pub struct CancelRequest {
+    pub instruction_id: Uuid,
+    pub shop_id: Uuid,
+    pub order: String,
+    /// The instruction's status: `hold` (held for the request) or `allocated` (flagged).
+    pub status: String,
+    pub reason: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// Undecided buyer cancellation requests of open instructions, oldest first.
+pub async fn cancel_requests(
+    conn: &mut PgConnection,
+    shops: &[Uuid],
+) -> Result<Vec<CancelRequest>, StoreError> {
+    Ok(sqlx::query_as!(
+        CancelRequest,
+        r#"SELECT id AS instruction_id, shop_id, amazon_order_id AS "order!", status,
+                  cancel_request_reason AS reason, cancel_requested_at AS "requested_at!"
+           FROM shipping_instructions
+           WHERE shop_id = ANY($1) AND cancel_requested_at IS NOT NULL AND cancel_request_decision IS NULL
+             AND status NOT IN ('shipped', 'canceled') AND amazon_order_id IS NOT NULL
+           ORDER BY cancel_requested_at LIMIT $2"#,
+        shops,
+        LIST_LIMIT
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
 /// An open instruction whose ship-by time (`LatestShipDate`) is near or past.
 #[derive(Debug, Clone)]
 pub struct ShipBySoon {
