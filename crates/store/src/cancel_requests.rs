@@ -119,25 +119,7 @@ pub async fn accept(
             continue;
         };
         if status == "allocated" {
-            sqlx::query!(
-                r#"UPDATE stock SET allocated = GREATEST(0, allocated - $2),
-                          change_seq = nextval('stock_change_seq'), changed_at = now()
-                    WHERE product_id = $1"#,
-                product,
-                l.quantity
-            )
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query!(
-                r#"INSERT INTO stock_changes (shop_id, product_id, kind, delta_allocated, reason)
-                   VALUES ($1, $2, 'release', $3, $4)"#,
-                shop_id,
-                product,
-                -l.quantity,
-                reason
-            )
-            .execute(&mut *conn)
-            .await?;
+            catalog::release_allocated(&mut *conn, shop_id, product, l.quantity, &reason).await?;
         } else {
             catalog::release(&mut *conn, shop_id, product, l.reserved_quantity, &reason).await?;
         }

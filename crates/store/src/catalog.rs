@@ -194,6 +194,38 @@ pub async fn reserve_many(
     Ok(())
 }
 
+/// Takes `quantity` off the allocated stock of a product (never below zero): an allocated
+/// instruction cancelled before it left (free stock rises).
+pub async fn release_allocated(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    product_id: Uuid,
+    quantity: i32,
+    reason: &str,
+) -> Result<(), StoreError> {
+    if quantity <= 0 {
+        return Ok(());
+    }
+    sqlx::query!(
+        r#"UPDATE stock SET allocated = GREATEST(0, allocated - $2),
+                          change_seq = nextval('stock_change_seq'), changed_at = now()
+                    WHERE product_id = $1"#,
+        product_id,
+        quantity
+    )
+    .execute(&mut *conn)
+    .await?;
+    record_change(
+        conn,
+        shop_id,
+        product_id,
+        "release",
+        (0, 0, -quantity),
+        reason,
+    )
+    .await
+}
+
 /// Takes `quantity` off the reserved stock of a product (never below zero): free stock rises.
 pub async fn release(
     conn: &mut PgConnection,

@@ -83,6 +83,19 @@ pub async fn ship(
         ));
     }
     let (id, status) = locked(conn, shop_id, amazon_order_id).await?;
+    ship_locked(conn, id, &status, amazon_order_id, &tracking, date).await?;
+    Ok(id)
+}
+
+/// [`ship`] of an instruction its caller has locked ([`locked`]).
+async fn ship_locked(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: &str,
+    amazon_order_id: &str,
+    tracking: &[String],
+    date: NaiveDate,
+) -> Result<(), StoreError> {
     if status != "allocated" {
         return Err(StoreError::Conflict(format!(
             "order {amazon_order_id} is {status}: allocate it first"
@@ -103,12 +116,12 @@ pub async fn ship(
                   updated_at = now()
            WHERE id = $1"#,
         id,
-        &tracking,
+        tracking,
         date
     )
     .execute(&mut *conn)
     .await?;
-    Ok(id)
+    Ok(())
 }
 
 /// Ships an allocated instruction as [`ship`] does, with the packages the warehouse packed
@@ -123,7 +136,7 @@ pub async fn ship_packages(
     packages: &[domain::packages::Package],
     date: NaiveDate,
 ) -> Result<Uuid, StoreError> {
-    let (id, _) = locked(conn, shop_id, amazon_order_id).await?;
+    let (id, status) = locked(conn, shop_id, amazon_order_id).await?;
     let ordered: Vec<(String, u32)> = crate::shipments::lines(conn, id)
         .await?
         .into_iter()
@@ -136,8 +149,11 @@ pub async fn ship_packages(
             problems.join("; ")
         )));
     }
-    let tracking: Vec<String> = packages.iter().map(|p| p.tracking_number.clone()).collect();
-    let id = ship(conn, shop_id, amazon_order_id, &tracking, date).await?;
+    let tracking: Vec<String> = packages
+        .iter()
+        .map(|p| p.tracking_number.trim().to_owned())
+        .collect();
+    ship_locked(conn, id, &status, amazon_order_id, &tracking, date).await?;
     crate::packages::record(conn, id, packages).await?;
     Ok(id)
 }

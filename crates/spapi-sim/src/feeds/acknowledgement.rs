@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use super::fulfillment::{MessageResult, Outcome, codes, count, envelope, message_id};
+use super::fulfillment::{MessageResult, Outcome, codes, count, envelope, fail, message_id};
 use super::xml::Element;
 use crate::model::{OrderStatus, StatusChange};
 use crate::state::State;
@@ -32,24 +32,6 @@ pub const CANCEL_REASONS: [&str; 14] = [
     "WeatherDelay",
 ];
 
-fn error(
-    message_id: &str,
-    code: u32,
-    en: String,
-    ja: String,
-    order_id: Option<&str>,
-) -> MessageResult {
-    MessageResult {
-        message_id: message_id.to_owned(),
-        error: true,
-        code,
-        en,
-        ja,
-        order_id: order_id.map(str::to_owned),
-        item_code: None,
-    }
-}
-
 pub(crate) fn process(st: &mut State, seller_id: &str, input: &[u8]) -> Outcome {
     let mut out = Outcome::default();
     let root = match envelope(input, "OrderAcknowledgement") {
@@ -71,7 +53,7 @@ fn apply(
     msg: &Element,
     message_id: &str,
 ) -> Result<Option<MessageResult>, MessageResult> {
-    let schema = |en: &str, ja: &str| error(message_id, codes::SCHEMA, en.into(), ja.into(), None);
+    let schema = |en: &str, ja: &str| fail(message_id, codes::SCHEMA, en.into(), ja.into(), None);
     let ack = msg.child("OrderAcknowledgement").ok_or_else(|| {
         schema(
             "The message is invalid: OrderAcknowledgement is required.",
@@ -95,7 +77,7 @@ fn apply(
             ));
         }
     };
-    let err = |code: u32, en: String, ja: String| error(message_id, code, en, ja, Some(&order_id));
+    let err = |code: u32, en: String, ja: String| fail(message_id, code, en, ja, Some(&order_id));
     let mut reason = None;
     let items: Vec<&Element> = ack.children_named("Item").collect();
     for item in &items {

@@ -52,7 +52,7 @@ pub struct Outcome {
     pub results: Vec<MessageResult>,
 }
 
-fn fail(
+pub(crate) fn fail(
     message_id: &str,
     code: u32,
     en: String,
