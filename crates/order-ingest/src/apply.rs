@@ -42,7 +42,7 @@ pub(crate) async fn page(
 }
 
 /// A page that cannot be applied is an infrastructure failure: the message is retried.
-fn job_error(e: orders::Error) -> JobError {
+pub(crate) fn job_error(e: orders::Error) -> JobError {
     match e {
         orders::Error::Store(e) | orders::Error::Upsert(orders::upsert::UpsertError::Store(e)) => {
             e.into()

@@ -4,9 +4,11 @@
 //! Runs on the job runner ([`runtime::job`]: decoding, unknown shop, duplicates, ledger, lease,
 //! continuations, error policy). This crate supplies only its own part, [`Ingest`]:
 //! * **plan** ([`window`]): the window from the command and the ledger (`domain::window`);
-//! * **step**: one page, fetched (`fetch`: `searchOrders` from the cursor) and applied (`apply`:
-//!   `orders::apply_orders` in one transaction together with the run's cursor); the watermark
-//!   is Amazon's `createdBefore` of the last page;
+//! * **step**: differential (`mirrored`): the next batch of the shop's order mirror
+//!   (`orders::mirror`: one `lastUpdatedAfter` poll shared with status-sync); range and hours:
+//!   one page, fetched (`fetch`: `searchOrders` from the cursor) and applied (`apply`:
+//!   `orders::apply_orders` in one transaction together with the run's cursor), the watermark
+//!   being Amazon's `createdBefore` of the last page;
 //! * **summary**: the counts, as an API-log `run_summary`.
 //!
 //! When the shared limiter says the next page is not due soon, the runner stores the cursor,
@@ -16,6 +18,7 @@
 
 mod apply;
 mod fetch;
+mod mirrored;
 pub mod window;
 
 use std::time::Instant;
@@ -49,11 +52,15 @@ pub struct IngestConfig {
     pub transient_retry: Duration,
     /// Transient failures in a row after which the run fails.
     pub max_transient_failures: u32,
+    /// A differential import finding the shop's order mirror polled less than this ago reads
+    /// the mirror only (zero: every run polls; the service reads `ORDER_MIRROR_MIN_POLL_SECONDS`).
+    pub mirror_min_interval: Duration,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
+            mirror_min_interval: Duration::zero(),
             page_size: 100,
             lease_ttl: Duration::minutes(10),
             transient_retry: Duration::seconds(30),
@@ -68,6 +75,9 @@ pub struct Cursor {
     /// Token of the next page (valid 24 h); `None` before the first page.
     #[serde(default)]
     pub next_token: Option<String>,
+    /// Differential: where the run is in the order mirror.
+    #[serde(default)]
+    pub mirror: orders::mirror::Position,
 }
 
 impl Job for Ingest {
@@ -91,6 +101,14 @@ impl Job for Ingest {
         let run = &*run;
         let Deps { pool, keys, .. } = &self.deps;
         let api = self.deps.shop_api(run).await?;
+        if run.plan.mirror {
+            let m = mirrored::Mirrored {
+                deps: &self.deps,
+                api: &api,
+                settings: self.mirror,
+            };
+            return mirrored::step(&m, run, cursor, counts).await;
+        }
         let started = Instant::now();
         let shop = &run.shop.shop;
         let token = cursor.next_token.clone();
@@ -165,6 +183,7 @@ pub type OrderIngest = Service<Ingest>;
 pub struct Ingest {
     deps: Deps,
     page_size: u32,
+    mirror: orders::mirror::Settings,
 }
 
 impl Build for Ingest {
@@ -174,7 +193,16 @@ impl Build for Ingest {
         let c = &config;
         let settings = Settings::paging(c.lease_ttl, c.transient_retry, c.max_transient_failures);
         let page_size = config.page_size;
-        (Self { deps, page_size }, settings)
+        let mirror = orders::mirror::Settings {
+            page_size,
+            min_interval: config.mirror_min_interval,
+        };
+        let job = Self {
+            deps,
+            page_size,
+            mirror,
+        };
+        (job, settings)
     }
 }
 
@@ -183,8 +211,14 @@ impl Build for Ingest {
 /// multi-call `connector` binary both run this.
 pub async fn main_from_env() -> anyhow::Result<()> {
     let page_size = runtime::env_in_range("INGEST_PAGE_SIZE", 100, 1..=100)?;
+    let (env, default) = (
+        orders::mirror::MIN_POLL_ENV,
+        orders::mirror::SERVICE_MIN_POLL_SECONDS,
+    );
+    let mirror_poll = runtime::env_in_range(env, default, 0..=3600)?;
     let config = IngestConfig {
         page_size: page_size as u32,
+        mirror_min_interval: Duration::seconds(mirror_poll.cast_signed()),
         ..IngestConfig::default()
     };
     runtime::run(ACTION, &[], move |ctx| {

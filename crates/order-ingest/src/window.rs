@@ -12,11 +12,15 @@ use store::shops::ShopRecord;
 
 use crate::ACTION;
 
-/// What a run imports: orders created in `[from, to)`.
+/// What a run imports: orders created in `[from, to)` (range and hours), or, differential
+/// (`mirror`), what the shop's order mirror holds that this import has not applied yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
+    /// Differential: read the order mirror (`orders::mirror`) instead of a created-time window.
+    #[serde(default)]
+    pub mirror: bool,
 }
 
 /// Plans a run from the trigger's parameters; an impossible window refuses the trigger.
@@ -40,6 +44,7 @@ pub(crate) async fn plan(
             plan: Plan {
                 from: w.from,
                 to: w.to,
+                mirror: mode == ImportMode::Differential,
             },
             mode: name,
         },

@@ -8,7 +8,9 @@
 //! * [`import_search`]: the `searchOrders` request of an import;
 //! * [`apply_orders`]: one page of orders, each in its own savepoint;
 //! * [`import_order`]: the single-order import (`ctl import-order`);
-//! * [`ship_by`]: the attention entry before an order's ship-by time is missed.
+//! * [`ship_by`]: the attention entry before an order's ship-by time is missed;
+//! * [`mirror`]: the order mirror both order-ingest (differential) and status-sync (changes) step
+//!   through, one `searchOrders` poll per shop.
 //!
 //! SQL stays in `store`; "to paid" and cancellation eligibility in `domain::eligibility`.
 
@@ -17,6 +19,7 @@ pub mod convert;
 mod counts;
 mod delivery;
 pub mod included;
+pub mod mirror;
 pub mod personal;
 mod search;
 pub mod ship_by;

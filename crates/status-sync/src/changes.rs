@@ -1,80 +1,65 @@
-//! Step of `changes` mode: one `searchOrders` page of orders changed since the plan's
-//! `lastUpdatedAfter`, applied in one transaction together with the run's cursor. The
-//! watermark only moves forward: Amazon's `lastUpdatedBefore`, else the newest change seen,
-//! never earlier than where the run started.
+//! Step of `changes` mode: the next batch of the shop's order mirror (`orders::mirror`: a page
+//! of the shop's one `lastUpdatedAfter` poll when it is due, then what order-ingest's polls
+//! brought in), applied in one transaction together with the mirror's bookkeeping and the run's
+//! cursor. The run's watermark is the poll's (Amazon's `lastUpdatedBefore`, never moving back).
 
-use chrono::{DateTime, Duration, Utc};
-use domain::window::OVERLAP;
+use chrono::{Duration, Utc};
 use job_api::{JobError, Step};
-use spapi::ErrorClass;
-use spapi::orders::{FulfilledBy, SearchOrdersParams};
+use orders::mirror::{self, Reader};
 
 use sqlx::PgConnection;
-use store::{api_log, notifications};
+use store::{StoreError, api_log, notifications};
 
 use crate::{ACTION, Counts, Cursor, Stepping, apply};
 
-const OPERATION: &str = "searchOrders";
-
-/// Fetches and applies the page after the cursor.
+/// Fetches or reads the next batch and applies it.
 pub(crate) async fn page(
     s: &Stepping<'_>,
-    page_size: u32,
+    settings: mirror::Settings,
     announce_grace: Duration,
     cursor: &mut Cursor,
     counts: &mut Counts,
 ) -> Result<Step, JobError> {
     let run = s.run;
-    let Some(after) = run.plan.last_updated_after else {
-        return Err(JobError::Permanent {
-            code: "run_failed",
-            message: format!("run {} has no lastUpdatedAfter", run.run_id),
-        });
-    };
-    let params = SearchOrdersParams {
-        last_updated_after: Some(after),
-        marketplace_ids: run
-            .shop
-            .shop
-            .marketplaces
-            .iter()
-            .map(|m| m.id().to_owned())
-            .collect(),
-        fulfilled_by: vec![FulfilledBy::Merchant],
-        max_results_per_page: Some(page_size),
-        pagination_token: cursor.next_token.clone(),
-        included_data: orders::included::SYNC.to_vec(),
-        ..SearchOrdersParams::default()
-    };
-    let resp = s.api.search_orders(&params).await.map_err(|e| {
-        if !matches!(e.class(), ErrorClass::Throttled) {
-            counts.tally.call(OPERATION);
-        }
-        JobError::api(OPERATION, e)
-    })?;
-    counts.tally.call(OPERATION);
+    let shop = &run.shop.shop;
     let mut tx = s.deps.pool.begin().await?;
+    let batch = mirror::next_batch(
+        &mut tx,
+        &s.deps.keys,
+        s.api,
+        shop,
+        Reader::Sync,
+        settings,
+        &mut cursor.mirror,
+        &mut counts.tally,
+        Utc::now(),
+    )
+    .await
+    .map_err(mirror_error)?;
     let changed = apply::orders(
         &mut tx,
         &s.deps.keys,
         s.events,
-        run.shop.shop.id,
+        shop.id,
         run.run_id,
-        &resp.orders,
+        &batch.orders,
         counts,
     )
     .await?;
+    mirror::applied(&mut tx, shop, Reader::Sync, &batch)
+        .await
+        .map_err(mirror_error)?;
     unannounced(&mut tx, s, &changed, announce_grace, counts).await?;
-    counts.pages += 1;
-    cursor.next_token = resp.pagination.and_then(|p| p.next_token);
-    if cursor.next_token.is_some() {
+    if batch.fetched {
+        counts.pages += 1;
+    }
+    if !batch.last {
         run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())
             .await?;
         tx.commit().await?;
         return Ok(Step::More);
     }
-    // The run's last page: warn about open orders whose ship-by time is near.
-    let shop = &run.shop.shop;
+    // The run's last batch: warn about open orders whose ship-by time is near.
     let due = orders::ship_by::notice(
         &mut tx,
         shop.id,
@@ -86,10 +71,19 @@ pub(crate) async fn page(
     .await?;
     counts.ship_by += due;
     tx.commit().await?;
-    let newest = resp.orders.iter().map(|o| o.last_updated_time).max();
     Ok(Step::Done {
-        watermark: Some(watermark(after, resp.last_updated_before, newest)),
+        watermark: cursor.mirror.watermark.or(run.plan.last_updated_after),
     })
+}
+
+/// Amazon's refusals of the poll keep their operation (throttling becomes a continuation).
+fn mirror_error(e: orders::Error) -> JobError {
+    match e {
+        orders::Error::Api(e) => JobError::api(mirror::OPERATION, e),
+        orders::Error::Store(e) => e.into(),
+        orders::Error::Db(e) => e.into(),
+        orders::Error::Upsert(e) => StoreError::Corrupt(e.to_string()).into(),
+    }
 }
 
 /// Code of the attention entry for changes no notification announced.
@@ -151,17 +145,4 @@ async fn unannounced(
     };
     api_log::write(&mut *tx, &entry).await?;
     Ok(())
-}
-
-/// The next watermark: Amazon's `lastUpdatedBefore`, else the newest change seen, never
-/// earlier than `after + OVERLAP` (where the run started).
-fn watermark(
-    after: DateTime<Utc>,
-    last_updated_before: Option<DateTime<Utc>>,
-    newest: Option<DateTime<Utc>>,
-) -> DateTime<Utc> {
-    last_updated_before
-        .or(newest)
-        .unwrap_or(after + OVERLAP)
-        .max(after + OVERLAP)
 }

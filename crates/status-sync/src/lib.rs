@@ -2,9 +2,10 @@
 //! cancellations) to the imported shipping instructions, exactly under the seed's conditions
 //! (`domain::eligibility::decide`).
 //!
-//! * `changes` mode: `searchOrders` on `lastUpdatedAfter` = the shop's watermark minus a small
-//!   overlap (first run: one week back); one call covers up to 100 changed orders. The next
-//!   watermark is Amazon's `lastUpdatedBefore`.
+//! * `changes` mode: the shop's order mirror (`orders::mirror`): one `searchOrders` poll on
+//!   `lastUpdatedAfter` = the mirror's watermark minus a small overlap (first poll: one week
+//!   back), shared with order-ingest's differential import; one call covers up to 100 changed
+//!   orders, and a change one service fetched is read by the other from the database.
 //! * `reconcile` mode: every open API-imported instruction checked by `getOrder` (after an
 //!   outage), keyset-paginated by order id.
 //! * `orders` mode (`CommandParams::StatusSyncOrders`): the orders Amazon announced (ORDER_CHANGE
@@ -48,7 +49,7 @@ use plan::Plan;
 pub const ACTION: &str = "status-sync";
 
 /// First `changes` run of a shop: this far back.
-pub const FIRST_LOOKBACK: Duration = Duration::days(7);
+pub const FIRST_LOOKBACK: Duration = orders::mirror::FIRST_LOOKBACK;
 
 /// Tuning of the service.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ pub struct SyncConfig {
     /// With notifications on, a change the sweep applies that Amazon made longer ago than this
     /// and no notification announced is an attention entry (`SYNC_ANNOUNCE_GRACE_SECONDS`).
     pub announce_grace: Duration,
+    /// A `changes` run finding the shop's order mirror polled less than this ago reads the
+    /// mirror only (zero: every run polls; the service reads `ORDER_MIRROR_MIN_POLL_SECONDS`).
+    pub mirror_min_interval: Duration,
 }
 
 impl Default for SyncConfig {
@@ -77,6 +81,7 @@ impl Default for SyncConfig {
             transient_retry: Duration::seconds(30),
             max_transient_failures: 5,
             announce_grace: domain::notifications::ANNOUNCE_GRACE,
+            mirror_min_interval: Duration::zero(),
         }
     }
 }
@@ -90,6 +95,9 @@ pub struct Cursor {
     /// `reconcile` and `orders`: last order id checked.
     #[serde(default)]
     pub after_order_id: Option<String>,
+    /// `changes`: where the run is in the order mirror.
+    #[serde(default)]
+    pub mirror: orders::mirror::Position,
 }
 
 /// Ledger counts of a run.
@@ -167,8 +175,12 @@ impl Job for SyncJob {
         }
         match run.plan.mode {
             StatusSyncMode::Changes => {
+                let settings = orders::mirror::Settings {
+                    page_size: self.config.page_size,
+                    min_interval: self.config.mirror_min_interval,
+                };
                 let grace = self.config.announce_grace;
-                changes::page(&s, self.config.page_size, grace, cursor, counts).await
+                changes::page(&s, settings, grace, cursor, counts).await
             }
             StatusSyncMode::Reconcile => {
                 reconcile::batch(&s, self.config.reconcile_batch, cursor, counts).await
@@ -267,9 +279,15 @@ pub async fn main_from_env() -> anyhow::Result<()> {
         .num_seconds()
         .unsigned_abs();
     let grace = runtime::env_in_range("SYNC_ANNOUNCE_GRACE_SECONDS", grace, 0..=86_400)?;
+    let (env, default) = (
+        orders::mirror::MIN_POLL_ENV,
+        orders::mirror::SERVICE_MIN_POLL_SECONDS,
+    );
+    let mirror_poll = runtime::env_in_range(env, default, 0..=3600)?;
     let config = SyncConfig {
         page_size: page_size as u32,
         announce_grace: Duration::seconds(grace.cast_signed()),
+        mirror_min_interval: Duration::seconds(mirror_poll.cast_signed()),
         ..SyncConfig::default()
     };
     runtime::run(ACTION, &[], move |ctx| {

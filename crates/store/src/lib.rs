@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod feeds;
 pub mod instructions;
 pub mod inventory;
+pub mod mirror;
 pub mod notifications;
 pub mod operators;
 pub mod packages;

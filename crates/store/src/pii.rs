@@ -217,8 +217,9 @@ pub const PII_COLUMNS: [&str; 9] = [
     "ship_to_phone",
 ];
 
-/// Purges the PII of instructions shipped (or canceled) before `now - older_than`. Returns how
-/// many instructions were purged.
+/// Purges the PII of instructions shipped (or canceled) before `now - older_than`, and the
+/// order mirror's payloads polled before then that no reader applied. Returns how many
+/// instructions were purged.
 pub async fn purge(
     conn: &mut PgConnection,
     older_than: chrono::Duration,
@@ -239,5 +240,6 @@ pub async fn purge(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    crate::mirror::purge_payloads(&mut *conn, cutoff).await?;
     Ok(done.rows_affected())
 }

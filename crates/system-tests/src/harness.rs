@@ -111,6 +111,9 @@ pub struct System {
     pub shops: Vec<ShopInfo>,
     /// AMQP URL the services use (a fault proxy's address in broker-link tests).
     pub service_amqp_url: String,
+    /// order-ingest's and status-sync's minimum interval between order-mirror polls, for the
+    /// services started from now on (zero: every run polls).
+    pub mirror_min_interval: chrono::Duration,
     services: BTreeMap<Svc, Running>,
     /// The services run here, on a multi-threaded runtime of their own, as in their binaries
     /// (`#[tokio::main]`): lapin's I/O thread blocks on the runtime while it reconnects, which
@@ -212,6 +215,7 @@ impl System {
             amqp,
             shops: vec![],
             service_amqp_url: amqp_url(),
+            mirror_min_interval: chrono::Duration::zero(),
             services: BTreeMap::new(),
             services_rt: Some(
                 tokio::runtime::Builder::new_multi_thread()
@@ -369,6 +373,7 @@ impl System {
         let keys = self.keys.clone();
         let c = cancel.clone();
         let fail_slot = self.feedback_fail_points.clone();
+        let mirror_min_interval = self.mirror_min_interval;
         let rt = self
             .services_rt
             .as_ref()
@@ -391,6 +396,7 @@ impl System {
                             order_ingest::IngestConfig {
                                 page_size: 20,
                                 transient_retry: chrono::Duration::milliseconds(300),
+                                mirror_min_interval,
                                 ..Default::default()
                             },
                         )
@@ -408,6 +414,7 @@ impl System {
                             status_sync::SyncConfig {
                                 transient_retry: chrono::Duration::milliseconds(300),
                                 announce_grace: ANNOUNCE_GRACE,
+                                mirror_min_interval,
                                 ..Default::default()
                             },
                         )

@@ -1,0 +1,83 @@
+//! Step of a differential import: the next batch of the shop's order mirror
+//! (`orders::mirror`: a page of the shop's one `lastUpdatedAfter` poll when it is due, then what
+//! status-sync's polls brought in), applied by `orders::apply_orders` in the same transaction as
+//! the mirror's bookkeeping and the run's cursor.
+
+use chrono::Utc;
+use job_api::{JobError, RunCtx, Step};
+use orders::Counts;
+use orders::mirror::{self, Reader};
+
+use crate::Cursor;
+use crate::apply::job_error;
+use crate::window::Plan;
+
+/// What a step works with.
+pub(crate) struct Mirrored<'a> {
+    pub(crate) deps: &'a job_api::Deps,
+    pub(crate) api: &'a spapi::Shop,
+    pub(crate) settings: mirror::Settings,
+}
+
+/// One batch: fetched (a poll page) or read (pending in the mirror), applied, marked.
+pub(crate) async fn step(
+    m: &Mirrored<'_>,
+    run: &RunCtx<'_, Plan>,
+    cursor: &mut Cursor,
+    counts: &mut Counts,
+) -> Result<Step, JobError> {
+    let deps = m.deps;
+    let shop = &run.shop.shop;
+    let mut tx = deps.pool.begin().await?;
+    let batch = mirror::next_batch(
+        &mut tx,
+        &deps.keys,
+        m.api,
+        shop,
+        Reader::Ingest,
+        m.settings,
+        &mut cursor.mirror,
+        &mut counts.tally,
+        Utc::now(),
+    )
+    .await
+    .map_err(poll_error)?;
+    let (events, run_id) = (&deps.events, Some(run.run_id));
+    orders::apply_orders(
+        &mut tx,
+        &deps.keys,
+        events,
+        shop.id,
+        run_id,
+        &batch.orders,
+        counts,
+    )
+    .await
+    .map_err(job_error)?;
+    mirror::applied(&mut tx, shop, Reader::Ingest, &batch)
+        .await
+        .map_err(job_error)?;
+    if batch.fetched {
+        counts.pages += 1;
+    }
+    if !batch.last {
+        run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(if batch.last {
+        Step::Done {
+            watermark: Some(cursor.mirror.watermark.unwrap_or(run.plan.to)),
+        }
+    } else {
+        Step::More
+    })
+}
+
+/// Amazon's refusals of the poll keep their operation (throttling becomes a continuation).
+fn poll_error(e: orders::Error) -> JobError {
+    match e {
+        orders::Error::Api(e) => JobError::api(mirror::OPERATION, e),
+        e => job_error(e),
+    }
+}

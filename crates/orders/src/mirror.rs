@@ -1,0 +1,302 @@
+//! The order mirror (issue 20), as order-ingest's differential import and status-sync's
+//! `changes` mode step through it: one `searchOrders` poll on `lastUpdatedAfter` per shop
+//! (`store::mirror`), shared by both, instead of two polls spending the same quota.
+//!
+//! A step of either run takes the next [`Batch`]:
+//! 1. while the shop's poll is due (the last complete one is older than the minimum interval)
+//!    or in progress (a page token is stored, whoever started it), one page is fetched, written
+//!    to the mirror and handed to the reader in the same transaction: the poller applies what
+//!    it fetched at once, with no second read;
+//! 2. then the versions the reader has not applied yet (those the other reader's poll brought
+//!    in), in batches.
+//!
+//! The reader applies the batch and calls [`applied`] in the same transaction, so a process
+//! killed mid-page or mid-batch resumes without loss (nothing of the batch committed) and
+//! without duplicates (the mirror holds one row per order, each reader records the version it
+//! applied). Range and hours imports still query Amazon directly (`import_search`).
+
+use chrono::{DateTime, Duration, Utc};
+use domain::shop::Shop;
+use domain::window::OVERLAP;
+use serde::{Deserialize, Serialize};
+use spapi::ErrorClass;
+use spapi::orders::{FulfilledBy, FulfillmentStatus, Order, SearchOrdersParams};
+use sqlx::PgConnection;
+use store::api_log;
+use store::mirror::{self, Row};
+use store::runs::Tally;
+
+pub use store::mirror::Reader;
+
+use crate::{Error, included};
+
+/// The Amazon operation of a poll.
+pub const OPERATION: &str = "searchOrders";
+
+/// A shop never polled starts this far back.
+pub const FIRST_LOOKBACK: Duration = Duration::days(7);
+
+/// The services' setting of the minimum interval between polls, in seconds (0–3600).
+pub const MIN_POLL_ENV: &str = "ORDER_MIRROR_MIN_POLL_SECONDS";
+
+/// How often the services poll at most by default ([`MIN_POLL_ENV`]): a run that finds a poll
+/// younger than this reads the mirror only. Amazon refills the searchOrders bucket of a seller
+/// every 180 s (0.0056/s), so polling much more often only spends the burst.
+pub const SERVICE_MIN_POLL_SECONDS: u64 = 60;
+
+/// How a reader polls.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `maxResultsPerPage` of the poll, and orders per read batch.
+    pub page_size: u32,
+    /// A complete poll younger than this is not repeated (zero: every run polls).
+    pub min_interval: Duration,
+}
+
+/// Where a run is in the mirror (part of the run's cursor in the ledger).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The run has polled (or found the poll fresh) and now reads what is pending.
+    #[serde(default)]
+    pub reading: bool,
+    /// The watermark of the poll this run completed, if it completed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+/// What a step applies.
+#[derive(Debug)]
+pub struct Batch {
+    /// The orders, each in the latest state the mirror holds (for order-ingest: importable
+    /// ones only).
+    pub orders: Vec<Order>,
+    /// Every version the batch covers (including rows that could not be read), for [`applied`].
+    versions: Vec<(String, DateTime<Utc>)>,
+    /// `true` when this was a page fetched from Amazon now (otherwise read from the mirror).
+    pub fetched: bool,
+    /// `false` while more may follow.
+    pub last: bool,
+}
+
+/// The next batch of `reader` for `shop`: a page of the shop's poll while one is due or in
+/// progress, then the versions the reader has not applied. Runs in `tx` (which holds the poll's
+/// cursor lock while a page is fetched and written). Amazon calls are counted in `tally`.
+#[allow(clippy::too_many_arguments)]
+pub async fn next_batch(
+    tx: &mut PgConnection,
+    keys: &crypto::Keyring,
+    api: &spapi::Shop,
+    shop: &Shop,
+    reader: Reader,
+    settings: Settings,
+    position: &mut Position,
+    tally: &mut Tally,
+    now: DateTime<Utc>,
+) -> Result<Batch, Error> {
+    if !position.reading {
+        if let Some(batch) =
+            poll_page(tx, keys, api, shop, reader, settings, position, tally, now).await?
+        {
+            return Ok(batch);
+        }
+        position.reading = true;
+    }
+    read_pending(tx, keys, shop, reader, settings.page_size).await
+}
+
+/// Records that `reader` applied `batch` (same transaction as the apply).
+pub async fn applied(
+    tx: &mut PgConnection,
+    shop: &Shop,
+    reader: Reader,
+    batch: &Batch,
+) -> Result<(), Error> {
+    mirror::mark(tx, shop.id, reader, &batch.versions).await?;
+    Ok(())
+}
+
+/// One page of the shop's poll, or `None` when the last poll is fresh.
+#[allow(clippy::too_many_arguments)]
+async fn poll_page(
+    tx: &mut PgConnection,
+    keys: &crypto::Keyring,
+    api: &spapi::Shop,
+    shop: &Shop,
+    reader: Reader,
+    settings: Settings,
+    position: &mut Position,
+    tally: &mut Tally,
+    now: DateTime<Utc>,
+) -> Result<Option<Batch>, Error> {
+    let cursor = mirror::lock_cursor(tx, shop.id, now - FIRST_LOOKBACK).await?;
+    let fresh = cursor
+        .polled_at
+        .is_some_and(|at| now - at < settings.min_interval);
+    if cursor.next_token.is_none() && fresh {
+        return Ok(None);
+    }
+    let after = match (&cursor.next_token, cursor.poll_after) {
+        (Some(_), Some(after)) => after,
+        _ => (cursor.watermark - OVERLAP).min(now),
+    };
+    let params = SearchOrdersParams {
+        last_updated_after: Some(after),
+        marketplace_ids: shop
+            .marketplaces
+            .iter()
+            .map(|m| m.id().to_owned())
+            .collect(),
+        fulfilled_by: vec![FulfilledBy::Merchant],
+        max_results_per_page: Some(settings.page_size),
+        pagination_token: cursor.next_token.clone(),
+        included_data: included::SYNC.to_vec(),
+        ..SearchOrdersParams::default()
+    };
+    let resp = match api.search_orders(&params).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            if !matches!(e.class(), ErrorClass::Throttled) {
+                tally.call(OPERATION);
+            }
+            return Err(e.into());
+        }
+    };
+    tally.call(OPERATION);
+    let rows: Vec<Row> = resp.orders.iter().map(|o| row(keys, shop, o)).collect();
+    // Small statements: sqlx 0.9.0 leaves Nagle's algorithm on (docs/benchmarks.md, finding 10).
+    for chunk in rows.chunks(25) {
+        mirror::upsert(tx, shop.id, chunk).await?;
+    }
+    let next = resp.pagination.and_then(|p| p.next_token);
+    match &next {
+        Some(token) => mirror::save_page(tx, shop.id, after, token).await?,
+        None => {
+            let newest = resp.orders.iter().map(|o| o.last_updated_time).max();
+            let mark = watermark(after, resp.last_updated_before, newest);
+            mirror::finish_poll(tx, shop.id, mark, now).await?;
+            position.watermark = Some(mark);
+            position.reading = true;
+        }
+    }
+    let versions = resp
+        .orders
+        .iter()
+        .map(|o| (o.order_id.clone(), o.last_updated_time))
+        .collect();
+    let orders = match reader {
+        Reader::Ingest => resp.orders.into_iter().filter(importable).collect(),
+        Reader::Sync => resp.orders,
+    };
+    Ok(Some(Batch {
+        orders,
+        versions,
+        fetched: true,
+        last: false,
+    }))
+}
+
+/// Up to `limit` versions the reader has not applied, opened. A row that cannot be opened is
+/// named in the API log (with how to recover it) and counted as applied, so it never blocks
+/// the rows after it.
+async fn read_pending(
+    tx: &mut PgConnection,
+    keys: &crypto::Keyring,
+    shop: &Shop,
+    reader: Reader,
+    limit: u32,
+) -> Result<Batch, Error> {
+    let rows = mirror::pending(tx, shop.id, reader, i64::from(limit)).await?;
+    let last = rows.len() < limit as usize;
+    let mut orders = Vec::with_capacity(rows.len());
+    let mut versions = Vec::with_capacity(rows.len());
+    for r in rows {
+        match open(keys, shop, &r) {
+            Ok(Some(order)) => orders.push(order),
+            Ok(None) => {}
+            Err(reason) => unreadable(tx, shop, reader, &r.amazon_order_id, &reason).await?,
+        }
+        versions.push((r.amazon_order_id, r.last_updated_time));
+    }
+    Ok(Batch {
+        orders,
+        versions,
+        fetched: false,
+        last,
+    })
+}
+
+/// The row of `order` for the mirror (sealed payload).
+fn row(keys: &crypto::Keyring, shop: &Shop, order: &Order) -> Row {
+    let json = serde_json::to_vec(order).expect("an order serializes");
+    Row {
+        amazon_order_id: order.order_id.clone(),
+        last_updated_time: order.last_updated_time,
+        importable: importable(order),
+        payload: mirror::seal(keys, shop.id, &order.order_id, &json),
+    }
+}
+
+/// The order of a pending row; `None` when its payload was purged (nothing to apply).
+fn open(keys: &crypto::Keyring, shop: &Shop, r: &mirror::Pending) -> Result<Option<Order>, String> {
+    let Some(sealed) = &r.payload else {
+        return Ok(None);
+    };
+    let json =
+        mirror::open(keys, shop.id, &r.amazon_order_id, sealed).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|e| format!("the stored order is not valid: {e}"))
+}
+
+async fn unreadable(
+    tx: &mut PgConnection,
+    shop: &Shop,
+    reader: Reader,
+    order_id: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    let action = match reader {
+        Reader::Ingest => crate::ACTION,
+        Reader::Sync => "status-sync",
+    };
+    let message = format!(
+        "order {order_id} in the order mirror could not be read ({reason}); the other orders are \
+         unaffected. Recover it with `ctl import-order --shop {code} {order_id}`",
+        code = shop.code.as_str()
+    );
+    tracing::warn!(amazon_order_id = %order_id, %reason, "mirror row unreadable");
+    let entry = api_log::Entry {
+        amazon_order_id: Some(order_id),
+        code: Some("mirror_row_unreadable"),
+        ..api_log::Entry::new(Some(shop.id), action, api_log::Level::Error, &message)
+    };
+    api_log::write(tx, &entry).await?;
+    Ok(())
+}
+
+/// Merchant-fulfilled PENDING or UNSHIPPED: what order-ingest imports.
+pub fn importable(order: &Order) -> bool {
+    let merchant = !order
+        .fulfillment
+        .as_ref()
+        .and_then(|f| f.fulfilled_by.as_ref())
+        .is_some_and(|f| *f == FulfilledBy::Amazon);
+    merchant
+        && matches!(
+            order.fulfillment_status(),
+            Some(FulfillmentStatus::Pending | FulfillmentStatus::Unshipped)
+        )
+}
+
+/// The next watermark: Amazon's `lastUpdatedBefore`, else the newest change seen, never
+/// earlier than `after + OVERLAP` (where the poll started).
+pub fn watermark(
+    after: DateTime<Utc>,
+    last_updated_before: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    last_updated_before
+        .or(newest)
+        .unwrap_or(after + OVERLAP)
+        .max(after + OVERLAP)
+}

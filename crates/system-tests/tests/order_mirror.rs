@@ -1,0 +1,304 @@
+//! The order mirror (issue 20) against the simulator, real PostgreSQL and RabbitMQ: order-ingest
+//! (differential) and status-sync (changes) read one `lastUpdatedAfter` poll per shop, so a
+//! change Amazon reports is fetched by one of them and read by the other from the database; a
+//! poll whose process dies mid-page resumes from the last committed page without losing or
+//! repeating an order.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use domain::window::ImportMode;
+use orders::mirror::{self, Position, Reader, Settings};
+use spapi_sim::{MarketplaceMix, OrderSpec, OrderStatus, StatusChange};
+use sqlx::PgPool;
+use store::runs::Tally;
+use system_tests::{Svc, System};
+use uuid::Uuid;
+
+const JP: MarketplaceMix = MarketplaceMix {
+    jp: 1,
+    au: 0,
+    sg: 0,
+    pending_ratio: 0.5,
+};
+
+async fn count(sys: &System, sql: &str, shop: Uuid) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .bind(shop)
+        .fetch_one(&sys.pool)
+        .await
+        .unwrap()
+}
+
+fn search_orders_calls(sys: &System) -> u64 {
+    let counts = sys.sim.sim().call_counts();
+    counts.get("searchOrders").map_or(0, |c| c.calls)
+}
+
+async fn instruction(sys: &System, shop: Uuid, order: &str) -> Option<(String, String)> {
+    sqlx::query_as(
+        "SELECT status, payment_status FROM shipping_instructions
+          WHERE shop_id = $1 AND amazon_order_id = $2",
+    )
+    .bind(shop)
+    .bind(order)
+    .fetch_optional(&sys.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn ingest_and_status_sync_never_both_fetch_the_same_change(pool: PgPool) {
+    let mut sys = System::new(pool).await;
+    // As deployed: a run finding the shop polled less than this ago reads the mirror only.
+    sys.mirror_min_interval = chrono::Duration::hours(1);
+    sys.start(Svc::OrderIngest);
+    sys.start(Svc::StatusSync);
+    let shop = sys.a().id;
+    let sim = sys.sim.sim();
+    let orders = sim.generate_orders(30, 7, JP);
+    let pending: Vec<String> = orders
+        .iter()
+        .filter(|o| o.status == OrderStatus::Pending)
+        .map(|o| o.order_id.clone())
+        .collect();
+    assert!(
+        pending.len() >= 5,
+        "the mix gives pending orders to pay and cancel"
+    );
+
+    // 1. order-ingest polls (pages of 20) and imports every order.
+    let run = sys.ingest(shop, ImportMode::Differential).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    let polled = search_orders_calls(&sys);
+    assert_eq!(polled, 2, "30 changed orders, pages of 20");
+    let imported = count(
+        &sys,
+        "SELECT count(*) FROM shipping_instructions WHERE shop_id = $1",
+        shop,
+    )
+    .await;
+    assert_eq!(imported, 30);
+
+    // 2. status-sync right after: the poll is fresh, it reads the mirror and calls nobody.
+    let run = sys.status_sync(shop).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(
+        search_orders_calls(&sys),
+        polled,
+        "status-sync fetched again"
+    );
+    assert_eq!(run.amazon_calls, 0);
+
+    // 3. Amazon: three pending orders paid, two cancelled, one new order. An hour passes
+    //    (the last poll moved back), status-sync polls once and applies them.
+    for id in &pending[..3] {
+        sim.set_order_status(id, StatusChange::Unshipped).unwrap();
+    }
+    for id in &pending[3..5] {
+        let cancel = StatusChange::Cancelled {
+            cancelled_by: Some("BUYER".into()),
+            reason: None,
+        };
+        sim.set_order_status(id, cancel).unwrap();
+    }
+    let new = sim
+        .create_order(OrderSpec {
+            status: Some(OrderStatus::Unshipped),
+            ..Default::default()
+        })
+        .unwrap();
+    sqlx::query("UPDATE order_mirror_cursors SET polled_at = polled_at - interval '2 hours'")
+        .execute(&sys.pool)
+        .await
+        .unwrap();
+    let run = sys.status_sync(shop).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(
+        search_orders_calls(&sys),
+        polled + 1,
+        "one poll by status-sync"
+    );
+    for id in &pending[..3] {
+        let (_, payment) = instruction(&sys, shop, id).await.unwrap();
+        assert_eq!(payment, "paid", "{id}");
+    }
+    for id in &pending[3..5] {
+        let (status, _) = instruction(&sys, shop, id).await.unwrap();
+        assert_eq!(status, "canceled", "{id}");
+    }
+    assert_eq!(instruction(&sys, shop, &new.order_id).await, None);
+
+    // 4. order-ingest: the new order is in the mirror (status-sync's poll); no call.
+    let run = sys.ingest(shop, ImportMode::Differential).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(
+        search_orders_calls(&sys),
+        polled + 1,
+        "order-ingest fetched again"
+    );
+    let (status, payment) = instruction(&sys, shop, &new.order_id).await.unwrap();
+    assert_eq!(
+        (status.as_str(), payment.as_str()),
+        ("awaiting_shipment", "paid")
+    );
+    // The cancelled ones were not imported again, the paid ones not duplicated.
+    let total = count(
+        &sys,
+        "SELECT count(*) FROM shipping_instructions WHERE shop_id = $1",
+        shop,
+    )
+    .await;
+    assert_eq!(total, 31);
+
+    // Every version was applied by each reader that needs it, and no sealed order is kept
+    // once both have.
+    let unapplied = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror WHERE shop_id = $1
+                AND (sync_version IS DISTINCT FROM last_updated_time
+                     OR (importable AND ingest_version IS DISTINCT FROM last_updated_time))",
+        shop,
+    )
+    .await;
+    assert_eq!(unapplied, 0);
+    let kept = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror WHERE shop_id = $1 AND payload IS NOT NULL",
+        shop,
+    )
+    .await;
+    assert_eq!(kept, 0);
+    sys.shutdown().await;
+}
+
+/// The poll as order-ingest steps through it, with the process killed mid-page: the page was
+/// fetched and written in its transaction, which never commits (PostgreSQL rolls back a dead
+/// connection's transaction). The next process continues from the last committed page: every
+/// order applied exactly once.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool) {
+    let sys = System::new(pool).await;
+    let shop_id = sys.a().id;
+    let all_unshipped = MarketplaceMix {
+        pending_ratio: 0.0,
+        ..JP
+    };
+    let generated = sys.sim.sim().generate_orders(250, 11, all_unshipped);
+    let keys = crypto::Keyring::for_testing();
+    let client = runtime::spapi_client(&sys.pool, 1e6, Duration::from_millis(500)).unwrap();
+    let mut conn = sys.pool.acquire().await.unwrap();
+    let shop = store::shops::get(&mut conn, shop_id).await.unwrap().shop;
+    let api = runtime::shop_api(&mut conn, &keys, &client, &shop)
+        .await
+        .unwrap();
+    drop(conn);
+    let settings = Settings {
+        page_size: 100,
+        min_interval: chrono::Duration::zero(),
+    };
+    let mut tally = Tally::default();
+    let mut applied: BTreeMap<String, u32> = BTreeMap::new();
+    let mut position = Position::default();
+
+    // Page 1, committed.
+    let mut tx = sys.pool.begin().await.unwrap();
+    let batch = mirror::next_batch(
+        &mut tx,
+        &keys,
+        &api,
+        &shop,
+        Reader::Ingest,
+        settings,
+        &mut position,
+        &mut tally,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(batch.fetched && !batch.last);
+    for o in &batch.orders {
+        *applied.entry(o.order_id.clone()).or_default() += 1;
+    }
+    mirror::applied(&mut tx, &shop, Reader::Ingest, &batch)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Page 2, fetched and written; the process dies before its commit.
+    let mut tx = sys.pool.begin().await.unwrap();
+    let mut dying = position.clone();
+    let lost = mirror::next_batch(
+        &mut tx,
+        &keys,
+        &api,
+        &shop,
+        Reader::Ingest,
+        settings,
+        &mut dying,
+        &mut tally,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(lost.orders.len(), 100);
+    drop(tx);
+    let rows = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror WHERE shop_id = $1",
+        shop_id,
+    )
+    .await;
+    assert_eq!(rows, 100, "only the committed page is in the mirror");
+
+    // The next process resumes from the stored page token.
+    loop {
+        let mut tx = sys.pool.begin().await.unwrap();
+        let batch = mirror::next_batch(
+            &mut tx,
+            &keys,
+            &api,
+            &shop,
+            Reader::Ingest,
+            settings,
+            &mut position,
+            &mut tally,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        for o in &batch.orders {
+            *applied.entry(o.order_id.clone()).or_default() += 1;
+        }
+        mirror::applied(&mut tx, &shop, Reader::Ingest, &batch)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        if batch.last {
+            break;
+        }
+    }
+    assert_eq!(applied.len(), 250, "no order lost");
+    assert!(applied.values().all(|n| *n == 1), "an order applied twice");
+    for o in &generated {
+        assert!(applied.contains_key(&o.order_id), "{} lost", o.order_id);
+    }
+    // Pages: 1, 2 (lost), 2 again, 3.
+    assert_eq!(tally.calls.get("searchOrders"), Some(&4));
+    let rows = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror WHERE shop_id = $1",
+        shop_id,
+    )
+    .await;
+    assert_eq!(rows, 250);
+    let in_progress = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror_cursors WHERE shop_id = $1 AND next_token IS NOT NULL",
+        shop_id,
+    )
+    .await;
+    assert_eq!(in_progress, 0, "the poll finished");
+    sys.shutdown().await;
+}
