@@ -13,6 +13,7 @@
 //! ```
 
 mod baseline;
+mod day;
 mod env;
 mod machine;
 mod scenarios;
@@ -83,6 +84,19 @@ enum Scenario {
     IdleMemory(Common),
     /// Every scenario at small sizes (a smoke run).
     Smoke(Common),
+    /// A JP seller's day in simulated time (a model; no services, no database): polling only
+    /// and with notifications, one JSON line each.
+    Day {
+        /// Orders placed during the day.
+        #[arg(long, default_value_t = 20_000)]
+        orders: usize,
+        /// Seed of the day's orders.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Largest orders per day tried when searching the sustainable figure.
+        #[arg(long, default_value_t = 200_000)]
+        ceiling: usize,
+    },
     /// Deletes the queues and exchanges an interrupted run left (`--prefix bench.<id>.`).
     Cleanup {
         #[arg(long)]
@@ -97,6 +111,21 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Scenario::Serve { service } = &cli.scenario {
         return serve(service);
+    }
+    if let Scenario::Day {
+        orders,
+        seed,
+        ceiling,
+    } = cli.scenario
+    {
+        for mode in [day::Mode::Polling, day::Mode::Notifications] {
+            let w = day::Workload::jp(orders, seed);
+            let result = day::simulate(w, mode, true);
+            let two_polls = day::simulate(w, mode, false).search_orders_calls();
+            let sustainable = day::sustainable(mode, seed, ceiling);
+            println!("{}", day::line(&result, two_polls, sustainable));
+        }
+        return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -114,7 +143,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::IdleMemory(c) => scenarios::idle_memory_cmd(&c).await,
             Scenario::Smoke(c) => scenarios::smoke_cmd(&c).await,
             Scenario::Cleanup { prefix } => env::delete_prefix(&prefix).await,
-            Scenario::Serve { .. } => unreachable!(),
+            Scenario::Serve { .. } | Scenario::Day { .. } => unreachable!(),
         }
     })
 }

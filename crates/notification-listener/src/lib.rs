@@ -81,6 +81,10 @@ pub enum Notification {
         marketplace_id: String,
         order_id: String,
         event_time: Option<DateTime<Utc>>,
+        /// `Summary.OrderStatus` (`Unshipped`, `Canceled`, `Shipped`, …), when given.
+        order_status: Option<String>,
+        /// `OrderChangeType` (`OrderStatusChange`, `BuyerRequestedChange`, …), when given.
+        change_type: Option<String>,
     },
     FeedFinished {
         id: String,
@@ -130,14 +134,17 @@ pub fn parse(body: &str) -> Result<Notification, String> {
                     "AmazonOrderId {order_id:?} is not an Amazon order id"
                 ));
             }
+            let summary = field(n, "Summary");
             Ok(Notification::OrderChange {
                 id,
                 seller_id: text(n, "SellerId").ok_or("no SellerId")?,
-                marketplace_id: field(n, "Summary")
+                marketplace_id: summary
                     .and_then(|s| text(s, "MarketplaceId"))
                     .ok_or("no Summary.MarketplaceId")?,
                 order_id,
                 event_time,
+                order_status: summary.and_then(|s| text(s, "OrderStatus")),
+                change_type: text(n, "OrderChangeType"),
             })
         }
         "FEED_PROCESSING_FINISHED" => {
@@ -433,6 +440,8 @@ impl Listener {
                 marketplace_id,
                 order_id,
                 event_time,
+                order_status,
+                change_type,
             } => {
                 let code = Marketplace::ALL
                     .iter()
@@ -443,7 +452,18 @@ impl Listener {
                     None => None,
                 };
                 let mut r = Record::new(id, "ORDER_CHANGE", Some(order_id), *event_time);
+                let shipped = order_status.as_deref() == Some("Shipped")
+                    && change_type.as_deref() != Some("BuyerRequestedChange");
                 match shop {
+                    Some(shop_id) if shipped && shipped_here(conn, shop_id, order_id).await? => {
+                        r.shop_id = Some(shop_id);
+                        r.outcome = Outcome::Ignored;
+                        r.reason = Some(format!(
+                            "order {order_id} is shipped here and on Amazon (the connector's own \
+                             shipment confirmation): nothing for status-sync to apply"
+                        ));
+                        (r, None)
+                    }
                     Some(shop_id) => {
                         r.shop_id = Some(shop_id);
                         (
@@ -499,6 +519,18 @@ impl Listener {
             }
         })
     }
+}
+
+/// Whether the instruction of `order_id` is shipped: an Amazon `Shipped` then changes nothing
+/// (status-sync's rules leave a shipped instruction alone unless Amazon cancels), so the
+/// notification of the connector's own confirmation costs no `getOrder`.
+async fn shipped_here(
+    conn: &mut sqlx::PgConnection,
+    shop_id: Uuid,
+    order_id: &str,
+) -> Result<bool, ListenError> {
+    let instruction = store::instructions::by_order(conn, shop_id, order_id).await?;
+    Ok(instruction.is_some_and(|i| i.status == "shipped"))
 }
 
 /// The work a notification asks for.
@@ -589,6 +621,8 @@ mod tests {
                 marketplace_id: "A1VC38T7YXB528".into(),
                 order_id: "503-1234567-1234567".into(),
                 event_time: Some("2026-12-02T01:02:03Z".parse().unwrap()),
+                order_status: Some("Unshipped".into()),
+                change_type: Some("OrderStatusChange".into()),
             }
         );
         let feed = r#"{"notificationVersion":"2020-09-04","notificationType":"FEED_PROCESSING_FINISHED",

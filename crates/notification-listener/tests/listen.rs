@@ -294,3 +294,81 @@ async fn notifications_become_commands_once(pool: PgPool) {
     );
     assert_eq!(commands(&pool).await.len(), cmds.len());
 }
+
+/// The notification of the connector's own shipment confirmation (Amazon now `Shipped`, the
+/// instruction shipped here) asks for nothing: no command, no `getOrder`; a `Shipped` for an
+/// instruction not shipped here, or a buyer's request on a shipped one, still goes to
+/// status-sync.
+#[sqlx::test(migrations = "../../migrations")]
+async fn own_shipment_confirmations_cost_no_get_order(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let (ours, open, asked) = (
+        "503-0000011-0000011",
+        "503-0000012-0000012",
+        "503-0000013-0000013",
+    );
+    for (order, status) in [
+        (ours, "shipped"),
+        (open, "awaiting_shipment"),
+        (asked, "shipped"),
+    ] {
+        sqlx::query(
+            "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, status) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(shop_id)
+        .bind(order)
+        .bind(status)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let client = sqs();
+    let url = queue(&client, "shipped").await;
+    let request = order_change("n-r", SELLER, asked, "Shipped")
+        .replace("\"OrderStatusChange\"", "\"BuyerRequestedChange\"");
+    for body in [
+        order_change("n-s", SELLER, ours, "Shipped"),
+        order_change("n-o", SELLER, open, "Shipped"),
+        request,
+    ] {
+        client
+            .send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let listener = Listener::new(
+        pool.clone(),
+        client.clone(),
+        bus::Topology::new("nl-test.", 5),
+        Settings {
+            queue_url: url.clone(),
+            dead_letter_queue_url: None,
+            wait_seconds: 1,
+            max_messages: 10,
+            visibility_timeout: 30,
+        },
+    );
+    let p = drain(&listener).await;
+    assert_eq!((p.received, p.queued, p.ignored), (3, 2, 1), "{p:?}");
+    let mut ids: Vec<String> = Vec::new();
+    for cmd in commands(&pool).await {
+        match cmd.params {
+            CommandParams::StatusSyncOrders { order_ids } => ids.extend(order_ids),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, vec![open, asked]);
+    let (outcome, reason): (String, Option<String>) = sqlx::query_as(
+        "SELECT outcome, reason FROM notifications_received WHERE notification_id = 'n-s'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "ignored");
+    assert!(reason.unwrap_or_default().contains("own"));
+}
