@@ -10,8 +10,8 @@
 //! overlap, `lastUpdatedBefore`). What the model takes from the code: the quotas, the
 //! cadences, the page size (100), the mirror's overlap (`domain::window::OVERLAP`) and minimum
 //! poll interval (`orders::mirror::SERVICE_MIN_POLL_SECONDS`), who applies what (order-ingest
-//! imports PENDING/UNSHIPPED and fills in payment; status-sync applies payment and
-//! cancellation; the `orders` mode calls `getOrder` per announced order, one run at a time per
+//! imports PENDING/UNSHIPPED and fills in payment; the mirror's poll leaves SHIPPED out; status-sync applies payment and
+//! cancellation and, when it polled, imports the new orders; the `orders` mode calls `getOrder` per announced order, one run at a time per
 //! shop), and that a call is made only with a token (the shared limiter: no 429s). The services'
 //! own time (milliseconds per page, `bench ingest`) is left out: Amazon's quotas dominate by
 //! orders of magnitude.
@@ -503,7 +503,13 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
                     false,
                     |i, status| {
                         apply(&mut wms[i], reader, status, now);
-                        pending_for.entry(1 - key).or_default().push((i, status));
+                        match reader {
+                            // status-sync's poll imports the new orders too.
+                            Reader::Sync => apply(&mut wms[i], Reader::Ingest, status, now),
+                            Reader::Ingest => {
+                                pending_for.entry(1 - key).or_default().push((i, status));
+                            }
+                        }
                     },
                 );
                 if finished {
@@ -650,7 +656,8 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
 /// One step of a run that polls `cursor`: starts a poll (or finds the last one fresh), fetches
 /// the next page when a searchOrders token is there, hands each order's current state to
 /// `apply`. Returns `true` when the run is done. `created_window`: order-ingest before the
-/// mirror (orders created in the window, PENDING/UNSHIPPED only).
+/// mirror (orders created in the window, PENDING/UNSHIPPED only). A minimum interval means the
+/// mirror's poll (SHIPPED left out); none, status-sync's own poll before it (every status).
 fn step_poll(
     amazon: &mut Amazon,
     cursor: &mut Cursor,
@@ -678,7 +685,12 @@ fn step_poll(
                 })
                 .collect()
         } else {
-            amazon.changed(after, now)
+            let mut changed = amazon.changed(after, now);
+            if min_interval > 0.0 {
+                // The mirror's poll leaves SHIPPED out (`orders::mirror::POLLED_STATUSES`).
+                changed.retain(|&i| amazon.orders[i].status(now) != Status::Shipped);
+            }
+            changed
         };
         cursor.poll = Some(Poll {
             orders,

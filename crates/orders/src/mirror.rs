@@ -21,6 +21,22 @@ use domain::window::OVERLAP;
 use serde::{Deserialize, Serialize};
 use spapi::ErrorClass;
 use spapi::orders::{FulfilledBy, FulfillmentStatus, Order, SearchOrdersParams};
+
+/// The fulfillment statuses the poll asks for: every one but `SHIPPED`. A shipped order is
+/// nothing either reader acts on (order-ingest imports PENDING and UNSHIPPED; status-sync's
+/// payments and cancellations concern open orders, and a cancellation after shipment comes as
+/// `CANCELLED`), and the connector's own shipment confirmations would otherwise be about as
+/// many changes as all the rest together. An order shipped outside the connector while its
+/// instruction waits unpaid is found by `ctl trigger status-sync --reconcile` (getOrder per
+/// open instruction).
+pub const POLLED_STATUSES: [FulfillmentStatus; 6] = [
+    FulfillmentStatus::PendingAvailability,
+    FulfillmentStatus::Pending,
+    FulfillmentStatus::Unshipped,
+    FulfillmentStatus::PartiallyShipped,
+    FulfillmentStatus::Cancelled,
+    FulfillmentStatus::Unfulfillable,
+];
 use sqlx::PgConnection;
 use store::api_log;
 use store::mirror::{self, Row};
@@ -40,9 +56,12 @@ pub const FIRST_LOOKBACK: Duration = Duration::days(7);
 pub const MIN_POLL_ENV: &str = "ORDER_MIRROR_MIN_POLL_SECONDS";
 
 /// How often the services poll at most by default ([`MIN_POLL_ENV`]): a run that finds a poll
-/// younger than this reads the mirror only. Amazon refills the searchOrders bucket of a seller
-/// every 180 s (0.0056/s), so polling much more often only spends the burst.
-pub const SERVICE_MIN_POLL_SECONDS: u64 = 60;
+/// younger than this reads the mirror only. Just under status-sync's default cadence (every 10
+/// minutes, `domain::schedule::DEFAULTS`): its runs always poll (and import the new orders they
+/// find), order-ingest's runs in between read what the last poll brought. Amazon refills a
+/// seller's searchOrders bucket every 180 s (0.0056/s); polling more often only spends the
+/// burst.
+pub const SERVICE_MIN_POLL_SECONDS: u64 = 540;
 
 /// How a reader polls.
 #[derive(Debug, Clone, Copy)]
@@ -299,4 +318,60 @@ pub fn watermark(
         .or(newest)
         .unwrap_or(after + OVERLAP)
         .max(after + OVERLAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use domain::messages::Action;
+    use domain::schedule::{Cadence, DEFAULT_ENTRY, DEFAULTS};
+
+    /// Every status-sync run at its default cadence polls; an order-ingest run in between
+    /// reads the mirror.
+    #[test]
+    fn the_minimum_interval_is_just_under_status_syncs_cadence() {
+        let every = |action: Action| {
+            let d = DEFAULTS
+                .iter()
+                .find(|d| d.action == action && d.entry == DEFAULT_ENTRY)
+                .unwrap();
+            let c = Cadence::from_str(d.cron).unwrap();
+            let t0 = "2026-12-01T00:00:30Z".parse::<DateTime<Utc>>().unwrap();
+            let a = c.next_after(t0, chrono_tz::Asia::Tokyo).unwrap();
+            let b = c.next_after(a, chrono_tz::Asia::Tokyo).unwrap();
+            (b - a).num_seconds() as u64
+        };
+        let sync = every(Action::StatusSync);
+        assert!(SERVICE_MIN_POLL_SECONDS < sync, "{sync}");
+        assert!(SERVICE_MIN_POLL_SECONDS >= sync * 3 / 4, "{sync}");
+        assert!(every(Action::OrderIngest) > sync);
+    }
+
+    #[test]
+    fn importable_means_merchant_pending_or_unshipped() {
+        let order = |status: &str| -> Order {
+            serde_json::from_value(serde_json::json!({
+                "orderId": "503-1234567-1234567",
+                "createdTime": "2026-12-01T00:00:00Z",
+                "lastUpdatedTime": "2026-12-01T00:00:00Z",
+                "fulfillment": {"fulfillmentStatus": status, "fulfilledBy": "MERCHANT"}
+            }))
+            .unwrap()
+        };
+        assert!(importable(&order("PENDING")));
+        assert!(importable(&order("UNSHIPPED")));
+        assert!(!importable(&order("CANCELLED")));
+        assert!(!importable(&order("SHIPPED")));
+    }
+
+    #[test]
+    fn the_watermark_never_moves_back() {
+        let after = "2026-12-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(watermark(after, None, None), after + OVERLAP);
+        let before = after + Duration::hours(1);
+        assert_eq!(watermark(after, Some(before), None), before);
+        assert_eq!(watermark(after, Some(after), None), after + OVERLAP);
+    }
 }

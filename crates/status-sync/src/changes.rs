@@ -1,7 +1,7 @@
 //! Step of `changes` mode: the next batch of the shop's order mirror (`orders::mirror`: a page
 //! of the shop's one `lastUpdatedAfter` poll when it is due, then what order-ingest's polls
 //! brought in), applied in one transaction together with the mirror's bookkeeping and the run's
-//! cursor. The run's watermark is the poll's (Amazon's `lastUpdatedBefore`, never moving back).
+//! cursor: new orders imported (as order-ingest would), payments and cancellations applied. The run's watermark is the poll's (Amazon's `lastUpdatedBefore`, never moving back).
 
 use chrono::{Duration, Utc};
 use job_api::{JobError, Step};
@@ -36,6 +36,7 @@ pub(crate) async fn page(
     )
     .await
     .map_err(mirror_error)?;
+    import_new(&mut tx, s, &batch.orders, counts).await?;
     let changed = apply::orders(
         &mut tx,
         &s.deps.keys,
@@ -46,9 +47,12 @@ pub(crate) async fn page(
         counts,
     )
     .await?;
-    mirror::applied(&mut tx, shop, Reader::Sync, &batch)
-        .await
-        .map_err(mirror_error)?;
+    // Both readers' work is done for these versions: order-ingest's next run reads none of them.
+    for reader in [Reader::Sync, Reader::Ingest] {
+        mirror::applied(&mut tx, shop, reader, &batch)
+            .await
+            .map_err(mirror_error)?;
+    }
     unannounced(&mut tx, s, &changed, announce_grace, counts).await?;
     if batch.fetched {
         counts.pages += 1;
@@ -74,6 +78,39 @@ pub(crate) async fn page(
     Ok(Step::Done {
         watermark: cursor.mirror.watermark.or(run.plan.last_updated_after),
     })
+}
+
+/// The batch's orders with no instruction yet that order-ingest imports (merchant-fulfilled
+/// PENDING or UNSHIPPED) are imported now, by order-ingest's import (`orders::apply_orders`): a
+/// new order the mirror's poll brings waits for no second service, and order-ingest's own run
+/// finds nothing left to do.
+async fn import_new(
+    tx: &mut PgConnection,
+    s: &Stepping<'_>,
+    batch: &[spapi::orders::Order],
+    counts: &mut Counts,
+) -> Result<(), JobError> {
+    let shop_id = s.run.shop.shop.id;
+    let mut new = Vec::new();
+    for order in batch.iter().filter(|o| mirror::importable(o)) {
+        if store::instructions::by_order(&mut *tx, shop_id, &order.order_id)
+            .await?
+            .is_none()
+        {
+            new.push(order.clone());
+        }
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut imported = orders::Counts::default();
+    let (keys, run_id) = (&s.deps.keys, Some(s.run.run_id));
+    orders::apply_orders(tx, keys, s.events, shop_id, run_id, &new, &mut imported)
+        .await
+        .map_err(mirror_error)?;
+    counts.imported += imported.new;
+    counts.failed += imported.failed;
+    Ok(())
 }
 
 /// Amazon's refusals of the poll keep their operation (throttling becomes a continuation).
