@@ -33,8 +33,13 @@ pub(crate) async fn plan(
     let CommandParams::OrderIngest { mode } = *params else {
         return Ok(Planned::wrong_params(params, Action::OrderIngest));
     };
+    // A differential run reads the order mirror; its window is what the ledger shows. The
+    // mirror's watermark is Amazon's clock (`lastUpdatedBefore`), which may run ahead of ours:
+    // never later than now, so the window is never empty.
     let watermark = if mode == ImportMode::Differential {
-        store::runs::last_watermark(conn, shop.shop.id, ACTION, Some("differential")).await?
+        store::runs::last_watermark(conn, shop.shop.id, ACTION, Some("differential"))
+            .await?
+            .map(|w| w.min(now - domain::window::OVERLAP))
     } else {
         None
     };
