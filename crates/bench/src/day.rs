@@ -436,7 +436,7 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
     let ms = |t: T| (t * 1000.0) as u64;
     let mut get_order_not_before: T = 0.0;
     // Shipments: shipped in the WMS, not yet sent; feeds in flight (processed at, orders).
-    let mut to_send: Vec<usize> = Vec::new();
+    let mut to_send: Vec<(usize, T)> = Vec::new();
     let mut feeds: Vec<(T, Vec<usize>)> = Vec::new();
     let mut results_due: Vec<T> = Vec::new();
     let mut stock_changed = false;
@@ -558,7 +558,8 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
                 }
             }
         }
-        // The warehouse's waves: every imported, paid, not cancelled order ships.
+        // The warehouse's waves: every imported, paid, not cancelled order is allocated and
+        // picked (from then on status-sync leaves it alone) and leaves within the hour.
         while wi < waves.len() && waves[wi] <= now {
             for (i, x) in wms.iter_mut().enumerate() {
                 if x.shipped.is_none()
@@ -566,9 +567,10 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
                     && x.imported.is_some()
                     && x.paid.is_some()
                 {
-                    x.shipped = Some(now);
+                    let leaves = now + rng.random_range(0.0..3000.0);
+                    x.shipped = Some(leaves);
                     x.shipped_by_mistake = amazon.orders[i].status(now) == Status::Cancelled;
-                    to_send.push(i);
+                    to_send.push((i, leaves));
                     stock_changed = true;
                 }
             }
@@ -576,11 +578,17 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
         }
         // shipment-feedback: one feed with what shipped (createFeedDocument, upload, createFeed).
         while fi < feedback_ticks.len() && feedback_ticks[fi] <= now {
-            if !to_send.is_empty()
+            let shipped: Vec<usize> = to_send
+                .iter()
+                .filter(|(_, t)| *t <= now)
+                .map(|(i, _)| *i)
+                .collect();
+            if !shipped.is_empty()
                 && amazon.call(Operation::CreateFeedDocument, now).is_ok()
                 && amazon.call(Operation::CreateFeed, now).is_ok()
             {
-                feeds.push((now + FEED_PROCESSING, std::mem::take(&mut to_send)));
+                to_send.retain(|(_, t)| *t > now);
+                feeds.push((now + FEED_PROCESSING, shipped));
             }
             fi += 1;
         }

@@ -271,7 +271,9 @@ async fn differential_after_a_first_run_imports_only_new_orders(pool: PgPool) {
         // clock, which may run ahead of ours).
         let from2 = run2.window_from.unwrap();
         assert!(from2 <= run1.watermark.unwrap() - domain::window::OVERLAP);
-        assert!(run2.started_at - from2 <= domain::window::OVERLAP * 2 + ChronoDuration::seconds(5));
+        assert!(
+            run2.started_at - from2 <= domain::window::OVERLAP * 2 + ChronoDuration::seconds(5)
+        );
         assert_eq!(
             h.count("SELECT count(*) FROM shipping_instructions WHERE shop_id = $1")
                 .await,
