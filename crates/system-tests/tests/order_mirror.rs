@@ -305,3 +305,39 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
     assert_eq!(in_progress, 0, "the poll finished");
     sys.shutdown().await;
 }
+
+/// A buyer asks to cancel before the order was ever imported: status-sync's poll imports it
+/// and puts it on hold with the request in the same transaction, so it is never allocated.
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_order_requested_for_cancellation_before_import_is_imported_on_hold(pool: PgPool) {
+    let mut sys = System::new(pool).await;
+    sys.start(Svc::StatusSync);
+    let shop = sys.a().id;
+    let sim = sys.sim.sim();
+    let order = sim
+        .create_order(OrderSpec {
+            status: Some(OrderStatus::Unshipped),
+            ..Default::default()
+        })
+        .unwrap();
+    let request = StatusChange::BuyerCancelRequested {
+        reason: Some("Order Created By Mistake".into()),
+    };
+    sim.set_order_status(&order.order_id, request).unwrap();
+    let run = sys.status_sync(shop).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(run.counts["imported"], 1, "{:?}", run.counts);
+    let (status, reason): (String, Option<String>) = sqlx::query_as(
+        "SELECT status, hold_reason FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2",
+    )
+    .bind(shop)
+    .bind(&order.order_id)
+    .fetch_one(&sys.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("hold", Some("buyer_cancel_request"))
+    );
+    sys.shutdown().await;
+}
