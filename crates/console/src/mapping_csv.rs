@@ -1,12 +1,23 @@
-//! 外部商品 > 対応表 as CSV: `sku,product_code,handling_days`, in UTF-8 or in Shift_JIS as
-//! Japanese spreadsheets save it. Reading checks every line and reports each bad one by its
-//! number; the caller saves nothing unless every line is good.
+//! 外部商品 > 対応表 as CSV: `sku,product_code,handling_days,share_percent,safety_stock`, in
+//! UTF-8 or in Shift_JIS as Japanese spreadsheets save it. Reading checks every line and
+//! reports each bad one by its number; the caller saves nothing unless every line is good. A
+//! file with the first three columns only (as written before the stock share) maps SKUs and
+//! leaves their share and safety stock as they are.
 
 use domain::inventory::HandlingDays;
+use domain::stock::{SafetyStock, SharePercent};
 
 /// The header line written and expected (the Japanese header is accepted too).
-pub const HEADER: [&str; 3] = ["sku", "product_code", "handling_days"];
-const HEADER_JA: [&str; 3] = ["SKU", "品番", "出荷作業日数"];
+pub const HEADER: [&str; 5] = [
+    "sku",
+    "product_code",
+    "handling_days",
+    "share_percent",
+    "safety_stock",
+];
+const HEADER_JA: [&str; 5] = ["SKU", "品番", "出荷作業日数", "配分率", "安全在庫"];
+/// Columns of a file without the stock share (its header is the first three of either).
+const SHORT: usize = 3;
 
 /// Character encoding of a CSV file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +52,25 @@ pub struct Row {
     pub product_code: String,
     /// Empty cell: no handling days.
     pub handling_days: Option<HandlingDays>,
+    /// The stock share columns; `None` when the file has none (left as they are).
+    pub share: Option<Share>,
+}
+
+/// A line's share of free stock (empty cell: not shared) and safety stock (empty cell: 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    pub share: Option<SharePercent>,
+    pub safety: SafetyStock,
+}
+
+/// One mapping as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub sku: String,
+    pub product_code: String,
+    pub handling_days: Option<i16>,
+    pub share_percent: Option<i16>,
+    pub safety_stock: i32,
 }
 
 /// A line that cannot be imported, and why.
@@ -50,14 +80,22 @@ pub struct LineError {
     pub message: String,
 }
 
-/// Writes rows (sku, product code, handling days) as CSV in `encoding` (CRLF line ends; UTF-8
-/// with a BOM so spreadsheets read it as UTF-8).
-pub fn write(rows: &[(String, String, Option<i16>)], encoding: Encoding) -> Vec<u8> {
+/// Writes mappings as CSV in `encoding` (CRLF line ends; UTF-8 with a BOM so spreadsheets
+/// read it as UTF-8).
+pub fn write(rows: &[Line], encoding: Encoding) -> Vec<u8> {
     let mut text = HEADER.join(",");
     text.push_str("\r\n");
-    for (sku, code, days) in rows {
-        let days = days.map(|d| d.to_string()).unwrap_or_default();
-        text.push_str(&[field(sku), field(code), days].join(","));
+    for r in rows {
+        let days = r.handling_days.map(|d| d.to_string()).unwrap_or_default();
+        let share = r.share_percent.map(|d| d.to_string()).unwrap_or_default();
+        let cells = [
+            field(&r.sku),
+            field(&r.product_code),
+            days,
+            share,
+            r.safety_stock.to_string(),
+        ];
+        text.push_str(&cells.join(","));
         text.push_str("\r\n");
     }
     match encoding {
@@ -113,16 +151,21 @@ pub fn read(bytes: &[u8], encoding: Encoding) -> (Vec<Row>, Vec<LineError>) {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashMap::new();
+    let mut columns = HEADER.len();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let cells = split(line);
         if n == 1 {
             let header: Vec<&str> = cells.iter().map(|c| c.trim()).collect();
-            if header != HEADER && header != HEADER_JA {
+            let known = |h: &[&str]| header == h || header == h[..SHORT];
+            if known(&HEADER) || known(&HEADER_JA) {
+                columns = header.len();
+            } else {
                 errors.push(LineError {
                     line: 1,
                     message: format!(
-                        "the first line must be the header {} (or {})",
+                        "the first line must be the header {} (or {}; without the last two \
+                         columns the share and safety stock are left as they are)",
                         HEADER.join(","),
                         HEADER_JA.join(",")
                     ),
@@ -133,7 +176,7 @@ pub fn read(bytes: &[u8], encoding: Encoding) -> (Vec<Row>, Vec<LineError>) {
         if line.trim().is_empty() {
             continue;
         }
-        match row(n, &cells) {
+        match row(n, &cells, columns) {
             Ok(r) => {
                 if let Some(first) = seen.insert(r.sku.clone(), n) {
                     errors.push(LineError {
@@ -150,12 +193,12 @@ pub fn read(bytes: &[u8], encoding: Encoding) -> (Vec<Row>, Vec<LineError>) {
     (rows, errors)
 }
 
-fn row(line: usize, cells: &[String]) -> Result<Row, String> {
-    if cells.len() != 3 {
+fn row(line: usize, cells: &[String], columns: usize) -> Result<Row, String> {
+    if cells.len() != columns {
         return Err(format!(
-            "{} columns; expected 3: {}",
+            "{} columns; expected {columns}: {}",
             cells.len(),
-            HEADER.join(",")
+            HEADER[..columns].join(",")
         ));
     }
     let sku = cells[0].trim();
@@ -175,12 +218,39 @@ fn row(line: usize, cells: &[String]) -> Result<Row, String> {
         })?;
         Some(HandlingDays::new(n).map_err(|e| format!("SKU {sku}: {e}"))?)
     };
+    let share = if columns > SHORT {
+        Some(share(sku, &cells[3], &cells[4])?)
+    } else {
+        None
+    };
     Ok(Row {
         line,
         sku: sku.to_owned(),
         product_code: code.to_owned(),
         handling_days,
+        share,
     })
+}
+
+fn share(sku: &str, share: &str, safety: &str) -> Result<Share, String> {
+    let number = |cell: &str, what: &str, valid: &str| {
+        cell.parse::<i64>()
+            .map_err(|_| format!("SKU {sku}: {what} {cell:?} is not a number ({valid})"))
+    };
+    let (share, safety) = (share.trim(), safety.trim());
+    let share = if share.is_empty() {
+        None
+    } else {
+        let n = number(share, "share", "1 to 100, or empty for not shared")?;
+        Some(SharePercent::new(n).map_err(|e| format!("SKU {sku}: {e}"))?)
+    };
+    let safety = if safety.is_empty() {
+        SafetyStock::default()
+    } else {
+        let n = number(safety, "safety stock", "0 or more units, or empty for 0")?;
+        SafetyStock::new(n).map_err(|e| format!("SKU {sku}: {e}"))?
+    };
+    Ok(Share { share, safety })
 }
 
 /// The cells of one CSV line (quoted cells may hold commas and doubled quotes).
@@ -208,11 +278,21 @@ fn split(line: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn line(sku: &str, code: &str, days: Option<i16>, share: Option<i16>, safety: i32) -> Line {
+        Line {
+            sku: sku.into(),
+            product_code: code.into(),
+            handling_days: days,
+            share_percent: share,
+            safety_stock: safety,
+        }
+    }
+
     #[test]
     fn round_trip_in_both_encodings() {
         let rows = vec![
-            ("SKU-1".to_owned(), "P001".to_owned(), Some(3)),
-            ("SKU,2".to_owned(), "品番\"2".to_owned(), None),
+            line("SKU-1", "P001", Some(3), Some(70), 2),
+            line("SKU,2", "品番\"2", None, None, 0),
         ];
         for enc in [Encoding::Utf8, Encoding::ShiftJis] {
             let bytes = write(&rows, enc);
@@ -223,6 +303,12 @@ mod tests {
             assert_eq!(back[1].product_code, "品番\"2");
             assert_eq!(back[0].handling_days, Some(HandlingDays::new(3).unwrap()));
             assert_eq!(back[1].handling_days, None);
+            let shared = Share {
+                share: Some(SharePercent::new(70).unwrap()),
+                safety: SafetyStock::new(2).unwrap(),
+            };
+            assert_eq!(back[0].share, Some(shared));
+            assert_eq!(back[1].share.map(|s| s.share), Some(None));
         }
         // Shift_JIS bytes are not UTF-8.
         assert!(std::str::from_utf8(&write(&rows, Encoding::ShiftJis)).is_err());
@@ -243,9 +329,33 @@ mod tests {
         let header = read(b"a,b,c\n", Encoding::Utf8).1;
         assert_eq!(header[0].line, 1);
         let sjis_as_utf8 = read(
-            &write(&[("S".into(), "品番".into(), None)], Encoding::ShiftJis),
+            &write(&[line("S", "品番", None, None, 0)], Encoding::ShiftJis),
             Encoding::Utf8,
         );
         assert!(sjis_as_utf8.1[0].message.contains("Shift_JIS"));
+    }
+
+    #[test]
+    fn share_columns_are_checked_and_optional() {
+        let csv = "sku,product_code,handling_days,share_percent,safety_stock\n\
+                   A,P1,,70,2\nB,P1,,,\nC,P1,,0,\nD,P1,,50,-1\nE,P1,,x,\nF,P1,\n";
+        let (good, errors) = read(csv.as_bytes(), Encoding::Utf8);
+        assert_eq!(good.len(), 2, "{errors:?}");
+        assert_eq!(
+            good[1].share,
+            Some(Share {
+                share: None,
+                safety: SafetyStock::default()
+            })
+        );
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![4, 5, 6, 7], "{errors:?}");
+        assert!(errors[0].message.contains("1 to 100"), "{errors:?}");
+        assert!(errors[1].message.contains("0 to 1000000"), "{errors:?}");
+        assert!(errors[3].message.contains("expected 5"), "{errors:?}");
+        // The three-column file of before: shares left alone.
+        let (old, errors) = read("SKU,品番,出荷作業日数\nA,P1,3\n".as_bytes(), Encoding::Utf8);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(old[0].share, None);
     }
 }

@@ -247,7 +247,7 @@ async fn external_products_are_mapped_exported_and_imported(pool: PgPool) {
     assert_eq!(csv.status, 200);
     assert_eq!(
         csv.body,
-        "sku,product_code,handling_days\r\nSKU-1,P001,\r\n"
+        "sku,product_code,handling_days,share_percent,safety_stock\r\nSKU-1,P001,,,0\r\n"
     );
 
     // A file with bad lines: nothing saved, each line named.
@@ -284,6 +284,27 @@ async fn external_products_are_mapped_exported_and_imported(pool: PgPool) {
             ("SKU-2".into(), "P002".into(), Some(5)),
         ]
     );
+    // With the stock share columns: SKU-2 gets 70 % and a safety stock of 2; SKU-1 not shared.
+    let shared =
+        sjis("SKU,品番,出荷作業日数,配分率,安全在庫\r\nSKU-2,P002,5,70,2\r\nSKU-1,P002,,,\r\n");
+    let imported = c
+        .post_file("/external-products/import", &fields, &shared)
+        .await;
+    assert_eq!(imported.status, 303, "{}", imported.body);
+    let shares: Vec<(String, Option<i16>, i32)> = sqlx::query_as(
+        "SELECT sku, share_percent, safety_stock FROM external_products WHERE shop_id = $1 ORDER BY sku",
+    )
+    .bind(acme)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        shares,
+        vec![("SKU-1".into(), None, 0), ("SKU-2".into(), Some(70), 2)]
+    );
+    let exported = c.get("/external-products/export?shop=acme-jp").await.body;
+    assert!(exported.contains("SKU-2,P002,5,70,2\r\n"), "{exported}");
+
     let logged: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM api_log WHERE action = 'console' AND details->>'operator' = 'alice' \
          AND code IN ('external_product_mapped', 'handling_days_changed', 'external_products_imported')",
@@ -291,7 +312,7 @@ async fn external_products_are_mapped_exported_and_imported(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(logged, 3);
+    assert_eq!(logged, 4);
 }
 
 /// Issue 17, 配送方法 / 外部連携先配送方法 / 変換ロボット: a delivery method and a carrier mapping

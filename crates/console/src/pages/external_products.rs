@@ -499,10 +499,16 @@ pub async fn export(ctx: Ctx, Query(q): Query<ExportQ>) -> Result<Response, AppE
     let shop = ctx.op.shop_by_code(&q.shop).ok_or(AppError::NotFound)?;
     let encoding = Encoding::from_form(q.encoding.as_deref());
     let mut conn = ctx.state.pool.acquire().await?;
-    let rows: Vec<(String, String, Option<i16>)> = external_products::list(&mut conn, shop.id)
+    let rows: Vec<mapping_csv::Line> = external_products::list(&mut conn, shop.id)
         .await?
         .into_iter()
-        .map(|r| (r.sku, r.product_code, r.handling_days))
+        .map(|r| mapping_csv::Line {
+            sku: r.sku,
+            product_code: r.product_code,
+            handling_days: r.handling_days,
+            share_percent: r.share_percent,
+            safety_stock: r.safety_stock,
+        })
         .collect();
     let bytes = mapping_csv::write(&rows, encoding);
     let disposition = format!(
@@ -576,6 +582,10 @@ pub async fn import(ctx: Ctx, mut form: Multipart) -> Result<Response, AppError>
         inventory::map_sku(&mut tx, shop.id, &r.sku, product, r.handling_days).await?;
         if r.handling_days.is_none() {
             inventory::set_handling_days(&mut tx, shop.id, &r.sku, None).await?;
+        }
+        if let Some(share) = r.share {
+            let safety = Some(share.safety);
+            inventory::set_share(&mut tx, shop.id, &r.sku, share.share, safety).await?;
         }
     }
     let message = format!(
