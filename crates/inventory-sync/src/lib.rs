@@ -135,7 +135,12 @@ pub struct RunReport {
 impl RunReport {
     /// Adds the time since `since` to `phase`.
     pub(crate) fn timed(&mut self, phase: &str, since: std::time::Instant) {
-        *self.phase_ms.entry(phase.to_owned()).or_default() += since.elapsed().as_millis() as u64;
+        self.add(phase, since.elapsed());
+    }
+
+    /// Adds `took` to `phase`.
+    pub(crate) fn add(&mut self, phase: &str, took: std::time::Duration) {
+        *self.phase_ms.entry(phase.to_owned()).or_default() += took.as_millis() as u64;
     }
 }
 
