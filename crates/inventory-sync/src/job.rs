@@ -134,17 +134,14 @@ impl Sync {
         let shop = &run.shop.shop;
         let t = std::time::Instant::now();
         // 1. Submissions an interrupted run left open: their SKUs are sent again.
-        {
+        let unresolved = {
             let mut conn = self.deps.pool.acquire().await?;
-            for sub in feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await? {
-                let why =
-                    "interrupted before Amazon's answer was recorded: the SKUs are sent again";
-                let mut tx = self.deps.pool.begin().await?;
-                feeds_store::mark_not_sent(&mut tx, sub.id, why).await?;
-                inventory::mark_skus_not_sent(&mut tx, sub.id, why).await?;
-                tx.commit().await?;
-                report.released += 1;
-            }
+            feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await?
+        };
+        for sub in unresolved {
+            let why = "interrupted before Amazon's answer was recorded: the SKUs are sent again";
+            self.close_not_sent(sub.id, why, why).await?;
+            report.released += 1;
         }
         report.timed("release", t);
         let t = std::time::Instant::now();
@@ -312,8 +309,7 @@ impl Sync {
             if let Some(stop) = outcome? {
                 let why = format!("not sent yet: {}; sent by the next run", stop.reason);
                 if let Some(recorded) = recorded {
-                    self.close_not_sent(recorded.submission, &why, &why, report)
-                        .await?;
+                    report.not_sent += self.close_not_sent(recorded.submission, &why, &why).await?;
                 }
                 self.mark_unsent(feeds, &why, report).await?;
                 return Ok(Some(stop));

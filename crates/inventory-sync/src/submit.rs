@@ -197,7 +197,8 @@ impl Sync {
         report: &mut RunReport,
     ) -> Result<Stop, JobError> {
         let reason = format!("{operation}: {error}");
-        self.close_not_sent(submission, &reason, &format!("not sent: {reason}"), report)
+        report.not_sent += self
+            .close_not_sent(submission, &reason, &format!("not sent: {reason}"))
             .await?;
         Ok(Stop {
             operation,
@@ -208,20 +209,18 @@ impl Sync {
     }
 
     /// Closes a recorded submission as not sent (`reason`): its SKUs are `failed` with
-    /// `sku_error` and sent by the next run, and counted in `not_sent`.
+    /// `sku_error` and sent by the next run. Returns how many SKUs.
     pub(crate) async fn close_not_sent(
         &self,
         submission: Uuid,
         reason: &str,
         sku_error: &str,
-        report: &mut RunReport,
-    ) -> Result<(), JobError> {
+    ) -> Result<usize, JobError> {
         let mut tx = self.deps.pool.begin().await?;
         feeds_store::mark_not_sent(&mut tx, submission, reason).await?;
         let n = inventory::mark_skus_not_sent(&mut tx, submission, sku_error).await?;
         tx.commit().await?;
-        report.not_sent += usize::try_from(n).unwrap_or(usize::MAX);
-        Ok(())
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }
 
