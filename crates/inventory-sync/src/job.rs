@@ -1,19 +1,22 @@
 //! The service's part of a run on the job runner: plan (`full` or changes; an inactive shop is
 //! skipped) and one step (release → targets → one feed per marketplace).
 
+use domain::Marketplace;
 use domain::messages::{Action, CommandParams};
 use job_api::errors::Decision;
 use job_api::{
     Build, Deps, Job, JobError, Planned, Planning, Resume, RunCtx, Running, Step, Summary,
 };
 use serde::{Deserialize, Serialize};
-use spapi::listings_feed::{self, InventoryUpdate, ListingsFeedOptions};
+use spapi::listings_feed::{
+    self, InventoryUpdate, ListingsFeedOptions, ListingsFeeds, RejectedUpdate,
+};
 use store::api_log::{self, Entry, Level};
 use store::feeds as feeds_store;
-use store::inventory::{self, ListingMessage};
+use store::inventory::{self, ListingMessage, Target};
 use uuid::Uuid;
 
-use crate::submit::Stop;
+use crate::submit::{Feed, Stop};
 use crate::{ACTION, FEED_TYPE, RunReport, Settings, issue_locale};
 
 /// What a run pushes.
@@ -131,17 +134,14 @@ impl Sync {
         let shop = &run.shop.shop;
         let t = std::time::Instant::now();
         // 1. Submissions an interrupted run left open: their SKUs are sent again.
-        {
+        let unresolved = {
             let mut conn = self.deps.pool.acquire().await?;
-            for sub in feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await? {
-                let why =
-                    "interrupted before Amazon's answer was recorded: the SKUs are sent again";
-                let mut tx = self.deps.pool.begin().await?;
-                feeds_store::mark_not_sent(&mut tx, sub.id, why).await?;
-                inventory::mark_skus_not_sent(&mut tx, sub.id, why).await?;
-                tx.commit().await?;
-                report.released += 1;
-            }
+            feeds_store::unresolved(&mut conn, shop.id, FEED_TYPE).await?
+        };
+        for sub in unresolved {
+            let why = "interrupted before Amazon's answer was recorded: the SKUs are sent again";
+            self.close_not_sent(sub.id, why, why).await?;
+            report.released += 1;
         }
         report.timed("release", t);
         let t = std::time::Instant::now();
@@ -176,86 +176,26 @@ impl Sync {
             let mut conn = self.deps.pool.acquire().await?;
             job_api::shop_api(&mut conn, &self.deps.keys, &self.deps.api, shop).await?
         };
-        let mut unsent: Vec<Uuid> = Vec::new();
-        let mut stop: Option<Stop> = None;
-        for (n, marketplace) in shop.marketplaces.iter().enumerate() {
-            let t = std::time::Instant::now();
-            let built = listings_feed::build_listings_feeds(
-                &shop.seller_id,
-                targets.iter().enumerate().map(|(i, t)| {
-                    (
-                        i,
-                        InventoryUpdate {
-                            sku: t.sku.clone(),
-                            quantity: u32::try_from(t.quantity).unwrap_or(0),
-                            handling_days: t.handling_days.and_then(|d| u32::try_from(d).ok()),
-                            default_handling_time: !keep_amazon_handling_time,
-                            product_type: None,
-                        },
-                    )
-                }),
-                &ListingsFeedOptions {
-                    issue_locale: Some(issue_locale(*marketplace).to_owned()),
-                    max_messages_per_feed: self.settings.max_messages_per_feed,
-                    ..Default::default()
-                },
-            );
-            report.timed("build", t);
-            if n == 0 && !built.rejected.is_empty() {
-                let mut tx = self.deps.pool.begin().await?;
-                for r in &built.rejected {
-                    let t = &targets[r.key];
-                    let text = format!("not sent to Amazon: {}", r.problem);
-                    inventory::mark_failed(&mut tx, &[t.external_product_id], &text).await?;
-                    api_log::write(
-                        &mut tx,
-                        &Entry {
-                            run_id: Some(run.run_id),
-                            sku: Some(&t.sku),
-                            code: Some("invalid_inventory_update"),
-                            ..Entry::new(Some(shop.id), ACTION, Level::Error, &text)
-                        },
-                    )
-                    .await?;
-                }
-                tx.commit().await?;
-                report.rejected = built.rejected.len();
-            }
-            for feed in built.feeds {
-                if stop.is_some() {
-                    unsent.extend(
-                        feed.messages
-                            .iter()
-                            .map(|m| targets[m.key].external_product_id),
-                    );
-                    continue;
-                }
-                let messages: Vec<ListingMessage<'_>> = feed
-                    .messages
-                    .iter()
-                    .map(|m| ListingMessage {
-                        message_id: i64::try_from(m.message_id).unwrap_or(i64::MAX),
-                        target: &targets[m.key],
-                    })
-                    .collect();
-                stop = self
-                    .submit(run, &api, marketplace.id(), feed.json, &messages, report)
-                    .await?;
-            }
+        let mut marketplaces = shop.marketplaces.iter().copied();
+        let Some(first) = marketplaces.next() else {
+            return Ok(());
+        };
+        let t = std::time::Instant::now();
+        let built = self.build(shop, &targets, first, keep_amazon_handling_time);
+        report.timed("build", t);
+        if !built.rejected.is_empty() {
+            self.reject(run, &targets, &built.rejected).await?;
+            report.rejected = built.rejected.len();
         }
-        if !unsent.is_empty() {
-            let why = format!(
-                "not sent yet: {}; sent by the next run",
-                stop.as_ref()
-                    .map_or("the run stopped".to_owned(), |s| s.reason.clone())
-            );
-            let mut conn = self.deps.pool.acquire().await?;
-            unsent.sort();
-            unsent.dedup();
-            inventory::mark_failed(&mut conn, &unsent, &why).await?;
-            report.not_sent += unsent.len();
-        }
-        match stop {
+        // The other marketplaces' feeds are built when their turn comes.
+        let feeds = feeds_of(first, built, &targets).chain(marketplaces.flat_map(|m| {
+            feeds_of(
+                m,
+                self.build(shop, &targets, m, keep_amazon_handling_time),
+                &targets,
+            )
+        }));
+        match self.send_feeds(run, &api, feeds, report).await? {
             None => Ok(()),
             Some(stop) => {
                 report.stopped = Some(stop.reason);
@@ -269,4 +209,155 @@ impl Sync {
             }
         }
     }
+
+    /// The `JSON_LISTINGS_FEED` documents of `targets` for one marketplace.
+    fn build(
+        &self,
+        shop: &domain::shop::Shop,
+        targets: &[Target],
+        marketplace: Marketplace,
+        keep_amazon_handling_time: bool,
+    ) -> ListingsFeeds<usize> {
+        listings_feed::build_listings_feeds(
+            &shop.seller_id,
+            targets.iter().enumerate().map(|(i, t)| {
+                (
+                    i,
+                    InventoryUpdate {
+                        sku: t.sku.clone(),
+                        quantity: u32::try_from(t.quantity).unwrap_or(0),
+                        handling_days: t.handling_days.and_then(|d| u32::try_from(d).ok()),
+                        default_handling_time: !keep_amazon_handling_time,
+                        product_type: None,
+                    },
+                )
+            }),
+            &ListingsFeedOptions {
+                issue_locale: Some(issue_locale(marketplace).to_owned()),
+                max_messages_per_feed: self.settings.max_messages_per_feed,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Updates the feed builder refused: marked failed, each with an API-log error.
+    async fn reject(
+        &self,
+        run: &Run<'_>,
+        targets: &[Target],
+        rejected: &[RejectedUpdate<usize>],
+    ) -> Result<(), JobError> {
+        let shop = &run.shop.shop;
+        let mut tx = self.deps.pool.begin().await?;
+        for r in rejected {
+            let t = &targets[r.key];
+            let text = format!("not sent to Amazon: {}", r.problem);
+            inventory::mark_failed(&mut tx, &[t.external_product_id], &text).await?;
+            api_log::write(
+                &mut tx,
+                &Entry {
+                    run_id: Some(run.run_id),
+                    sku: Some(&t.sku),
+                    code: Some("invalid_inventory_update"),
+                    ..Entry::new(Some(shop.id), ACTION, Level::Error, &text)
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records and sends the feeds in order, the next feed's intent (and document, when its
+    /// marketplace's turn comes) being written while the current one is uploaded, created and
+    /// marked sent: each intent is still committed before its own upload. When Amazon does not
+    /// accept a feed, the next one, already recorded, is closed as not sent and the SKUs of the
+    /// feeds not attempted are marked failed; returns why the run stopped.
+    async fn send_feeds<'t>(
+        &self,
+        run: &Run<'_>,
+        api: &spapi::Shop,
+        mut feeds: impl Iterator<Item = Feed<'t>>,
+        report: &mut RunReport,
+    ) -> Result<Option<Stop>, JobError> {
+        let mut next = match feeds.next() {
+            Some(feed) => {
+                let (recorded, took) = self.record(run, feed).await?;
+                report.add("intent", took);
+                Some(recorded)
+            }
+            None => None,
+        };
+        while let Some(current) = next.take() {
+            let following = async {
+                let t = std::time::Instant::now();
+                let feed = feeds.next();
+                let built = t.elapsed();
+                match feed {
+                    Some(feed) => {
+                        let (recorded, took) = self.record(run, feed).await?;
+                        Ok::<_, JobError>((Some(recorded), built, took))
+                    }
+                    None => Ok((None, built, std::time::Duration::ZERO)),
+                }
+            };
+            let (outcome, following) =
+                tokio::join!(self.send(run, api, current, report), following);
+            let (recorded, built, took) = following?;
+            report.add("build", built);
+            report.add("intent", took);
+            if let Some(stop) = outcome? {
+                let why = format!("not sent yet: {}; sent by the next run", stop.reason);
+                if let Some(recorded) = recorded {
+                    report.not_sent += self.close_not_sent(recorded.submission, &why, &why).await?;
+                }
+                self.mark_unsent(feeds, &why, report).await?;
+                return Ok(Some(stop));
+            }
+            next = recorded;
+        }
+        Ok(None)
+    }
+
+    /// The SKUs of feeds the run did not attempt: `failed` with `why`, sent by the next run.
+    async fn mark_unsent<'t>(
+        &self,
+        feeds: impl Iterator<Item = Feed<'t>>,
+        why: &str,
+        report: &mut RunReport,
+    ) -> Result<(), JobError> {
+        let mut unsent: Vec<Uuid> = feeds
+            .flat_map(|f| f.messages)
+            .map(|m| m.target.external_product_id)
+            .collect();
+        if unsent.is_empty() {
+            return Ok(());
+        }
+        unsent.sort();
+        unsent.dedup();
+        let mut conn = self.deps.pool.acquire().await?;
+        inventory::mark_failed(&mut conn, &unsent, why).await?;
+        report.not_sent += unsent.len();
+        Ok(())
+    }
+}
+
+/// The feeds of one marketplace, their messages pointing at the targets they were built from.
+fn feeds_of(
+    marketplace: Marketplace,
+    built: ListingsFeeds<usize>,
+    targets: &[Target],
+) -> impl Iterator<Item = Feed<'_>> {
+    built.feeds.into_iter().map(move |f| Feed {
+        marketplace_id: marketplace.id(),
+        messages: f
+            .messages
+            .iter()
+            .map(|m| ListingMessage {
+                message_id: i64::try_from(m.message_id).unwrap_or(i64::MAX),
+                target: &targets[m.key],
+            })
+            .collect(),
+        json: f.json,
+    })
 }

@@ -4,8 +4,8 @@
 //!
 //! Runs on the job runner ([`runtime::job`]: decoding, unknown shop, duplicates, ledger, lease,
 //! continuations, error policy); this crate supplies the plan and the step ([`job`], one
-//! module per step: `job` (release, targets, feeds), `submit` (one feed)). One run per
-//! command, one run at a time per shop (lease):
+//! module per step: `job` (release, targets, feeds in turn), `submit` (one feed: intent, then
+//! upload and submission)). One run per command, one run at a time per shop (lease):
 //! 1. **Release** submissions an interrupted run left without a recorded `createFeed` outcome:
 //!    they are closed as not sent and their SKUs become targets again. (A stock push is
 //!    idempotent: sending it twice is harmless, so no `getFeeds` reconciliation is needed, unlike
@@ -21,7 +21,8 @@
 //! 4. Per feed: record the submission and every messageId ↔ SKU with the quantity, handling
 //!    days and change sequence sent (**intent**, committed before any call), upload, mark
 //!    `in_flight`, `createFeed`, then in one transaction: feed id, SKUs `sent`, API log,
-//!    `feed.submitted` (outbox). feed-poller applies the processing report with
+//!    `feed.submitted` (outbox). The next feed's intent is written while the current feed is
+//!    uploaded and marked sent. feed-poller applies the processing report with
 //!    [`store::inventory::apply_listing_results`].
 //! 5. When Amazon throttles or fails, the SKUs not accepted are marked `failed`; a throttled or
 //!    transient failure ends the run with a fresh trigger in the outbox (`not_before`), and the
@@ -127,7 +128,8 @@ pub struct RunReport {
     /// Where the run's time went, in milliseconds summed over its feeds: `release`, `targets`,
     /// `build` (feed JSON), `intent` (submission and messages recorded), `upload`
     /// (createFeedDocument + upload), `create` (createFeed), `sent` (SKUs marked sent, log,
-    /// event). Shown in the ledger and by `bench inventory`.
+    /// event). Shown in the ledger and by `bench inventory`. A feed's `build` and `intent`
+    /// overlap the previous feed's `upload`, `create` and `sent`: the sum may exceed the run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub phase_ms: BTreeMap<String, u64>,
 }
@@ -135,7 +137,12 @@ pub struct RunReport {
 impl RunReport {
     /// Adds the time since `since` to `phase`.
     pub(crate) fn timed(&mut self, phase: &str, since: std::time::Instant) {
-        *self.phase_ms.entry(phase.to_owned()).or_default() += since.elapsed().as_millis() as u64;
+        self.add(phase, since.elapsed());
+    }
+
+    /// Adds `took` to `phase`.
+    pub(crate) fn add(&mut self, phase: &str, took: std::time::Duration) {
+        *self.phase_ms.entry(phase.to_owned()).or_default() += took.as_millis() as u64;
     }
 }
 

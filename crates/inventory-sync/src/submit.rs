@@ -1,7 +1,9 @@
-//! Step 4: one feed: record the submission and every messageId ↔ SKU with the quantity,
-//! handling days and change sequence sent (**intent**, committed before any call), upload, mark
-//! `in_flight`, `createFeed`, then in one transaction: feed id, SKUs `sent`, API log,
-//! `feed.submitted` (outbox).
+//! Step 4: one feed, in two parts so that the next feed's intent is recorded while this one is
+//! uploaded and marked sent (see `job::Sync::send_feeds`):
+//! - [`Sync::record`]: the submission and every messageId ↔ SKU with the quantity, handling days
+//!   and change sequence sent (**intent**, committed before any call);
+//! - [`Sync::send`]: upload, mark `in_flight`, `createFeed`, then in one transaction: feed id,
+//!   SKUs `sent`, API log, `feed.submitted` (outbox).
 
 use bus::OutboxMessage;
 use chrono::Utc;
@@ -25,41 +27,57 @@ pub(crate) struct Stop {
     pub(crate) reason: String,
 }
 
+/// One feed of a run, built and not recorded yet.
+pub(crate) struct Feed<'t> {
+    pub(crate) marketplace_id: &'static str,
+    pub(crate) json: String,
+    pub(crate) messages: Vec<ListingMessage<'t>>,
+}
+
+/// A feed whose intent is committed: it may be uploaded.
+pub(crate) struct Recorded<'t> {
+    pub(crate) submission: Uuid,
+    pub(crate) feed: Feed<'t>,
+}
+
 impl Sync {
-    /// Records, uploads and submits one feed. Returns why the run must stop sending (Amazon
+    /// Records the intent of one feed (submission and messages) in its own transaction.
+    /// Returns it with the time it took (the `intent` phase).
+    pub(crate) async fn record<'t>(
+        &self,
+        run: &Run<'_>,
+        feed: Feed<'t>,
+    ) -> Result<(Recorded<'t>, std::time::Duration), JobError> {
+        let t = std::time::Instant::now();
+        let sha = hex(&Sha256::digest(feed.json.as_bytes()));
+        let mut tx = self.deps.pool.begin().await?;
+        let submission = inventory::insert_listing_submission(
+            &mut tx,
+            run.shop.shop.id,
+            run.run_id,
+            feed.marketplace_id,
+            &sha,
+            &feed.messages,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((Recorded { submission, feed }, t.elapsed()))
+    }
+
+    /// Uploads and submits one recorded feed. Returns why the run must stop sending (Amazon
     /// refused, throttled or failed), after marking the feed's SKUs as not sent.
-    pub(crate) async fn submit(
+    pub(crate) async fn send(
         &self,
         run: &Run<'_>,
         api: &spapi::Shop,
-        marketplace_id: &str,
-        json: String,
-        messages: &[ListingMessage<'_>],
+        recorded: Recorded<'_>,
         report: &mut RunReport,
     ) -> Result<Option<Stop>, JobError> {
-        let shop = &run.shop.shop;
-        let t = std::time::Instant::now();
-        let sha = hex(&Sha256::digest(json.as_bytes()));
-        // Intent: submission + messageId ↔ SKU, quantity, handling days, change sequence.
-        let submission = {
-            let mut tx = self.deps.pool.begin().await?;
-            let id = inventory::insert_listing_submission(
-                &mut tx,
-                shop.id,
-                run.run_id,
-                marketplace_id,
-                &sha,
-                messages,
-            )
-            .await?;
-            tx.commit().await?;
-            id
-        };
-        report.timed("intent", t);
+        let Recorded { submission, feed } = recorded;
         let t = std::time::Instant::now();
         report.amazon_calls += 1;
         let document = match api
-            .prepare_feed_document(spapi::feeds::JSON_CONTENT_TYPE, json.into_bytes())
+            .prepare_feed_document(spapi::feeds::JSON_CONTENT_TYPE, feed.json.into_bytes())
             .await
         {
             Ok(d) => d,
@@ -78,7 +96,7 @@ impl Sync {
         let t = std::time::Instant::now();
         let spec = spapi::feeds::CreateFeedSpecification {
             feed_type: FEED_TYPE.to_owned(),
-            marketplace_ids: vec![marketplace_id.to_owned()],
+            marketplace_ids: vec![feed.marketplace_id.to_owned()],
             input_feed_document_id: document.feed_document_id.clone(),
             feed_options: None,
         };
@@ -94,11 +112,35 @@ impl Sync {
         };
         report.timed("create", t);
         let t = std::time::Instant::now();
+        self.accepted(
+            run,
+            submission,
+            &created.feed_id,
+            feed.marketplace_id,
+            feed.messages.len(),
+        )
+        .await?;
+        report.timed("sent", t);
+        report.sent += feed.messages.len();
+        report.feed_submission_ids.push(submission);
+        Ok(None)
+    }
+
+    /// Amazon accepted the feed: in one transaction, the submission `submitted` with Amazon's
+    /// feed id, its SKUs `sent`, the API log and `feed.submitted` (outbox).
+    async fn accepted(
+        &self,
+        run: &Run<'_>,
+        submission: Uuid,
+        feed_id: &str,
+        marketplace_id: &str,
+        messages: usize,
+    ) -> Result<(), JobError> {
+        let shop = &run.shop.shop;
         let mut tx = self.deps.pool.begin().await?;
-        let shop_id = run.shop.shop.id;
         let next_poll =
-            feeds_store::first_poll_at(&mut tx, shop_id, self.settings.first_poll_delay).await?;
-        if feeds_store::mark_submitted(&mut tx, submission, &created.feed_id, next_poll).await? {
+            feeds_store::first_poll_at(&mut tx, shop.id, self.settings.first_poll_delay).await?;
+        if feeds_store::mark_submitted(&mut tx, submission, feed_id, next_poll).await? {
             let skus = inventory::mark_skus_sent(&mut tx, submission, run.run_id).await?;
             api_log::write(
                 &mut tx,
@@ -107,17 +149,16 @@ impl Sync {
                     code: Some("feed_submitted"),
                     details: Some(serde_json::json!({
                         "feed_submission_id": submission,
-                        "feed_id": created.feed_id,
+                        "feed_id": feed_id,
                         "marketplace_id": marketplace_id,
-                        "messages": messages.len(),
+                        "messages": messages,
                     })),
                     ..Entry::new(
                         Some(shop.id),
                         ACTION,
                         Level::Info,
                         &format!(
-                            "feed {} accepted by Amazon: stock of {skus} SKU(s) for marketplace {marketplace_id}",
-                            created.feed_id
+                            "feed {feed_id} accepted by Amazon: stock of {skus} SKU(s) for marketplace {marketplace_id}"
                         ),
                     )
                 },
@@ -142,10 +183,7 @@ impl Sync {
             .await?;
         }
         tx.commit().await?;
-        report.timed("sent", t);
-        report.sent += messages.len();
-        report.feed_submission_ids.push(submission);
-        Ok(None)
+        Ok(())
     }
 
     /// Amazon did not accept a feed (or its outcome is unknown: a stock push is safe to repeat,
@@ -159,18 +197,30 @@ impl Sync {
         report: &mut RunReport,
     ) -> Result<Stop, JobError> {
         let reason = format!("{operation}: {error}");
-        let mut tx = self.deps.pool.begin().await?;
-        feeds_store::mark_not_sent(&mut tx, submission, &reason).await?;
-        let n = inventory::mark_skus_not_sent(&mut tx, submission, &format!("not sent: {reason}"))
+        report.not_sent += self
+            .close_not_sent(submission, &reason, &format!("not sent: {reason}"))
             .await?;
-        tx.commit().await?;
-        report.not_sent += usize::try_from(n).unwrap_or(usize::MAX);
         Ok(Stop {
             operation,
             error,
             submission,
             reason,
         })
+    }
+
+    /// Closes a recorded submission as not sent (`reason`): its SKUs are `failed` with
+    /// `sku_error` and sent by the next run. Returns how many SKUs.
+    pub(crate) async fn close_not_sent(
+        &self,
+        submission: Uuid,
+        reason: &str,
+        sku_error: &str,
+    ) -> Result<usize, JobError> {
+        let mut tx = self.deps.pool.begin().await?;
+        feeds_store::mark_not_sent(&mut tx, submission, reason).await?;
+        let n = inventory::mark_skus_not_sent(&mut tx, submission, sku_error).await?;
+        tx.commit().await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }
 

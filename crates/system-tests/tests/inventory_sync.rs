@@ -430,6 +430,59 @@ async fn full_mode_one_feed_per_marketplace_split_at_the_limit(pool: PgPool) {
     assert_eq!(r3.by_reason.get("full"), Some(&30));
 }
 
+/// The next feed's intent is recorded while a feed is sent: when Amazon throttles the first
+/// feed, the second, already recorded, is closed as not sent and the third is never recorded;
+/// all their SKUs are failed and the next run sends them.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_throttled_feed_closes_the_next_recorded_one_and_the_next_run_sends_all(pool: PgPool) {
+    let fx = fixture(pool.clone(), &[Marketplace::Japan]).await;
+    fx.seed(30, 10, &[]).await;
+    let service = fx.service(Settings {
+        max_messages_per_feed: 10,
+        ..settings()
+    });
+    fx.sim
+        .sim()
+        .inject_fault(
+            "createFeed",
+            Fault::Status { status: 429 },
+            FaultTrigger::Count(10),
+        )
+        .unwrap();
+    let r1 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    fx.sim.sim().clear_faults();
+    assert_eq!((r1.targets, r1.sent, r1.not_sent), (30, 0, 30), "{r1:?}");
+    assert!(r1.continuation);
+    let documents = fx
+        .sim
+        .sim()
+        .call_counts()
+        .get("createFeedDocument")
+        .map_or(0, |c| c.calls);
+    assert_eq!(documents, 1, "nothing uploaded after the throttled feed");
+    let states: Vec<String> = sqlx::query_scalar(
+        "SELECT state FROM feed_submissions WHERE run_id = $1 ORDER BY created_at",
+    )
+    .bind(r1.run_id.unwrap())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        ["failed", "failed"],
+        "the first two feeds were recorded"
+    );
+    for i in 1..=30 {
+        assert_eq!(fx.push_state(&sku(i)).await.0, "failed", "{}", sku(i));
+    }
+
+    let r2 = service.run(fx.shop.id, false, None, "test").await.unwrap();
+    assert_eq!((r2.targets, r2.sent, r2.not_sent), (30, 30, 0), "{r2:?}");
+    // Never accepted by Amazon: still `never` as a reason (no change sequence pushed).
+    assert_eq!(r2.by_reason.get("never"), Some(&30));
+    assert_eq!(fx.apply_results(r2.run_id.unwrap()).await.confirmed, 30);
+}
+
 /// 「外部商品で出荷作業日数を設定していない商品はAmazonの商品設定から出荷作業日数の設定がデフォルトに
 /// 設定されます」: by default a SKU without handling days gets Amazon's default handling time back;
 /// a shop with `keep_amazon_handling_time` keeps Amazon's value (issue 17, item 3).
