@@ -113,6 +113,35 @@ async fn commands(pool: &PgPool) -> Vec<Command> {
         .collect()
 }
 
+/// Sends `bodies` to the queue at `url`.
+async fn send(client: &aws_sdk_sqs::Client, url: &str, bodies: &[String]) {
+    for body in bodies {
+        client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// A listener on `url` (short long-polls), its poison going to `dlq`.
+fn listener(pool: &PgPool, client: &aws_sdk_sqs::Client, url: &str, dlq: Option<&str>) -> Listener {
+    Listener::new(
+        pool.clone(),
+        client.clone(),
+        bus::Topology::new("nl-test.", 5),
+        Settings {
+            queue_url: url.to_owned(),
+            dead_letter_queue_url: dlq.map(str::to_owned),
+            wait_seconds: 1,
+            max_messages: 10,
+            visibility_timeout: 30,
+        },
+    )
+}
+
 /// Polls until the queue gives nothing for one short long-poll.
 async fn drain(listener: &Listener) -> Polled {
     let mut total = Polled::default();
@@ -163,27 +192,8 @@ async fn notifications_become_commands_once(pool: PgPool) {
         feed_finished("n-f", "987654"),
         json!({"NotificationType": "ANY_OFFER_CHANGED", "Payload": {}, "NotificationMetadata": {"NotificationId": "n-o"}}).to_string(),
     ];
-    for body in &bodies {
-        client
-            .send_message()
-            .queue_url(&url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
-    let listener = Listener::new(
-        pool.clone(),
-        client.clone(),
-        bus::Topology::new("nl-test.", 5),
-        Settings {
-            queue_url: url.clone(),
-            dead_letter_queue_url: Some(dlq.clone()),
-            wait_seconds: 1,
-            max_messages: 10,
-            visibility_timeout: 30,
-        },
-    );
+    send(&client, &url, &bodies).await;
+    let listener = listener(&pool, &client, &url, Some(&dlq));
     let p = drain(&listener).await;
     assert_eq!(
         (p.received, p.queued, p.duplicates, p.ignored, p.poison),
@@ -276,15 +286,7 @@ async fn notifications_become_commands_once(pool: PgPool) {
 
     // The same notifications delivered again (a listener killed before it deleted them):
     // recorded already, nothing new is written.
-    for body in &bodies[..3] {
-        client
-            .send_message()
-            .queue_url(&url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
+    send(&client, &url, &bodies[..3]).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let again = drain(&listener).await;
     assert_eq!(
@@ -327,31 +329,13 @@ async fn own_shipment_confirmations_cost_no_get_order(pool: PgPool) {
     let url = queue(&client, "shipped").await;
     let request = order_change("n-r", SELLER, asked, "Shipped")
         .replace("\"OrderStatusChange\"", "\"BuyerRequestedChange\"");
-    for body in [
+    let bodies = [
         order_change("n-s", SELLER, ours, "Shipped"),
         order_change("n-o", SELLER, open, "Shipped"),
         request,
-    ] {
-        client
-            .send_message()
-            .queue_url(&url)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
-    }
-    let listener = Listener::new(
-        pool.clone(),
-        client.clone(),
-        bus::Topology::new("nl-test.", 5),
-        Settings {
-            queue_url: url.clone(),
-            dead_letter_queue_url: None,
-            wait_seconds: 1,
-            max_messages: 10,
-            visibility_timeout: 30,
-        },
-    );
+    ];
+    send(&client, &url, &bodies).await;
+    let listener = listener(&pool, &client, &url, None);
     let p = drain(&listener).await;
     assert_eq!((p.received, p.queued, p.ignored), (3, 2, 1), "{p:?}");
     let mut ids: Vec<String> = Vec::new();

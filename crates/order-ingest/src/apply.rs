@@ -5,7 +5,6 @@ use job_api::{JobError, RunCtx};
 use orders::Counts;
 use spapi::orders::Order;
 use sqlx::PgPool;
-use store::StoreError;
 
 use crate::Cursor;
 use crate::window::Plan;
@@ -31,7 +30,7 @@ pub(crate) async fn page(
         counts,
     )
     .await
-    .map_err(job_error)?;
+    .map_err(|e| e.into_job("applying a page"))?;
     counts.pages += 1;
     if cursor.next_token.is_some() {
         run.checkpoint(&mut tx, cursor, counts, counts.tally.total_calls())
@@ -39,20 +38,4 @@ pub(crate) async fn page(
     }
     tx.commit().await?;
     Ok(())
-}
-
-/// A page that cannot be applied is an infrastructure failure: the message is retried.
-pub(crate) fn job_error(e: orders::Error) -> JobError {
-    match e {
-        orders::Error::Store(e) | orders::Error::Upsert(orders::upsert::UpsertError::Store(e)) => {
-            e.into()
-        }
-        orders::Error::Db(e) | orders::Error::Upsert(orders::upsert::UpsertError::Db(e)) => {
-            e.into()
-        }
-        orders::Error::Upsert(orders::upsert::UpsertError::Encode(m)) => {
-            StoreError::Corrupt(m).into()
-        }
-        orders::Error::Api(e) => JobError::api("applying a page", e),
-    }
 }

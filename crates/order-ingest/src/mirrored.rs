@@ -9,7 +9,6 @@ use orders::Counts;
 use orders::mirror::{self, Reader};
 
 use crate::Cursor;
-use crate::apply::job_error;
 use crate::window::Plan;
 
 /// What a step works with.
@@ -29,19 +28,17 @@ pub(crate) async fn step(
     let deps = m.deps;
     let shop = &run.shop.shop;
     let mut tx = deps.pool.begin().await?;
-    let batch = mirror::next_batch(
-        &mut tx,
-        &deps.keys,
-        m.api,
+    let poller = mirror::Poller {
+        keys: &deps.keys,
+        api: m.api,
         shop,
-        Reader::Ingest,
-        m.settings,
-        &mut cursor.mirror,
-        &mut counts.tally,
-        Utc::now(),
-    )
-    .await
-    .map_err(poll_error)?;
+        reader: Reader::Ingest,
+        settings: m.settings,
+    };
+    let now = Utc::now();
+    let batch = mirror::next_batch(&mut tx, &poller, &mut cursor.mirror, &mut counts.tally, now)
+        .await
+        .map_err(|e| e.into_job(mirror::OPERATION))?;
     let (events, run_id) = (&deps.events, Some(run.run_id));
     orders::apply_orders(
         &mut tx,
@@ -53,10 +50,10 @@ pub(crate) async fn step(
         counts,
     )
     .await
-    .map_err(job_error)?;
+    .map_err(|e| e.into_job(mirror::OPERATION))?;
     mirror::applied(&mut tx, shop, Reader::Ingest, &batch)
         .await
-        .map_err(job_error)?;
+        .map_err(|e| e.into_job(mirror::OPERATION))?;
     if batch.fetched {
         counts.pages += 1;
     }
@@ -72,12 +69,4 @@ pub(crate) async fn step(
     } else {
         Step::More
     })
-}
-
-/// Amazon's refusals of the poll keep their operation (throttling becomes a continuation).
-fn poll_error(e: orders::Error) -> JobError {
-    match e {
-        orders::Error::Api(e) => JobError::api(mirror::OPERATION, e),
-        e => job_error(e),
-    }
 }

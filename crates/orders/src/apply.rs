@@ -30,6 +30,21 @@ pub enum Error {
     Api(#[from] spapi::Error),
 }
 
+impl Error {
+    /// The failure as a job step's: everything but an Amazon refusal is the database's (the
+    /// message is retried); an Amazon refusal keeps `operation` (throttling becomes a
+    /// continuation).
+    pub fn into_job(self, operation: &str) -> job_api::JobError {
+        use crate::upsert::UpsertError as U;
+        match self {
+            Self::Store(e) | Self::Upsert(U::Store(e)) => e.into(),
+            Self::Db(e) | Self::Upsert(U::Db(e)) => e.into(),
+            Self::Upsert(U::Encode(m)) => StoreError::Corrupt(m).into(),
+            Self::Api(e) => job_api::JobError::api(operation, e),
+        }
+    }
+}
+
 /// New orders per bulk statement. sqlx 0.9.0 leaves Nagle's algorithm on (its TCP_NODELAY was
 /// dropped upstream): a statement larger than one TCP segment (64 KiB on loopback) waits for the
 /// server's delayed ACK, about 40 ms. 25 orders keep each statement well below that.

@@ -97,30 +97,33 @@ pub struct Batch {
     pub last: bool,
 }
 
-/// The next batch of `reader` for `shop`: a page of the shop's poll while one is due or in
+/// A reader of one shop's mirror: the keyring (payloads are sealed), the shop and its SP-API
+/// handle, and how it polls.
+pub struct Poller<'a> {
+    pub keys: &'a crypto::Keyring,
+    pub api: &'a spapi::Shop,
+    pub shop: &'a Shop,
+    pub reader: Reader,
+    pub settings: Settings,
+}
+
+/// The next batch of the poller's reader: a page of the shop's poll while one is due or in
 /// progress, then the versions the reader has not applied. Runs in `tx` (which holds the poll's
 /// cursor lock while a page is fetched and written). Amazon calls are counted in `tally`.
-#[allow(clippy::too_many_arguments)]
 pub async fn next_batch(
     tx: &mut PgConnection,
-    keys: &crypto::Keyring,
-    api: &spapi::Shop,
-    shop: &Shop,
-    reader: Reader,
-    settings: Settings,
+    p: &Poller<'_>,
     position: &mut Position,
     tally: &mut Tally,
     now: DateTime<Utc>,
 ) -> Result<Batch, Error> {
     if !position.reading {
-        if let Some(batch) =
-            poll_page(tx, keys, api, shop, reader, settings, position, tally, now).await?
-        {
+        if let Some(batch) = poll_page(tx, p, position, tally, now).await? {
             return Ok(batch);
         }
         position.reading = true;
     }
-    read_pending(tx, keys, shop, reader, settings.page_size).await
+    read_pending(tx, p).await
 }
 
 /// Records that `reader` applied `batch` (same transaction as the apply).
@@ -135,18 +138,14 @@ pub async fn applied(
 }
 
 /// One page of the shop's poll, or `None` when the last poll is fresh.
-#[allow(clippy::too_many_arguments)]
 async fn poll_page(
     tx: &mut PgConnection,
-    keys: &crypto::Keyring,
-    api: &spapi::Shop,
-    shop: &Shop,
-    reader: Reader,
-    settings: Settings,
+    p: &Poller<'_>,
     position: &mut Position,
     tally: &mut Tally,
     now: DateTime<Utc>,
 ) -> Result<Option<Batch>, Error> {
+    let (shop, settings) = (p.shop, p.settings);
     let cursor = mirror::lock_cursor(tx, shop.id, now - FIRST_LOOKBACK).await?;
     let fresh = cursor
         .polled_at
@@ -171,7 +170,7 @@ async fn poll_page(
         included_data: included::SYNC.to_vec(),
         ..SearchOrdersParams::default()
     };
-    let resp = match api.search_orders(&params).await {
+    let resp = match p.api.search_orders(&params).await {
         Ok(resp) => resp,
         Err(e) => {
             if !matches!(e.class(), ErrorClass::Throttled) {
@@ -181,7 +180,7 @@ async fn poll_page(
         }
     };
     tally.call(OPERATION);
-    let rows: Vec<Row> = resp.orders.iter().map(|o| row(keys, shop, o)).collect();
+    let rows: Vec<Row> = resp.orders.iter().map(|o| row(p.keys, shop, o)).collect();
     // Small statements: sqlx 0.9.0 leaves Nagle's algorithm on (docs/benchmarks.md, finding 10).
     for chunk in rows.chunks(25) {
         mirror::upsert(tx, shop.id, chunk).await?;
@@ -202,7 +201,7 @@ async fn poll_page(
         .iter()
         .map(|o| (o.order_id.clone(), o.last_updated_time))
         .collect();
-    let orders = match reader {
+    let orders = match p.reader {
         Reader::Ingest => resp.orders.into_iter().filter(importable).collect(),
         Reader::Sync => resp.orders,
     };
@@ -217,19 +216,14 @@ async fn poll_page(
 /// Up to `limit` versions the reader has not applied, opened. A row that cannot be opened is
 /// named in the API log (with how to recover it) and counted as applied, so it never blocks
 /// the rows after it.
-async fn read_pending(
-    tx: &mut PgConnection,
-    keys: &crypto::Keyring,
-    shop: &Shop,
-    reader: Reader,
-    limit: u32,
-) -> Result<Batch, Error> {
+async fn read_pending(tx: &mut PgConnection, p: &Poller<'_>) -> Result<Batch, Error> {
+    let (shop, reader, limit) = (p.shop, p.reader, p.settings.page_size);
     let rows = mirror::pending(tx, shop.id, reader, i64::from(limit)).await?;
     let last = rows.len() < limit as usize;
     let mut orders = Vec::with_capacity(rows.len());
     let mut versions = Vec::with_capacity(rows.len());
     for r in rows {
-        match open(keys, shop, &r) {
+        match open(p.keys, shop, &r) {
             Ok(Some(order)) => orders.push(order),
             Ok(None) => {}
             Err(reason) => unreadable(tx, shop, reader, &r.amazon_order_id, &reason).await?,

@@ -8,7 +8,7 @@ use job_api::{JobError, Step};
 use orders::mirror::{self, Reader};
 
 use sqlx::PgConnection;
-use store::{StoreError, api_log, notifications};
+use store::{api_log, notifications};
 
 use crate::{ACTION, Counts, Cursor, Stepping, apply};
 
@@ -23,19 +23,17 @@ pub(crate) async fn page(
     let run = s.run;
     let shop = &run.shop.shop;
     let mut tx = s.deps.pool.begin().await?;
-    let batch = mirror::next_batch(
-        &mut tx,
-        &s.deps.keys,
-        s.api,
+    let poller = mirror::Poller {
+        keys: &s.deps.keys,
+        api: s.api,
         shop,
-        Reader::Sync,
+        reader: Reader::Sync,
         settings,
-        &mut cursor.mirror,
-        &mut counts.tally,
-        Utc::now(),
-    )
-    .await
-    .map_err(mirror_error)?;
+    };
+    let now = Utc::now();
+    let batch = mirror::next_batch(&mut tx, &poller, &mut cursor.mirror, &mut counts.tally, now)
+        .await
+        .map_err(|e| e.into_job(mirror::OPERATION))?;
     import_new(&mut tx, s, &batch.orders, counts).await?;
     let changed = apply::orders(
         &mut tx,
@@ -51,7 +49,7 @@ pub(crate) async fn page(
     for reader in [Reader::Sync, Reader::Ingest] {
         mirror::applied(&mut tx, shop, reader, &batch)
             .await
-            .map_err(mirror_error)?;
+            .map_err(|e| e.into_job(mirror::OPERATION))?;
     }
     unannounced(&mut tx, s, &changed, announce_grace, counts).await?;
     if batch.fetched {
@@ -107,20 +105,10 @@ async fn import_new(
     let (keys, run_id) = (&s.deps.keys, Some(s.run.run_id));
     orders::apply_orders(tx, keys, s.events, shop_id, run_id, &new, &mut imported)
         .await
-        .map_err(mirror_error)?;
+        .map_err(|e| e.into_job(mirror::OPERATION))?;
     counts.imported += imported.new;
     counts.failed += imported.failed;
     Ok(())
-}
-
-/// Amazon's refusals of the poll keep their operation (throttling becomes a continuation).
-fn mirror_error(e: orders::Error) -> JobError {
-    match e {
-        orders::Error::Api(e) => JobError::api(mirror::OPERATION, e),
-        orders::Error::Store(e) => e.into(),
-        orders::Error::Db(e) => e.into(),
-        orders::Error::Upsert(e) => StoreError::Corrupt(e.to_string()).into(),
-    }
 }
 
 /// Code of the attention entry for changes no notification announced.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use domain::window::ImportMode;
-use orders::mirror::{self, Position, Reader, Settings};
+use orders::mirror::{self, Poller, Position, Reader, Settings};
 use spapi_sim::{MarketplaceMix, OrderSpec, OrderStatus, StatusChange};
 use sqlx::PgPool;
 use store::runs::Tally;
@@ -197,56 +197,45 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
         .await
         .unwrap();
     drop(conn);
-    let settings = Settings {
-        page_size: 100,
-        min_interval: chrono::Duration::zero(),
+    let poller = Poller {
+        keys: &keys,
+        api: &api,
+        shop: &shop,
+        reader: Reader::Ingest,
+        settings: Settings {
+            page_size: 100,
+            min_interval: chrono::Duration::zero(),
+        },
     };
     let mut tally = Tally::default();
     let mut applied: BTreeMap<String, u32> = BTreeMap::new();
-    let mut position = Position::default();
+    // One step as order-ingest takes it: the next batch, applied (counted here), marked; the
+    // transaction is committed, or dropped uncommitted as by a process killed before its commit.
+    let mut step = async |position: &mut Position, commit: bool| {
+        let mut tx = sys.pool.begin().await.unwrap();
+        let now = Utc::now();
+        let batch = mirror::next_batch(&mut tx, &poller, position, &mut tally, now)
+            .await
+            .unwrap();
+        mirror::applied(&mut tx, &shop, Reader::Ingest, &batch)
+            .await
+            .unwrap();
+        if commit {
+            for o in &batch.orders {
+                *applied.entry(o.order_id.clone()).or_default() += 1;
+            }
+            tx.commit().await.unwrap();
+        }
+        batch
+    };
 
     // Page 1, committed.
-    let mut tx = sys.pool.begin().await.unwrap();
-    let batch = mirror::next_batch(
-        &mut tx,
-        &keys,
-        &api,
-        &shop,
-        Reader::Ingest,
-        settings,
-        &mut position,
-        &mut tally,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let mut position = Position::default();
+    let batch = step(&mut position, true).await;
     assert!(batch.fetched && !batch.last);
-    for o in &batch.orders {
-        *applied.entry(o.order_id.clone()).or_default() += 1;
-    }
-    mirror::applied(&mut tx, &shop, Reader::Ingest, &batch)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-
     // Page 2, fetched and written; the process dies before its commit.
-    let mut tx = sys.pool.begin().await.unwrap();
-    let mut dying = position.clone();
-    let lost = mirror::next_batch(
-        &mut tx,
-        &keys,
-        &api,
-        &shop,
-        Reader::Ingest,
-        settings,
-        &mut dying,
-        &mut tally,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let lost = step(&mut position.clone(), false).await;
     assert_eq!(lost.orders.len(), 100);
-    drop(tx);
     let rows = count(
         &sys,
         "SELECT count(*) FROM order_mirror WHERE shop_id = $1",
@@ -254,34 +243,9 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
     )
     .await;
     assert_eq!(rows, 100, "only the committed page is in the mirror");
-
     // The next process resumes from the stored page token.
-    loop {
-        let mut tx = sys.pool.begin().await.unwrap();
-        let batch = mirror::next_batch(
-            &mut tx,
-            &keys,
-            &api,
-            &shop,
-            Reader::Ingest,
-            settings,
-            &mut position,
-            &mut tally,
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        for o in &batch.orders {
-            *applied.entry(o.order_id.clone()).or_default() += 1;
-        }
-        mirror::applied(&mut tx, &shop, Reader::Ingest, &batch)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        if batch.last {
-            break;
-        }
-    }
+    while !step(&mut position, true).await.last {}
+    drop(step);
     assert_eq!(applied.len(), 250, "no order lost");
     assert!(applied.values().all(|n| *n == 1), "an order applied twice");
     for o in &generated {
