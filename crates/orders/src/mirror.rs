@@ -159,16 +159,10 @@ async fn poll_page(
     };
     let params = SearchOrdersParams {
         last_updated_after: Some(after),
-        marketplace_ids: shop
-            .marketplaces
-            .iter()
-            .map(|m| m.id().to_owned())
-            .collect(),
-        fulfilled_by: vec![FulfilledBy::Merchant],
-        max_results_per_page: Some(settings.page_size),
+        fulfillment_statuses: POLLED_STATUSES.to_vec(),
         pagination_token: cursor.next_token.clone(),
         included_data: included::SYNC.to_vec(),
-        ..SearchOrdersParams::default()
+        ..crate::search::merchant_orders(shop, settings.page_size)
     };
     let resp = match p.api.search_orders(&params).await {
         Ok(resp) => resp,

@@ -19,6 +19,15 @@ pub fn import_search(
         created_after: Some(from),
         created_before: Some(to),
         fulfillment_statuses: vec![FulfillmentStatus::Pending, FulfillmentStatus::Unshipped],
+        included_data: included::IMPORT.to_vec(),
+        ..merchant_orders(shop, page_size)
+    }
+}
+
+/// What every `searchOrders` of the connector asks: the shop's marketplaces, merchant-fulfilled
+/// orders, `page_size` per page.
+pub(crate) fn merchant_orders(shop: &Shop, page_size: u32) -> SearchOrdersParams {
+    SearchOrdersParams {
         marketplace_ids: shop
             .marketplaces
             .iter()
@@ -26,8 +35,6 @@ pub fn import_search(
             .collect(),
         fulfilled_by: vec![FulfilledBy::Merchant],
         max_results_per_page: Some(page_size),
-        pagination_token: None,
-        included_data: included::IMPORT.to_vec(),
         ..SearchOrdersParams::default()
     }
 }

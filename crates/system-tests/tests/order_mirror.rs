@@ -68,6 +68,14 @@ async fn ingest_and_status_sync_never_both_fetch_the_same_change(pool: PgPool) {
         pending.len() >= 5,
         "the mix gives pending orders to pay and cancel"
     );
+    // An order shipped already (outside the connector): neither reader acts on it, the poll
+    // does not ask for it.
+    let shipped = sim
+        .create_order(OrderSpec {
+            status: Some(OrderStatus::Shipped),
+            ..Default::default()
+        })
+        .unwrap();
 
     // 1. order-ingest polls (pages of 20) and imports every order.
     let run = sys.ingest(shop, ImportMode::Differential).await;
@@ -81,6 +89,17 @@ async fn ingest_and_status_sync_never_both_fetch_the_same_change(pool: PgPool) {
     )
     .await;
     assert_eq!(imported, 30);
+    let mirrored = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror WHERE shop_id = $1",
+        shop,
+    )
+    .await;
+    assert_eq!(
+        mirrored, 30,
+        "the shipped order {} is not polled",
+        shipped.order_id
+    );
 
     // 2. status-sync right after: the poll is fresh, it reads the mirror and calls nobody.
     let run = sys.status_sync(shop).await;
@@ -245,7 +264,6 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
     assert_eq!(rows, 100, "only the committed page is in the mirror");
     // The next process resumes from the stored page token.
     while !step(&mut position, true).await.last {}
-    drop(step);
     assert_eq!(applied.len(), 250, "no order lost");
     assert!(applied.values().all(|n| *n == 1), "an order applied twice");
     for o in &generated {
