@@ -1733,3 +1733,48 @@ async fn cancel_requests_are_decided_on_the_attention_page(pool: PgPool) {
     .unwrap();
     assert_eq!(logged, 2);
 }
+
+/// Issue 21 item 2: the packages the warehouse recorded are on the instruction's page, each
+/// with its tracking number, carrier and contents (SKU × quantity); none recorded, no section.
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_instructions_packages_are_shown_with_their_contents(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let order = "503-1111111-2222222";
+    let id = instruction(&pool, acme, order, "山田 太郎", Utc::now()).await;
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let page = c.get(&format!("/instructions/{id}")).await.body;
+    assert!(!page.contains(r#"id="packages""#));
+
+    let item = format!("{order}-1");
+    let package = |n: u16, tracking: &str, carrier: Option<&str>| domain::packages::Package {
+        number: n,
+        tracking_number: tracking.into(),
+        external_delivery_method: carrier.map(str::to_owned),
+        items: vec![domain::packages::PackageItem {
+            order_item_id: item.clone(),
+            quantity: 1,
+        }],
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let packages = [
+        package(1, "400012345678", None),
+        package(2, "123456789012", Some("sagawa")),
+    ];
+    store::packages::record(&mut conn, id, &packages)
+        .await
+        .unwrap();
+    let page = c.get(&format!("/instructions/{id}")).await.body;
+    let at = page.find(r#"id="packages""#).expect("a packages table");
+    let table = &page[at..at + page[at..].find("</table>").unwrap()];
+    for expected in [
+        "400012345678",
+        "123456789012",
+        "sagawa",
+        "SKU-UNMAPPED-1 × 1",
+    ] {
+        assert!(table.contains(expected), "{expected}: {table}");
+    }
+}

@@ -514,6 +514,46 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         }
     };
 
+    // The packages the warehouse recorded (issue 21 item 2), with what is in each.
+    let packages = store::packages::of(&mut conn, id).await?;
+    let sku_of = |item: &str| -> String {
+        lines
+            .iter()
+            .find(|l| l.amazon_order_item_id.as_deref() == Some(item))
+            .map_or_else(|| item.to_owned(), |l| l.sku.clone())
+    };
+    let carrier = r.dm_name.as_deref().unwrap_or(&r.delivery_method_name);
+    let packages_section = html! {
+        @if !packages.is_empty() {
+            h2 { (t("個口", "Packages")) }
+            table id="packages" {
+                thead {
+                    tr {
+                        th class="num" { "#" }
+                        th { (t("問番", "Tracking number")) }
+                        th { (t("配送方法", "Carrier")) }
+                        th { (t("内容", "Contents")) }
+                    }
+                }
+                tbody {
+                    @for pkg in &packages {
+                        tr {
+                            td class="num" { (pkg.number) }
+                            td { (pkg.tracking_number) }
+                            td { (pkg.external_delivery_method.as_deref().unwrap_or(carrier)) }
+                            td {
+                                @for (n, item) in pkg.items.iter().enumerate() {
+                                    @if n > 0 { ", " }
+                                    (sku_of(&item.order_item_id)) " × " (item.quantity)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+
     // Feed messages and API log of this order.
     let order_log = match &r.amazon_order_id {
         Some(order_id) => {
@@ -546,6 +586,7 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         (pii_section)
         h2 { (t("明細", "Lines")) }
         (lines_table)
+        (packages_section)
         (order_log)
     };
     Ok(ctx.page(
