@@ -96,6 +96,9 @@ enum Scenario {
         /// Largest orders per day tried when searching the sustainable figure.
         #[arg(long, default_value_t = 200_000)]
         ceiling: usize,
+        /// Amazon sends ORDER_CHANGE for new orders too (not reliably so in reality).
+        #[arg(long)]
+        notify_new_orders: bool,
     },
     /// Deletes the queues and exchanges an interrupted run left (`--prefix bench.<id>.`).
     Cleanup {
@@ -116,13 +119,17 @@ fn main() -> anyhow::Result<()> {
         orders,
         seed,
         ceiling,
+        notify_new_orders,
     } = cli.scenario
     {
         for mode in [day::Mode::Polling, day::Mode::Notifications] {
-            let w = day::Workload::jp(orders, seed);
+            let w = day::Workload {
+                notify_new_orders,
+                ..day::Workload::jp(orders, seed)
+            };
             let result = day::simulate(w, mode, true);
             let two_polls = day::simulate(w, mode, false).search_orders_calls();
-            let sustainable = day::sustainable(mode, seed, ceiling);
+            let sustainable = day::sustainable(w, mode, ceiling);
             println!("{}", day::line(&result, two_polls, sustainable));
         }
         return Ok(());
