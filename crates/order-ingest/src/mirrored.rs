@@ -39,6 +39,7 @@ pub(crate) async fn step(
     let batch = mirror::next_batch(&mut tx, &poller, &mut cursor.mirror, &mut counts.tally, now)
         .await
         .map_err(|e| e.into_job(mirror::OPERATION))?;
+    let polled = std::time::Instant::now();
     let (events, run_id) = (&deps.events, Some(run.run_id));
     orders::apply_orders(
         &mut tx,
@@ -54,6 +55,7 @@ pub(crate) async fn step(
     mirror::applied(&mut tx, shop, Reader::Ingest, &batch)
         .await
         .map_err(|e| e.into_job(mirror::OPERATION))?;
+    let applied = polled.elapsed();
     if batch.fetched {
         counts.pages += 1;
     }
@@ -62,6 +64,12 @@ pub(crate) async fn step(
             .await?;
     }
     tx.commit().await?;
+    tracing::debug!(
+        orders = batch.orders.len(),
+        apply_ms = applied.as_millis() as u64,
+        commit_ms = (polled.elapsed() - applied).as_millis() as u64,
+        "order mirror batch applied"
+    );
     Ok(if batch.last {
         Step::Done {
             watermark: Some(cursor.mirror.watermark.unwrap_or(run.plan.to)),

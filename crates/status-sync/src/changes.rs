@@ -89,15 +89,15 @@ async fn import_new(
     counts: &mut Counts,
 ) -> Result<(), JobError> {
     let shop_id = s.run.shop.shop.id;
-    let mut new = Vec::new();
-    for order in batch.iter().filter(|o| mirror::importable(o)) {
-        if store::instructions::by_order(&mut *tx, shop_id, &order.order_id)
-            .await?
-            .is_none()
-        {
-            new.push(order.clone());
-        }
-    }
+    let importable: Vec<&spapi::orders::Order> =
+        batch.iter().filter(|o| mirror::importable(o)).collect();
+    let ids: Vec<&str> = importable.iter().map(|o| o.order_id.as_str()).collect();
+    let known = store::instructions::known_orders(&mut *tx, shop_id, &ids).await?;
+    let new: Vec<spapi::orders::Order> = importable
+        .into_iter()
+        .filter(|o| !known.contains(&o.order_id))
+        .cloned()
+        .collect();
     if new.is_empty() {
         return Ok(());
     }

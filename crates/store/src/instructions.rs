@@ -235,6 +235,23 @@ pub async fn by_order(
     .await?)
 }
 
+/// Which of `amazon_order_ids` the shop has an instruction for (one statement).
+pub async fn known_orders(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let rows = sqlx::query_scalar!(
+        r#"SELECT amazon_order_id AS "id!" FROM shipping_instructions
+            WHERE shop_id = $1 AND amazon_order_id = ANY($2::text[])"#,
+        shop_id,
+        amazon_order_ids as &[&str]
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// An instruction by id.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Instruction, StoreError> {
     select_instruction!("WHERE id = $1", id)
