@@ -4,16 +4,21 @@
 //!
 //! A step of either run takes the next [`Batch`]:
 //! 1. while the shop's poll is due (the last complete one is older than the minimum interval)
-//!    or in progress (a page token is stored, whoever started it), one page is fetched, written
-//!    to the mirror and handed to the reader in the same transaction: the poller applies what
-//!    it fetched at once, with no second read;
+//!    or in progress (a page token is stored, whoever started it), one page is fetched and
+//!    handed to the reader in the transaction that moves the cursor past it: the poller applies
+//!    what it fetched at once, with no second read;
 //! 2. then the versions the reader has not applied yet (those the other reader's poll brought
 //!    in), in batches.
 //!
-//! The reader applies the batch and calls [`applied`] in the same transaction, so a process
+//! The reader applies the batch and calls [`applied`] in the same transaction, which writes a
+//! fetched page to the mirror: the orders the poller settled for both readers (status-sync's
+//! poll imports new orders; order-ingest's leaves status-sync nothing to do for an order it
+//! imported just now) without a payload, the others sealed for the other reader. So a process
 //! killed mid-page or mid-batch resumes without loss (nothing of the batch committed) and
 //! without duplicates (the mirror holds one row per order, each reader records the version it
 //! applied). Range and hours imports still query Amazon directly (`import_search`).
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::shop::Shop;
@@ -97,6 +102,9 @@ pub struct Batch {
     pub orders: Vec<Order>,
     /// Every version the batch covers (including rows that could not be read), for [`applied`].
     versions: Vec<(String, DateTime<Utc>)>,
+    /// A page fetched from Amazon now: every order on it, written to the mirror by [`applied`]
+    /// (otherwise the batch was read from the mirror: empty).
+    polled: Vec<Order>,
     /// `true` when this was a page fetched from Amazon now (otherwise read from the mirror).
     pub fetched: bool,
     /// `false` while more may follow.
@@ -132,15 +140,51 @@ pub async fn next_batch(
     read_pending(tx, p).await
 }
 
-/// Records that `reader` applied `batch` (same transaction as the apply).
+/// Records that the poller's reader applied `batch` (same transaction as the apply). A fetched
+/// page is written to the mirror now: the orders in `settled` (both readers' work done by the
+/// poller) as applied by both and without a payload, the others sealed for the other reader.
 pub async fn applied(
     tx: &mut PgConnection,
-    shop: &Shop,
-    reader: Reader,
+    p: &Poller<'_>,
     batch: &Batch,
+    settled: &HashSet<String>,
 ) -> Result<(), Error> {
-    mirror::mark(tx, shop.id, reader, &batch.versions).await?;
+    let started = std::time::Instant::now();
+    let rows: Vec<Row> = batch
+        .polled
+        .iter()
+        .map(|o| row(p.keys, p.shop, o, settled.contains(&o.order_id)))
+        .collect();
+    for chunk in rows.chunks(MIRROR_BATCH) {
+        mirror::upsert(tx, p.shop.id, chunk).await?;
+    }
+    mirror::mark(tx, p.shop.id, p.reader, &batch.versions).await?;
+    tracing::debug!(
+        rows = rows.len(),
+        sealed = rows.iter().filter(|r| r.payload.is_some()).count(),
+        write_ms = started.elapsed().as_millis() as u64,
+        "order mirror batch recorded"
+    );
     Ok(())
+}
+
+/// Which of the batch's importable orders the shop has an instruction for (one statement; an
+/// empty set for a batch read from the mirror, whose rows are written already).
+pub async fn imported(
+    tx: &mut PgConnection,
+    shop: &Shop,
+    batch: &Batch,
+) -> Result<HashSet<String>, Error> {
+    if !batch.fetched {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<&str> = batch
+        .polled
+        .iter()
+        .filter(|o| importable(o))
+        .map(|o| o.order_id.as_str())
+        .collect();
+    Ok(store::instructions::known_orders(tx, shop.id, &ids).await?)
 }
 
 /// One page of the shop's poll, or `None` when the last poll is fresh.
@@ -183,11 +227,6 @@ async fn poll_page(
     };
     tally.call(OPERATION);
     let fetched = started.elapsed();
-    let rows: Vec<Row> = resp.orders.iter().map(|o| row(p.keys, shop, o)).collect();
-    for chunk in rows.chunks(MIRROR_BATCH) {
-        mirror::upsert(tx, shop.id, chunk).await?;
-    }
-    let written = started.elapsed();
     let next = resp.pagination.and_then(|p| p.next_token);
     match &next {
         Some(token) => mirror::save_page(tx, shop.id, after, token).await?,
@@ -203,8 +242,7 @@ async fn poll_page(
         orders = resp.orders.len(),
         lock_ms = locked.as_millis() as u64,
         fetch_ms = (fetched - locked).as_millis() as u64,
-        write_ms = (written - fetched).as_millis() as u64,
-        cursor_ms = (started.elapsed() - written).as_millis() as u64,
+        cursor_ms = (started.elapsed() - fetched).as_millis() as u64,
         "order mirror page polled"
     );
     let versions = resp
@@ -213,12 +251,18 @@ async fn poll_page(
         .map(|o| (o.order_id.clone(), o.last_updated_time))
         .collect();
     let orders = match p.reader {
-        Reader::Ingest => resp.orders.into_iter().filter(importable).collect(),
-        Reader::Sync => resp.orders,
+        Reader::Ingest => resp
+            .orders
+            .iter()
+            .filter(|o| importable(o))
+            .cloned()
+            .collect(),
+        Reader::Sync => resp.orders.clone(),
     };
     Ok(Some(Batch {
         orders,
         versions,
+        polled: resp.orders,
         fetched: true,
         last: false,
     }))
@@ -244,23 +288,38 @@ async fn read_pending(tx: &mut PgConnection, p: &Poller<'_>) -> Result<Batch, Er
     Ok(Batch {
         orders,
         versions,
+        polled: Vec::new(),
         fetched: false,
         last,
     })
 }
 
-/// The row of `order` for the mirror: its JSON deflated (a fraction of the bytes: small
-/// statements, see [`MIRROR_BATCH`]) and sealed.
-fn row(keys: &crypto::Keyring, shop: &Shop, order: &Order) -> Row {
-    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-    serde_json::to_writer(&mut z, order).expect("an order serializes");
-    let deflated = z.finish().expect("deflating into memory cannot fail");
+/// The row of `order` for the mirror: `settled` (both readers done) without a payload, else
+/// its JSON deflated (a fraction of the bytes: small statements, see [`MIRROR_BATCH`]) and
+/// sealed.
+fn row(keys: &crypto::Keyring, shop: &Shop, order: &Order, settled: bool) -> Row {
+    let payload = (!settled).then(|| {
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        serde_json::to_writer(&mut z, order).expect("an order serializes");
+        let deflated = z.finish().expect("deflating into memory cannot fail");
+        mirror::seal(keys, shop.id, &order.order_id, &deflated)
+    });
     Row {
         amazon_order_id: order.order_id.clone(),
         last_updated_time: order.last_updated_time,
         importable: importable(order),
-        payload: mirror::seal(keys, shop.id, &order.order_id, &deflated),
+        payload,
+        settled,
     }
+}
+
+/// Whether a buyer asked to cancel any line of `order` (status-sync's to decide).
+pub fn cancellation_requested(order: &Order) -> bool {
+    order.order_items.iter().any(|i| {
+        i.cancellation
+            .as_ref()
+            .is_some_and(|c| c.cancellation_request.is_some())
+    })
 }
 
 /// The order of a pending row; `None` when its payload was purged (nothing to apply).

@@ -45,12 +45,20 @@ pub(crate) async fn page(
         counts,
     )
     .await?;
-    // Both readers' work is done for these versions: order-ingest's next run reads none of them.
-    for reader in [Reader::Sync, Reader::Ingest] {
-        mirror::applied(&mut tx, shop, reader, &batch)
-            .await
-            .map_err(|e| e.into_job(mirror::OPERATION))?;
-    }
+    // Both readers' work is done for every order of a page polled here (the new ones imported,
+    // the others applied), but an importable one whose import failed: order-ingest's next run
+    // reads only those.
+    let job = |e: orders::Error| e.into_job(mirror::OPERATION);
+    let imported = mirror::imported(&mut tx, shop, &batch).await.map_err(job)?;
+    let settled = batch
+        .orders
+        .iter()
+        .filter(|o| !mirror::importable(o) || imported.contains(&o.order_id))
+        .map(|o| o.order_id.clone())
+        .collect();
+    mirror::applied(&mut tx, &poller, &batch, &settled)
+        .await
+        .map_err(job)?;
     unannounced(&mut tx, s, &changed, announce_grace, counts).await?;
     if batch.fetched {
         counts.pages += 1;

@@ -116,8 +116,12 @@ pub struct Row {
     pub last_updated_time: DateTime<Utc>,
     /// Merchant-fulfilled PENDING or UNSHIPPED (order-ingest imports it).
     pub importable: bool,
-    /// The order as JSON, sealed ([`seal`]).
-    pub payload: Vec<u8>,
+    /// The order as JSON, sealed ([`seal`]); `None` for a version both readers are done with
+    /// ([`Row::settled`]).
+    pub payload: Option<Vec<u8>>,
+    /// Both readers have applied this version already (the poller did the other's work too):
+    /// written applied for both, without a payload.
+    pub settled: bool,
 }
 
 /// Writes `rows`, each only where it is newer than the version held (an older or the same
@@ -130,21 +134,27 @@ pub async fn upsert(
     let ids: Vec<&str> = rows.iter().map(|r| r.amazon_order_id.as_str()).collect();
     let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.last_updated_time).collect();
     let importable: Vec<bool> = rows.iter().map(|r| r.importable).collect();
-    let payloads: Vec<&[u8]> = rows.iter().map(|r| r.payload.as_slice()).collect();
+    let payloads: Vec<Option<&[u8]>> = rows.iter().map(|r| r.payload.as_deref()).collect();
+    let settled: Vec<bool> = rows.iter().map(|r| r.settled).collect();
     let done = sqlx::query!(
-        "INSERT INTO order_mirror (shop_id, amazon_order_id, last_updated_time, importable, payload)
-         SELECT $1, r.id, r.t, r.i, r.p
-           FROM unnest($2::text[], $3::timestamptz[], $4::bool[], $5::bytea[]) AS r(id, t, i, p)
+        "INSERT INTO order_mirror (shop_id, amazon_order_id, last_updated_time, importable, payload,
+                                   ingest_version, sync_version)
+         SELECT $1, r.id, r.t, r.i, r.p, CASE WHEN r.s THEN r.t END, CASE WHEN r.s THEN r.t END
+           FROM unnest($2::text[], $3::timestamptz[], $4::bool[], $5::bytea[], $6::bool[])
+                AS r(id, t, i, p, s)
           ORDER BY r.id
          ON CONFLICT (shop_id, amazon_order_id) DO UPDATE
             SET last_updated_time = EXCLUDED.last_updated_time,
-                importable = EXCLUDED.importable, payload = EXCLUDED.payload, polled_at = now()
+                importable = EXCLUDED.importable, payload = EXCLUDED.payload, polled_at = now(),
+                ingest_version = COALESCE(EXCLUDED.ingest_version, order_mirror.ingest_version),
+                sync_version = COALESCE(EXCLUDED.sync_version, order_mirror.sync_version)
           WHERE order_mirror.last_updated_time < EXCLUDED.last_updated_time",
         shop_id,
         &ids as &[&str],
         &times,
         &importable,
-        &payloads as &[&[u8]]
+        &payloads as &[Option<&[u8]>],
+        &settled
     )
     .execute(&mut *conn)
     .await?;

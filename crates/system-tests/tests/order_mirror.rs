@@ -5,7 +5,7 @@
 //! poll whose process dies mid-page resumes from the last committed page without losing or
 //! repeating an order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -65,7 +65,7 @@ async fn ingest_and_status_sync_never_both_fetch_the_same_change(pool: PgPool) {
         .map(|o| o.order_id.clone())
         .collect();
     assert!(
-        pending.len() >= 5,
+        pending.len() >= 7,
         "the mix gives pending orders to pay and cancel"
     );
     // An order shipped already (outside the connector): neither reader acts on it, the poll
@@ -174,6 +174,42 @@ async fn ingest_and_status_sync_never_both_fetch_the_same_change(pool: PgPool) {
     .await;
     assert_eq!(total, 31);
 
+    // 5. Amazon cancels one more order and a buyer pays another; order-ingest polls this time
+    //    (its page fills the payment in) and status-sync, right after, cancels from the mirror
+    //    without a call.
+    let cancel = StatusChange::Cancelled {
+        cancelled_by: Some("BUYER".into()),
+        reason: None,
+    };
+    sim.set_order_status(&pending[5], cancel).unwrap();
+    if let Some(id) = pending.get(6) {
+        sim.set_order_status(id, StatusChange::Unshipped).unwrap();
+    }
+    sqlx::query("UPDATE order_mirror_cursors SET polled_at = polled_at - interval '2 hours'")
+        .execute(&sys.pool)
+        .await
+        .unwrap();
+    let run = sys.ingest(shop, ImportMode::Differential).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(
+        search_orders_calls(&sys),
+        polled + 2,
+        "one poll by order-ingest"
+    );
+    let run = sys.status_sync(shop).await;
+    assert_eq!(run.status, "succeeded", "{:?}", run.error);
+    assert_eq!(
+        search_orders_calls(&sys),
+        polled + 2,
+        "status-sync fetched again"
+    );
+    let (status, _) = instruction(&sys, shop, &pending[5]).await.unwrap();
+    assert_eq!(status, "canceled", "cancelled from order-ingest's poll");
+    if let Some(id) = pending.get(6) {
+        let (_, payment) = instruction(&sys, shop, id).await.unwrap();
+        assert_eq!(payment, "paid", "{id}");
+    }
+
     // Every version was applied by each reader that needs it, and no sealed order is kept
     // once both have.
     let unapplied = count(
@@ -236,7 +272,7 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
         let batch = mirror::next_batch(&mut tx, &poller, position, &mut tally, now)
             .await
             .unwrap();
-        mirror::applied(&mut tx, &shop, Reader::Ingest, &batch)
+        mirror::applied(&mut tx, &poller, &batch, &HashSet::new())
             .await
             .unwrap();
         if commit {
