@@ -57,11 +57,10 @@ pub const OPERATION: &str = "searchOrders";
 /// A shop never polled starts this far back.
 pub const FIRST_LOOKBACK: Duration = Duration::days(7);
 
-/// Orders per mirror write. sqlx 0.9.0 leaves Nagle's algorithm on (docs/benchmarks.md,
-/// finding 10): a statement larger than one TCP segment waits about 40 ms for the server's
-/// delayed ACK; a deflated, sealed order is about a kilobyte, so each statement stays well under
-/// 64 KiB.
-const MIRROR_BATCH: usize = 10;
+/// Payload bytes per mirror write at most (about ten deflated, sealed orders; rows settled for
+/// both readers carry none). sqlx 0.9.0 leaves Nagle's algorithm on (docs/benchmarks.md,
+/// finding 10): a large statement waits for the server's delayed ACK, about 40 ms.
+const MIRROR_STATEMENT_BYTES: usize = 12 * 1024;
 
 /// The services' setting of the minimum interval between polls, in seconds (0–3600).
 pub const MIN_POLL_ENV: &str = "ORDER_MIRROR_MIN_POLL_SECONDS";
@@ -155,8 +154,14 @@ pub async fn applied(
         .iter()
         .map(|o| row(p.keys, p.shop, o, settled.contains(&o.order_id)))
         .collect();
-    for chunk in rows.chunks(MIRROR_BATCH) {
-        mirror::upsert(tx, p.shop.id, chunk).await?;
+    let mut from = 0;
+    let mut bytes = 0;
+    for (i, r) in rows.iter().enumerate() {
+        bytes += r.payload.as_ref().map_or(0, Vec::len);
+        if bytes >= MIRROR_STATEMENT_BYTES || i + 1 == rows.len() {
+            mirror::upsert(tx, p.shop.id, &rows[from..=i]).await?;
+            (from, bytes) = (i + 1, 0);
+        }
     }
     mirror::mark(tx, p.shop.id, p.reader, &batch.versions).await?;
     tracing::debug!(
@@ -295,7 +300,7 @@ async fn read_pending(tx: &mut PgConnection, p: &Poller<'_>) -> Result<Batch, Er
 }
 
 /// The row of `order` for the mirror: `settled` (both readers done) without a payload, else
-/// its JSON deflated (a fraction of the bytes: small statements, see [`MIRROR_BATCH`]) and
+/// its JSON deflated (a fraction of the bytes: small statements, see [`MIRROR_STATEMENT_BYTES`]) and
 /// sealed.
 fn row(keys: &crypto::Keyring, shop: &Shop, order: &Order, settled: bool) -> Row {
     let payload = (!settled).then(|| {
