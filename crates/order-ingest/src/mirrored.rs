@@ -41,9 +41,8 @@ pub(crate) async fn step(
         .map_err(|e| e.into_job(mirror::OPERATION))?;
     let polled = std::time::Instant::now();
     let job = |e: orders::Error| e.into_job(mirror::OPERATION);
-    let known = mirror::imported(&mut tx, shop, &batch).await.map_err(job)?;
     let (events, run_id) = (&deps.events, Some(run.run_id));
-    orders::apply_orders(
+    let inserted = orders::apply_orders(
         &mut tx,
         &deps.keys,
         events,
@@ -53,15 +52,13 @@ pub(crate) async fn step(
         counts,
     )
     .await
-    .map_err(|e| e.into_job(mirror::OPERATION))?;
+    .map_err(job)?;
     // The orders this page brought that are imported now and were not before: status-sync has
     // nothing to do with them (unless their buyer asked to cancel), so no payload is kept.
-    let now = mirror::imported(&mut tx, shop, &batch).await.map_err(job)?;
     let settled = batch
         .orders
         .iter()
-        .filter(|o| now.contains(&o.order_id) && !known.contains(&o.order_id))
-        .filter(|o| !mirror::cancellation_requested(o))
+        .filter(|o| inserted.contains(&o.order_id) && !mirror::cancellation_requested(o))
         .map(|o| o.order_id.clone())
         .collect();
     mirror::applied(&mut tx, &poller, &batch, &settled)

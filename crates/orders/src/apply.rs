@@ -13,7 +13,7 @@ use crate::{
     ACTION,
     convert::to_amazon_order,
     counts::Counts,
-    upsert::{UpsertCtx, UpsertError, insert_new_orders, upsert_order},
+    upsert::{Outcome, UpsertCtx, UpsertError, insert_new_orders, upsert_order},
 };
 
 /// Why a page (or a single import) stopped. Every variant is worth retrying: orders that
@@ -45,14 +45,15 @@ impl Error {
     }
 }
 
-/// New orders per bulk statement. sqlx 0.9.0 leaves Nagle's algorithm on (its TCP_NODELAY was
-/// dropped upstream): a statement larger than one TCP segment (64 KiB on loopback) waits for the
-/// server's delayed ACK, about 40 ms. 25 orders keep each statement well below that.
-const BATCH_ORDERS: usize = 25;
+/// New orders per bulk statement (a whole page of 100 is one). sqlx sets `TCP_NODELAY` again
+/// since 0.9.1: a statement larger than one TCP segment no longer waits for the server's
+/// delayed ACK (docs/benchmarks.md, finding 10).
+const BATCH_ORDERS: usize = 100;
 
 /// Applies one page in `tx`: the orders new to the shop in batches, each in a savepoint, and
 /// the others (and every order of a batch the database refused) one by one in their own
-/// savepoints, so one bad order never stops the others.
+/// savepoints, so one bad order never stops the others. Returns the Amazon order ids it
+/// inserted (orders the shop had no instruction for until now).
 pub async fn apply_orders(
     tx: &mut PgConnection,
     keys: &crypto::Keyring,
@@ -61,7 +62,7 @@ pub async fn apply_orders(
     run_id: Option<Uuid>,
     orders: &[Order],
     counts: &mut Counts,
-) -> Result<(), Error> {
+) -> Result<HashSet<String>, Error> {
     let rules = catalog::active_rules(&mut *tx, shop_id).await?;
     let skus: Vec<String> = orders
         .iter()
@@ -127,6 +128,7 @@ pub async fn apply_orders(
             }
         }
     }
+    let mut one_by_one = Vec::new();
     for (order, converted) in converted {
         let result = match converted {
             Err(e) => Err(e),
@@ -147,7 +149,12 @@ pub async fn apply_orders(
             }
         };
         match result {
-            Ok(outcome) => counts.add(&outcome),
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::New { .. }) {
+                    one_by_one.push(order.order_id.clone());
+                }
+                counts.add(&outcome);
+            }
             Err(reason) => {
                 counts.orders += 1;
                 counts.failed += 1;
@@ -174,5 +181,6 @@ pub async fn apply_orders(
             }
         }
     }
-    Ok(())
+    batched.extend(one_by_one);
+    Ok(batched)
 }

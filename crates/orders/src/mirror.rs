@@ -57,11 +57,6 @@ pub const OPERATION: &str = "searchOrders";
 /// A shop never polled starts this far back.
 pub const FIRST_LOOKBACK: Duration = Duration::days(7);
 
-/// Payload bytes per mirror write at most (about ten deflated, sealed orders; rows settled for
-/// both readers carry none). sqlx 0.9.0 leaves Nagle's algorithm on (docs/benchmarks.md,
-/// finding 10): a large statement waits for the server's delayed ACK, about 40 ms.
-const MIRROR_STATEMENT_BYTES: usize = 12 * 1024;
-
 /// The services' setting of the minimum interval between polls, in seconds (0–3600).
 pub const MIN_POLL_ENV: &str = "ORDER_MIRROR_MIN_POLL_SECONDS";
 
@@ -154,14 +149,8 @@ pub async fn applied(
         .iter()
         .map(|o| row(p.keys, p.shop, o, settled.contains(&o.order_id)))
         .collect();
-    let mut from = 0;
-    let mut bytes = 0;
-    for (i, r) in rows.iter().enumerate() {
-        bytes += r.payload.as_ref().map_or(0, Vec::len);
-        if bytes >= MIRROR_STATEMENT_BYTES || i + 1 == rows.len() {
-            mirror::upsert(tx, p.shop.id, &rows[from..=i]).await?;
-            (from, bytes) = (i + 1, 0);
-        }
+    if !rows.is_empty() {
+        mirror::upsert(tx, p.shop.id, &rows).await?;
     }
     mirror::mark(tx, p.shop.id, p.reader, &batch.versions).await?;
     tracing::debug!(
@@ -171,25 +160,6 @@ pub async fn applied(
         "order mirror batch recorded"
     );
     Ok(())
-}
-
-/// Which of the batch's importable orders the shop has an instruction for (one statement; an
-/// empty set for a batch read from the mirror, whose rows are written already).
-pub async fn imported(
-    tx: &mut PgConnection,
-    shop: &Shop,
-    batch: &Batch,
-) -> Result<HashSet<String>, Error> {
-    if !batch.fetched {
-        return Ok(HashSet::new());
-    }
-    let ids: Vec<&str> = batch
-        .polled
-        .iter()
-        .filter(|o| importable(o))
-        .map(|o| o.order_id.as_str())
-        .collect();
-    Ok(store::instructions::known_orders(tx, shop.id, &ids).await?)
 }
 
 /// One page of the shop's poll, or `None` when the last poll is fresh.
@@ -300,8 +270,7 @@ async fn read_pending(tx: &mut PgConnection, p: &Poller<'_>) -> Result<Batch, Er
 }
 
 /// The row of `order` for the mirror: `settled` (both readers done) without a payload, else
-/// its JSON deflated (a fraction of the bytes: small statements, see [`MIRROR_STATEMENT_BYTES`]) and
-/// sealed.
+/// its JSON deflated (a fraction of the bytes) and sealed.
 fn row(keys: &crypto::Keyring, shop: &Shop, order: &Order, settled: bool) -> Row {
     let payload = (!settled).then(|| {
         let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());

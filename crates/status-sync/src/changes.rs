@@ -3,6 +3,8 @@
 //! brought in), applied in one transaction together with the mirror's bookkeeping and the run's
 //! cursor: new orders imported (as order-ingest would), payments and cancellations applied. The run's watermark is the poll's (Amazon's `lastUpdatedBefore`, never moving back).
 
+use std::collections::HashSet;
+
 use chrono::{Duration, Utc};
 use job_api::{JobError, Step};
 use orders::mirror::{self, Reader};
@@ -34,7 +36,7 @@ pub(crate) async fn page(
     let batch = mirror::next_batch(&mut tx, &poller, &mut cursor.mirror, &mut counts.tally, now)
         .await
         .map_err(|e| e.into_job(mirror::OPERATION))?;
-    import_new(&mut tx, s, &batch.orders, counts).await?;
+    let known = import_new(&mut tx, s, &batch.orders, counts).await?;
     let changed = apply::orders(
         &mut tx,
         &s.deps.keys,
@@ -49,11 +51,10 @@ pub(crate) async fn page(
     // the others applied), but an importable one whose import failed: order-ingest's next run
     // reads only those.
     let job = |e: orders::Error| e.into_job(mirror::OPERATION);
-    let imported = mirror::imported(&mut tx, shop, &batch).await.map_err(job)?;
     let settled = batch
         .orders
         .iter()
-        .filter(|o| !mirror::importable(o) || imported.contains(&o.order_id))
+        .filter(|o| !mirror::importable(o) || known.contains(&o.order_id))
         .map(|o| o.order_id.clone())
         .collect();
     mirror::applied(&mut tx, &poller, &batch, &settled)
@@ -89,34 +90,36 @@ pub(crate) async fn page(
 /// The batch's orders with no instruction yet that order-ingest imports (merchant-fulfilled
 /// PENDING or UNSHIPPED) are imported now, by order-ingest's import (`orders::apply_orders`): a
 /// new order the mirror's poll brings waits for no second service, and order-ingest's own run
-/// finds nothing left to do.
+/// finds nothing left to do. Returns which of the batch's importable orders have an
+/// instruction now (known before or imported here).
 async fn import_new(
     tx: &mut PgConnection,
     s: &Stepping<'_>,
     batch: &[spapi::orders::Order],
     counts: &mut Counts,
-) -> Result<(), JobError> {
+) -> Result<HashSet<String>, JobError> {
     let shop_id = s.run.shop.shop.id;
     let importable: Vec<&spapi::orders::Order> =
         batch.iter().filter(|o| mirror::importable(o)).collect();
     let ids: Vec<&str> = importable.iter().map(|o| o.order_id.as_str()).collect();
-    let known = store::instructions::known_orders(&mut *tx, shop_id, &ids).await?;
+    let mut known = store::instructions::known_orders(&mut *tx, shop_id, &ids).await?;
     let new: Vec<spapi::orders::Order> = importable
         .into_iter()
         .filter(|o| !known.contains(&o.order_id))
         .cloned()
         .collect();
     if new.is_empty() {
-        return Ok(());
+        return Ok(known);
     }
     let mut imported = orders::Counts::default();
     let (keys, run_id) = (&s.deps.keys, Some(s.run.run_id));
-    orders::apply_orders(tx, keys, s.events, shop_id, run_id, &new, &mut imported)
+    let inserted = orders::apply_orders(tx, keys, s.events, shop_id, run_id, &new, &mut imported)
         .await
         .map_err(|e| e.into_job(mirror::OPERATION))?;
     counts.imported += imported.new;
     counts.failed += imported.failed;
-    Ok(())
+    known.extend(inserted);
+    Ok(known)
 }
 
 /// Code of the attention entry for changes no notification announced.

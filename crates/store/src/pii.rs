@@ -29,8 +29,7 @@ use crate::StoreError;
 /// An instruction's buyer and ship-to data. `Debug` never prints the values.
 ///
 /// Sealed as compact JSON (short keys, absent fields left out): the blob travels in order-ingest's
-/// bulk statements, which must stay small (sqlx 0.9.0 leaves Nagle's algorithm on; see
-/// `docs/benchmarks.md`, finding 10).
+/// bulk statements, a page of orders each.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalData {
     #[serde(rename = "bn", default, skip_serializing_if = "Option::is_none")]
