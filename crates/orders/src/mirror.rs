@@ -19,13 +19,17 @@
 //! applied). Range and hours imports still query Amazon directly (`import_search`).
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use domain::shop::Shop;
 use domain::window::OVERLAP;
 use serde::{Deserialize, Serialize};
 use spapi::ErrorClass;
-use spapi::orders::{FulfilledBy, FulfillmentStatus, Order, SearchOrdersParams};
+use spapi::orders::{
+    FulfilledBy, FulfillmentStatus, Order, SearchOrdersParams, SearchOrdersResponse,
+};
+use tokio::task::JoinHandle;
 
 /// The fulfillment statuses the poll asks for: every one but `SHIPPED`. A shipped order is
 /// nothing either reader acts on (order-ingest imports PENDING and UNSHIPPED; status-sync's
@@ -80,12 +84,85 @@ pub struct Settings {
 /// Where a run is in the mirror (part of the run's cursor in the ledger).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
+    /// The poll's next page, asked for while this run applies the current one (not saved).
+    #[serde(skip)]
+    pub ahead: Ahead,
     /// The run has polled (or found the poll fresh) and now reads what is pending.
     #[serde(default)]
     pub reading: bool,
     /// The watermark of the poll this run completed, if it completed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<DateTime<Utc>>,
+}
+
+/// The next page of a poll in progress, asked for by this process as soon as the page before
+/// it came back, so Amazon's answer is on its way while that page is applied and committed.
+/// The next step uses it only for the page the committed cursor names (same `lastUpdatedAfter`
+/// and page token); otherwise (the page was not committed, or another process continued the
+/// poll meanwhile) it is dropped and the task stopped. A cache, not part of the run's state:
+/// never saved, and equal to any other.
+#[derive(Clone, Default)]
+pub struct Ahead(Option<Arc<AheadPage>>);
+
+struct AheadPage {
+    after: DateTime<Utc>,
+    token: String,
+    task: Mutex<Option<JoinHandle<spapi::Result<SearchOrdersResponse>>>>,
+}
+
+impl Drop for AheadPage {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().ok().and_then(Option::take) {
+            task.abort();
+        }
+    }
+}
+
+impl Ahead {
+    /// Asks for the page of `params` (its token) in the background.
+    fn spawn(api: &spapi::Shop, after: DateTime<Utc>, params: SearchOrdersParams) -> Self {
+        let Some(token) = params.pagination_token.clone() else {
+            return Self(None);
+        };
+        let api = api.clone();
+        let task = tokio::spawn(async move { api.search_orders(&params).await });
+        Self(Some(Arc::new(AheadPage {
+            after,
+            token,
+            task: Mutex::new(Some(task)),
+        })))
+    }
+
+    /// The page asked for ahead if it is the one the cursor names, whatever else was asked
+    /// for dropped. `None` when there is none or it failed (the caller asks again).
+    async fn take(&mut self, after: DateTime<Utc>, token: &str) -> Option<SearchOrdersResponse> {
+        let page = self.0.take()?;
+        if page.after != after || page.token != token {
+            return None;
+        }
+        let task = page.task.lock().ok()?.take()?;
+        match task.await {
+            Ok(Ok(resp)) => Some(resp),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for Ahead {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Ahead {}
+
+impl std::fmt::Debug for Ahead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(_) => f.write_str("Ahead(next page asked for)"),
+            None => f.write_str("Ahead(none)"),
+        }
+    }
 }
 
 /// What a step applies.
@@ -149,10 +226,22 @@ pub async fn applied(
         .iter()
         .map(|o| row(p.keys, p.shop, o, settled.contains(&o.order_id)))
         .collect();
-    if !rows.is_empty() {
-        mirror::upsert(tx, p.shop.id, &rows).await?;
+    // The rows written now carry the poller's version; the rest (read again in the poll's
+    // overlap, or read from the mirror) are marked.
+    let written = if rows.is_empty() {
+        HashSet::new()
+    } else {
+        mirror::upsert(tx, p.shop.id, p.reader, &rows).await?
+    };
+    let unwritten: Vec<(String, DateTime<Utc>)> = batch
+        .versions
+        .iter()
+        .filter(|(id, _)| !written.contains(id))
+        .cloned()
+        .collect();
+    if !unwritten.is_empty() {
+        mirror::mark(tx, p.shop.id, p.reader, &unwritten).await?;
     }
-    mirror::mark(tx, p.shop.id, p.reader, &batch.versions).await?;
     tracing::debug!(
         rows = rows.len(),
         sealed = rows.iter().filter(|r| r.payload.is_some()).count(),
@@ -191,7 +280,16 @@ async fn poll_page(
         included_data: included::SYNC.to_vec(),
         ..crate::search::merchant_orders(shop, settings.page_size)
     };
-    let resp = match p.api.search_orders(&params).await {
+    let ahead = match &cursor.next_token {
+        Some(token) => position.ahead.take(after, token).await,
+        None => None,
+    };
+    position.ahead = Ahead::default();
+    let asked = match ahead {
+        Some(resp) => Ok(resp),
+        None => p.api.search_orders(&params).await,
+    };
+    let resp = match asked {
         Ok(resp) => resp,
         Err(e) => {
             if !matches!(e.class(), ErrorClass::Throttled) {
@@ -204,7 +302,14 @@ async fn poll_page(
     let fetched = started.elapsed();
     let next = resp.pagination.and_then(|p| p.next_token);
     match &next {
-        Some(token) => mirror::save_page(tx, shop.id, after, token).await?,
+        Some(token) => {
+            mirror::save_page(tx, shop.id, after, token).await?;
+            let params = SearchOrdersParams {
+                pagination_token: Some(token.clone()),
+                ..params
+            };
+            position.ahead = Ahead::spawn(p.api, after, params);
+        }
         None => {
             let newest = resp.orders.iter().map(|o| o.last_updated_time).max();
             let mark = watermark(after, resp.last_updated_before, newest);

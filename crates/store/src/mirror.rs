@@ -13,6 +13,8 @@
 //!   buyer and ship-to data), cleared once every reader that needs it applied that version, and
 //!   by [`crate::pii::purge`] after the retention period in any case.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use crypto::Keyring;
 use sqlx::PgConnection;
@@ -124,22 +126,26 @@ pub struct Row {
     pub settled: bool,
 }
 
-/// Writes `rows`, each only where it is newer than the version held (an older or the same
-/// version, read again in the poll's overlap, changes nothing). Returns the rows written.
+/// Writes `rows` as polled by `poller` (who applied them all: its version is set; the other
+/// reader's only on settled rows), each only where it is newer than the version held (an older
+/// or the same version, read again in the poll's overlap, changes nothing). Returns the Amazon
+/// order ids written; the others are for [`mark`].
 pub async fn upsert(
     conn: &mut PgConnection,
     shop_id: Uuid,
+    poller: Reader,
     rows: &[Row],
-) -> Result<u64, StoreError> {
+) -> Result<HashSet<String>, StoreError> {
     let ids: Vec<&str> = rows.iter().map(|r| r.amazon_order_id.as_str()).collect();
     let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.last_updated_time).collect();
     let importable: Vec<bool> = rows.iter().map(|r| r.importable).collect();
     let payloads: Vec<Option<&[u8]>> = rows.iter().map(|r| r.payload.as_deref()).collect();
     let settled: Vec<bool> = rows.iter().map(|r| r.settled).collect();
-    let done = sqlx::query!(
+    let written = sqlx::query_scalar!(
         "INSERT INTO order_mirror (shop_id, amazon_order_id, last_updated_time, importable, payload,
                                    ingest_version, sync_version)
-         SELECT $1, r.id, r.t, r.i, r.p, CASE WHEN r.s THEN r.t END, CASE WHEN r.s THEN r.t END
+         SELECT $1, r.id, r.t, r.i, r.p, CASE WHEN r.s OR $7 THEN r.t END,
+                CASE WHEN r.s OR NOT $7 THEN r.t END
            FROM unnest($2::text[], $3::timestamptz[], $4::bool[], $5::bytea[], $6::bool[])
                 AS r(id, t, i, p, s)
           ORDER BY r.id
@@ -148,17 +154,19 @@ pub async fn upsert(
                 importable = EXCLUDED.importable, payload = EXCLUDED.payload, polled_at = now(),
                 ingest_version = COALESCE(EXCLUDED.ingest_version, order_mirror.ingest_version),
                 sync_version = COALESCE(EXCLUDED.sync_version, order_mirror.sync_version)
-          WHERE order_mirror.last_updated_time < EXCLUDED.last_updated_time",
+          WHERE order_mirror.last_updated_time < EXCLUDED.last_updated_time
+         RETURNING amazon_order_id",
         shop_id,
         &ids as &[&str],
         &times,
         &importable,
         &payloads as &[Option<&[u8]>],
-        &settled
+        &settled,
+        poller == Reader::Ingest
     )
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(done.rows_affected())
+    Ok(written.into_iter().collect())
 }
 
 /// A reader of the mirror.
@@ -180,6 +188,9 @@ pub struct Pending {
 }
 
 /// Up to `limit` versions `reader` has not applied, in Amazon order id order.
+/// One statement per reader: each is answered from its reader's partial index
+/// (`order_mirror_ingest_pending`, `order_mirror_sync_pending`), which a reader parameter would
+/// keep the planner from using.
 pub async fn pending(
     conn: &mut PgConnection,
     shop_id: Uuid,
@@ -227,37 +238,22 @@ pub async fn mark(
 ) -> Result<(), StoreError> {
     let ids: Vec<&str> = versions.iter().map(|(id, _)| id.as_str()).collect();
     let times: Vec<DateTime<Utc>> = versions.iter().map(|(_, t)| *t).collect();
-    match reader {
-        Reader::Ingest => {
-            sqlx::query!(
-                "UPDATE order_mirror m
-                    SET ingest_version = v.t,
-                        payload = CASE WHEN m.sync_version = v.t THEN NULL ELSE m.payload END
-                   FROM unnest($2::text[], $3::timestamptz[]) AS v(id, t)
-                  WHERE m.shop_id = $1 AND m.amazon_order_id = v.id AND m.last_updated_time = v.t",
-                shop_id,
-                &ids as &[&str],
-                &times
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-        Reader::Sync => {
-            sqlx::query!(
-                "UPDATE order_mirror m
-                    SET sync_version = v.t,
-                        payload = CASE WHEN m.ingest_version = v.t OR NOT m.importable
-                                       THEN NULL ELSE m.payload END
-                   FROM unnest($2::text[], $3::timestamptz[]) AS v(id, t)
-                  WHERE m.shop_id = $1 AND m.amazon_order_id = v.id AND m.last_updated_time = v.t",
-                shop_id,
-                &ids as &[&str],
-                &times
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
+    sqlx::query!(
+        "UPDATE order_mirror m
+            SET ingest_version = CASE WHEN $4 THEN v.t ELSE m.ingest_version END,
+                sync_version = CASE WHEN $4 THEN m.sync_version ELSE v.t END,
+                payload = CASE WHEN (CASE WHEN $4 THEN m.sync_version = v.t
+                                          ELSE m.ingest_version = v.t OR NOT m.importable END)
+                               THEN NULL ELSE m.payload END
+           FROM unnest($2::text[], $3::timestamptz[]) AS v(id, t)
+          WHERE m.shop_id = $1 AND m.amazon_order_id = v.id AND m.last_updated_time = v.t",
+        shop_id,
+        &ids as &[&str],
+        &times,
+        reader == Reader::Ingest
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
