@@ -373,6 +373,15 @@ async fn package_states(fx: &Fixture, id: Uuid) -> Vec<(i16, String)> {
     .unwrap()
 }
 
+/// confirmShipment calls the simulator answered so far.
+fn confirm_calls(fx: &Fixture) -> u64 {
+    fx.sim
+        .sim()
+        .call_counts()
+        .get("confirmShipment")
+        .map_or(0, |c| c.calls)
+}
+
 /// Package reference ids Amazon holds for an order, in the order it got them.
 fn amazon_refs(fx: &Fixture, order_id: &str) -> Vec<String> {
     fx.sim
@@ -469,8 +478,16 @@ async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
         statuses(fx, id).await,
         ("shipped".into(), "awaiting_print".into())
     );
+    let confirmations_before = confirm_calls(fx);
     let run = service.run(fx.shop.id, None, "test").await.unwrap();
     assert_eq!((run.targets, run.sent, run.refused), (1, 1, 0), "{run:?}");
+    if strategy == ShipmentStrategy::ConfirmShipment {
+        assert_eq!(
+            confirm_calls(fx) - confirmations_before,
+            1,
+            "package 1 is not confirmed again"
+        );
+    }
     if strategy == ShipmentStrategy::Feed {
         let sent: Vec<(Option<i16>,)> = sqlx::query_as(
             "SELECT package_no FROM feed_messages WHERE instruction_id = $1 ORDER BY feed_submission_id, message_id",
