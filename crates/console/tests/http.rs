@@ -1837,12 +1837,23 @@ async fn a_partially_shipped_instruction_shows_each_packages_state_at_amazon(poo
     assert!(ja.contains("一部出荷済み（残りは未出荷）"));
     let r = rows(&ja);
     assert_eq!(r.len(), 2, "{r:?}");
-    assert!(r[0].contains("400012345678") && r[0].contains("出荷済み"), "{}", r[0]);
-    assert!(r[1].contains("400012345679") && r[1].contains("印刷待ち"), "{}", r[1]);
+    assert!(
+        r[0].contains("400012345678") && r[0].contains("出荷済み"),
+        "{}",
+        r[0]
+    );
+    assert!(
+        r[1].contains("400012345679") && r[1].contains("印刷待ち"),
+        "{}",
+        r[1]
+    );
     assert!(r[0].contains("2026-12-03"), "{}", r[0]);
     let en = c.get(&format!("/instructions/{id}?lang=en")).await.body;
     assert!(en.contains("Partially shipped (the rest has not left)"));
-    assert!(en.contains("Partially shipped (confirmed)"), "the API status");
+    assert!(
+        en.contains("Partially shipped (confirmed)"),
+        "the API status"
+    );
     let r = rows(&en);
     assert!(r[0].contains("Shipped (confirmed)"), "{}", r[0]);
     assert!(r[1].contains("Awaiting print"), "{}", r[1]);

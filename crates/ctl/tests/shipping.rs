@@ -455,7 +455,9 @@ async fn ship_a_later_package_of_a_partially_shipped_order(pool: PgPool) {
     fn args(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
     }
-    let state = async || -> (String, Vec<String>, Vec<(i16, Option<chrono::NaiveDate>)>) {
+    /// (status, tracking numbers, [(package number, day it left)]).
+    type State = (String, Vec<String>, Vec<(i16, Option<chrono::NaiveDate>)>);
+    let state = async || -> State {
         let (status, tracking): (String, Vec<String>) = sqlx::query_as(
             "SELECT status, tracking_numbers FROM shipping_instructions WHERE id = $1",
         )

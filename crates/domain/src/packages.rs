@@ -348,18 +348,29 @@ mod tests {
         let over = [pk(2, &[("11111111111111", 2)])];
         assert_eq!(
             problems_adding(&day1, &over, &ordered()),
-            vec!["item 11111111111111: 2 more packed, only 1 of the 3 ordered remain (2 already in package 1)"]
+            vec![
+                "item 11111111111111: 2 more packed, only 1 of the 3 ordered remain (2 already in package 1)"
+            ]
         );
         // A new package's own problems are found as on the first day.
-        let bad = problems_adding(&day1, &[pk(2, &[("99999999999999", 1)]), pk(3, &[])], &ordered());
+        let bad = problems_adding(
+            &day1,
+            &[pk(2, &[("99999999999999", 1)]), pk(3, &[])],
+            &ordered(),
+        );
         assert_eq!(bad.len(), 2, "{bad:?}");
-        assert!(bad[0].contains("package 2: item 99999999999999 is not on the order"), "{bad:?}");
+        assert!(
+            bad[0].contains("package 2: item 99999999999999 is not on the order"),
+            "{bad:?}"
+        );
         assert!(bad[1].contains("package 3 has no items"), "{bad:?}");
         // Nothing left once the order is covered.
         let full = problems_adding(&all, &[pk(3, &[("22222222222222", 1)])], &ordered());
         assert_eq!(
             full,
-            vec!["the packages already recorded (1, 2) cover the whole order: nothing is left to ship"]
+            vec![
+                "the packages already recorded (1, 2) cover the whole order: nothing is left to ship"
+            ]
         );
         // Without earlier packages it is the first day's check.
         assert_eq!(

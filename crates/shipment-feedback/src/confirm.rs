@@ -121,8 +121,7 @@ impl Feedback {
                     // Each package keeps its own result: a confirmed one is never sent again.
                     match &outcome {
                         Ok(()) => {
-                            store::packages::set_confirmed(&mut conn, t.id, number, Ok(()))
-                                .await?
+                            store::packages::set_confirmed(&mut conn, t.id, number, Ok(())).await?
                         }
                         Err(e) if e.class() == ErrorClass::Permanent => {
                             let (_, msg) = amazon_message(e);
@@ -143,8 +142,8 @@ impl Feedback {
                     // partially shipped (一部出荷済み) until the rest is confirmed.
                     db::mark_packages_confirmed(&mut conn, t.id).await?;
                     report.sent += 1;
-                    let shipped = db::api_status(&mut conn, t.id).await?
-                        == Some(domain::ApiStatus::Shipped);
+                    let shipped =
+                        db::api_status(&mut conn, t.id).await? == Some(domain::ApiStatus::Shipped);
                     let numbers: Vec<String> = parcels
                         .iter()
                         .filter_map(|p| p.number.map(|n| n.to_string()))

@@ -93,7 +93,12 @@ impl Feedback {
         for (t, parcels) in valid {
             let confirmations: Vec<Keyed> = parcels
                 .iter()
-                .map(|p| ((t.clone(), p.number), confirmation(shop, &t, p, offset, now)))
+                .map(|p| {
+                    (
+                        (t.clone(), p.number),
+                        confirmation(shop, &t, p, offset, now),
+                    )
+                })
                 .collect();
             let problems: Vec<String> = confirmations
                 .iter()

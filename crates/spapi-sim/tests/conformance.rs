@@ -1209,7 +1209,11 @@ async fn a_partial_confirmation_leaves_the_order_partially_shipped() {
     assert_eq!(status, 204, "{body}");
     assert_eq!(
         statuses().await,
-        ("PartiallyShipped".to_owned(), "PARTIALLY_SHIPPED".to_owned(), 1)
+        (
+            "PartiallyShipped".to_owned(),
+            "PARTIALLY_SHIPPED".to_owned(),
+            1
+        )
     );
 
     // Item 1 has nothing left.
@@ -1227,9 +1231,13 @@ async fn a_partial_confirmation_leaves_the_order_partially_shipped() {
     let held: Vec<(String, String, u32)> = packages
         .iter()
         .flat_map(|p| {
-            p.items
-                .iter()
-                .map(|i| (p.package_reference_id.clone(), i.order_item_id.clone(), i.quantity))
+            p.items.iter().map(|i| {
+                (
+                    p.package_reference_id.clone(),
+                    i.order_item_id.clone(),
+                    i.quantity,
+                )
+            })
         })
         .collect();
     assert_eq!(

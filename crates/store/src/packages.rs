@@ -113,7 +113,10 @@ pub struct PackageState {
 impl PackageState {
     /// Not confirmed by Amazon and not waiting for a feed's result: a run sends it.
     pub fn unsent(&self) -> bool {
-        matches!(self.api_status, ApiStatus::AwaitingPrint | ApiStatus::Failed)
+        matches!(
+            self.api_status,
+            ApiStatus::AwaitingPrint | ApiStatus::Failed
+        )
     }
 }
 
@@ -140,7 +143,8 @@ pub async fn states(
             };
             let items: Vec<PackageItem> = serde_json::from_value(r.items)
                 .map_err(|e| corrupt(format!("items do not read: {e}")))?;
-            let api_status: ApiStatus = r.api_status.parse().map_err(|e| corrupt(format!("{e}")))?;
+            let api_status: ApiStatus =
+                r.api_status.parse().map_err(|e| corrupt(format!("{e}")))?;
             Ok(PackageState {
                 package: Package {
                     number: r.package_no as u16,

@@ -397,12 +397,20 @@ pub async fn partial_targets(
 }
 
 /// The API status of an instruction (`None`: no such instruction).
-pub async fn api_status(conn: &mut PgConnection, id: Uuid) -> Result<Option<ApiStatus>, StoreError> {
-    let status =
-        sqlx::query_scalar!("SELECT api_status FROM shipping_instructions WHERE id = $1", id)
-            .fetch_optional(conn)
-            .await?;
+pub async fn api_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<ApiStatus>, StoreError> {
+    let status = sqlx::query_scalar!(
+        "SELECT api_status FROM shipping_instructions WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
     status
-        .map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("instruction {id}: {e}"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|e| StoreError::Corrupt(format!("instruction {id}: {e}")))
+        })
         .transpose()
 }

@@ -417,10 +417,7 @@ async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
         .await
         .unwrap();
     assert_eq!(day1.packages[0].number, 1);
-    assert_eq!(
-        day1.remaining,
-        vec![(A.to_owned(), 1), (B.to_owned(), 1)]
-    );
+    assert_eq!(day1.remaining, vec![(A.to_owned(), 1), (B.to_owned(), 1)]);
     assert_eq!(
         statuses(fx, id).await,
         ("allocated".into(), "awaiting_print".into())
@@ -468,7 +465,12 @@ async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
     let rest = ship(
         fx,
         &o,
-        &[package(1, tracking12(n + 2), Some("sagawa"), &[(A, 1), (B, 1)])],
+        &[package(
+            1,
+            tracking12(n + 2),
+            Some("sagawa"),
+            &[(A, 1), (B, 1)],
+        )],
     )
     .await
     .unwrap();
@@ -496,7 +498,11 @@ async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
         .fetch_all(&fx.pool)
         .await
         .unwrap();
-        assert_eq!(sent, vec![(Some(1),), (Some(2),)], "package 1 is not sent again");
+        assert_eq!(
+            sent,
+            vec![(Some(1),), (Some(2),)],
+            "package 1 is not sent again"
+        );
     }
     settle().await;
     let mut expected = vec![
@@ -520,10 +526,7 @@ async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
         fx.sim.sim().order(&o.order_id).unwrap().status,
         OrderStatus::Shipped
     );
-    assert_eq!(
-        statuses(fx, id).await,
-        ("shipped".into(), "shipped".into())
-    );
+    assert_eq!(statuses(fx, id).await, ("shipped".into(), "shipped".into()));
     assert_eq!(
         package_states(fx, id).await,
         vec![(1, "shipped".into()), (2, "shipped".into())]
