@@ -554,3 +554,76 @@ async fn partial_shipment_by_confirm_shipment(pool: PgPool) {
     let fx = fixture(pool, ShipmentStrategy::ConfirmShipment).await;
     partial_shipment_day_by_day(&fx, 70).await;
 }
+
+/// A later package Amazon refuses (our lines say A × 3, Amazon's order A × 1 and B × 1, and
+/// package 1 took A's one): package 2 fails with Amazon's message while package 1 stays
+/// confirmed, the instruction fails and stays allocated; an operator's resend sends package 2
+/// only.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_refused_later_package_fails_alone_and_only_it_is_resent(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    every_package(&fx, true).await;
+    let service = fx.service(fast_feedback());
+    let o = order(&fx, 1);
+    let id = allocated(&fx, &o).await;
+    sqlx::query("UPDATE instruction_lines SET quantity = 3 WHERE instruction_id = $1 AND amazon_order_item_id = $2")
+        .bind(id)
+        .bind(A)
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    ship(&fx, &o, &[package(1, tracking12(80), None, &[(A, 1)])])
+        .await
+        .unwrap();
+    service.run(fx.shop.id, None, "test").await.unwrap();
+    fx.wait_sim_feeds_done().await;
+    poll_until_final(&fx).await;
+    assert_eq!(
+        statuses(&fx, id).await,
+        ("allocated".into(), "partially_shipped".into())
+    );
+
+    ship(&fx, &o, &[package(1, tracking12(81), None, &[(A, 1)])])
+        .await
+        .unwrap();
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!(run.sent, 1, "{run:?}");
+    fx.wait_sim_feeds_done().await;
+    poll_until_final(&fx).await;
+    assert_eq!(amazon_packages(&fx, &o.order_id).len(), 1);
+    let (status, error) = fx.api_status(id).await;
+    assert_eq!(status, "failed", "{error:?}");
+    assert!(error.unwrap().contains("Amazon refused the shipment"));
+    let states: Vec<(i16, String, Option<String>)> = sqlx::query_as(
+        "SELECT package_no, api_status, api_error FROM shipment_packages WHERE instruction_id = $1 ORDER BY package_no",
+    )
+    .bind(id)
+    .fetch_all(&fx.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (states[0].0, states[0].1.as_str(), states[0].2.as_deref()),
+        (1, "shipped", None)
+    );
+    assert_eq!((states[1].0, states[1].1.as_str()), (2, "failed"));
+    assert!(states[1].2.is_some(), "Amazon's message kept: {states:?}");
+    assert_eq!(statuses(&fx, id).await.0, "allocated");
+
+    // The operator resends: only package 2 goes again.
+    let mut conn = fx.pool.acquire().await.unwrap();
+    let asked = store::resend::ask(&mut conn, fx.shop.id, &o.order_id, "alice")
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(asked, store::resend::Resend::Requested);
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!(run.sent, 1, "{run:?}");
+    let sent: Vec<(Option<i16>,)> = sqlx::query_as(
+        "SELECT package_no FROM feed_messages WHERE instruction_id = $1 ORDER BY feed_submission_id, message_id",
+    )
+    .bind(id)
+    .fetch_all(&fx.pool)
+    .await
+    .unwrap();
+    assert_eq!(sent, vec![(Some(1),), (Some(2),), (Some(2),)]);
+}
