@@ -1,7 +1,8 @@
 //! Step 4, strategy `confirm_shipment`: Orders v0 `confirmShipment` per order (package
 //! reference 1, so a repeat edits the same shipment instead of adding one) — or, for a shop that
-//! sends every package, one call per package (reference = package number) — result immediate:
-//! 出荷済み (shipped), or `failed` with Amazon's message.
+//! sends every package, one call per package not confirmed yet (reference = package number) —
+//! result immediate: 出荷済み (shipped), 一部出荷済み (partially shipped: the packages confirmed
+//! so far do not cover the order), or `failed` with Amazon's message.
 
 use chrono::{DateTime, Utc};
 use job_api::JobError;
