@@ -188,7 +188,7 @@ td:first-child{white-space:nowrap}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:13px;white-space:nowrap;border:1px solid transparent}
 .b-ok,.b-succeeded,.b-success,.b-shipped,.b-paid,.b-info,.b-done{background:#e3f4e8;color:#145c2e;border-color:#9fd3b0}
-.b-warning,.b-waiting,.b-printed,.b-pending,.b-submitted,.b-in_flight,.b-running,.b-skipped{background:#fff4d6;color:#6b4c00;border-color:#f0cf78}
+.b-warning,.b-waiting,.b-printed,.b-partially_shipped,.b-pending,.b-submitted,.b-in_flight,.b-running,.b-skipped{background:#fff4d6;color:#6b4c00;border-color:#f0cf78}
 .b-error,.b-failed,.b-fatal,.b-rejected,.b-needs_reauthorization,.b-canceled,.b-cancelled{background:#fde3e3;color:#8a1c1c;border-color:#efa3a3}
 .b-attention{background:#f3e0ff;color:#5a1a85;border-color:#c9a0e8}
 .b-neutral,.b-unpaid,.b-hold,.b-awaiting_shipment,.b-awaiting_print,.b-allocated{background:#e8edf2;color:#2a3a4a;border-color:#c2ccd6}

@@ -1778,3 +1778,83 @@ async fn an_instructions_packages_are_shown_with_their_contents(pool: PgPool) {
         assert!(table.contains(expected), "{expected}: {table}");
     }
 }
+
+/// Issue 21 item 2, partial shipments: an allocated instruction with packages is shown
+/// partially shipped (一部出荷済み / Partially shipped), and for a shop that sends every package
+/// each package says whether Amazon confirmed it.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_partially_shipped_instruction_shows_each_packages_state_at_amazon(pool: PgPool) {
+    let acme = shop(&pool, "acme-jp", "JP", "Asia/Tokyo").await;
+    user(&pool, "alice", &["acme-jp"]).await;
+    let order = "503-1111111-2222223";
+    let id = instruction(&pool, acme, order, "山田 太郎", Utc::now()).await;
+    sqlx::query("UPDATE shipping_instructions SET status = 'allocated', api_status = 'partially_shipped' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let item = format!("{order}-1");
+    let package = |n: u16, tracking: &str| domain::packages::Package {
+        number: n,
+        tracking_number: tracking.into(),
+        external_delivery_method: None,
+        items: vec![domain::packages::PackageItem {
+            order_item_id: item.clone(),
+            quantity: 1,
+        }],
+    };
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    store::packages::set_send_every_package(&mut conn, acme, true)
+        .await
+        .unwrap();
+    store::packages::add(
+        &mut conn,
+        id,
+        &[package(1, "400012345678"), package(2, "400012345679")],
+        day,
+    )
+    .await
+    .unwrap();
+    store::packages::set_confirmed(&mut conn, id, 1, Ok(()))
+        .await
+        .unwrap();
+    drop(conn);
+    let srv = start(pool.clone(), "").await;
+    let mut c = Client::new(&srv.base);
+    c.sign_in("alice").await;
+    let rows = |page: &str| -> Vec<String> {
+        let at = page.find(r#"id="packages""#).expect("a packages table");
+        let table = &page[at..at + page[at..].find("</table>").unwrap()];
+        table
+            .split("<tr>")
+            .filter(|r| r.contains("4000123456"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let ja = c.get(&format!("/instructions/{id}?lang=ja")).await.body;
+    assert!(ja.contains(r#"id="partially-shipped""#), "{ja}");
+    assert!(ja.contains("一部出荷済み（残りは未出荷）"));
+    let r = rows(&ja);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r[0].contains("400012345678") && r[0].contains("出荷済み"),
+        "{}",
+        r[0]
+    );
+    assert!(
+        r[1].contains("400012345679") && r[1].contains("印刷待ち"),
+        "{}",
+        r[1]
+    );
+    assert!(r[0].contains("2026-12-03"), "{}", r[0]);
+    let en = c.get(&format!("/instructions/{id}?lang=en")).await.body;
+    assert!(en.contains("Partially shipped (the rest has not left)"));
+    assert!(
+        en.contains("Partially shipped (confirmed)"),
+        "the API status"
+    );
+    let r = rows(&en);
+    assert!(r[0].contains("Shipped (confirmed)"), "{}", r[0]);
+    assert!(r[1].contains("Awaiting print"), "{}", r[1]);
+}

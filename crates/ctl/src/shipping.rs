@@ -172,7 +172,9 @@ pub struct ShipArgs {
     /// TRACKING[@CARRIER]:ORDER_ITEM_ID=QTY[,ORDER_ITEM_ID=QTY…] (CARRIER: an external delivery
     /// method when the package went with another carrier than the instruction's). Sent one by
     /// one for a shop set with `ctl shop set --send-every-package true`; otherwise the first
-    /// package's tracking number is sent as the seed says.
+    /// package's tracking number is sent as the seed says. For a shop sending every package,
+    /// packages covering only part of the order are a partial shipment (一部出荷済み): run `ctl
+    /// ship --package` again for the rest when it leaves (package numbers continue).
     #[arg(long)]
     pub package: Vec<String>,
     /// Ship date (default: today in the shop's time zone).
@@ -528,10 +530,35 @@ async fn ship(pool: &PgPool, a: ShipArgs) -> anyhow::Result<()> {
             .map(|(n, spec)| domain::packages::parse(n as u16 + 1, spec))
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| anyhow::anyhow!("--package {e}"))?;
-        store::wms::ship_packages(&mut tx, shop.id, &a.amazon_order_id, &packages, date)
-            .await
-            .map_err(wms_err)?;
-        packages.into_iter().map(|p| p.tracking_number).collect()
+        let shipped =
+            store::wms::ship_packages(&mut tx, shop.id, &a.amazon_order_id, &packages, date)
+                .await
+                .map_err(wms_err)?;
+        if !shipped.remaining.is_empty() {
+            tx.commit().await?;
+            let numbers: Vec<String> = shipped
+                .packages
+                .iter()
+                .map(|p| format!("{} ({})", p.number, p.tracking_number))
+                .collect();
+            let rest: Vec<String> = shipped
+                .remaining
+                .iter()
+                .map(|(item, q)| format!("{item} × {q}"))
+                .collect();
+            println!(
+                "order {} partially shipped (一部出荷済み) on {date}: package {} recorded; still to ship: {} (record it with `ctl ship --package` when it leaves)",
+                a.amazon_order_id,
+                numbers.join(", "),
+                rest.join(", ")
+            );
+            return Ok(());
+        }
+        shipped
+            .packages
+            .into_iter()
+            .map(|p| p.tracking_number)
+            .collect()
     };
     tx.commit().await?;
     println!(

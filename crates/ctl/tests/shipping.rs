@@ -356,6 +356,184 @@ async fn ship_packages_and_the_every_package_switch(pool: PgPool) {
     );
 }
 
+/// Issue 21 item 2, partial shipments: for a shop that sends every package, `ctl ship
+/// --package` with part of the order leaves the instruction allocated (一部出荷済み) and says
+/// what is left; a later `ctl ship --package` adds the rest (numbers continue), checked with the
+/// earlier packages (more than remains is refused naming the item); once the order left whole no
+/// package can be added.
+#[sqlx::test(migrations = "../../migrations")]
+async fn ship_a_later_package_of_a_partially_shipped_order(pool: PgPool) {
+    let env = Env::new(&pool).await;
+    env.add_shop("acme");
+    env.ok(&[
+        "shop",
+        "set",
+        "--shop",
+        "acme",
+        "--send-every-package",
+        "true",
+    ]);
+    let shop_id: Uuid = sqlx::query_scalar("SELECT id FROM shops WHERE code = 'acme'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, marketplace_id, status) VALUES ($1, $2, '503-1111111-5555555', 'A1VC38T7YXB528', 'allocated')",
+    )
+    .bind(id)
+    .bind(shop_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Allocated stock of both lines: 10 on hand each, 3 and 1 allocated to this order.
+    let mut products = Vec::new();
+    for (n, (item, qty)) in [("11111111111111", 3), ("22222222222222", 1)]
+        .iter()
+        .enumerate()
+    {
+        let product = Uuid::now_v7();
+        products.push(product);
+        sqlx::query("INSERT INTO products (id, shop_id, code, name) VALUES ($1, $2, $3, 'P')")
+            .bind(product)
+            .bind(shop_id)
+            .bind(format!("P{n}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO stock (product_id, shop_id, on_hand, allocated) VALUES ($1, $2, 10, $3)",
+        )
+        .bind(product)
+        .bind(shop_id)
+        .bind(qty)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO instruction_lines (id, instruction_id, shop_id, line_no, amazon_order_item_id, sku, quantity, product_id) VALUES ($1, $2, $3, $4, $5, 'SKU', $6, $7)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(id)
+        .bind(shop_id)
+        .bind(n as i32 + 1)
+        .bind(item)
+        .bind(qty)
+        .bind(product)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let stock = async || -> Vec<(i32, i32)> {
+        let mut out = Vec::new();
+        for p in &products {
+            out.push(
+                sqlx::query_as("SELECT on_hand, allocated FROM stock WHERE product_id = $1")
+                    .bind(p)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap(),
+            );
+        }
+        out
+    };
+    let ship = |package: &str, date: &str| {
+        vec![
+            "ship",
+            "--shop",
+            "acme",
+            "503-1111111-5555555",
+            "--date",
+            date,
+            "--package",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([package.to_owned()])
+        .collect::<Vec<_>>()
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    /// (status, tracking numbers, [(package number, day it left)]).
+    type State = (String, Vec<String>, Vec<(i16, Option<chrono::NaiveDate>)>);
+    let state = async || -> State {
+        let (status, tracking): (String, Vec<String>) = sqlx::query_as(
+            "SELECT status, tracking_numbers FROM shipping_instructions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let packages = sqlx::query_as(
+            "SELECT package_no, shipped_on FROM shipment_packages WHERE instruction_id = $1 ORDER BY package_no",
+        )
+        .bind(id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        (status, tracking, packages)
+    };
+    let day1 = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let day2 = chrono::NaiveDate::from_ymd_opt(2026, 12, 4).unwrap();
+
+    // Day 1: two of item 1 leave.
+    let said = env.ok(&args(&ship("400000000011:11111111111111=2", "2026-12-03")));
+    assert!(said.contains("partially shipped (一部出荷済み)"), "{said}");
+    assert!(
+        said.contains("still to ship: 11111111111111 × 1, 22222222222222 × 1"),
+        "{said}"
+    );
+    assert_eq!(
+        state().await,
+        (
+            "allocated".to_owned(),
+            vec!["400000000011".to_owned()],
+            vec![(1, Some(day1))]
+        )
+    );
+    // What left has left on-hand and allocated; the rest stays allocated.
+    assert_eq!(stock().await, vec![(8, 1), (10, 1)]);
+
+    // Day 2: two more of item 1 is more than remains: refused naming the item, nothing changed.
+    env.fails(
+        &args(&ship("400000000012:11111111111111=2", "2026-12-04")),
+        "item 11111111111111: 2 more packed, only 1 of the 3 ordered remain (2 already in package 1)",
+    );
+    assert_eq!(state().await.2.len(), 1);
+    assert_eq!(stock().await, vec![(8, 1), (10, 1)]);
+
+    // The rest leaves as package 2: the instruction is shipped on day 2.
+    let said = env.ok(&args(&ship(
+        "400000000013@sagawa:11111111111111=1,22222222222222=1",
+        "2026-12-04",
+    )));
+    assert!(said.contains("shipped (出荷済み)"), "{said}");
+    assert_eq!(
+        state().await,
+        (
+            "shipped".to_owned(),
+            vec!["400000000011".to_owned(), "400000000013".to_owned()],
+            vec![(1, Some(day1)), (2, Some(day2))]
+        )
+    );
+    let shipped_on: Option<chrono::NaiveDate> =
+        sqlx::query_scalar("SELECT shipped_on FROM shipping_instructions WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(shipped_on, Some(day2));
+    // As the full ship would have left it: the whole order off on-hand and allocated.
+    assert_eq!(stock().await, vec![(7, 0), (9, 0)]);
+
+    // Nothing is left: a further package is refused.
+    env.fails(
+        &args(&ship("400000000014:22222222222222=1", "2026-12-04")),
+        "it left whole with packages 1, 2; no package can be added",
+    );
+}
+
 /// Issue 21 item 1: `ctl cancel-request accept|decline` decide a buyer's request (recorded with
 /// the operator); an order without a request, or one decided already, is refused with why.
 #[sqlx::test(migrations = "../../migrations")]

@@ -94,8 +94,121 @@ pub fn problems(packages: &[Package], ordered: &[(String, u32)]) -> Vec<String> 
             packages.len()
         ));
     }
-    let ordered: BTreeMap<&str, u32> = ordered.iter().map(|(id, q)| (id.as_str(), *q)).collect();
+    let ordered = ordered_map(ordered);
+    each_package(packages, &ordered, &mut out);
+    for (id, n) in packed(packages) {
+        if let Some(&q) = ordered.get(id)
+            && n > q
+        {
+            out.push(format!(
+                "item {id}: {n} packed over all packages, {q} ordered"
+            ));
+        }
+    }
+    out
+}
+
+/// What is wrong with adding `new` packages to the `earlier` ones of a partially shipped order
+/// (the packages that left on an earlier day): each new package's own problems as in
+/// [`problems`], nothing left to ship when the earlier packages cover the order, and for an item
+/// packed beyond what remains, how much remains of what was ordered and which earlier packages
+/// hold the rest. With no earlier package this is [`problems`].
+pub fn problems_adding(
+    earlier: &[Package],
+    new: &[Package],
+    ordered: &[(String, u32)],
+) -> Vec<String> {
+    if earlier.is_empty() {
+        return problems(new, ordered);
+    }
+    let mut out = Vec::new();
+    let numbers = |ps: &[&Package]| {
+        ps.iter()
+            .map(|p| p.number.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if covers(earlier, ordered) {
+        out.push(format!(
+            "the packages already recorded ({}) cover the whole order: nothing is left to ship",
+            numbers(&earlier.iter().collect::<Vec<_>>())
+        ));
+        return out;
+    }
+    if new.is_empty() {
+        out.push("no new package".to_owned());
+    }
+    let total = earlier.len() + new.len();
+    if total > MAX_PACKAGES {
+        out.push(format!(
+            "{total} packages with the {} already recorded; at most {MAX_PACKAGES}",
+            earlier.len()
+        ));
+    }
+    let ordered = ordered_map(ordered);
+    each_package(new, &ordered, &mut out);
+    let before = packed(earlier);
+    for (id, n) in packed(new) {
+        let Some(&q) = ordered.get(id) else { continue };
+        let already = before.get(id).copied().unwrap_or(0);
+        if already + n > q {
+            let holding: Vec<&Package> = earlier
+                .iter()
+                .filter(|p| p.items.iter().any(|i| i.order_item_id == id))
+                .collect();
+            out.push(format!(
+                "item {id}: {n} more packed, only {} of the {q} ordered remain{}",
+                q.saturating_sub(already),
+                if holding.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({already} already in package {})", numbers(&holding))
+                }
+            ));
+        }
+    }
+    out
+}
+
+/// Whether `packages` hold every unit that was `ordered` (the order has left whole).
+pub fn covers(packages: &[Package], ordered: &[(String, u32)]) -> bool {
+    let packed = packed(packages);
+    ordered
+        .iter()
+        .all(|(id, q)| packed.get(id.as_str()).copied().unwrap_or(0) >= *q)
+}
+
+/// What of the order is not in `packages` yet: order item id → quantity, for items with some
+/// left (empty when the packages cover the order).
+pub fn remaining(packages: &[Package], ordered: &[(String, u32)]) -> Vec<(String, u32)> {
+    let packed = packed(packages);
+    ordered
+        .iter()
+        .map(|(id, q)| {
+            let left = q.saturating_sub(packed.get(id.as_str()).copied().unwrap_or(0));
+            (id.clone(), left)
+        })
+        .filter(|(_, left)| *left > 0)
+        .collect()
+}
+
+fn ordered_map(ordered: &[(String, u32)]) -> BTreeMap<&str, u32> {
+    ordered.iter().map(|(id, q)| (id.as_str(), *q)).collect()
+}
+
+/// Quantity of each item over `packages`.
+fn packed(packages: &[Package]) -> BTreeMap<&str, u32> {
     let mut packed: BTreeMap<&str, u32> = BTreeMap::new();
+    for p in packages {
+        for i in &p.items {
+            *packed.entry(i.order_item_id.as_str()).or_default() += i.quantity;
+        }
+    }
+    packed
+}
+
+/// Each package's own problems: no items, a zero quantity, an item not on the order.
+fn each_package(packages: &[Package], ordered: &BTreeMap<&str, u32>, out: &mut Vec<String>) {
     for p in packages {
         if p.items.is_empty() {
             out.push(format!("package {} has no items", p.number));
@@ -115,19 +228,8 @@ pub fn problems(packages: &[Package], ordered: &[(String, u32)]) -> Vec<String> 
                     ordered.keys().copied().collect::<Vec<_>>().join(", ")
                 ));
             }
-            *packed.entry(i.order_item_id.as_str()).or_default() += i.quantity;
         }
     }
-    for (id, n) in packed {
-        if let Some(&q) = ordered.get(id)
-            && n > q
-        {
-            out.push(format!(
-                "item {id}: {n} packed over all packages, {q} ordered"
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -211,6 +313,98 @@ mod tests {
         assert!(problems(&[p(1, &[])], &ordered())[0].contains("no items"));
         assert!(problems(&[p(1, &[("11111111111111", 0)])], &ordered())[0].contains("quantity 0"));
         assert_eq!(problems(&[], &ordered()), vec!["no package"]);
+    }
+
+    fn pk(n: u16, items: &[(&str, u32)]) -> Package {
+        Package {
+            number: n,
+            tracking_number: format!("T{n}"),
+            external_delivery_method: None,
+            items: items
+                .iter()
+                .map(|(id, q)| PackageItem {
+                    order_item_id: (*id).into(),
+                    quantity: *q,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn later_packages_are_checked_with_the_earlier_ones() {
+        let day1 = [pk(1, &[("11111111111111", 2)])];
+        assert!(!covers(&day1, &ordered()));
+        assert_eq!(
+            remaining(&day1, &ordered()),
+            vec![("11111111111111".into(), 1), ("22222222222222".into(), 1)]
+        );
+        // The rest: fits, and then the order is covered.
+        let rest = [pk(2, &[("11111111111111", 1), ("22222222222222", 1)])];
+        assert!(problems_adding(&day1, &rest, &ordered()).is_empty());
+        let all: Vec<Package> = day1.iter().chain(&rest).cloned().collect();
+        assert!(covers(&all, &ordered()));
+        assert!(remaining(&all, &ordered()).is_empty());
+        // More of A than remains: named with what remains and where the rest is.
+        let over = [pk(2, &[("11111111111111", 2)])];
+        assert_eq!(
+            problems_adding(&day1, &over, &ordered()),
+            vec![
+                "item 11111111111111: 2 more packed, only 1 of the 3 ordered remain (2 already in package 1)"
+            ]
+        );
+        // A new package's own problems are found as on the first day.
+        let bad = problems_adding(
+            &day1,
+            &[pk(2, &[("99999999999999", 1)]), pk(3, &[])],
+            &ordered(),
+        );
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad[0].contains("package 2: item 99999999999999 is not on the order"),
+            "{bad:?}"
+        );
+        assert!(bad[1].contains("package 3 has no items"), "{bad:?}");
+        // Nothing left once the order is covered.
+        let full = problems_adding(&all, &[pk(3, &[("22222222222222", 1)])], &ordered());
+        assert_eq!(
+            full,
+            vec![
+                "the packages already recorded (1, 2) cover the whole order: nothing is left to ship"
+            ]
+        );
+        // Without earlier packages it is the first day's check.
+        assert_eq!(
+            problems_adding(&[], &over, &ordered()),
+            problems(&over, &ordered())
+        );
+    }
+
+    proptest! {
+        /// Packages added day by day never ship more of an item than was ordered, and the
+        /// order is covered exactly when every unit was packed.
+        #[test]
+        fn packages_added_later_never_exceed_the_order(
+            split in proptest::collection::vec((0usize..2, 1u32..4), 1..8),
+            at in 0usize..8,
+        ) {
+            let ids = ["11111111111111", "22222222222222"];
+            let packages: Vec<Package> = split.iter().enumerate()
+                .map(|(n, (i, q))| pk(n as u16 + 1, &[(ids[*i], *q)]))
+                .collect();
+            let at = at.min(packages.len());
+            let (earlier, new) = packages.split_at(at);
+            if problems(earlier, &ordered()).is_empty() && !new.is_empty() {
+                let accepted = problems_adding(earlier, new, &ordered()).is_empty();
+                let total = |id: &str| split.iter().filter(|(i, _)| ids[*i] == id).map(|(_, q)| q).sum::<u32>();
+                prop_assert_eq!(
+                    accepted,
+                    total(ids[0]) <= 3 && total(ids[1]) <= 1 && !covers(earlier, &ordered())
+                );
+                if accepted {
+                    prop_assert_eq!(covers(&packages, &ordered()), total(ids[0]) == 3 && total(ids[1]) == 1);
+                }
+            }
+        }
     }
 
     proptest! {

@@ -100,6 +100,9 @@ labelled_enum! {
         Shipped => "shipped", "出荷済み", "Shipped (confirmed)",
         /// Amazon rejected the shipment; its message is kept.
         Failed => "failed", "失敗", "Failed",
+        /// 一部出荷済み: a shop that sends every package had some packages confirmed by Amazon;
+        /// the rest of the order has not left, or is not sent yet.
+        PartiallyShipped => "partially_shipped", "一部出荷済み", "Partially shipped (confirmed)",
     }
 }
 
@@ -137,6 +140,9 @@ impl InstructionStatus {
 ///        │  └──ResendRequested── failed / awaiting_print (ctl resend-shipment)
 ///        ├──ShipmentConfirmed (confirmShipment)──▶ 出荷済み shipped
 ///        └──ShipmentRefused (confirmShipment)────▶ failed
+///
+/// Every package, partial shipments (a shop that sends every package):
+/// 印刷待ち / 印刷済み ──PartConfirmed──▶ 一部出荷済み partially_shipped ──PackagesAdded──▶ 印刷待ち
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiTransition {
@@ -152,6 +158,11 @@ pub enum ApiTransition {
     ShipmentRefused,
     /// An operator asked to send the shipment again (`ctl resend-shipment`).
     ResendRequested,
+    /// Amazon confirmed every package sent so far, and they do not cover the whole order (or
+    /// more packages wait): 一部出荷済み (feed-poller, or confirmShipment per package).
+    PartConfirmed,
+    /// The warehouse recorded more packages of a partially shipped order: they wait to be sent.
+    PackagesAdded,
 }
 
 impl ApiTransition {
@@ -163,6 +174,8 @@ impl ApiTransition {
         Self::ShipmentConfirmed,
         Self::ShipmentRefused,
         Self::ResendRequested,
+        Self::PartConfirmed,
+        Self::PackagesAdded,
     ];
 
     /// The statuses the transition may start from (any other status is left alone).
@@ -174,6 +187,8 @@ impl ApiTransition {
             }
             Self::FeedConfirmed | Self::FeedRefused => &[Printed],
             Self::ResendRequested => &[AwaitingPrint, Failed],
+            Self::PartConfirmed => &[AwaitingPrint, Printed],
+            Self::PackagesAdded => &[PartiallyShipped],
         }
     }
 
@@ -183,7 +198,8 @@ impl ApiTransition {
             Self::FeedAccepted => ApiStatus::Printed,
             Self::FeedConfirmed | Self::ShipmentConfirmed => ApiStatus::Shipped,
             Self::FeedRefused | Self::ShipmentRefused => ApiStatus::Failed,
-            Self::ResendRequested => ApiStatus::AwaitingPrint,
+            Self::ResendRequested | Self::PackagesAdded => ApiStatus::AwaitingPrint,
+            Self::PartConfirmed => ApiStatus::PartiallyShipped,
         }
     }
 
@@ -328,6 +344,13 @@ mod tests {
         assert_eq!(Shipped.after(ResendRequested), None);
         assert_eq!(Printed.after(ResendRequested), None);
         assert_eq!(Printed.after(FeedAccepted), None);
+        assert_eq!(Printed.after(PartConfirmed), Some(PartiallyShipped));
+        assert_eq!(AwaitingPrint.after(PartConfirmed), Some(PartiallyShipped));
+        assert_eq!(PartiallyShipped.after(PackagesAdded), Some(AwaitingPrint));
+        // A confirmed part is not resent, and a feed result does not apply to it.
+        assert_eq!(PartiallyShipped.after(ResendRequested), None);
+        assert_eq!(PartiallyShipped.after(FeedConfirmed), None);
+        assert_eq!(Shipped.after(PackagesAdded), None);
         for t in ApiTransition::ALL {
             assert!(
                 !t.from().contains(&t.to()) || *t == ResendRequested,

@@ -327,6 +327,6 @@ async fn instruction_result(
     if is_acknowledgement(sub) {
         store::cancel_requests::apply_result(tx, instruction, failure).await
     } else {
-        store::shipments::apply_feed_result(tx, instruction, failure).await
+        store::shipments::apply_feed_result(tx, sub.id, instruction, failure).await
     }
 }

@@ -1,7 +1,8 @@
 //! Step 4, strategy `confirm_shipment`: Orders v0 `confirmShipment` per order (package
 //! reference 1, so a repeat edits the same shipment instead of adding one) — or, for a shop that
-//! sends every package, one call per package (reference = package number) — result immediate:
-//! 出荷済み (shipped), or `failed` with Amazon's message.
+//! sends every package, one call per package not confirmed yet (reference = package number) —
+//! result immediate: 出荷済み (shipped), 一部出荷済み (partially shipped: the packages confirmed
+//! so far do not cover the order), or `failed` with Amazon's message.
 
 use chrono::{DateTime, Utc};
 use job_api::JobError;
@@ -117,11 +118,63 @@ impl Feedback {
                     }
                     other => other,
                 };
+                if let Some(number) = parcel.number {
+                    // Each package keeps its own result: a confirmed one is never sent again.
+                    match &outcome {
+                        Ok(()) => {
+                            store::packages::set_confirmed(&mut conn, t.id, number, Ok(())).await?
+                        }
+                        Err(e) if e.class() == ErrorClass::Permanent => {
+                            let (_, msg) = amazon_message(e);
+                            store::packages::set_confirmed(&mut conn, t.id, number, Err(&msg))
+                                .await?
+                        }
+                        Err(_) => {}
+                    }
+                }
                 if outcome.is_err() {
                     break;
                 }
             }
+            let packages = parcels.iter().any(|p| p.number.is_some());
             match outcome {
+                Ok(()) if packages => {
+                    // Shipped when the order left whole and every package is confirmed, else
+                    // partially shipped (一部出荷済み) until the rest is confirmed.
+                    db::mark_packages_confirmed(&mut conn, t.id).await?;
+                    report.sent += 1;
+                    let shipped =
+                        db::api_status(&mut conn, t.id).await? == Some(domain::ApiStatus::Shipped);
+                    let numbers: Vec<String> = parcels
+                        .iter()
+                        .filter_map(|p| p.number.map(|n| n.to_string()))
+                        .collect();
+                    let message = if shipped {
+                        format!(
+                            "packages {} confirmed by Amazon (confirmShipment): 出荷済み",
+                            numbers.join(", ")
+                        )
+                    } else {
+                        format!(
+                            "packages {} confirmed by Amazon (confirmShipment): 一部出荷済み, the rest of the order is not confirmed yet",
+                            numbers.join(", ")
+                        )
+                    };
+                    api_log::write(
+                        &mut conn,
+                        &Entry {
+                            run_id: Some(run.run_id),
+                            amazon_order_id: Some(&order_id),
+                            code: Some(if shipped {
+                                "shipment_confirmed"
+                            } else {
+                                "shipment_partially_confirmed"
+                            }),
+                            ..Entry::new(Some(shop.id), ACTION, Level::Info, &message)
+                        },
+                    )
+                    .await?;
+                }
                 Ok(()) => {
                     db::mark_confirmed(&mut conn, t.id).await?;
                     report.sent += 1;

@@ -111,7 +111,9 @@ impl Feedback {
         // 2. Targets (each order on its marketplace's day), and the late ones told once.
         let mut conn = self.deps.pool.acquire().await?;
         report.late = notice_late(&mut conn, run, now).await?;
-        let targets = db::targets(&mut conn, shop.id, shop.time_zone, now).await?;
+        let mut targets = db::targets(&mut conn, shop.id, shop.time_zone, now).await?;
+        // Partial shipments (a shop that sends every package): the packages that left today.
+        targets.extend(db::partial_targets(&mut conn, shop.id, shop.time_zone, now).await?);
         report.targets = targets.len();
         if targets.is_empty() {
             return Ok(());
@@ -125,7 +127,7 @@ impl Feedback {
         for t in targets {
             let parcels = match validate::check(&t, &mappings) {
                 Ok(checked) if every_package => {
-                    let packages = store::packages::of(&mut conn, t.id).await?;
+                    let packages = store::packages::states(&mut conn, t.id).await?;
                     if packages.is_empty() {
                         Ok(vec![Parcel::whole(checked)])
                     } else {
@@ -134,13 +136,22 @@ impl Feedback {
                             .into_iter()
                             .map(|(item, q)| (item, q.max(0) as u32))
                             .collect();
-                        validate::check_packages(&t, &packages, &ordered, &mappings)
+                        // Every package is checked against the order; only the ones Amazon has
+                        // not confirmed (nor is processing) are sent.
+                        let unsent: Vec<u16> = packages
+                            .iter()
+                            .filter(|p| p.unsent())
+                            .map(|p| p.package.number)
+                            .collect();
+                        let all: Vec<_> = packages.into_iter().map(|p| p.package).collect();
+                        validate::check_packages(&t, &all, &unsent, &ordered, &mappings)
                     }
                 }
                 Ok(checked) => Ok(vec![Parcel::whole(checked)]),
                 Err(refusal) => Err(refusal),
             };
             match parcels {
+                Ok(parcels) if parcels.is_empty() => {}
                 Ok(parcels) => valid.push((t, parcels)),
                 Err(refusal) => {
                     report.refused += 1;

@@ -10,7 +10,10 @@
 //!    none, the submission is closed as not sent and its instructions become targets again.
 //! 2. **Select** the seed's targets: imported through the API, has a tracking number, API status
 //!    印刷待ち (awaiting print), instruction 出荷済み (shipped), ship date = today in the shop's
-//!    time zone (or an operator's `ctl resend-shipment`).
+//!    time zone (or an operator's `ctl resend-shipment`); for a shop that sends every package,
+//!    also the partially shipped instructions (allocated, 一部出荷済み) with a package that left
+//!    today and is not confirmed (`store::shipments::partial_targets`). Of an instruction's
+//!    packages only those Amazon has not confirmed are sent.
 //! 3. **Validate** each: carrier mapping for the delivery method's external delivery method,
 //!    first tracking number (length, carrier's format), the feed builder's own checks. Refused
 //!    ones get an API-log entry and stay awaiting print; the rest go.

@@ -87,11 +87,18 @@ impl Feedback {
         let offset = offset_of(shop, now);
         // One message per parcel; an instruction's parcels stay together in one feed, and one
         // the feed builder refuses is refused whole before anything is built.
-        let mut groups: Vec<Vec<(Target, ShipmentConfirmation)>> = Vec::new();
+        // A message's key: its target and package number (`None`: the whole order).
+        type Keyed = ((Target, Option<u16>), ShipmentConfirmation);
+        let mut groups: Vec<Vec<Keyed>> = Vec::new();
         for (t, parcels) in valid {
-            let confirmations: Vec<(Target, ShipmentConfirmation)> = parcels
+            let confirmations: Vec<Keyed> = parcels
                 .iter()
-                .map(|p| (t.clone(), confirmation(shop, &t, p, offset, now)))
+                .map(|p| {
+                    (
+                        (t.clone(), p.number),
+                        confirmation(shop, &t, p, offset, now),
+                    )
+                })
                 .collect();
             let problems: Vec<String> = confirmations
                 .iter()
@@ -107,7 +114,7 @@ impl Feedback {
             groups.push(confirmations);
         }
         let max = self.settings.max_messages_per_feed.max(1);
-        let mut chunks: Vec<Vec<(Target, ShipmentConfirmation)>> = Vec::new();
+        let mut chunks: Vec<Vec<Keyed>> = Vec::new();
         for group in groups {
             match chunks.last_mut() {
                 Some(last) if last.len() + group.len() <= max => last.extend(group),
@@ -126,8 +133,8 @@ impl Feedback {
                 let mut conn = self.deps.pool.acquire().await?;
                 for r in &built.rejected {
                     report.refused += 1;
-                    let msg = r.key.describe_problems(&r.problems);
-                    refuse(&mut conn, run, &r.key, "invalid_shipment_data", &msg).await?;
+                    let msg = r.key.0.describe_problems(&r.problems);
+                    refuse(&mut conn, run, &r.key.0, "invalid_shipment_data", &msg).await?;
                 }
             }
             let Some(xml) = built.xml else { continue };
@@ -135,7 +142,7 @@ impl Feedback {
                 let mut m: Vec<String> = built
                     .messages
                     .iter()
-                    .filter_map(|m| m.key.marketplace_id.clone())
+                    .filter_map(|m| m.key.0.marketplace_id.clone())
                     .collect();
                 m.sort();
                 m.dedup();
@@ -149,8 +156,9 @@ impl Feedback {
                 .iter()
                 .map(|m| NewMessage {
                     message_id: m.message_id as i64,
-                    instruction_id: Some(m.key.id),
+                    instruction_id: Some(m.key.0.id),
                     amazon_order_id: Some(m.amazon_order_id.clone()),
+                    package_no: m.key.1.map(|n| n as i16),
                     ..Default::default()
                 })
                 .collect();

@@ -160,10 +160,13 @@ impl Parcel {
 
 /// Every package of a target (issue 21 item 2), each checked as [`check`] checks the first
 /// tracking number, against its own carrier (the target's when it names none), and together
-/// against the order's lines (`ordered`): a refusal names the first problem found.
+/// against the order's lines (`ordered`; the packages Amazon already confirmed count): a refusal
+/// names the first problem found. The parcels are those of the packages numbered in `unsent`
+/// only (a partial shipment's packages confirmed on an earlier day are not sent again).
 pub fn check_packages(
     t: &Target,
     packages: &[Package],
+    unsent: &[u16],
     ordered: &[(String, u32)],
     mappings: &[CarrierMapping],
 ) -> Result<Vec<Parcel>, Refusal> {
@@ -176,6 +179,7 @@ pub fn check_packages(
     }
     packages
         .iter()
+        .filter(|p| unsent.contains(&p.number))
         .map(|p| {
             let external = p
                 .external_delivery_method

@@ -1122,3 +1122,130 @@ fn validators_reject_invalid_bodies() {
         !v.is_valid(&json!({"feedDocumentId": "x", "url": "u", "compressionAlgorithm": "ZIP"}))
     );
 }
+
+/// A confirmation covering part of the items leaves the order partially shipped, as Amazon
+/// does (v0 `PartiallyShipped`, Orders v2026 fulfillment status `PARTIALLY_SHIPPED`, one
+/// package); more than remains of an item is refused; the rest confirmed as package 2 ships the
+/// order (`Shipped` / `SHIPPED`, two packages with their items).
+#[tokio::test]
+async fn a_partial_confirmation_leaves_the_order_partially_shipped() {
+    let v0 = Model::new("models/orders-api-model/ordersV0.json");
+    let v2026 = Model::new("models/orders-api-model/orders_2026-01-01.json");
+    let sim = start(fast_config()).await;
+    let o = sim
+        .sim()
+        .create_order(OrderSpec {
+            marketplace_id: Some(MARKETPLACE_JP.into()),
+            status: Some(OrderStatus::Unshipped),
+            created_time: Some(chrono::Utc::now() - chrono::Duration::minutes(5)),
+            items: vec![
+                spapi_sim::ItemSpec {
+                    quantity: Some(2),
+                    order_item_id: Some("11111111111111".into()),
+                    ..Default::default()
+                },
+                spapi_sim::ItemSpec {
+                    quantity: Some(1),
+                    order_item_id: Some("22222222222222".into()),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+    let t = token(&sim).await;
+    let confirm = |reference: &str, tracking: &str, items: &[(&str, u32)]| {
+        json!({
+            "marketplaceId": MARKETPLACE_JP,
+            "packageDetail": {
+                "packageReferenceId": reference,
+                "carrierCode": "YamatoTransport",
+                "trackingNumber": tracking,
+                "shipDate": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "orderItems": items.iter().map(|(id, q)| json!({"orderItemId": id, "quantity": q})).collect::<Vec<_>>(),
+            }
+        })
+    };
+    let post = async |body: &Value| {
+        send_json(
+            &sim,
+            reqwest::Method::POST,
+            &t,
+            &format!("/orders/v0/orders/{}/shipmentConfirmation", o.order_id),
+            body,
+        )
+        .await
+    };
+    let statuses = async || {
+        let (status, _, body) = get(&sim, &t, &format!("/orders/v0/orders/{}", o.order_id)).await;
+        assert_eq!(status, 200, "{body}");
+        v0.check_response("getOrder", status, &body);
+        let v0_status = body["payload"]["OrderStatus"].as_str().unwrap().to_owned();
+        let (status, _, body) = get(
+            &sim,
+            &t,
+            &format!(
+                "/orders/2026-01-01/orders/{}?includedData=FULFILLMENT,PACKAGES",
+                o.order_id
+            ),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        v2026.check_response("getOrder", status, &body);
+        let order = &body["order"];
+        (
+            v0_status,
+            order["fulfillment"]["fulfillmentStatus"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            order["packages"].as_array().map_or(0, Vec::len),
+        )
+    };
+
+    let first = confirm("1", "123456789012", &[("11111111111111", 2)]);
+    v0.check_def("ConfirmShipmentRequest", &first);
+    let (status, _, body) = post(&first).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        statuses().await,
+        (
+            "PartiallyShipped".to_owned(),
+            "PARTIALLY_SHIPPED".to_owned(),
+            1
+        )
+    );
+
+    // Item 1 has nothing left.
+    let (status, _, err) = post(&confirm("2", "123456789013", &[("11111111111111", 1)])).await;
+    assert_eq!(status, 400, "{err}");
+    v0.check_response("confirmShipment", status, &err);
+
+    let (status, _, body) = post(&confirm("2", "123456789014", &[("22222222222222", 1)])).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        statuses().await,
+        ("Shipped".to_owned(), "SHIPPED".to_owned(), 2)
+    );
+    let packages = sim.sim().order(&o.order_id).unwrap().packages;
+    let held: Vec<(String, String, u32)> = packages
+        .iter()
+        .flat_map(|p| {
+            p.items.iter().map(|i| {
+                (
+                    p.package_reference_id.clone(),
+                    i.order_item_id.clone(),
+                    i.quantity,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        held,
+        vec![
+            ("1".to_owned(), "11111111111111".to_owned(), 2),
+            ("2".to_owned(), "22222222222222".to_owned(), 1)
+        ]
+    );
+    sim.shutdown().await;
+}

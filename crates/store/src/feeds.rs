@@ -59,6 +59,8 @@ pub struct NewMessage {
     pub quantity: Option<i32>,
     pub handling_days: Option<i16>,
     pub change_seq: Option<i64>,
+    /// The package a shipment message carries (every-package mode); `None`: the whole order.
+    pub package_no: Option<i16>,
 }
 
 /// A stored message.
@@ -103,8 +105,8 @@ pub async fn insert(
     for m in messages {
         sqlx::query!(
             r#"INSERT INTO feed_messages (feed_submission_id, message_id, instruction_id, external_product_id,
-                                          amazon_order_id, sku, quantity, handling_days, change_seq)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+                                          amazon_order_id, sku, quantity, handling_days, change_seq, package_no)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"#,
             id,
             m.message_id,
             m.instruction_id,
@@ -113,7 +115,8 @@ pub async fn insert(
             m.sku,
             m.quantity,
             m.handling_days,
-            m.change_seq
+            m.change_seq,
+            m.package_no
         )
         .execute(&mut *conn)
         .await?;

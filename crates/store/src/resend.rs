@@ -99,7 +99,11 @@ pub async fn ask(
     let Some(state) = shipment_state(&mut tx, shop_id, amazon_order_id).await? else {
         return Ok(Resend::Unknown);
     };
-    if state.status != InstructionStatus::Shipped {
+    // A partially shipped instruction (allocated with packages that left, every-package mode)
+    // has packages to resend as well.
+    let partial = state.status == InstructionStatus::Allocated
+        && !crate::packages::of(&mut tx, state.id).await?.is_empty();
+    if state.status != InstructionStatus::Shipped && !partial {
         return Ok(Resend::NotShipped(state.status));
     }
     if !request(&mut tx, state.id, operator).await? {

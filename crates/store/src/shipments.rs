@@ -197,6 +197,7 @@ pub async fn set_api_error(
 /// how many.
 pub async fn mark_printed(conn: &mut PgConnection, submission: Uuid) -> Result<u64, StoreError> {
     crate::feeds::lock_instructions(&mut *conn, submission).await?;
+    crate::packages::mark_sent(&mut *conn, submission).await?;
     let t = ApiTransition::FeedAccepted;
     Ok(sqlx::query!(
         r#"UPDATE shipping_instructions SET api_status = $2, api_error = NULL, resend_requested_at = NULL,
@@ -262,25 +263,154 @@ pub async fn lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, i32
 /// [`ApiTransition::FeedConfirmed`]), or failed with Amazon's message
 /// ([`ApiTransition::FeedRefused`]). Only instructions still recorded as sent (印刷済み) change:
 /// an operator's later resend is not overwritten.
+///
+/// When the messages carried packages (a shop that sends every package), each package takes its
+/// own result first; the instruction is shipped only when it left whole and Amazon confirmed
+/// every package, else partially shipped (一部出荷済み, [`ApiTransition::PartConfirmed`]) — and
+/// back to 印刷待ち when the warehouse recorded more packages meanwhile.
 pub async fn apply_feed_result(
     tx: &mut PgConnection,
+    submission: Uuid,
     instruction: Uuid,
     failure: Option<&str>,
 ) -> Result<(), StoreError> {
+    let packages =
+        crate::packages::apply_feed_results(&mut *tx, submission, instruction, failure).await?;
     let t = if failure.is_some() {
         ApiTransition::FeedRefused
+    } else if packages > 0 && !crate::packages::progress(&mut *tx, instruction).await?.0 {
+        ApiTransition::PartConfirmed
     } else {
         ApiTransition::FeedConfirmed
     };
+    transition(&mut *tx, instruction, t, &[ApiStatus::Printed], failure).await?;
+    if t == ApiTransition::PartConfirmed {
+        more_packages_waiting(tx, instruction).await?;
+    }
+    Ok(())
+}
+
+/// confirmShipment confirmed the packages it sent: shipped (出荷済み) when the instruction left
+/// whole and every package is confirmed ([`mark_confirmed`]), else partially shipped (一部出荷済み,
+/// [`ApiTransition::PartConfirmed`]).
+pub async fn mark_packages_confirmed(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    if crate::packages::progress(&mut *conn, id).await?.0 {
+        return mark_confirmed(conn, id).await;
+    }
+    let t = ApiTransition::PartConfirmed;
+    transition(&mut *conn, id, t, &[ApiStatus::AwaitingPrint], None).await?;
+    more_packages_waiting(conn, id).await
+}
+
+/// A partially shipped instruction with packages not sent yet waits again (印刷待ち,
+/// [`ApiTransition::PackagesAdded`]).
+pub async fn more_packages_waiting(conn: &mut PgConnection, id: Uuid) -> Result<(), StoreError> {
+    if crate::packages::progress(&mut *conn, id).await?.1 {
+        let t = ApiTransition::PackagesAdded;
+        transition(conn, id, t, t.from(), None).await?;
+    }
+    Ok(())
+}
+
+/// `t` on instruction `id` when its API status is one of `from` (each one `t` may start from),
+/// with `error` as the operator-visible error.
+async fn transition(
+    conn: &mut PgConnection,
+    id: Uuid,
+    t: ApiTransition,
+    from: &[ApiStatus],
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let from: Vec<String> = from
+        .iter()
+        .filter(|s| t.from().contains(s))
+        .map(|s| s.as_str().to_owned())
+        .collect();
     sqlx::query!(
         r#"UPDATE shipping_instructions SET api_status = $2, api_error = $3, updated_at = now()
            WHERE id = $1 AND api_status = ANY($4)"#,
-        instruction,
+        id,
         t.to().as_str(),
-        failure,
-        &t.from_values()
+        error,
+        &from
     )
-    .execute(tx)
+    .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The partially shipped instructions of a shop that sends every package with packages to send:
+/// API-imported, still allocated (引当済み: the rest of the order has not left), awaiting print,
+/// some package not confirmed that left on the order's today (or a resend requested), and not
+/// part of a submission whose outcome is still unknown. A target's ship date and time are its
+/// latest unsent package's.
+pub async fn partial_targets(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    shop_tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Vec<Target>, StoreError> {
+    let earliest = earliest_today(shop_tz, now);
+    let rows = sqlx::query!(
+        r#"SELECT si.id, si.amazon_order_id, si.marketplace_id, si.tracking_numbers,
+                  p.shipped_on AS "shipped_on?", p.shipped_at AS "shipped_at?",
+                  si.delivery_method_name, dm.external_delivery_method AS "external_delivery_method?",
+                  si.payment_method, si.resend_requested_at IS NOT NULL AS "resend_requested!"
+           FROM shipping_instructions si
+           JOIN shops sh ON sh.id = si.shop_id AND sh.send_every_package
+           JOIN LATERAL (SELECT max(COALESCE(sp.shipped_on, si.shipped_on)) AS shipped_on, max(sp.created_at) AS shipped_at
+                         FROM shipment_packages sp
+                         WHERE sp.instruction_id = si.id AND sp.api_status IN ('awaiting_print', 'failed')) p ON true
+           LEFT JOIN delivery_methods dm ON dm.id = si.delivery_method_id
+           WHERE si.shop_id = $1 AND si.source = 'amazon_api' AND si.status = $4
+             AND si.api_status = $3 AND cardinality(si.tracking_numbers) > 0
+             AND (p.shipped_on >= $2 OR si.resend_requested_at IS NOT NULL)
+             AND NOT EXISTS (SELECT 1 FROM feed_messages fm JOIN feed_submissions fs ON fs.id = fm.feed_submission_id
+                             WHERE fm.instruction_id = si.id AND fs.state IN ('pending', 'in_flight'))
+           ORDER BY p.shipped_at NULLS LAST, si.amazon_order_id"#,
+        shop_id,
+        earliest,
+        ApiStatus::AwaitingPrint.as_str(),
+        InstructionStatus::Allocated.as_str()
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            let today = order_today(r.marketplace_id.as_deref(), shop_tz, now);
+            r.resend_requested || r.shipped_on == Some(today)
+        })
+        .map(|r| Target {
+            id: r.id,
+            amazon_order_id: r.amazon_order_id,
+            marketplace_id: r.marketplace_id,
+            tracking_numbers: r.tracking_numbers,
+            shipped_on: r.shipped_on,
+            shipped_at: r.shipped_at,
+            delivery_method_name: r.delivery_method_name,
+            external_delivery_method: r.external_delivery_method,
+            payment_method: r.payment_method,
+            resend_requested: r.resend_requested,
+        })
+        .collect())
+}
+
+/// The API status of an instruction (`None`: no such instruction).
+pub async fn api_status(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<ApiStatus>, StoreError> {
+    let status = sqlx::query_scalar!(
+        "SELECT api_status FROM shipping_instructions WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    status
+        .map(|s| {
+            s.parse()
+                .map_err(|e| StoreError::Corrupt(format!("instruction {id}: {e}")))
+        })
+        .transpose()
 }

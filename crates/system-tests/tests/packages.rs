@@ -316,3 +316,314 @@ async fn packages_that_do_not_fit_are_refused_and_one_refused_by_amazon_fails_th
     assert_eq!(status, "failed", "{error:?}");
     assert!(error.unwrap().contains("Amazon refused the shipment"));
 }
+
+/// An allocated instruction of `order` (nothing has left yet), its lines as ordered.
+async fn allocated(fx: &Fixture, order: &spapi_sim::Order) -> Uuid {
+    let yamato = fx
+        .delivery_method(
+            &format!("yamato-{}", Uuid::now_v7().simple()),
+            "宅急便",
+            Some("yamato"),
+        )
+        .await;
+    let id = fx
+        .shipped_instruction(order, yamato, &["000000000000"], fx.today())
+        .await;
+    sqlx::query(
+        "UPDATE shipping_instructions SET status = 'allocated', tracking_numbers = '{}', shipped_on = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&fx.pool)
+    .await
+    .unwrap();
+    id
+}
+
+/// `ctl ship --package` as the warehouse records it: the packages that left today.
+async fn ship(
+    fx: &Fixture,
+    order: &spapi_sim::Order,
+    packages: &[Package],
+) -> Result<store::wms::PackagesShipped, store::StoreError> {
+    let mut tx = fx.pool.begin().await.unwrap();
+    let shipped =
+        store::wms::ship_packages(&mut tx, fx.shop.id, &order.order_id, packages, fx.today())
+            .await?;
+    tx.commit().await.unwrap();
+    Ok(shipped)
+}
+
+/// (WMS status, API status) of an instruction.
+async fn statuses(fx: &Fixture, id: Uuid) -> (String, String) {
+    sqlx::query_as("SELECT status, api_status FROM shipping_instructions WHERE id = $1")
+        .bind(id)
+        .fetch_one(&fx.pool)
+        .await
+        .unwrap()
+}
+
+/// Each package's state at our side: (number, API status).
+async fn package_states(fx: &Fixture, id: Uuid) -> Vec<(i16, String)> {
+    sqlx::query_as(
+        "SELECT package_no, api_status FROM shipment_packages WHERE instruction_id = $1 ORDER BY package_no",
+    )
+    .bind(id)
+    .fetch_all(&fx.pool)
+    .await
+    .unwrap()
+}
+
+/// confirmShipment calls the simulator answered so far.
+fn confirm_calls(fx: &Fixture) -> u64 {
+    fx.sim
+        .sim()
+        .call_counts()
+        .get("confirmShipment")
+        .map_or(0, |c| c.calls)
+}
+
+/// Package reference ids Amazon holds for an order, in the order it got them.
+fn amazon_refs(fx: &Fixture, order_id: &str) -> Vec<String> {
+    fx.sim
+        .sim()
+        .order(order_id)
+        .unwrap()
+        .packages
+        .into_iter()
+        .map(|p| p.package_reference_id)
+        .collect()
+}
+
+/// A partial shipment, day by day, with `strategy`: line A leaves first (Amazon: one package,
+/// the order partially shipped; ours: allocated, 一部出荷済み), a second package of A beyond
+/// what remains is refused naming the item, then line B leaves (only that package is sent;
+/// Amazon holds both with their items, the order shipped; ours: 出荷済み), and nothing more can
+/// be added.
+async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
+    every_package(fx, true).await;
+    let service = fx.service(fast_feedback());
+    let strategy = fx.shop.shipment_strategy;
+    let o = order(fx, 3);
+    let id = allocated(fx, &o).await;
+    let settle = async || {
+        if strategy == ShipmentStrategy::Feed {
+            fx.wait_sim_feeds_done().await;
+            poll_until_final(fx).await;
+        }
+    };
+
+    // Day 1: item A × 2 of 3 leaves; B and one A stay.
+    let day1 = ship(fx, &o, &[package(1, tracking12(n), None, &[(A, 2)])])
+        .await
+        .unwrap();
+    assert_eq!(day1.packages[0].number, 1);
+    assert_eq!(day1.remaining, vec![(A.to_owned(), 1), (B.to_owned(), 1)]);
+    assert_eq!(
+        statuses(fx, id).await,
+        ("allocated".into(), "awaiting_print".into())
+    );
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!((run.targets, run.sent, run.refused), (1, 1, 0), "{run:?}");
+    settle().await;
+    assert_eq!(
+        amazon_packages(fx, &o.order_id),
+        vec![(
+            tracking12(n),
+            "YamatoTransport".to_owned(),
+            None,
+            vec![(A.to_owned(), 2)]
+        )]
+    );
+    assert_eq!(amazon_refs(fx, &o.order_id), vec!["1"]);
+    assert_eq!(
+        fx.sim.sim().order(&o.order_id).unwrap().status,
+        OrderStatus::PartiallyShipped
+    );
+    assert_eq!(
+        statuses(fx, id).await,
+        ("allocated".into(), "partially_shipped".into())
+    );
+    assert_eq!(package_states(fx, id).await, vec![(1, "shipped".into())]);
+    // Nothing new: a later run sends nothing again.
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!((run.targets, run.sent), (0, 0), "{run:?}");
+
+    // Day 2: two more of A would be more than remains: refused naming the item, nothing changed.
+    let over = ship(fx, &o, &[package(1, tracking12(n + 1), None, &[(A, 2)])])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        over.contains(&format!(
+            "item {A}: 2 more packed, only 1 of the 3 ordered remain (2 already in package 1)"
+        )),
+        "{over}"
+    );
+    assert_eq!(package_states(fx, id).await.len(), 1);
+
+    // The rest leaves: A × 1 and B × 1 by Sagawa, package 2.
+    let rest = ship(
+        fx,
+        &o,
+        &[package(
+            1,
+            tracking12(n + 2),
+            Some("sagawa"),
+            &[(A, 1), (B, 1)],
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!((rest.packages[0].number, rest.earlier), (2, 1));
+    assert!(rest.remaining.is_empty());
+    assert_eq!(
+        statuses(fx, id).await,
+        ("shipped".into(), "awaiting_print".into())
+    );
+    let confirmations_before = confirm_calls(fx);
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!((run.targets, run.sent, run.refused), (1, 1, 0), "{run:?}");
+    if strategy == ShipmentStrategy::ConfirmShipment {
+        assert_eq!(
+            confirm_calls(fx) - confirmations_before,
+            1,
+            "package 1 is not confirmed again"
+        );
+    }
+    if strategy == ShipmentStrategy::Feed {
+        let sent: Vec<(Option<i16>,)> = sqlx::query_as(
+            "SELECT package_no FROM feed_messages WHERE instruction_id = $1 ORDER BY feed_submission_id, message_id",
+        )
+        .bind(id)
+        .fetch_all(&fx.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            sent,
+            vec![(Some(1),), (Some(2),)],
+            "package 1 is not sent again"
+        );
+    }
+    settle().await;
+    let mut expected = vec![
+        (
+            tracking12(n),
+            "YamatoTransport".to_owned(),
+            None,
+            vec![(A.to_owned(), 2)],
+        ),
+        (
+            tracking12(n + 2),
+            "SagawaExpress".to_owned(),
+            None,
+            vec![(A.to_owned(), 1), (B.to_owned(), 1)],
+        ),
+    ];
+    expected.sort();
+    assert_eq!(amazon_packages(fx, &o.order_id), expected);
+    assert_eq!(amazon_refs(fx, &o.order_id), vec!["1", "2"]);
+    assert_eq!(
+        fx.sim.sim().order(&o.order_id).unwrap().status,
+        OrderStatus::Shipped
+    );
+    assert_eq!(statuses(fx, id).await, ("shipped".into(), "shipped".into()));
+    assert_eq!(
+        package_states(fx, id).await,
+        vec![(1, "shipped".into()), (2, "shipped".into())]
+    );
+
+    // The order has left whole: a further package is refused.
+    let more = ship(fx, &o, &[package(1, tracking12(n + 3), None, &[(B, 1)])])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        more.contains("it left whole with packages 1, 2; no package can be added"),
+        "{more}"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn partial_shipment_by_feed(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    partial_shipment_day_by_day(&fx, 60).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn partial_shipment_by_confirm_shipment(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::ConfirmShipment).await;
+    partial_shipment_day_by_day(&fx, 70).await;
+}
+
+/// A later package Amazon refuses (our lines say A × 3, Amazon's order A × 1 and B × 1, and
+/// package 1 took A's one): package 2 fails with Amazon's message while package 1 stays
+/// confirmed, the instruction fails and stays allocated; an operator's resend sends package 2
+/// only.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_refused_later_package_fails_alone_and_only_it_is_resent(pool: PgPool) {
+    let fx = fixture(pool, ShipmentStrategy::Feed).await;
+    every_package(&fx, true).await;
+    let service = fx.service(fast_feedback());
+    let o = order(&fx, 1);
+    let id = allocated(&fx, &o).await;
+    sqlx::query("UPDATE instruction_lines SET quantity = 3 WHERE instruction_id = $1 AND amazon_order_item_id = $2")
+        .bind(id)
+        .bind(A)
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    ship(&fx, &o, &[package(1, tracking12(80), None, &[(A, 1)])])
+        .await
+        .unwrap();
+    service.run(fx.shop.id, None, "test").await.unwrap();
+    fx.wait_sim_feeds_done().await;
+    poll_until_final(&fx).await;
+    assert_eq!(
+        statuses(&fx, id).await,
+        ("allocated".into(), "partially_shipped".into())
+    );
+
+    ship(&fx, &o, &[package(1, tracking12(81), None, &[(A, 1)])])
+        .await
+        .unwrap();
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!(run.sent, 1, "{run:?}");
+    fx.wait_sim_feeds_done().await;
+    poll_until_final(&fx).await;
+    assert_eq!(amazon_packages(&fx, &o.order_id).len(), 1);
+    let (status, error) = fx.api_status(id).await;
+    assert_eq!(status, "failed", "{error:?}");
+    assert!(error.unwrap().contains("Amazon refused the shipment"));
+    let states: Vec<(i16, String, Option<String>)> = sqlx::query_as(
+        "SELECT package_no, api_status, api_error FROM shipment_packages WHERE instruction_id = $1 ORDER BY package_no",
+    )
+    .bind(id)
+    .fetch_all(&fx.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (states[0].0, states[0].1.as_str(), states[0].2.as_deref()),
+        (1, "shipped", None)
+    );
+    assert_eq!((states[1].0, states[1].1.as_str()), (2, "failed"));
+    assert!(states[1].2.is_some(), "Amazon's message kept: {states:?}");
+    assert_eq!(statuses(&fx, id).await.0, "allocated");
+
+    // The operator resends: only package 2 goes again.
+    let mut conn = fx.pool.acquire().await.unwrap();
+    let asked = store::resend::ask(&mut conn, fx.shop.id, &o.order_id, "alice")
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(asked, store::resend::Resend::Requested);
+    let run = service.run(fx.shop.id, None, "test").await.unwrap();
+    assert_eq!(run.sent, 1, "{run:?}");
+    let sent: Vec<(Option<i16>,)> = sqlx::query_as(
+        "SELECT package_no FROM feed_messages WHERE instruction_id = $1 ORDER BY feed_submission_id, message_id",
+    )
+    .bind(id)
+    .fetch_all(&fx.pool)
+    .await
+    .unwrap();
+    assert_eq!(sent, vec![(Some(1),), (Some(2),), (Some(2),)]);
+}

@@ -290,6 +290,11 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
             (Some(f), Some(to)) if f == to => time(f, tz),
             (f, to) => format!("{} – {}", time_opt(f, tz), time_opt(to, tz)),
         };
+    // The packages the warehouse recorded (issue 21 item 2) and, for a shop that sends every
+    // package, each one's state at Amazon. Allocated with packages: partially shipped.
+    let packages = store::packages::states(&mut conn, id).await?;
+    let every_package = store::packages::send_every_package(&mut conn, r.shop_id).await?;
+    let partial = r.status == InstructionStatus::Allocated.as_str() && !packages.is_empty();
     let order_kv = kv(&[
         (t("注文番号", "Order id"), text(&order)),
         (
@@ -304,7 +309,15 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         (t("取込日時", "Imported"), text(&time(r.created_at, tz))),
         (
             t("ステータス", "Status"),
-            badge(&r.status, &status_label(l, &r.status)),
+            html! {
+                (badge(&r.status, &status_label(l, &r.status)))
+                @if partial {
+                    " "
+                    span id="partially-shipped" {
+                        (badge("partially_shipped", t("一部出荷済み（残りは未出荷）", "Partially shipped (the rest has not left)")))
+                    }
+                }
+            },
         ),
         (
             t("入金ステータス", "Payment status"),
@@ -514,8 +527,6 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
         }
     };
 
-    // The packages the warehouse recorded (issue 21 item 2), with what is in each.
-    let packages = store::packages::of(&mut conn, id).await?;
     let sku_of = |item: &str| -> String {
         lines
             .iter()
@@ -533,10 +544,13 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
                         th { (t("問番", "Tracking number")) }
                         th { (t("配送方法", "Carrier")) }
                         th { (t("内容", "Contents")) }
+                        th { (t("出荷日", "Left on")) }
+                        th { (t("Amazonへの送信", "Sent to Amazon")) }
                     }
                 }
                 tbody {
-                    @for pkg in &packages {
+                    @for state in &packages {
+                        @let pkg = &state.package;
                         tr {
                             td class="num" { (pkg.number) }
                             td { (pkg.tracking_number) }
@@ -545,6 +559,17 @@ async fn render_detail(ctx: &Ctx, id: Uuid, reveal: bool) -> Result<Html<String>
                                 @for (n, item) in pkg.items.iter().enumerate() {
                                     @if n > 0 { ", " }
                                     (sku_of(&item.order_item_id)) " × " (item.quantity)
+                                }
+                            }
+                            td { (opt(state.shipped_on.or(r.shipped_on))) }
+                            td class="package-state" {
+                                @if every_package {
+                                    (badge(state.api_status.as_str(), l.status(state.api_status, ApiStatus::label_ja, ApiStatus::label_en)))
+                                    (div_msg(state.api_error.as_deref()))
+                                } @else {
+                                    span class="hint" {
+                                        (t("個口ごとには送信しません（先頭の問番のみ）", "Not sent per package (first tracking number only)"))
+                                    }
                                 }
                             }
                         }
