@@ -495,6 +495,35 @@ async fn ship_a_later_package_of_a_partially_shipped_order(pool: PgPool) {
     // What left has left on-hand and allocated; the rest stays allocated.
     assert_eq!(stock().await, vec![(8, 1), (10, 1)]);
 
+    // A buyer's cancellation request cannot be accepted once part has left: refused, nothing
+    // released.
+    let request = "UPDATE shipping_instructions SET cancel_requested_at = $2 WHERE id = $1";
+    let requested = Some(chrono::Utc::now());
+    sqlx::query(request)
+        .bind(id)
+        .bind(requested)
+        .execute(&pool)
+        .await
+        .unwrap();
+    env.fails(
+        &[
+            "cancel-request",
+            "accept",
+            "--shop",
+            "acme",
+            "503-1111111-5555555",
+        ],
+        "has left in part (package 1)",
+    );
+    assert_eq!(stock().await, vec![(8, 1), (10, 1)]);
+    assert_eq!(state().await.0, "allocated");
+    sqlx::query(request)
+        .bind(id)
+        .bind(None::<chrono::DateTime<chrono::Utc>>)
+        .execute(&pool)
+        .await
+        .unwrap();
+
     // Day 2: two more of item 1 is more than remains: refused naming the item, nothing changed.
     env.fails(
         &args(&ship("400000000012:11111111111111=2", "2026-12-04")),

@@ -104,6 +104,25 @@ pub async fn accept(
     operator: &str,
 ) -> Result<Uuid, StoreError> {
     let (id, status, _) = open_request(conn, shop_id, amazon_order_id).await?;
+    let left = sqlx::query_scalar!(
+        r#"SELECT package_no AS "package_no!" FROM shipment_packages WHERE instruction_id = $1
+            ORDER BY package_no"#,
+        id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if !left.is_empty() {
+        let packages = left
+            .iter()
+            .map(i16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(StoreError::Conflict(format!(
+            "order {amazon_order_id} has left in part (package {packages}): a partly shipped \
+             order is not cancelled here; decline the request and ship the rest, or settle it \
+             with the buyer in Seller Central"
+        )));
+    }
     let reason = format!("buyer's cancellation of {amazon_order_id} accepted by {operator}");
     let lines = sqlx::query!(
         r#"UPDATE instruction_lines l SET reserved_quantity = 0
