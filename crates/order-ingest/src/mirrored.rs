@@ -53,14 +53,10 @@ pub(crate) async fn step(
     )
     .await
     .map_err(job)?;
-    // The orders this page brought that are imported now and were not before: status-sync has
-    // nothing to do with them (unless their buyer asked to cancel), so no payload is kept.
-    let settled = batch
-        .orders
-        .iter()
-        .filter(|o| inserted.contains(&o.order_id) && !mirror::cancellation_requested(o))
-        .map(|o| o.order_id.clone())
-        .collect();
+    // The orders this page brought that are imported now and were not before (and held if
+    // their buyer asked to cancel): status-sync has nothing to do with them, so no payload is
+    // kept.
+    let settled = inserted;
     mirror::applied(&mut tx, &poller, &batch, &settled)
         .await
         .map_err(job)?;

@@ -4,13 +4,17 @@
 
 use std::collections::HashSet;
 
+use domain::AmazonOrderStatus;
 use spapi::orders::{FulfilledBy, Order};
 use sqlx::{Connection, PgConnection};
-use store::{StoreError, api_log, catalog, instructions::AmazonOrder};
+use store::{
+    StoreError, api_log, catalog,
+    instructions::{self, AmazonOrder},
+};
 use uuid::Uuid;
 
 use crate::{
-    ACTION,
+    ACTION, cancel_request,
     convert::to_amazon_order,
     counts::Counts,
     upsert::{Outcome, UpsertCtx, UpsertError, insert_new_orders, upsert_order},
@@ -52,8 +56,9 @@ const BATCH_ORDERS: usize = 100;
 
 /// Applies one page in `tx`: the orders new to the shop in batches, each in a savepoint, and
 /// the others (and every order of a batch the database refused) one by one in their own
-/// savepoints, so one bad order never stops the others. Returns the Amazon order ids it
-/// inserted (orders the shop had no instruction for until now).
+/// savepoints, so one bad order never stops the others. A new order whose buyer has already
+/// asked to cancel is held (or flagged) at once (`cancel_request`). Returns the Amazon order
+/// ids it inserted (orders the shop had no instruction for until now).
 pub async fn apply_orders(
     tx: &mut PgConnection,
     keys: &crypto::Keyring,
@@ -128,6 +133,13 @@ pub async fn apply_orders(
             }
         }
     }
+    // New orders whose buyer has asked to cancel already are held (or flagged) as soon as they
+    // are imported, in this transaction.
+    let requested: Vec<(&Order, AmazonOrderStatus)> = converted
+        .iter()
+        .filter(|(o, _)| cancel_request::requested(o))
+        .filter_map(|(o, c)| c.as_ref().ok().map(|a| (*o, a.status)))
+        .collect();
     let mut one_by_one = Vec::new();
     for (order, converted) in converted {
         let result = match converted {
@@ -182,5 +194,18 @@ pub async fn apply_orders(
         }
     }
     batched.extend(one_by_one);
+    let by = cancel_request::Applier {
+        action: ACTION,
+        shop_id,
+        run_id,
+    };
+    for (order, status) in requested {
+        if !batched.contains(&order.order_id) {
+            continue;
+        }
+        if let Some(inst) = instructions::lock_by_order(&mut *tx, shop_id, &order.order_id).await? {
+            cancel_request::apply(&mut *tx, by, order, inst.id, status).await?;
+        }
+    }
     Ok(batched)
 }

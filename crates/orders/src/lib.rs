@@ -9,12 +9,14 @@
 //! * [`apply_orders`]: one page of orders, each in its own savepoint;
 //! * [`import_order`]: the single-order import (`ctl import-order`);
 //! * [`ship_by`]: the attention entry before an order's ship-by time is missed;
+//! * [`cancel_request`]: a buyer's request to cancel, held or flagged;
 //! * [`mirror`]: the order mirror both order-ingest (differential) and status-sync (changes) step
 //!   through, one `searchOrders` poll per shop.
 //!
 //! SQL stays in `store`; "to paid" and cancellation eligibility in `domain::eligibility`.
 
 mod apply;
+pub mod cancel_request;
 pub mod convert;
 mod counts;
 mod delivery;

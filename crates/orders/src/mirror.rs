@@ -395,15 +395,6 @@ fn row(keys: &crypto::Keyring, shop: &Shop, order: &Order, settled: bool) -> Row
     }
 }
 
-/// Whether a buyer asked to cancel any line of `order` (status-sync's to decide).
-pub fn cancellation_requested(order: &Order) -> bool {
-    order.order_items.iter().any(|i| {
-        i.cancellation
-            .as_ref()
-            .is_some_and(|c| c.cancellation_request.is_some())
-    })
-}
-
 /// The order of a pending row; `None` when its payload was purged (nothing to apply).
 fn open(keys: &crypto::Keyring, shop: &Shop, r: &mirror::Pending) -> Result<Option<Order>, String> {
     let Some(sealed) = &r.payload else {

@@ -227,9 +227,8 @@ async fn apply_one(
     }
 }
 
-/// A buyer's request to cancel (issue 21 item 1): an instruction not allocated yet is put on
-/// hold, an allocated one is flagged ("stop the parcel"); either way one attention entry per
-/// Amazon update says how to accept or decline. Returns whether an entry was written.
+/// A buyer's request to cancel (issue 21 item 1), `orders::cancel_request`. Returns whether
+/// an entry was written.
 async fn buyer_request(
     conn: &mut PgConnection,
     (shop_id, run_id): (Uuid, Uuid),
@@ -237,44 +236,12 @@ async fn buyer_request(
     instruction_id: Uuid,
     amazon_status: AmazonOrderStatus,
 ) -> Result<bool, ApplyError> {
-    let Some(request) = order.order_items.iter().find_map(|i| {
-        i.cancellation
-            .as_ref()
-            .and_then(|c| c.cancellation_request.as_ref())
-    }) else {
-        return Ok(false);
+    let by = orders::cancel_request::Applier {
+        action: ACTION,
+        shop_id,
+        run_id: Some(run_id),
     };
-    if amazon_status == AmazonOrderStatus::Cancelled {
-        return Ok(false);
-    }
-    let reason = request.cancel_reason.as_deref();
-    let recorded = store::cancel_requests::record(&mut *conn, instruction_id, reason).await?;
-    let why = reason.map(|r| format!(" ({r})")).unwrap_or_default();
-    let decide = format!(
-        "accept it (`ctl cancel-request accept --shop <shop> {id}`: cancelled here, stock released, \
-         Amazon told with the order acknowledgement feed) or decline it (`ctl cancel-request decline \
-         --shop <shop> {id}`: it ships as usual)",
-        id = order.order_id
-    );
-    let message = match recorded {
-        store::cancel_requests::Recorded::Held => format!(
-            "order {}: the buyer asked to cancel it{why}; it is on hold (保留) until an operator decides: {decide}",
-            order.order_id
-        ),
-        store::cancel_requests::Recorded::Flagged => format!(
-            "order {}: the buyer asked to cancel it{why} but it is already allocated: stop the parcel, then {decide}",
-            order.order_id
-        ),
-        store::cancel_requests::Recorded::Nothing => return Ok(false),
-    };
-    attention(
-        conn,
-        (shop_id, run_id),
-        order,
-        "buyer_cancellation_request",
-        &message,
-    )
-    .await
+    Ok(orders::cancel_request::apply(conn, by, order, instruction_id, amazon_status).await?)
 }
 
 async fn event(

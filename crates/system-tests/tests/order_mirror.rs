@@ -328,7 +328,19 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
 /// and puts it on hold with the request in the same transaction, so it is never allocated.
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_order_requested_for_cancellation_before_import_is_imported_on_hold(pool: PgPool) {
+    requested_before_import_is_held(pool, Svc::StatusSync).await;
+}
+
+/// The same through order-ingest's poll: imported on hold by order-ingest's own run, one
+/// attention entry, and status-sync's next run (reading the mirror) adds none.
+#[sqlx::test(migrations = "../../migrations")]
+async fn order_ingest_imports_an_order_requested_for_cancellation_on_hold(pool: PgPool) {
+    requested_before_import_is_held(pool, Svc::OrderIngest).await;
+}
+
+async fn requested_before_import_is_held(pool: PgPool, importer: Svc) {
     let mut sys = System::new(pool).await;
+    sys.start(importer);
     sys.start(Svc::StatusSync);
     let shop = sys.a().id;
     let sim = sys.sim.sim();
@@ -342,9 +354,32 @@ async fn an_order_requested_for_cancellation_before_import_is_imported_on_hold(p
         reason: Some("Order Created By Mistake".into()),
     };
     sim.set_order_status(&order.order_id, request).unwrap();
-    let run = sys.status_sync(shop).await;
+    let run = match importer {
+        Svc::OrderIngest => sys.ingest(shop, ImportMode::Differential).await,
+        _ => sys.status_sync(shop).await,
+    };
     assert_eq!(run.status, "succeeded", "{:?}", run.error);
-    assert_eq!(run.counts["imported"], 1, "{:?}", run.counts);
+    let imported = match importer {
+        Svc::OrderIngest => &run.counts["new"],
+        _ => &run.counts["imported"],
+    };
+    assert_eq!(imported, 1, "{:?}", run.counts);
+    let entries = async || -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM api_log WHERE shop_id = $1 AND amazon_order_id = $2 AND code = 'buyer_cancellation_request'",
+        )
+        .bind(shop)
+        .bind(&order.order_id)
+        .fetch_one(&sys.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(entries().await, 1);
+    if importer == Svc::OrderIngest {
+        let run = sys.status_sync(shop).await;
+        assert_eq!(run.status, "succeeded", "{:?}", run.error);
+        assert_eq!(entries().await, 1, "status-sync wrote a second entry");
+    }
     let (status, reason): (String, Option<String>) = sqlx::query_as(
         "SELECT status, hold_reason FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2",
     )
