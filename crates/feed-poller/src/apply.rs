@@ -112,6 +112,8 @@ impl Poller {
                     if m.instruction_id.is_some() && is_acknowledgement(sub) {
                         "the buyer's cancellation was accepted by Amazon: the order is cancelled"
                             .to_owned()
+                    } else if let (Some(_), Some(n)) = (m.instruction_id, m.package_no) {
+                        format!("package {n} confirmed by Amazon")
                     } else if m.instruction_id.is_some() {
                         "shipment confirmed by Amazon: 出荷済み (shipped)".to_owned()
                     } else {

@@ -74,6 +74,8 @@ pub struct Message {
     pub sku: Option<String>,
     pub quantity: Option<i32>,
     pub change_seq: Option<i64>,
+    /// The package a shipment message carried (every-package mode); `None`: the whole order.
+    pub package_no: Option<i16>,
     pub result: String,
     pub result_code: Option<String>,
     pub result_message: Option<String>,
@@ -413,7 +415,7 @@ pub async fn messages(conn: &mut PgConnection, id: Uuid) -> Result<Vec<Message>,
     Ok(sqlx::query_as!(
         Message,
         r#"SELECT feed_submission_id, message_id, instruction_id, external_product_id, amazon_order_id, sku,
-                  quantity, change_seq, result, result_code, result_message
+                  quantity, change_seq, package_no, result, result_code, result_message
            FROM feed_messages WHERE feed_submission_id = $1 ORDER BY message_id"#,
         id
     )

@@ -444,6 +444,17 @@ async fn partial_shipment_day_by_day(fx: &Fixture, n: usize) {
         ("allocated".into(), "partially_shipped".into())
     );
     assert_eq!(package_states(fx, id).await, vec![(1, "shipped".into())]);
+    if strategy == ShipmentStrategy::Feed {
+        // The API log names the package, not the order, as confirmed.
+        let said: Vec<String> = sqlx::query_scalar(
+            "SELECT message FROM api_log WHERE action = 'feed-poller' AND amazon_order_id = $1",
+        )
+        .bind(&o.order_id)
+        .fetch_all(&fx.pool)
+        .await
+        .unwrap();
+        assert_eq!(said, vec!["package 1 confirmed by Amazon".to_owned()]);
+    }
     // Nothing new: a later run sends nothing again.
     let run = service.run(fx.shop.id, None, "test").await.unwrap();
     assert_eq!((run.targets, run.sent), (0, 0), "{run:?}");
