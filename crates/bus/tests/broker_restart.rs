@@ -202,6 +202,12 @@ async fn broker_restart_while_relaying_200_rows_loses_nothing(pool: PgPool) {
             failures.attempts,
             failures.rows
         );
+        // The test's own connection recovers from the restart on its own schedule (lapin's
+        // automatic recovery): the checks below need it back.
+        wait_until(Duration::from_secs(30), "the test's connection recovered", || async {
+            bus.conn.status().connected()
+        })
+        .await;
         assert!(dlq_peek(&bus.conn, &queue, 10).await.unwrap().is_empty(), "nothing dead-lettered");
         assert_eq!(bus.ready_settled(&queue).await, 0);
         let _ = bus::close(&relay_conn).await;
