@@ -280,18 +280,7 @@ mod tests {
 
     #[test]
     fn quantities_add_up_to_no_more_than_ordered() {
-        let p = |n, items: &[(&str, u32)]| Package {
-            number: n,
-            tracking_number: format!("T{n}"),
-            external_delivery_method: None,
-            items: items
-                .iter()
-                .map(|(id, q)| PackageItem {
-                    order_item_id: (*id).into(),
-                    quantity: *q,
-                })
-                .collect(),
-        };
+        let p = pk;
         let ok = [
             p(1, &[("11111111111111", 1)]),
             p(2, &[("11111111111111", 2)]),

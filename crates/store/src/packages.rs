@@ -41,29 +41,11 @@ pub async fn record(
 
 /// The packages of an instruction, by number (empty when the warehouse recorded none).
 pub async fn of(conn: &mut PgConnection, instruction_id: Uuid) -> Result<Vec<Package>, StoreError> {
-    let rows = sqlx::query!(
-        r#"SELECT package_no, tracking_number, external_delivery_method, items
-           FROM shipment_packages WHERE instruction_id = $1 ORDER BY package_no"#,
-        instruction_id
-    )
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let items: Vec<PackageItem> = serde_json::from_value(r.items).map_err(|e| {
-                StoreError::Corrupt(format!(
-                    "package {} of instruction {instruction_id}: items do not read: {e}",
-                    r.package_no
-                ))
-            })?;
-            Ok(Package {
-                number: r.package_no as u16,
-                tracking_number: r.tracking_number,
-                external_delivery_method: r.external_delivery_method,
-                items,
-            })
-        })
-        .collect()
+    Ok(states(conn, instruction_id)
+        .await?
+        .into_iter()
+        .map(|s| s.package)
+        .collect())
 }
 
 /// Whether the shop sends every package (`true`) or only the first tracking number (the seed's
