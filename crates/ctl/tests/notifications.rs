@@ -51,6 +51,15 @@ async fn fails(env: &Env, args: &[&str], expected: &str) -> String {
     t
 }
 
+async fn order_ingest_cron(pool: &PgPool) -> String {
+    sqlx::query_scalar(
+        "SELECT cron FROM schedules WHERE action = 'order-ingest' AND entry = 'default'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 async fn status_sync_cron(pool: &PgPool) -> (String, String) {
     sqlx::query_as(
         "SELECT cron, updated_by FROM schedules WHERE action = 'status-sync' AND entry = 'default'",
@@ -208,6 +217,8 @@ async fn subscribe_status_and_unsubscribe_against_the_simulator(pool: PgPool) {
         status_sync_cron(&pool).await,
         ("0 * * * *".to_owned(), "ctl".to_owned())
     );
+    // order-ingest polls for new orders only, every 5 minutes (its default cadence before).
+    assert_eq!(order_ingest_cron(&pool).await, "*/5 * * * *");
     assert_eq!(logged(&pool, "notifications_subscribed").await, 1);
 
     // Again: idempotent (the destination and both subscriptions reused, nothing new).
@@ -276,6 +287,7 @@ async fn subscribe_status_and_unsubscribe_against_the_simulator(pool: PgPool) {
     assert_eq!(at_amazon(&amazon).await, vec![]);
     assert_eq!(recorded(&pool).await, vec![]);
     assert_eq!(status_sync_cron(&pool).await.0, "*/10 * * * *");
+    assert_eq!(order_ingest_cron(&pool).await, "*/15 * * * *");
     assert_eq!(logged(&pool, "notifications_unsubscribed").await, 1);
     // Again: nothing to do.
     let out = ok(&env, &["notifications", "unsubscribe", "acme"]).await;

@@ -5,6 +5,13 @@
 //!   unless the operator chose another cadence; a change the sweep applies that Amazon made more
 //!   than [`ANNOUNCE_GRACE`] ago and no notification announced means notifications are not
 //!   arriving (an attention entry).
+//! - New orders: Amazon does not reliably announce a brand-new order, so order-ingest keeps
+//!   polling for them, but only for them: while the shop is subscribed its differential import
+//!   asks `searchOrders` for orders *created* since its last run (PENDING and UNSHIPPED, an
+//!   overlap of [`NEW_ORDERS_OVERLAP`]) every [`NEW_ORDERS_CRON`], instead of reading every
+//!   change through the order mirror, and the sweep reads only cancellations from the mirror
+//!   (plus `getOrder` for instructions still unpaid): a page of 100 new orders per call, with
+//!   no quota spent on changes the notifications bring (issue 20, `bench day`).
 //! - FEED_PROCESSING_FINISHED: a feed's result is fetched when Amazon announces it; the first
 //!   scheduled poll, the safety net, waits [`FEED_SAFETY_POLL`].
 
@@ -21,3 +28,20 @@ pub const ANNOUNCE_GRACE: Duration = Duration::minutes(5);
 /// processed in minutes, so a poll ten minutes after submission finds what a lost notification
 /// would have brought, and costs one `getFeed` instead of one every few seconds.
 pub const FEED_SAFETY_POLL: Duration = Duration::minutes(10);
+
+/// order-ingest's cadence while the shop's order changes are announced (unless the operator
+/// had chosen another): new orders are found within about 7 minutes (5 + Amazon's 2-minute
+/// `createdBefore` rule), against about 15 through the mirror's full poll.
+pub const NEW_ORDERS_CRON: &str = "*/5 * * * *";
+
+/// The overlap of the new-orders poll with the one before (against `domain::window::OVERLAP`
+/// for the full differential import): the window already ends 2 minutes before now (Amazon's
+/// rule, `domain::window::AMAZON_LAG`), and 2 more minutes re-read cost about one page in
+/// five at a 5-minute cadence, where 5 would cost about one in two.
+pub const NEW_ORDERS_OVERLAP: Duration = Duration::minutes(2);
+
+/// Unpaid instructions the sweep checks with `getOrder` at most (longest unchecked first): a
+/// payment whose notification was lost is found within a few sweeps, and the sweep holds the
+/// shop's status-sync lease (announced orders wait for it) about a minute at most: `getOrder`'s
+/// burst is 30 calls, then one every 2 s.
+pub const SWEEP_UNPAID_CHECKS: u32 = 30;

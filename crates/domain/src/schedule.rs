@@ -80,6 +80,15 @@ pub const DEFAULTS: [DefaultEntry; 6] = [
     },
 ];
 
+/// The cadence of `action`'s default entry in [`DEFAULTS`] (every action has one).
+pub fn default_cron(action: Action) -> &'static str {
+    DEFAULTS
+        .iter()
+        .find(|d| d.action == action && d.entry == DEFAULT_ENTRY)
+        .map(|d| d.cron)
+        .expect("every action has a default entry")
+}
+
 /// A cron expression that is not a usable cadence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

@@ -5,7 +5,9 @@
 //! continuations, error policy). This crate supplies only its own part, [`Ingest`]:
 //! * **plan** ([`window`]): the window from the command and the ledger (`domain::window`);
 //! * **step**: differential (`mirrored`): the next batch of the shop's order mirror
-//!   (`orders::mirror`: one `lastUpdatedAfter` poll shared with status-sync); range and hours:
+//!   (`orders::mirror`: one `lastUpdatedAfter` poll shared with status-sync); while Amazon
+//!   announces the shop's order changes, differential is a created-time window like range and
+//!   hours (new orders only, `domain::notifications`); range and hours:
 //!   one page, fetched (`fetch`: `searchOrders` from the cursor) and applied (`apply`:
 //!   `orders::apply_orders` in one transaction together with the run's cursor), the watermark
 //!   being Amazon's `createdBefore` of the last page;
@@ -196,6 +198,7 @@ impl Build for Ingest {
         let mirror = orders::mirror::Settings {
             page_size,
             min_interval: config.mirror_min_interval,
+            statuses: &orders::mirror::POLLED_STATUSES,
         };
         let job = Self {
             deps,

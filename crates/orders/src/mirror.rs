@@ -46,6 +46,13 @@ pub const POLLED_STATUSES: [FulfillmentStatus; 6] = [
     FulfillmentStatus::Cancelled,
     FulfillmentStatus::Unfulfillable,
 ];
+/// The statuses the sweep asks for while Amazon announces the shop's order changes
+/// (`domain::notifications`): only cancellations, the changes that must never wait for a lost
+/// notification (an order shipped although cancelled). New orders come from order-ingest's
+/// new-orders poll, and a payment a lost notification did not bring from the sweep's `getOrder`
+/// of the instructions still unpaid: a full read of every change would spend the searchOrders
+/// quota those need (`bench day`, docs/benchmarks.md).
+pub const SWEPT_STATUSES: [FulfillmentStatus; 1] = [FulfillmentStatus::Cancelled];
 use sqlx::PgConnection;
 use store::api_log;
 use store::mirror::{self, Row};
@@ -82,6 +89,10 @@ pub struct Settings {
     pub page_size: u32,
     /// A complete poll younger than this is not repeated (zero: every run polls).
     pub min_interval: Duration,
+    /// The fulfillment statuses asked for: [`POLLED_STATUSES`], or [`SWEPT_STATUSES`] for
+    /// status-sync's sweep while notifications are on (order-ingest then does not read the
+    /// mirror).
+    pub statuses: &'static [FulfillmentStatus],
 }
 
 /// Where a run is in the mirror (part of the run's cursor in the ledger).
@@ -278,7 +289,7 @@ async fn poll_page(
     };
     let params = SearchOrdersParams {
         last_updated_after: Some(after),
-        fulfillment_statuses: POLLED_STATUSES.to_vec(),
+        fulfillment_statuses: settings.statuses.to_vec(),
         pagination_token: cursor.next_token.clone(),
         included_data: included::SYNC.to_vec(),
         ..crate::search::merchant_orders(shop, settings.page_size)

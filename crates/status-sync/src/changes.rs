@@ -81,6 +81,14 @@ pub(crate) async fn page(
     )
     .await?;
     counts.ship_by += due;
+    if run.plan.sweep {
+        // The sweep goes on with the unpaid instructions (`reconcile::unpaid`).
+        cursor.unpaid_checked = Some(0);
+        run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())
+            .await?;
+        tx.commit().await?;
+        return Ok(Step::More);
+    }
     tx.commit().await?;
     Ok(Step::Done {
         watermark: cursor.mirror.watermark.or(run.plan.last_updated_after),
@@ -130,7 +138,7 @@ pub const UNANNOUNCED_CODE: &str = "notifications_missed";
 /// announced means notifications are not arriving (dropped, the listener down, the subscription
 /// gone). One attention entry per page names the orders (up to ten) and what to check. A change
 /// younger than `grace` is not judged: its notification may still be on its way.
-async fn unannounced(
+pub(crate) async fn unannounced(
     tx: &mut PgConnection,
     s: &Stepping<'_>,
     changed: &[apply::Changed],
@@ -170,7 +178,7 @@ async fn unannounced(
         String::new()
     };
     let message = format!(
-        "the sweep applied {n} order change(s) that no Amazon notification announced          (orders {listed}{more}): notifications for shop {code} are not arriving. Check          `ctl notifications status {code}` (subscription and last notification), the SQS queue          and the notification-listener's log; polling keeps applying changes meanwhile",
+        "the sweep applied {n} order change(s) that no Amazon notification announced (orders {listed}{more}): notifications for shop {code} are not arriving. Check `ctl notifications status {code}` (subscription and last notification), the SQS queue and the notification-listener's log; polling keeps applying changes meanwhile",
         code = shop.code.as_str()
     );
     let entry = api_log::Entry {

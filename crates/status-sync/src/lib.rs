@@ -6,6 +6,10 @@
 //!   `lastUpdatedAfter` = the mirror's watermark minus a small overlap (first poll: one week
 //!   back), shared with order-ingest's differential import; one call covers up to 100 changed
 //!   orders, and a change one service fetched is read by the other from the database.
+//!   While Amazon announces the shop's order changes this is the sweep
+//!   (`domain::notifications`): the mirror's poll asks for cancellations only, and the
+//!   instructions still unpaid are then checked by `getOrder` (a payment whose notification was
+//!   lost); new orders are order-ingest's new-orders poll.
 //! * `reconcile` mode: every open API-imported instruction checked by `getOrder` (after an
 //!   outage), keyset-paginated by order id.
 //! * `orders` mode (`CommandParams::StatusSyncOrders`): the orders Amazon announced (ORDER_CHANGE
@@ -98,6 +102,10 @@ pub struct Cursor {
     /// `changes`: where the run is in the order mirror.
     #[serde(default)]
     pub mirror: orders::mirror::Position,
+    /// The sweep: the mirror is read, the unpaid instructions are being checked (this many so
+    /// far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpaid_checked: Option<u32>,
 }
 
 /// Ledger counts of a run.
@@ -174,10 +182,20 @@ impl Job for SyncJob {
             return announced::batch(&s, ids, self.config.reconcile_batch, cursor, counts).await;
         }
         match run.plan.mode {
+            StatusSyncMode::Changes if cursor.unpaid_checked.is_some() => {
+                let watermark = cursor.mirror.watermark.or(run.plan.last_updated_after);
+                let (grace, size) = (self.config.announce_grace, self.config.reconcile_batch);
+                reconcile::unpaid(&s, watermark, grace, size, cursor, counts).await
+            }
             StatusSyncMode::Changes => {
                 let settings = orders::mirror::Settings {
                     page_size: self.config.page_size,
                     min_interval: self.config.mirror_min_interval,
+                    statuses: if run.plan.sweep {
+                        &orders::mirror::SWEPT_STATUSES
+                    } else {
+                        &orders::mirror::POLLED_STATUSES
+                    },
                 };
                 let grace = self.config.announce_grace;
                 changes::page(&s, settings, grace, cursor, counts).await

@@ -21,6 +21,10 @@ pub struct Plan {
     /// `orders`; `mode` is unused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orders: Option<Vec<String>>,
+    /// `changes` while Amazon announces the shop's order changes: the sweep (cancellations from
+    /// the mirror, then `getOrder` of the unpaid instructions; `domain::notifications`).
+    #[serde(default)]
+    pub sweep: bool,
 }
 
 /// Plans a run from the trigger's parameters.
@@ -41,26 +45,29 @@ pub(crate) async fn plan(
                     mode: StatusSyncMode::Changes,
                     last_updated_after: None,
                     orders: Some(orders),
+                    sweep: false,
                 },
                 mode: Some("orders".to_owned()),
             });
         }
         _ => return Ok(Planned::wrong_params(params, Action::StatusSync)),
     };
-    let (name, last_updated_after) = match mode {
+    let (name, last_updated_after, sweep) = match mode {
         StatusSyncMode::Changes => {
             let mark =
                 store::runs::last_watermark(conn, shop.shop.id, ACTION, Some("changes")).await?;
             let after = mark.map_or(now - FIRST_LOOKBACK, |w| w - OVERLAP);
-            ("changes", Some(after))
+            let sweep = store::notifications::order_changes_announced(conn, shop.shop.id).await?;
+            ("changes", Some(after), sweep)
         }
-        StatusSyncMode::Reconcile => ("reconcile", None),
+        StatusSyncMode::Reconcile => ("reconcile", None, false),
     };
     Ok(Planned::Run {
         plan: Plan {
             mode,
             last_updated_after,
             orders: None,
+            sweep,
         },
         mode: Some(name.to_owned()),
     })

@@ -235,6 +235,47 @@ pub async fn by_order(
     .await?)
 }
 
+/// Up to `limit` order ids of the shop's open, unpaid API-imported instructions whose Amazon
+/// state was last known (checked, changed or imported) before `before`, longest unknown first:
+/// the sweep's `getOrder` check of payments a lost notification did not bring.
+pub async fn unpaid_to_check(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT amazon_order_id AS "amazon_order_id!" FROM shipping_instructions
+            WHERE shop_id = $1 AND source = 'amazon_api' AND payment_status = 'unpaid'
+              AND status IN ('hold', 'awaiting_shipment') AND amazon_order_id IS NOT NULL
+              AND COALESCE(amazon_checked_at, amazon_last_updated_at, created_at) < $2
+            ORDER BY COALESCE(amazon_checked_at, amazon_last_updated_at, created_at), amazon_order_id
+            LIMIT $3"#,
+        shop_id,
+        before,
+        limit
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records that the instruction of `amazon_order_id` was checked at Amazon now.
+pub async fn checked_at_amazon(
+    conn: &mut PgConnection,
+    shop_id: Uuid,
+    amazon_order_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query!(
+        "UPDATE shipping_instructions SET amazon_checked_at = now()
+          WHERE shop_id = $1 AND amazon_order_id = $2",
+        shop_id,
+        amazon_order_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Which of `amazon_order_ids` the shop has an instruction for (one statement).
 pub async fn known_orders(
     conn: &mut PgConnection,

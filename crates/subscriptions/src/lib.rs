@@ -1,8 +1,9 @@
 //! Subscribing a shop to Amazon's ORDER_CHANGE and FEED_PROCESSING_FINISHED notifications
 //! (delivered to an SQS queue that the notification-listener reads) and unsubscribing it, with
 //! status-sync's cadence that goes with them: while Amazon announces order changes, status-sync's
-//! differential poll is only the sweep (hourly by default); without them it is the polling it
-//! was before.
+//! differential poll is only the sweep (hourly by default), and order-ingest polls for new
+//! orders only, every 5 minutes (`domain::notifications::NEW_ORDERS_CRON`, unless the operator
+//! chose its cadence); without them both are the polling they were before.
 //!
 //! What `ctl notifications subscribe|unsubscribe` and the console's shop page share: the calls
 //! to Amazon through [`spapi::Shop`], the rollback of what a failed run created, the records
@@ -11,7 +12,8 @@
 
 use domain::{
     messages::Action,
-    schedule::{Cadence, DEFAULT_ENTRY},
+    notifications::NEW_ORDERS_CRON,
+    schedule::{Cadence, DEFAULT_ENTRY, default_cron},
 };
 use serde_json::json;
 use spapi::notifications::{CreateSubscriptionRequest, NotificationType};
@@ -43,11 +45,7 @@ pub const TYPES: [NotificationType; 2] = [
 /// status-sync's cadence restored on unsubscribe when none was recorded: its default entry's
 /// (`domain::schedule::DEFAULTS`).
 pub fn polling_cron() -> &'static str {
-    domain::schedule::DEFAULTS
-        .iter()
-        .find(|d| d.action == Action::StatusSync && d.entry == DEFAULT_ENTRY)
-        .expect("status-sync has a default schedule entry")
-        .cron
+    default_cron(Action::StatusSync)
 }
 
 /// An input that is not an SQS queue ARN.
@@ -207,14 +205,15 @@ pub struct Unsubscribed {
 }
 
 /// status-sync's default entry's cadence.
-async fn status_sync_cron(
+async fn cron_of(
     conn: &mut sqlx::PgConnection,
     shop_id: Uuid,
+    action: Action,
 ) -> Result<Option<String>, StoreError> {
     Ok(schedules::list(conn, &[shop_id])
         .await?
         .into_iter()
-        .find(|s| s.action == Action::StatusSync && s.entry == DEFAULT_ENTRY)
+        .find(|s| s.action == action && s.entry == DEFAULT_ENTRY)
         .map(|s| s.cron))
 }
 
@@ -375,7 +374,7 @@ async fn record_subscription(
     {
         None
     } else {
-        status_sync_cron(&mut tx, shop_id).await?
+        cron_of(&mut tx, shop_id, Action::StatusSync).await?
     };
     for s in subs {
         repo::save_subscription(
@@ -400,6 +399,24 @@ async fn record_subscription(
         operator,
     )
     .await?;
+    // order-ingest polls for new orders only now, more often: unless the operator chose its
+    // cadence (then it is left alone).
+    if cron_of(&mut tx, shop_id, Action::OrderIngest)
+        .await?
+        .as_deref()
+        == Some(default_cron(Action::OrderIngest))
+    {
+        let cadence: Cadence = NEW_ORDERS_CRON.parse().expect("the cadence is valid");
+        schedules::set_cron(
+            &mut tx,
+            shop_id,
+            Action::OrderIngest,
+            DEFAULT_ENTRY,
+            &cadence,
+            operator,
+        )
+        .await?;
+    }
     let list = subs
         .iter()
         .map(|s| {
@@ -576,6 +593,25 @@ async fn record_unsubscription(
                 )
                 .await?;
                 restored = Some((cadence.as_str().to_owned(), change));
+                // order-ingest back to its default, unless the operator changed it meanwhile.
+                if cron_of(&mut tx, shop_id, Action::OrderIngest)
+                    .await?
+                    .as_deref()
+                    == Some(NEW_ORDERS_CRON)
+                {
+                    let cadence: Cadence = default_cron(Action::OrderIngest)
+                        .parse()
+                        .expect("the default cadence is valid");
+                    schedules::set_cron(
+                        &mut tx,
+                        shop_id,
+                        Action::OrderIngest,
+                        DEFAULT_ENTRY,
+                        &cadence,
+                        operator,
+                    )
+                    .await?;
+                }
             }
             removed.push(r);
         }

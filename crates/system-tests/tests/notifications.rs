@@ -551,3 +551,93 @@ async fn listener_sigkilled_between_commit_and_delete_loses_and_repeats_nothing(
     assert_eq!(applied, 20);
     sys.shutdown().await;
 }
+
+/// Issue 20: while the shop is subscribed, order-ingest's differential run asks Amazon for the
+/// orders created since its last run (new orders only: nothing goes through the order mirror),
+/// and status-sync's sweep reads only cancellations from the mirror, then checks the unpaid
+/// instructions with `getOrder`: a payment and a cancellation whose notifications were lost are
+/// both applied, and the mirror holds the cancelled order alone.
+#[sqlx::test(migrations = "../../migrations")]
+async fn with_notifications_ingest_asks_for_new_orders_and_the_sweep_for_cancellations(
+    pool: PgPool,
+) {
+    let mut sys = System::new(pool).await;
+    let a = sys.a().clone();
+    let sim = sys.sim.sim().clone();
+    let _queue = subscribe(&sys).await;
+    let orders = sim.generate_orders_for(
+        spapi_sim::DEFAULT_SELLER_ID,
+        6,
+        29,
+        MarketplaceMix {
+            jp: 1,
+            au: 0,
+            sg: 0,
+            pending_ratio: 1.0,
+        },
+    );
+    sys.start(Svc::OrderIngest);
+    sys.start(Svc::StatusSync);
+    let run = sys.ingest(a.id, ImportMode::Differential).await;
+    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    assert_eq!(run.counts["new"], 6, "{run:?}");
+    let mirror_sql = format!(
+        "SELECT count(*) FROM order_mirror WHERE shop_id = '{}'",
+        a.id
+    );
+    assert_eq!(
+        sys.count(&mirror_sql).await,
+        0,
+        "the new-orders poll wrote the mirror"
+    );
+
+    // Amazon: 2 paid and 1 cancelled, every notification lost.
+    drop_rate(&sys, 1.0);
+    for o in &orders[..2] {
+        sim.set_order_status(&o.order_id, StatusChange::Unshipped)
+            .unwrap();
+    }
+    sim.set_order_status(
+        &orders[2].order_id,
+        StatusChange::Cancelled {
+            cancelled_by: Some("BUYER".into()),
+            reason: None,
+        },
+    )
+    .unwrap();
+    wait_dropped(&sys, 3).await;
+    // The instructions' Amazon state grows older than the grace.
+    tokio::time::sleep(
+        (ANNOUNCE_GRACE + chrono::Duration::seconds(1))
+            .to_std()
+            .unwrap(),
+    )
+    .await;
+    let get_order = |sim: &spapi_sim::Sim| sim.call_counts().get("getOrder").map_or(0, |c| c.calls);
+    let before = get_order(&sim);
+    let sweep = sys.status_sync(a.id).await;
+    assert_eq!(sweep.status.as_str(), "succeeded", "{sweep:?}");
+    assert_eq!(sweep.counts["paid"], 2, "{sweep:?}");
+    assert_eq!(sweep.counts["canceled"], 1, "{sweep:?}");
+    // One getOrder per unpaid instruction (the cancelled one is no longer open).
+    assert_eq!(get_order(&sim) - before, 5, "{sweep:?}");
+    assert_eq!(
+        sys.count(&mirror_sql).await,
+        1,
+        "the sweep asked for more than cancellations"
+    );
+    let canceled: String = sqlx::query_scalar(
+        "SELECT status FROM shipping_instructions WHERE shop_id = $1 AND amazon_order_id = $2",
+    )
+    .bind(a.id)
+    .bind(&orders[2].order_id)
+    .fetch_one(&sys.pool)
+    .await
+    .unwrap();
+    assert_eq!(canceled, "canceled");
+    // The next sweep finds the checked ones checked: no getOrder until the grace passes.
+    let before = get_order(&sim);
+    let again = sys.status_sync(a.id).await;
+    assert_eq!(again.counts["paid"], 0, "{again:?}");
+    assert_eq!(get_order(&sim), before, "{again:?}");
+}

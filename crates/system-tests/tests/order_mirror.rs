@@ -260,6 +260,7 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
         settings: Settings {
             page_size: 100,
             min_interval: chrono::Duration::zero(),
+            statuses: &orders::mirror::POLLED_STATUSES,
         },
     };
     let mut tally = Tally::default();
