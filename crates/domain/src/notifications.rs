@@ -12,6 +12,8 @@
 //!   change through the order mirror, and the sweep reads only cancellations from the mirror
 //!   (plus `getOrder` for instructions still unpaid): a page of 100 new orders per call, with
 //!   no quota spent on changes the notifications bring (issue 20, `bench day`).
+//!   Should Amazon announce a new order, the listener leaves it to that poll
+//!   ([`NEW_ORDER_NOTICE`]).
 //! - FEED_PROCESSING_FINISHED: a feed's result is fetched when Amazon announces it; the first
 //!   scheduled poll, the safety net, waits [`FEED_SAFETY_POLL`].
 
@@ -45,3 +47,12 @@ pub const NEW_ORDERS_OVERLAP: Duration = Duration::minutes(2);
 /// shop's status-sync lease (announced orders wait for it) about a minute at most: `getOrder`'s
 /// burst is 30 calls, then one every 2 s.
 pub const SWEEP_UNPAID_CHECKS: u32 = 30;
+
+/// An ORDER_CHANGE for an order with no instruction yet, PENDING or UNSHIPPED and placed at
+/// most this long before the change, is a new order (if Amazon announces it at all): the
+/// listener leaves it to order-ingest's new-orders poll, which imports it within about 7
+/// minutes, instead of spending a `getOrder` on it. At a sale-day peak those calls would be
+/// taken from the payments and cancellations, which have no other fast path (`bench day
+/// --notify-new-orders`). An older unknown order (an import that failed, say) still goes to
+/// status-sync, which imports it.
+pub const NEW_ORDER_NOTICE: Duration = Duration::hours(1);

@@ -85,6 +85,8 @@ pub enum Notification {
         order_status: Option<String>,
         /// `OrderChangeType` (`OrderStatusChange`, `BuyerRequestedChange`, …), when given.
         change_type: Option<String>,
+        /// `Summary.PurchaseDate`, when given.
+        purchase_date: Option<DateTime<Utc>>,
     },
     FeedFinished {
         id: String,
@@ -145,6 +147,9 @@ pub fn parse(body: &str) -> Result<Notification, String> {
                 event_time,
                 order_status: summary.and_then(|s| text(s, "OrderStatus")),
                 change_type: text(n, "OrderChangeType"),
+                purchase_date: summary
+                    .and_then(|s| text(s, "PurchaseDate"))
+                    .and_then(|t| t.parse().ok()),
             })
         }
         "FEED_PROCESSING_FINISHED" => {
@@ -442,6 +447,7 @@ impl Listener {
                 event_time,
                 order_status,
                 change_type,
+                purchase_date,
             } => {
                 let code = Marketplace::ALL
                     .iter()
@@ -452,9 +458,25 @@ impl Listener {
                     None => None,
                 };
                 let mut r = Record::new(id, "ORDER_CHANGE", Some(order_id), *event_time);
-                let shipped = order_status.as_deref() == Some("Shipped")
-                    && change_type.as_deref() != Some("BuyerRequestedChange");
+                let requested = change_type.as_deref() == Some("BuyerRequestedChange");
+                let shipped = order_status.as_deref() == Some("Shipped") && !requested;
+                let new = !requested
+                    && matches!(order_status.as_deref(), Some("Pending" | "Unshipped"))
+                    && purchase_date.is_some_and(|p| {
+                        event_time.unwrap_or_else(Utc::now) - p
+                            <= domain::notifications::NEW_ORDER_NOTICE
+                    });
                 match shop {
+                    Some(shop_id) if new && !imported(conn, shop_id, order_id).await? => {
+                        r.shop_id = Some(shop_id);
+                        r.outcome = Outcome::Ignored;
+                        r.reason = Some(format!(
+                            "order {order_id} is a new order: order-ingest's new-orders poll \
+                             imports it (every 5 minutes while notifications are on), so no \
+                             getOrder is spent on it"
+                        ));
+                        (r, None)
+                    }
                     Some(shop_id) if shipped && shipped_here(conn, shop_id, order_id).await? => {
                         r.shop_id = Some(shop_id);
                         r.outcome = Outcome::Ignored;
@@ -531,6 +553,17 @@ async fn shipped_here(
 ) -> Result<bool, ListenError> {
     let instruction = store::instructions::by_order(conn, shop_id, order_id).await?;
     Ok(instruction.is_some_and(|i| i.status == "shipped"))
+}
+
+/// Whether the shop has an instruction for `order_id`.
+async fn imported(
+    conn: &mut sqlx::PgConnection,
+    shop_id: Uuid,
+    order_id: &str,
+) -> Result<bool, ListenError> {
+    Ok(store::instructions::by_order(conn, shop_id, order_id)
+        .await?
+        .is_some())
 }
 
 /// The work a notification asks for.
@@ -610,7 +643,7 @@ mod tests {
         let order = r#"{"NotificationVersion":"1.0","NotificationType":"ORDER_CHANGE","PayloadVersion":"1.0",
             "EventTime":"2026-12-02T01:02:03Z","Payload":{"OrderChangeNotification":{"NotificationLevel":"OrderLevel",
             "SellerId":"A1SIMSELLER0001","AmazonOrderId":"503-1234567-1234567","OrderChangeType":"OrderStatusChange",
-            "Summary":{"MarketplaceId":"A1VC38T7YXB528","OrderStatus":"Unshipped"}}},
+            "Summary":{"MarketplaceId":"A1VC38T7YXB528","OrderStatus":"Unshipped","PurchaseDate":"2026-12-01T23:00:00Z"}}},
             "NotificationMetadata":{"ApplicationId":"app","SubscriptionId":"sub","PublishTime":"2026-12-02T01:02:04Z",
             "NotificationId":"n-1"}}"#;
         assert_eq!(
@@ -623,6 +656,7 @@ mod tests {
                 event_time: Some("2026-12-02T01:02:03Z".parse().unwrap()),
                 order_status: Some("Unshipped".into()),
                 change_type: Some("OrderStatusChange".into()),
+                purchase_date: Some("2026-12-01T23:00:00Z".parse().unwrap()),
             }
         );
         let feed = r#"{"notificationVersion":"2020-09-04","notificationType":"FEED_PROCESSING_FINISHED",

@@ -356,3 +356,73 @@ async fn own_shipment_confirmations_cost_no_get_order(pool: PgPool) {
     assert_eq!(outcome, "ignored");
     assert!(reason.unwrap_or_default().contains("own"));
 }
+
+/// Issue 20: should Amazon announce a brand-new order (no instruction yet, PENDING or UNSHIPPED,
+/// placed within the hour), the listener leaves it to order-ingest's new-orders poll: no
+/// command, no `getOrder`. An unknown order placed long ago (an import that failed, say) and a
+/// known order's payment still go to status-sync.
+#[sqlx::test(migrations = "../../migrations")]
+async fn new_orders_are_left_to_the_new_orders_poll(pool: PgPool) {
+    let shop_id = shop(&pool).await;
+    let (new, old, known) = (
+        "503-0000021-0000021",
+        "503-0000022-0000022",
+        "503-0000023-0000023",
+    );
+    sqlx::query(
+        "INSERT INTO shipping_instructions (id, shop_id, amazon_order_id, status) VALUES ($1, $2, $3, 'hold')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(shop_id)
+    .bind(known)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let placed = |body: String, at: &str| {
+        body.replace(
+            "\"FulfillmentType\"",
+            &format!("\"PurchaseDate\": \"{at}\", \"FulfillmentType\""),
+        )
+    };
+    let client = sqs();
+    let url = queue(&client, "new-orders").await;
+    let bodies = [
+        placed(
+            order_change("n-new", SELLER, new, "Pending"),
+            "2026-12-02T00:50:00.000Z",
+        ),
+        placed(
+            order_change("n-old", SELLER, old, "Unshipped"),
+            "2026-11-30T01:00:00.000Z",
+        ),
+        placed(
+            order_change("n-known", SELLER, known, "Unshipped"),
+            "2026-12-02T00:55:00.000Z",
+        ),
+    ];
+    assert!(bodies.iter().all(|b| b.contains("PurchaseDate")));
+    send(&client, &url, &bodies).await;
+    let listener = listener(&pool, &client, &url, None);
+    let p = drain(&listener).await;
+    assert_eq!((p.received, p.queued, p.ignored), (3, 2, 1), "{p:?}");
+    let mut ids: Vec<String> = Vec::new();
+    for cmd in commands(&pool).await {
+        match cmd.params {
+            CommandParams::StatusSyncOrders { order_ids } => ids.extend(order_ids),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, vec![old, known]);
+    let (outcome, reason): (String, Option<String>) = sqlx::query_as(
+        "SELECT outcome, reason FROM notifications_received WHERE notification_id = 'n-new'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "ignored");
+    assert!(
+        reason.unwrap_or_default().contains("new-orders poll"),
+        "the reason names where the order comes from"
+    );
+}
