@@ -473,8 +473,7 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
             // Should Amazon announce a new order, the listener leaves it to order-ingest's
             // new-orders poll (`domain::notifications::NEW_ORDER_NOTICE`): no getOrder.
             let left_to_poll = new_order && new_orders_poll;
-            if mode == Mode::Notifications && (w.notify_new_orders || !new_order) && !left_to_poll
-            {
+            if mode == Mode::Notifications && (w.notify_new_orders || !new_order) && !left_to_poll {
                 let at = t + rng.random_range(NOTIFY_DELAY.0..NOTIFY_DELAY.1);
                 announced.push(Reverse((ms(at), i)));
             }
@@ -917,7 +916,10 @@ mod tests {
         // no getOrder (the listener leaves them to it), so the payments' getOrder calls are
         // the same.
         let unnotified = simulate(Workload::jp(2000, 2), Mode::Notifications, true);
-        assert_eq!(unnotified.calls.get("getOrder"), notified.calls.get("getOrder"));
+        assert_eq!(
+            unnotified.calls.get("getOrder"),
+            notified.calls.get("getOrder")
+        );
         assert!(unnotified.stat("payment").1 < polling.stat("payment").1);
     }
 

@@ -287,9 +287,17 @@ async fn poll_page(
         (Some(_), Some(after)) => after,
         _ => (cursor.watermark - OVERLAP).min(now),
     };
+    // A poll in progress goes on with the statuses it began with, whoever continues it: Amazon
+    // refuses a page token with other filters, and the sweep asks for fewer than the full poll
+    // (a sweep finding a full poll in progress finishes it as a full poll, and the other way
+    // round when the shop subscribed or unsubscribed meanwhile).
+    let statuses: Vec<FulfillmentStatus> = match (&cursor.next_token, &cursor.poll_statuses) {
+        (Some(_), Some(began)) => began.iter().map(|s| s.as_str().into()).collect(),
+        _ => settings.statuses.to_vec(),
+    };
     let params = SearchOrdersParams {
         last_updated_after: Some(after),
-        fulfillment_statuses: settings.statuses.to_vec(),
+        fulfillment_statuses: statuses.clone(),
         pagination_token: cursor.next_token.clone(),
         included_data: included::SYNC.to_vec(),
         ..crate::search::merchant_orders(shop, settings.page_size)
@@ -317,7 +325,8 @@ async fn poll_page(
     let next = resp.pagination.and_then(|p| p.next_token);
     match &next {
         Some(token) => {
-            mirror::save_page(tx, shop.id, after, token).await?;
+            let began: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
+            mirror::save_page(tx, shop.id, after, token, &began).await?;
             let params = SearchOrdersParams {
                 pagination_token: Some(token.clone()),
                 ..params

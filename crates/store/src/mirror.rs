@@ -35,6 +35,9 @@ pub struct Cursor {
     pub poll_after: Option<DateTime<Utc>>,
     /// A poll in progress: the token of its next page.
     pub next_token: Option<String>,
+    /// A poll in progress: the fulfillment statuses it asks for (its next page must ask for the
+    /// same).
+    pub poll_statuses: Option<Vec<String>>,
     /// When the last complete poll finished.
     pub polled_at: Option<DateTime<Utc>>,
 }
@@ -56,7 +59,7 @@ pub async fn lock_cursor(
     .execute(&mut *conn)
     .await?;
     let row = sqlx::query!(
-        "SELECT watermark, poll_after, next_token, polled_at FROM order_mirror_cursors
+        "SELECT watermark, poll_after, next_token, poll_statuses, polled_at FROM order_mirror_cursors
           WHERE shop_id = $1 FOR UPDATE",
         shop_id
     )
@@ -66,6 +69,7 @@ pub async fn lock_cursor(
         watermark: row.watermark,
         poll_after: row.poll_after,
         next_token: row.next_token,
+        poll_statuses: row.poll_statuses,
         polled_at: row.polled_at,
     })
 }
@@ -76,14 +80,17 @@ pub async fn save_page(
     shop_id: Uuid,
     after: DateTime<Utc>,
     next_token: &str,
+    statuses: &[String],
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE order_mirror_cursors
-            SET poll_after = $2, next_token = $3, pages = pages + 1, updated_at = now()
+            SET poll_after = $2, next_token = $3, poll_statuses = $4, pages = pages + 1,
+                updated_at = now()
           WHERE shop_id = $1",
         shop_id,
         after,
-        next_token
+        next_token,
+        statuses
     )
     .execute(&mut *conn)
     .await?;
@@ -100,7 +107,7 @@ pub async fn finish_poll(
     sqlx::query!(
         "UPDATE order_mirror_cursors
             SET watermark = GREATEST(watermark, $2), poll_after = NULL, next_token = NULL,
-                polled_at = $3, pages = pages + 1, updated_at = now()
+                poll_statuses = NULL, polled_at = $3, pages = pages + 1, updated_at = now()
           WHERE shop_id = $1",
         shop_id,
         watermark,

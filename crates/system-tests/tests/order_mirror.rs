@@ -325,6 +325,81 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
     sys.shutdown().await;
 }
 
+/// A full poll in progress (order-ingest's, page token stored) when the shop subscribes to
+/// notifications: status-sync's sweep, which starts its own polls with cancellations only,
+/// finishes it with the statuses it began with (Amazon refuses a page token with other
+/// filters), and its next poll asks for cancellations only.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_poll_in_progress_is_finished_with_the_statuses_it_began_with(pool: PgPool) {
+    let sys = System::new(pool).await;
+    let shop_id = sys.a().id;
+    let all_unshipped = MarketplaceMix {
+        pending_ratio: 0.0,
+        ..JP
+    };
+    sys.sim.sim().generate_orders(150, 12, all_unshipped);
+    let keys = crypto::Keyring::for_testing();
+    let client = runtime::spapi_client(&sys.pool, 1e6, Duration::from_millis(500)).unwrap();
+    let mut conn = sys.pool.acquire().await.unwrap();
+    let shop = store::shops::get(&mut conn, shop_id).await.unwrap().shop;
+    let api = runtime::shop_api(&mut conn, &keys, &client, &shop)
+        .await
+        .unwrap();
+    drop(conn);
+    let poller = |reader: Reader, statuses: &'static [spapi::orders::FulfillmentStatus]| Poller {
+        keys: &keys,
+        api: &api,
+        shop: &shop,
+        reader,
+        settings: Settings {
+            page_size: 100,
+            min_interval: chrono::Duration::zero(),
+            statuses,
+        },
+    };
+    let ingest = poller(Reader::Ingest, &mirror::POLLED_STATUSES);
+    let sweep = poller(Reader::Sync, &mirror::SWEPT_STATUSES);
+    let mut tally = Tally::default();
+    let step = async |p: &Poller<'_>, tally: &mut Tally| {
+        let mut tx = sys.pool.begin().await.unwrap();
+        let batch = mirror::next_batch(&mut tx, p, &mut Position::default(), tally, Utc::now())
+            .await
+            .unwrap();
+        mirror::applied(&mut tx, p, &batch, &HashSet::new())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        batch
+    };
+    // order-ingest's full poll: page 1 of 2.
+    let first = step(&ingest, &mut tally).await;
+    assert!(first.fetched && first.orders.len() == 100);
+    // The sweep continues it: page 2 holds the other 50 unshipped orders (a poll of
+    // cancellations only would hold none).
+    let second = step(&sweep, &mut tally).await;
+    assert!(second.fetched, "{second:?}");
+    assert_eq!(second.orders.len(), 50);
+    let rows = count(
+        &sys,
+        "SELECT count(*) FROM order_mirror WHERE shop_id = $1",
+        shop_id,
+    )
+    .await;
+    assert_eq!(rows, 150);
+    // The sweep's own next poll asks for cancellations only: none.
+    sqlx::query(
+        "UPDATE order_mirror_cursors SET polled_at = now() - interval '1 hour' WHERE shop_id = $1",
+    )
+    .bind(shop_id)
+    .execute(&sys.pool)
+    .await
+    .unwrap();
+    let third = step(&sweep, &mut tally).await;
+    assert!(third.fetched && third.orders.is_empty(), "{third:?}");
+    assert_eq!(tally.calls.get("searchOrders"), Some(&3));
+    sys.shutdown().await;
+}
+
 /// A buyer asks to cancel before the order was ever imported: status-sync's poll imports it
 /// and puts it on hold with the request in the same transaction, so it is never allocated.
 #[sqlx::test(migrations = "../../migrations")]
