@@ -146,6 +146,7 @@ async fn subscribe(pool: &sqlx::PgPool, a: SubscribeArgs, json_out: bool) -> any
                     "destination_id": s.destination_id, "created": s.created,
                 })).collect::<Vec<_>>(),
                 "status_sync": {"cron": done.sweep, "change": cadence},
+                "order_ingest": {"cron": done.new_orders, "new_orders_only": true},
             })
         );
     } else {
@@ -169,6 +170,16 @@ async fn subscribe(pool: &sqlx::PgPool, a: SubscribeArgs, json_out: bool) -> any
             "{}: status-sync (default) \"{}\" as the sweep, {cadence}",
             a.shop, done.sweep
         );
+        match &done.new_orders {
+            Some(cron) => println!(
+                "{}: order-ingest (default) \"{cron}\", new orders only while subscribed",
+                a.shop
+            ),
+            None => println!(
+                "{}: order-ingest keeps the cadence its operator chose; it asks for new orders only while subscribed",
+                a.shop
+            ),
+        }
     }
     Ok(())
 }
@@ -191,6 +202,7 @@ async fn unsubscribe(
                     "existed": d.existed,
                 })).collect::<Vec<_>>(),
                 "status_sync": done.restored.as_ref().map(|(cron, _)| json!({"cron": cron})),
+                "order_ingest": done.ingest_restored.as_ref().map(|cron| json!({"cron": cron})),
                 "changed": done.changed,
             })
         );
@@ -222,6 +234,9 @@ async fn unsubscribe(
                     _ => String::new(),
                 }
             );
+        }
+        if let Some(cron) = &done.ingest_restored {
+            println!("{}: order-ingest (default) \"{cron}\" restored", a.shop);
         }
     }
     Ok(())

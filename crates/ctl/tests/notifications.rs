@@ -191,6 +191,7 @@ async fn subscribe_status_and_unsubscribe_against_the_simulator(pool: PgPool) {
     )
     .await;
     assert_eq!(first["destination"]["created"], true, "{first}");
+    assert_eq!(first["order_ingest"]["cron"], "*/5 * * * *", "{first}");
     let subs = first["subscriptions"].as_array().unwrap();
     assert_eq!(subs.len(), 2);
     assert!(subs.iter().all(|s| s["created"] == true), "{first}");

@@ -181,6 +181,9 @@ pub struct Subscribed {
     pub sweep: String,
     /// What happened to status-sync's default entry.
     pub change: Change,
+    /// order-ingest's cadence set now (new orders only, `NEW_ORDERS_CRON`); `None`: the
+    /// operator had chosen its cadence, left as it is.
+    pub new_orders: Option<String>,
 }
 
 /// A subscription [`unsubscribe`] deleted at Amazon.
@@ -200,6 +203,8 @@ pub struct Unsubscribed {
     pub deleted: Vec<Deleted>,
     /// status-sync's cadence restored, and what happened to its entry.
     pub restored: Option<(String, Change)>,
+    /// order-ingest's default cadence restored (it was the new-orders cadence).
+    pub ingest_restored: Option<String>,
     /// `false`: nothing was recorded and nothing was at Amazon.
     pub changed: bool,
 }
@@ -334,7 +339,7 @@ pub async fn subscribe(
     )
     .await;
     match recorded {
-        Ok(change) => Ok(Subscribed {
+        Ok((change, new_orders)) => Ok(Subscribed {
             shop: code,
             sqs_arn: sqs_arn.to_owned(),
             destination_id,
@@ -342,6 +347,7 @@ pub async fn subscribe(
             subscriptions: subs,
             sweep: sweep.as_str().to_owned(),
             change,
+            new_orders,
         }),
         Err(error) => {
             let undone = roll_back(api, &code, &created).await;
@@ -364,7 +370,7 @@ async fn record_subscription(
     sqs_arn: &str,
     sweep: &Cadence,
     operator: &str,
-) -> Result<Change, StoreError> {
+) -> Result<(Change, Option<String>), StoreError> {
     let mut tx = pool.begin().await?;
     let existing = repo::subscriptions(&mut tx, shop_id).await?;
     // The cadence to restore on unsubscribe: kept from the first subscription.
@@ -401,11 +407,11 @@ async fn record_subscription(
     .await?;
     // order-ingest polls for new orders only now, more often: unless the operator chose its
     // cadence (then it is left alone).
-    if cron_of(&mut tx, shop_id, Action::OrderIngest)
+    let new_orders = cron_of(&mut tx, shop_id, Action::OrderIngest)
         .await?
         .as_deref()
-        == Some(default_cron(Action::OrderIngest))
-    {
+        == Some(default_cron(Action::OrderIngest));
+    if new_orders {
         let cadence: Cadence = NEW_ORDERS_CRON.parse().expect("the cadence is valid");
         schedules::set_cron(
             &mut tx,
@@ -459,7 +465,7 @@ async fn record_subscription(
     )
     .await?;
     tx.commit().await?;
-    Ok(change)
+    Ok((change, new_orders.then(|| NEW_ORDERS_CRON.to_owned())))
 }
 
 /// Deletes the shop's subscriptions at Amazon (the recorded ones, and one Amazon has that was
@@ -526,7 +532,7 @@ pub async fn unsubscribe(
             })
         })
         .collect();
-    let (restored, changed) =
+    let (restored, ingest_restored, changed) =
         record_unsubscription(pool, shop_id, &done, &deleted, failure.is_none(), operator)
             .await
             .map_err(db)?;
@@ -554,6 +560,7 @@ pub async fn unsubscribe(
         shop: code,
         deleted,
         restored,
+        ingest_restored,
         changed,
     })
 }
@@ -567,9 +574,10 @@ async fn record_unsubscription(
     deleted: &[Deleted],
     complete: bool,
     operator: &str,
-) -> Result<(Restored, bool), StoreError> {
+) -> Result<(Restored, Option<String>, bool), StoreError> {
     let mut tx = pool.begin().await?;
     let mut restored = None;
+    let mut ingest_restored = None;
     let mut removed = Vec::new();
     for (ty, _) in done {
         if let Some(r) = repo::remove_subscription(&mut tx, shop_id, ty.as_str()).await? {
@@ -611,6 +619,7 @@ async fn record_unsubscription(
                         operator,
                     )
                     .await?;
+                    ingest_restored = Some(cadence.as_str().to_owned());
                 }
             }
             removed.push(r);
@@ -671,7 +680,7 @@ async fn record_unsubscription(
         .await?;
     }
     tx.commit().await?;
-    Ok((restored, changed))
+    Ok((restored, ingest_restored, changed))
 }
 
 #[cfg(test)]

@@ -183,8 +183,8 @@ async fn notifications(
             }
             p class="hint" {
                 (t(
-                    "登録中はAmazonが注文の変更を通知し、ステータス同期はスイープ（取りこぼしの確認）だけを実行します。",
-                    "While subscribed, Amazon announces order changes and status-sync runs only as the sweep (finding what no notification announced)."
+                    "登録中はAmazonが注文の変更を通知し、ステータス同期はスイープ（取りこぼしの確認）だけを実行し、出荷指示取得は新規注文だけを5分ごとに取得します。",
+                    "While subscribed, Amazon announces order changes, status-sync runs only as the sweep (finding what no notification announced) and order-ingest asks for new orders only, every 5 minutes."
                 ))
                 " " (t("コマンドラインでは", "From the command line:")) " "
                 code { "ctl notifications subscribe " (code) " --sqs-arn ARN" }
@@ -460,10 +460,10 @@ fn done_flash(ctx: &Ctx, q: &DetailQ) -> Markup {
     let text = match q.notifications.as_deref() {
         Some("subscribed") => match ctx.lang {
             Lang::Ja => format!(
-                "Amazonの通知（ORDER_CHANGE、FEED_PROCESSING_FINISHED）を登録しました。ステータス同期はスイープとして「{cron}」で実行します。"
+                "Amazonの通知（ORDER_CHANGE、FEED_PROCESSING_FINISHED）を登録しました。ステータス同期はスイープとして「{cron}」で実行し、出荷指示取得は新規注文だけを取得します。"
             ),
             Lang::En => format!(
-                "Subscribed to Amazon's notifications (ORDER_CHANGE, FEED_PROCESSING_FINISHED). status-sync now runs on \"{cron}\" as the sweep."
+                "Subscribed to Amazon's notifications (ORDER_CHANGE, FEED_PROCESSING_FINISHED). status-sync now runs on \"{cron}\" as the sweep, and order-ingest asks for new orders only."
             ),
         },
         Some("unsubscribed") => match ctx.lang {
