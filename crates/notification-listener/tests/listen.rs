@@ -297,6 +297,28 @@ async fn notifications_become_commands_once(pool: PgPool) {
     assert_eq!(commands(&pool).await.len(), cmds.len());
 }
 
+/// The order ids of the status-sync `orders` commands written, sorted.
+async fn announced_orders(pool: &PgPool) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for cmd in commands(pool).await {
+        match cmd.params {
+            CommandParams::StatusSyncOrders { order_ids } => ids.extend(order_ids),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// A notification's recorded outcome and reason.
+async fn outcome(pool: &PgPool, notification_id: &str) -> (String, Option<String>) {
+    sqlx::query_as("SELECT outcome, reason FROM notifications_received WHERE notification_id = $1")
+        .bind(notification_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// The notification of the connector's own shipment confirmation (Amazon now `Shipped`, the
 /// instruction shipped here) asks for nothing: no command, no `getOrder`; a `Shipped` for an
 /// instruction not shipped here, or a buyer's request on a shipped one, still goes to
@@ -338,21 +360,9 @@ async fn own_shipment_confirmations_cost_no_get_order(pool: PgPool) {
     let listener = listener(&pool, &client, &url, None);
     let p = drain(&listener).await;
     assert_eq!((p.received, p.queued, p.ignored), (3, 2, 1), "{p:?}");
-    let mut ids: Vec<String> = Vec::new();
-    for cmd in commands(&pool).await {
-        match cmd.params {
-            CommandParams::StatusSyncOrders { order_ids } => ids.extend(order_ids),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ids.sort();
+    let ids = announced_orders(&pool).await;
     assert_eq!(ids, vec![open, asked]);
-    let (outcome, reason): (String, Option<String>) = sqlx::query_as(
-        "SELECT outcome, reason FROM notifications_received WHERE notification_id = 'n-s'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (outcome, reason) = outcome(&pool, "n-s").await;
     assert_eq!(outcome, "ignored");
     assert!(reason.unwrap_or_default().contains("own"));
 }
@@ -405,21 +415,9 @@ async fn new_orders_are_left_to_the_new_orders_poll(pool: PgPool) {
     let listener = listener(&pool, &client, &url, None);
     let p = drain(&listener).await;
     assert_eq!((p.received, p.queued, p.ignored), (3, 2, 1), "{p:?}");
-    let mut ids: Vec<String> = Vec::new();
-    for cmd in commands(&pool).await {
-        match cmd.params {
-            CommandParams::StatusSyncOrders { order_ids } => ids.extend(order_ids),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ids.sort();
+    let ids = announced_orders(&pool).await;
     assert_eq!(ids, vec![old, known]);
-    let (outcome, reason): (String, Option<String>) = sqlx::query_as(
-        "SELECT outcome, reason FROM notifications_received WHERE notification_id = 'n-new'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (outcome, reason) = outcome(&pool, "n-new").await;
     assert_eq!(outcome, "ignored");
     assert!(
         reason.unwrap_or_default().contains("new-orders poll"),

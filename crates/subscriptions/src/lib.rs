@@ -209,7 +209,29 @@ pub struct Unsubscribed {
     pub changed: bool,
 }
 
-/// status-sync's default entry's cadence.
+/// Sets order-ingest's default entry to `to` if its cadence is `from` (an operator's own
+/// cadence is left alone). Returns whether it was set.
+async fn switch_order_ingest(
+    conn: &mut sqlx::PgConnection,
+    shop_id: Uuid,
+    from: &str,
+    to: &str,
+    operator: &str,
+) -> Result<bool, StoreError> {
+    if cron_of(&mut *conn, shop_id, Action::OrderIngest)
+        .await?
+        .as_deref()
+        != Some(from)
+    {
+        return Ok(false);
+    }
+    let cadence: Cadence = to.parse().expect("the connector's own cadences are valid");
+    let action = Action::OrderIngest;
+    schedules::set_cron(conn, shop_id, action, DEFAULT_ENTRY, &cadence, operator).await?;
+    Ok(true)
+}
+
+/// The cadence of `action`'s default entry.
 async fn cron_of(
     conn: &mut sqlx::PgConnection,
     shop_id: Uuid,
@@ -407,22 +429,8 @@ async fn record_subscription(
     .await?;
     // order-ingest polls for new orders only now, more often: unless the operator chose its
     // cadence (then it is left alone).
-    let new_orders = cron_of(&mut tx, shop_id, Action::OrderIngest)
-        .await?
-        .as_deref()
-        == Some(default_cron(Action::OrderIngest));
-    if new_orders {
-        let cadence: Cadence = NEW_ORDERS_CRON.parse().expect("the cadence is valid");
-        schedules::set_cron(
-            &mut tx,
-            shop_id,
-            Action::OrderIngest,
-            DEFAULT_ENTRY,
-            &cadence,
-            operator,
-        )
-        .await?;
-    }
+    let from = default_cron(Action::OrderIngest);
+    let new_orders = switch_order_ingest(&mut tx, shop_id, from, NEW_ORDERS_CRON, operator).await?;
     let list = subs
         .iter()
         .map(|s| {
@@ -602,24 +610,9 @@ async fn record_unsubscription(
                 .await?;
                 restored = Some((cadence.as_str().to_owned(), change));
                 // order-ingest back to its default, unless the operator changed it meanwhile.
-                if cron_of(&mut tx, shop_id, Action::OrderIngest)
-                    .await?
-                    .as_deref()
-                    == Some(NEW_ORDERS_CRON)
-                {
-                    let cadence: Cadence = default_cron(Action::OrderIngest)
-                        .parse()
-                        .expect("the default cadence is valid");
-                    schedules::set_cron(
-                        &mut tx,
-                        shop_id,
-                        Action::OrderIngest,
-                        DEFAULT_ENTRY,
-                        &cadence,
-                        operator,
-                    )
-                    .await?;
-                    ingest_restored = Some(cadence.as_str().to_owned());
+                let to = default_cron(Action::OrderIngest);
+                if switch_order_ingest(&mut tx, shop_id, NEW_ORDERS_CRON, to, operator).await? {
+                    ingest_restored = Some(to.to_owned());
                 }
             }
             removed.push(r);

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::Utc;
+use domain::shop::Shop;
 use domain::window::ImportMode;
 use orders::mirror::{self, Poller, Position, Reader, Settings};
 use spapi_sim::{MarketplaceMix, OrderSpec, OrderStatus, StatusChange};
@@ -23,6 +24,18 @@ const JP: MarketplaceMix = MarketplaceMix {
     sg: 0,
     pending_ratio: 0.5,
 };
+
+/// The keyring, shop and SP-API handle a mirror poller of `shop_id` works with.
+async fn shop_api(sys: &System, shop_id: Uuid) -> (crypto::Keyring, Shop, spapi::Shop) {
+    let keys = crypto::Keyring::for_testing();
+    let client = runtime::spapi_client(&sys.pool, 1e6, Duration::from_millis(500)).unwrap();
+    let mut conn = sys.pool.acquire().await.unwrap();
+    let shop = store::shops::get(&mut conn, shop_id).await.unwrap().shop;
+    let api = runtime::shop_api(&mut conn, &keys, &client, &shop)
+        .await
+        .unwrap();
+    (keys, shop, api)
+}
 
 async fn count(sys: &System, sql: &str, shop: Uuid) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -244,14 +257,7 @@ async fn a_poll_killed_mid_page_resumes_without_loss_or_duplicates(pool: PgPool)
         ..JP
     };
     let generated = sys.sim.sim().generate_orders(250, 11, all_unshipped);
-    let keys = crypto::Keyring::for_testing();
-    let client = runtime::spapi_client(&sys.pool, 1e6, Duration::from_millis(500)).unwrap();
-    let mut conn = sys.pool.acquire().await.unwrap();
-    let shop = store::shops::get(&mut conn, shop_id).await.unwrap().shop;
-    let api = runtime::shop_api(&mut conn, &keys, &client, &shop)
-        .await
-        .unwrap();
-    drop(conn);
+    let (keys, shop, api) = shop_api(&sys, shop_id).await;
     let poller = Poller {
         keys: &keys,
         api: &api,
@@ -338,14 +344,7 @@ async fn a_poll_in_progress_is_finished_with_the_statuses_it_began_with(pool: Pg
         ..JP
     };
     sys.sim.sim().generate_orders(150, 12, all_unshipped);
-    let keys = crypto::Keyring::for_testing();
-    let client = runtime::spapi_client(&sys.pool, 1e6, Duration::from_millis(500)).unwrap();
-    let mut conn = sys.pool.acquire().await.unwrap();
-    let shop = store::shops::get(&mut conn, shop_id).await.unwrap().shop;
-    let api = runtime::shop_api(&mut conn, &keys, &client, &shop)
-        .await
-        .unwrap();
-    drop(conn);
+    let (keys, shop, api) = shop_api(&sys, shop_id).await;
     let poller = |reader: Reader, statuses: &'static [spapi::orders::FulfillmentStatus]| Poller {
         keys: &keys,
         api: &api,
