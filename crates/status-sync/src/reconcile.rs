@@ -62,9 +62,10 @@ pub(crate) async fn batch(
 }
 
 /// The sweep's check of unpaid instructions (notifications on): the next batch of those whose
-/// Amazon state is older than `grace`, longest unknown first, each checked by `getOrder`,
-/// applied, marked checked and, when it turns out paid without a notification, named in the
-/// attention entry of missed notifications, in its own transaction with the cursor. Done after
+/// Amazon state is older than `grace`, longest unknown first, each checked by `getOrder`; the
+/// batch applied, marked checked and, where an order turns out paid without a notification,
+/// named in the attention entry of missed notifications, in one transaction with the cursor.
+/// Done after
 /// [`domain::notifications::SWEEP_UNPAID_CHECKS`] checks (so the sweep holds the shop's
 /// status-sync lease, which announced orders wait for, about a minute at most) or when none is
 /// left, with the sweep's `watermark`.
@@ -119,9 +120,8 @@ pub(crate) async fn unpaid(
     )
     .await?;
     crate::changes::unannounced(&mut tx, s, &changed, grace, counts).await?;
-    for (order_id, _) in &answered {
-        instructions::checked_at_amazon(&mut tx, shop_id, order_id).await?;
-    }
+    let checked_now: Vec<String> = answered.iter().map(|(id, _)| id.clone()).collect();
+    instructions::checked_at_amazon(&mut tx, shop_id, &checked_now).await?;
     let n = u32::try_from(answered.len()).unwrap_or(u32::MAX);
     cursor.unpaid_checked = Some(checked.saturating_add(n));
     run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())

@@ -259,17 +259,17 @@ pub async fn unpaid_to_check(
     .await?)
 }
 
-/// Records that the instruction of `amazon_order_id` was checked at Amazon now.
+/// Records that the instructions of `amazon_order_ids` were checked at Amazon now.
 pub async fn checked_at_amazon(
     conn: &mut PgConnection,
     shop_id: Uuid,
-    amazon_order_id: &str,
+    amazon_order_ids: &[String],
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "UPDATE shipping_instructions SET amazon_checked_at = now()
-          WHERE shop_id = $1 AND amazon_order_id = $2",
+          WHERE shop_id = $1 AND amazon_order_id = ANY($2)",
         shop_id,
-        amazon_order_id
+        amazon_order_ids
     )
     .execute(conn)
     .await?;
