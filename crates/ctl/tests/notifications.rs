@@ -300,4 +300,27 @@ async fn subscribe_status_and_unsubscribe_against_the_simulator(pool: PgPool) {
         "unknown shop \"nope\"",
     )
     .await;
+
+    // An operator's own order-ingest cadence is left alone both ways.
+    let own = "*/20 * * * *";
+    let args = [
+        "schedule",
+        "set",
+        "--shop",
+        "acme",
+        "--action",
+        "order-ingest",
+        "--cron",
+        own,
+    ];
+    ok(&env, &args).await;
+    let again = json(
+        &env,
+        &["notifications", "subscribe", "acme", "--sqs-arn", ARN],
+    )
+    .await;
+    assert!(again["order_ingest"]["cron"].is_null(), "{again}");
+    assert_eq!(order_ingest_cron(&pool).await, own);
+    ok(&env, &["notifications", "unsubscribe", "acme"]).await;
+    assert_eq!(order_ingest_cron(&pool).await, own);
 }
