@@ -488,7 +488,7 @@ pub fn simulate(w: Workload, mode: Mode, mirror: bool) -> DayResult {
                 // Logged at `now` (within a second of `done`): the log stays in time order.
                 amazon.changes.push((now, i));
                 // Its ORDER_CHANGE (`Shipped`, shipped here) is dropped by the listener: no
-                // getOrder (notification-listener `shipped_here`).
+                // getOrder (notification-listener `instruction_status`).
                 if let Some(s) = wms[i].shipped {
                     lags.entry("shipment").or_default().push(*done - s);
                 }

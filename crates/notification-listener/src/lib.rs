@@ -466,8 +466,15 @@ impl Listener {
                         event_time.unwrap_or_else(Utc::now) - p
                             <= domain::notifications::NEW_ORDER_NOTICE
                     });
+                // The instruction's status, looked up once for the two rules that need it.
+                let here = match shop {
+                    Some(shop_id) if new || shipped => {
+                        instruction_status(conn, shop_id, order_id).await?
+                    }
+                    _ => None,
+                };
                 match shop {
-                    Some(shop_id) if new && !imported(conn, shop_id, order_id).await? => {
+                    Some(shop_id) if new && here.is_none() => {
                         r.shop_id = Some(shop_id);
                         r.outcome = Outcome::Ignored;
                         r.reason = Some(format!(
@@ -477,7 +484,7 @@ impl Listener {
                         ));
                         (r, None)
                     }
-                    Some(shop_id) if shipped && shipped_here(conn, shop_id, order_id).await? => {
+                    Some(shop_id) if shipped && here.as_deref() == Some("shipped") => {
                         r.shop_id = Some(shop_id);
                         r.outcome = Outcome::Ignored;
                         r.reason = Some(format!(
@@ -543,27 +550,18 @@ impl Listener {
     }
 }
 
-/// Whether the instruction of `order_id` is shipped: an Amazon `Shipped` then changes nothing
-/// (status-sync's rules leave a shipped instruction alone unless Amazon cancels), so the
-/// notification of the connector's own confirmation costs no `getOrder`.
-async fn shipped_here(
+/// The status of the shop's instruction for `order_id`, if it has one. Two notifications are
+/// decided by it without a `getOrder`: an Amazon `Shipped` for an instruction shipped here (the
+/// connector's own confirmation coming back: status-sync's rules leave a shipped instruction
+/// alone unless Amazon cancels) and a new order with no instruction yet (order-ingest's
+/// new-orders poll imports it).
+async fn instruction_status(
     conn: &mut sqlx::PgConnection,
     shop_id: Uuid,
     order_id: &str,
-) -> Result<bool, ListenError> {
+) -> Result<Option<String>, ListenError> {
     let instruction = store::instructions::by_order(conn, shop_id, order_id).await?;
-    Ok(instruction.is_some_and(|i| i.status == "shipped"))
-}
-
-/// Whether the shop has an instruction for `order_id`.
-async fn imported(
-    conn: &mut sqlx::PgConnection,
-    shop_id: Uuid,
-    order_id: &str,
-) -> Result<bool, ListenError> {
-    Ok(store::instructions::by_order(conn, shop_id, order_id)
-        .await?
-        .is_some())
+    Ok(instruction.map(|i| i.status))
 }
 
 /// The work a notification asks for.

@@ -108,7 +108,9 @@ pub(crate) async fn unpaid(
         }
     }
     let mut tx = pool.begin().await?;
-    let found: Vec<spapi::orders::Order> = answered.iter().filter_map(|(_, o)| o.clone()).collect();
+    let (checked_now, found): (Vec<String>, Vec<Option<spapi::orders::Order>>) =
+        answered.into_iter().unzip();
+    let found: Vec<spapi::orders::Order> = found.into_iter().flatten().collect();
     let changed = apply::orders(
         &mut tx,
         &s.deps.keys,
@@ -120,9 +122,8 @@ pub(crate) async fn unpaid(
     )
     .await?;
     crate::changes::unannounced(&mut tx, s, &changed, grace, counts).await?;
-    let checked_now: Vec<String> = answered.iter().map(|(id, _)| id.clone()).collect();
     instructions::checked_at_amazon(&mut tx, shop_id, &checked_now).await?;
-    let n = u32::try_from(answered.len()).unwrap_or(u32::MAX);
+    let n = u32::try_from(checked_now.len()).unwrap_or(u32::MAX);
     cursor.unpaid_checked = Some(checked.saturating_add(n));
     run.checkpoint(&mut tx, &*cursor, &*counts, counts.tally.total_calls())
         .await?;
